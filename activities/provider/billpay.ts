@@ -1,0 +1,182 @@
+/**
+ * Adapter for Bill & Pay-compatible providers (billflow's own sandbox speaks the same API).
+ * One instance per company account; every mutating call carries an idempotency key made from
+ * business identity and the ERP request's correlation id.
+ */
+import type { ProviderPayment } from '../../workflows/contract.js';
+
+export interface ProviderAccount {
+  url: string;
+  accountId: string;
+  apiKey: string;
+  webhookSecret: string;
+}
+
+export interface BillPayCustomer {
+  id: string;
+  externalId: string;
+  name: string;
+  email: string | null;
+}
+
+export interface BillPayInvoice {
+  id: string;
+  number: string;
+  customerId: string;
+  amount: number;
+  outstanding: number;
+  status: 'open' | 'paid';
+  payNowUrl: string;
+}
+
+export interface BillPayPayment {
+  id: string;
+  customerId: string;
+  amount: number;
+  fee: number;
+  paidAt: string;
+  status: 'succeeded' | 'removed';
+  allocations: { invoiceId: string; invoiceNumber: string; amount: number }[];
+}
+
+/** A provider answer: retryable (5xx, 429, network) or final (any other 4xx). */
+export class ProviderError extends Error {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly type: string | null,
+    readonly body: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'ProviderError';
+  }
+
+  get retryable(): boolean {
+    return this.status === null || this.status >= 500 || this.status === 429 || this.status === 408;
+  }
+}
+
+interface CallOptions {
+  body?: unknown;
+  raw?: { bytes: Uint8Array; contentType: string };
+  idempotencyKey?: string;
+  requestId: string;
+}
+
+export class BillPayClient {
+  constructor(
+    private readonly account: ProviderAccount,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private async call<T>(method: string, path: string, opts: CallOptions): Promise<T> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.account.apiKey}`,
+      'x-request-id': opts.requestId,
+    };
+    if (opts.idempotencyKey) headers['idempotency-key'] = opts.idempotencyKey;
+    let body: BodyInit | undefined;
+    if (opts.raw) {
+      headers['content-type'] = opts.raw.contentType;
+      body = new Uint8Array(opts.raw.bytes);
+    } else if (opts.body !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.body);
+    }
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, this.account.url), { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+    } catch (e) {
+      throw new ProviderError(`provider unreachable: ${method} ${path}: ${(e as Error).message}`, null, null);
+    }
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (!res.ok) {
+      const type = typeof json.type === 'string' ? json.type.split('/').pop()! : null;
+      const detail = typeof json.detail === 'string' ? json.detail : text.slice(0, 200);
+      throw new ProviderError(`provider answered ${res.status} to ${method} ${path}: ${detail}`, res.status, type, json);
+    }
+    return json as T;
+  }
+
+  async findCustomer(externalId: string, requestId: string): Promise<BillPayCustomer | null> {
+    const q = new URLSearchParams({ externalId });
+    const { data } = await this.call<{ data: BillPayCustomer[] }>('GET', `/v1/customers?${q}`, { requestId });
+    return data[0] ?? null;
+  }
+
+  /** Finds the customer by the ERP's client id, creating it when missing; safe to repeat. */
+  async ensureCustomer(c: { externalId: string; name: string; email: string | null }, requestId: string): Promise<BillPayCustomer> {
+    const existing = await this.findCustomer(c.externalId, requestId);
+    if (existing) return existing;
+    try {
+      return await this.call<BillPayCustomer>('POST', '/v1/customers', {
+        body: c,
+        idempotencyKey: `customer:${c.externalId}`,
+        requestId,
+      });
+    } catch (e) {
+      // Created concurrently by another invoice of the same client: use that one.
+      if (e instanceof ProviderError && e.type === 'customer-exists') {
+        const found = await this.findCustomer(c.externalId, requestId);
+        if (found) return found;
+      }
+      throw e;
+    }
+  }
+
+  createInvoice(
+    inv: { customerId: string; number: string; invoiceDate: string; amount: number; outstanding: number },
+    idempotencyKey: string,
+    requestId: string,
+  ): Promise<BillPayInvoice> {
+    return this.call('POST', '/v1/invoices', { body: inv, idempotencyKey, requestId });
+  }
+
+  attachPdf(invoiceId: string, pdf: Uint8Array, idempotencyKey: string, requestId: string): Promise<BillPayInvoice> {
+    return this.call('PUT', `/v1/invoices/${encodeURIComponent(invoiceId)}/pdf`, {
+      raw: { bytes: pdf, contentType: 'application/pdf' },
+      idempotencyKey,
+      requestId,
+    });
+  }
+
+  /** Every payment on one invoice, following the cursor to the end. */
+  async listPayments(invoiceId: string, requestId: string): Promise<BillPayPayment[]> {
+    const out: BillPayPayment[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const q = new URLSearchParams({ invoiceId, limit: '100' });
+      if (after) q.set('after', after);
+      const page: { data: BillPayPayment[]; nextCursor: string | null; hasMore: boolean } = await this.call(
+        'GET',
+        `/v1/payments?${q}`,
+        { requestId },
+      );
+      out.push(...page.data);
+      if (!page.hasMore || !page.nextCursor) return out;
+      after = page.nextCursor;
+    }
+  }
+}
+
+/** The part of a provider payment that concerns one invoice record, or null if it covers none. */
+export function paymentForInvoice(
+  p: BillPayPayment,
+  providerInvoiceId: string,
+  source: ProviderPayment['source'],
+  requestId: string,
+): ProviderPayment | null {
+  const mine = p.allocations.find((a) => a.invoiceId === providerInvoiceId);
+  if (!mine || p.status !== 'succeeded') return null;
+  return {
+    paymentId: p.id,
+    amount: mine.amount,
+    fee: p.fee,
+    paidAt: p.paidAt,
+    coveredInvoices: p.allocations.map((a) => a.invoiceNumber),
+    totalAmount: p.amount,
+    source,
+    requestId,
+  };
+}

@@ -1,0 +1,52 @@
+/** The Express app: middleware, routers, docs and error handling. `main.ts` runs it as a process. */
+import express, { type Express } from 'express';
+import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
+import type { ApiDeps } from './deps.js';
+import { docsHtml } from './docs.js';
+import { companyAuth, idempotency, requestId } from './middleware.js';
+import { openapi } from './openapi.js';
+import { clientsRouter } from './routes/clients.js';
+import { companiesRouter } from './routes/companies.js';
+import { invoicesRouter } from './routes/invoices.js';
+import { receiptsRouter } from './routes/receipts.js';
+import { webhooksRouter } from './routes/webhooks.js';
+
+export function createApp(deps: ApiDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(requestId);
+  // Webhooks need the raw body for their signature, so they are mounted before the JSON parser.
+  app.use(webhooksRouter(deps));
+  app.use(express.json({ limit: '1mb', strict: true }));
+  const mw = { companyAuth: companyAuth(deps.sql), idempotency: idempotency(deps.sql) };
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await deps.sql`SELECT 1`;
+      await deps.temporal.connection.withDeadline(Date.now() + 3_000, () => deps.temporal.workflowService.getSystemInfo({}));
+    } catch (e) {
+      throw new HttpProblem(503, 'not-ready', `a dependency is unreachable: ${(e as Error).message}`);
+    }
+    res.json({ ok: true, postgres: 'up', temporal: 'up' });
+  });
+  const spec = JSON.stringify(openapi);
+  app.get('/openapi.json', (_req, res) => {
+    res.type('application/json').send(spec);
+  });
+  const docs = docsHtml();
+  app.get('/docs', (_req, res) => {
+    res.type('html').send(docs);
+  });
+
+  app.use(companiesRouter(deps, mw));
+  app.use(clientsRouter(deps, mw));
+  app.use(invoicesRouter(deps, mw));
+  app.use(receiptsRouter(deps, mw));
+  app.use(notFoundHandler);
+  app.use(problemHandler((msg, err) => deps.log(msg, { error: err instanceof Error ? err.stack : String(err) })));
+  return app;
+}

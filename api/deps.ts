@@ -1,0 +1,22 @@
+import type { Client } from '@temporalio/client';
+import type { RequestHandler } from 'express';
+import type { Sql } from '../lib/db.js';
+import type { Logger } from '../lib/log.js';
+
+export interface ApiDeps {
+  sql: Sql;
+  temporal: Client;
+  taskQueue: string;
+  adminKey: string;
+  /** Base URL the provider uses to reach our webhooks. */
+  publicApiUrl: string;
+  log: Logger;
+  /** How long a status change may take before the API answers 202 and lets it finish. */
+  updateWaitMs?: number;
+}
+
+/** Middleware built once in app.ts and shared by the routers. */
+export interface ApiMiddleware {
+  companyAuth: RequestHandler;
+  idempotency: RequestHandler;
+}

@@ -1,0 +1,34 @@
+/** The API process. */
+import { adminKey, apiPort, databaseUrl, publicUrls, temporalConfig } from '../lib/config.js';
+import { connect, migrate } from '../lib/db.js';
+import { createLogger } from '../lib/log.js';
+import { BILLFLOW_MIGRATIONS } from '../lib/paths.js';
+import { connectClient, ensureSearchAttributes } from '../lib/temporal.js';
+import { createApp } from './app.js';
+
+const log = createLogger('api');
+const cfg = temporalConfig();
+const sql = connect(databaseUrl());
+const applied = await migrate(sql, BILLFLOW_MIGRATIONS);
+if (applied.length) log('migrations applied', { applied });
+const { client: temporal, connection } = await connectClient(cfg);
+try {
+  const added = await ensureSearchAttributes(connection, cfg.namespace);
+  if (added.length) log('search attributes registered', { added });
+} catch (e) {
+  log('could not register search attributes; create them on the namespace yourself', { error: String(e) });
+}
+const app = createApp({ sql, temporal, taskQueue: cfg.taskQueue, adminKey: adminKey(), publicApiUrl: publicUrls().api, log });
+const port = apiPort();
+const server = app.listen(port, process.env.API_HOST ?? '127.0.0.1', () => log('api listening', { url: publicUrls().api }));
+
+async function shutdown(signal: string) {
+  log('api stopping', { signal });
+  server.close();
+  server.closeAllConnections();
+  await sql.end({ timeout: 5 });
+  await connection.close();
+  process.exit(0);
+}
+process.once('SIGINT', () => void shutdown('SIGINT'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));

@@ -1,0 +1,273 @@
+/**
+ * The one description of billflow's HTTP API: served at /openapi.json, rendered at /docs, and the
+ * source of the request-body schemas the server validates with (api/validate.ts).
+ */
+import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
+
+const problem = { $ref: '#/components/responses/Problem' };
+const minor = { type: 'integer', description: 'Money in minor units (cents); never a float.' };
+const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
+const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
+
+const schemas = {
+  CompanyCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'name'],
+    properties: {
+      id: { ...id, description: "The ERP's company code; part of every invoice workflow id." },
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
+      paymentImportSeconds: { type: 'integer', minimum: 1, default: 3600, description: 'How often an open invoice imports payments from the provider.' },
+      provider: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['enabled'],
+        description: "The company's own Bill & Pay account. With enabled=false invoices never go to the provider.",
+        properties: {
+          enabled: { type: 'boolean' },
+          url: { type: 'string', format: 'uri', minLength: 1 },
+          accountId: { type: 'string', minLength: 1 },
+          apiKey: { type: 'string', minLength: 1 },
+          webhookSecret: { type: 'string', minLength: 1 },
+        },
+      },
+    },
+  },
+  Company: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      currency: { type: 'string' },
+      paymentImportSeconds: { type: 'integer' },
+      provider: { type: 'object', properties: { enabled: { type: 'boolean' }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } } },
+      webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
+      apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },
+    },
+  },
+  ClientCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'name'],
+    properties: {
+      id: { ...id, description: "The ERP's client id." },
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      email: { type: 'string', format: 'email', maxLength: 320 },
+    },
+  },
+  Client: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: ['string', 'null'] } } },
+  InvoiceLine: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['description', 'amount'],
+    properties: {
+      description: { type: 'string', minLength: 1, maxLength: 500 },
+      quantity: { type: 'number' },
+      unitPrice: minor,
+      amount: { ...minor, description: 'Line amount in minor units; must equal quantity x unitPrice when both are given.' },
+    },
+  },
+  InvoiceCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['number', 'clientId', 'invoiceDate', 'dueDate', 'lines'],
+    properties: {
+      number: { ...id, description: "The ERP's invoice number, unique per company." },
+      clientId: id,
+      invoiceDate: date,
+      dueDate: date,
+      lines: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/InvoiceLine' } },
+      prepaymentsApplied: { ...minor, minimum: 0, default: 0, description: 'Client prepayments (credits) the ERP applied to this invoice.' },
+    },
+  },
+  StatusChange: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['status'],
+    properties: { status: { type: 'string', enum: [...INVOICE_STATUSES] } },
+  },
+  Invoice: {
+    type: 'object',
+    description: "The invoice as its workflow holds it.",
+    properties: {
+      companyId: { type: 'string' },
+      number: { type: 'string' },
+      clientId: { type: 'string' },
+      status: { type: 'string', enum: [...INVOICE_STATUSES] },
+      settlement: { type: 'string', enum: [...SETTLEMENT_STATUSES] },
+      currency: { type: 'string' },
+      invoiceDate: date,
+      dueDate: date,
+      lines: { type: 'array', items: { $ref: '#/components/schemas/InvoiceLine' } },
+      total: minor,
+      prepaymentsApplied: minor,
+      paid: minor,
+      outstanding: minor,
+      payNowUrl: { type: ['string', 'null'] },
+      providerInvoiceId: { type: ['string', 'null'] },
+      sentToProvider: { type: 'boolean' },
+      revision: { type: 'integer' },
+      payments: { type: 'array', items: { type: 'object' } },
+      history: { type: 'array', items: { type: 'object' } },
+      workflowId: { type: 'string' },
+    },
+  },
+  Receipt: {
+    type: 'object',
+    properties: {
+      id: { type: 'string', description: 'Feed cursor of this receipt.' },
+      kind: { type: 'string', enum: ['payment', 'fee'], description: '`fee` receipts are miscellaneous receipts for convenience fees.' },
+      providerPaymentId: { type: 'string' },
+      amount: minor,
+      currency: { type: 'string' },
+      invoices: { type: 'array', items: { type: 'string' } },
+      paidAt: { type: 'string', format: 'date-time' },
+      requestId: { type: 'string' },
+      acknowledged: { type: 'boolean' },
+    },
+  },
+  ReceiptAck: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['upTo'],
+    properties: { upTo: { type: 'string', pattern: '^\\d+$', description: 'Acknowledge every receipt up to and including this id.' } },
+  },
+  Problem: {
+    type: 'object',
+    description: 'RFC 9457 problem document.',
+    properties: {
+      type: { type: 'string' },
+      title: { type: 'string' },
+      status: { type: 'integer' },
+      detail: { type: 'string' },
+      field: { type: 'string', description: 'The offending input field, when there is one.' },
+    },
+  },
+} as const;
+
+export type SchemaName = keyof typeof schemas;
+
+const idempotencyKey = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'Retrying a request with the same key returns the first answer; reusing a key for a different request is 422.',
+  schema: { type: 'string', maxLength: 255 },
+};
+const requestId = {
+  name: 'X-Request-Id',
+  in: 'header',
+  required: false,
+  description: 'Correlation id; generated when absent and echoed on the response.',
+  schema: { type: 'string' },
+};
+const number = { name: 'number', in: 'path', required: true, schema: { type: 'string' } };
+const body = (name: SchemaName) => ({ required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const json = (description: string, name: SchemaName) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+
+export const openapi = {
+  openapi: '3.1.0',
+  info: {
+    title: 'billflow API',
+    version: '0.1.0',
+    description:
+      "The ERP's interface to billflow. Every invoice is a Temporal workflow; status changes are workflow Updates. " +
+      'Authenticate with `Authorization: Bearer <company API key>` (the operator key for /v1/companies). ' +
+      'Errors are RFC 9457 problem documents. Money is integer minor units.',
+  },
+  components: {
+    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    schemas,
+    responses: {
+      Problem: { description: 'Error (problem document)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
+    },
+  },
+  security: [{ bearer: [] }],
+  paths: {
+    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
+    '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+    '/v1/companies': {
+      post: {
+        summary: 'Register a company (operator key)',
+        description: 'Creates the company with its provider account settings and returns its API key, once.',
+        parameters: [idempotencyKey, requestId],
+        requestBody: body('CompanyCreate'),
+        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/clients': {
+      post: {
+        summary: 'Register a client of the company',
+        parameters: [idempotencyKey, requestId],
+        requestBody: body('ClientCreate'),
+        responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/clients/{id}': {
+      get: { summary: 'A client', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The client', 'Client'), 404: problem } },
+    },
+    '/v1/invoices': {
+      post: {
+        summary: 'Create a draft invoice (starts its workflow)',
+        description: 'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number is 409.',
+        parameters: [idempotencyKey, requestId],
+        requestBody: body('InvoiceCreate'),
+        responses: { 201: json('Created', 'Invoice'), 401: problem, 404: problem, 409: problem, 422: problem, 503: problem },
+      },
+      get: {
+        summary: 'List invoices (read model; eventually consistent)',
+        parameters: [
+          { name: 'status', in: 'query', schema: { type: 'string', enum: [...INVOICE_STATUSES] } },
+          { name: 'clientId', in: 'query', schema: { type: 'string' } },
+          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'Cursor: the last invoice number of the previous page.' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+        ],
+        responses: { 200: { description: '`{ data: Invoice[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+      },
+    },
+    '/v1/invoices/{number}': {
+      get: { summary: 'An invoice, as its workflow holds it', parameters: [number], responses: { 200: json('The invoice', 'Invoice'), 404: problem, 503: problem } },
+    },
+    '/v1/invoices/{number}/status': {
+      post: {
+        summary: 'Change the invoice status (workflow Update)',
+        description:
+          'Draft -> Final prints the invoice: renders the PDF, and when the company has the provider enabled and something is owed, ' +
+          'creates the client as a provider customer if needed and the provider invoice with the PDF, returning its Pay Now URL. ' +
+          'Zero and net-zero invoices become Final without touching the provider. ' +
+          'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
+          '202 when the change is accepted but still waiting on the provider (poll the invoice), 503 when no worker answers.',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('StatusChange'),
+        responses: { 200: json('Changed', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
+      },
+    },
+    '/v1/invoices/{number}/pdf': {
+      get: { summary: 'The final invoice PDF', parameters: [number], responses: { 200: { description: 'application/pdf' }, 404: problem } },
+    },
+    '/v1/receipts': {
+      get: {
+        summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
+        parameters: [
+          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'Cursor: the id of the last receipt already read.' },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+          { name: 'unacknowledged', in: 'query', schema: { type: 'boolean' } },
+        ],
+        responses: { 200: { description: '`{ data: Receipt[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+      },
+    },
+    '/v1/receipts/acknowledge': {
+      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: { description: '`{ acknowledged: n }`' }, 401: problem, 422: problem } },
+    },
+    '/webhooks/provider/{companyId}': {
+      post: {
+        summary: "The provider's signed payment webhooks",
+        security: [],
+        description: 'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400.',
+        parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 200: { description: 'Accepted' }, 400: problem, 404: problem },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,25 @@
+import { Router } from 'express';
+import { HttpProblem } from '../../lib/problem.js';
+import type { ApiDeps, ApiMiddleware } from '../deps.js';
+import type { CompanyRow } from '../middleware.js';
+import { validateBody } from '../validate.js';
+
+export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
+  const r = Router();
+  r.post('/v1/clients', mw.companyAuth, mw.idempotency, validateBody('ClientCreate'), async (req, res) => {
+    const company = res.locals.company as CompanyRow;
+    const b = req.body as { id: string; name: string; email?: string };
+    const rows = await sql`
+      INSERT INTO clients (company_id, id, name, email) VALUES (${company.id}, ${b.id}, ${b.name}, ${b.email ?? null})
+      ON CONFLICT DO NOTHING RETURNING id`;
+    if (rows.length === 0) throw new HttpProblem(409, 'client-exists', `client ${b.id} already exists`, 'id');
+    res.status(201).location(`/v1/clients/${encodeURIComponent(b.id)}`).json({ id: b.id, name: b.name, email: b.email ?? null });
+  });
+  r.get('/v1/clients/:id', mw.companyAuth, async (req, res) => {
+    const company = res.locals.company as CompanyRow;
+    const [row] = await sql`SELECT id, name, email FROM clients WHERE company_id = ${company.id} AND id = ${String(req.params.id)}`;
+    if (!row) throw new HttpProblem(404, 'not-found', `client ${req.params.id} not found`);
+    res.json(row);
+  });
+  return r;
+}

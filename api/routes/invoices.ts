@@ -1,0 +1,164 @@
+/** The ERP's invoice endpoints: each invoice is a workflow; status changes are workflow Updates. */
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import { Router, type Response } from 'express';
+import { DomainError } from '../../domain/money.js';
+import { isInvoiceStatus, validateLines } from '../../domain/invoice.js';
+import { HttpProblem } from '../../lib/problem.js';
+import {
+  changeStatusUpdate,
+  invoiceWorkflowId,
+  searchAttributes as sa,
+  stateQuery,
+  type InvoiceDraft,
+  type InvoiceState,
+} from '../../workflows/contract.js';
+import type { invoiceWorkflow } from '../../workflows/invoice.js';
+import type { ApiDeps, ApiMiddleware } from '../deps.js';
+import type { CompanyRow } from '../middleware.js';
+import { toProblem } from '../temporal-errors.js';
+import { validateBody } from '../validate.js';
+
+const QUERY_TIMEOUT_MS = 10_000;
+
+function view(state: InvoiceState) {
+  return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
+}
+
+function company(res: Response): CompanyRow {
+  return res.locals.company as CompanyRow;
+}
+
+export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
+  const { sql, temporal } = deps;
+  const r = Router();
+  const handle = (companyId: string, number: string): WorkflowHandle<typeof invoiceWorkflow> =>
+    temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
+  const within = <T>(ms: number, fn: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, fn);
+
+  async function readState(companyId: string, number: string): Promise<InvoiceState> {
+    try {
+      return await within(QUERY_TIMEOUT_MS, () => handle(companyId, number).query(stateQuery));
+    } catch (e) {
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  }
+
+  r.post('/v1/invoices', mw.companyAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
+    const c = company(res);
+    const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency'>;
+    let lines;
+    try {
+      lines = validateLines(b.lines);
+    } catch (e) {
+      if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
+      throw e;
+    }
+    if (b.dueDate < b.invoiceDate) throw new HttpProblem(422, 'invalid-request', 'dueDate is before invoiceDate', 'dueDate');
+    const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${b.clientId}`;
+    if (!client) throw new HttpProblem(404, 'not-found', `client ${b.clientId} not found; register it first`, 'clientId');
+    const draft: InvoiceDraft = {
+      companyId: c.id,
+      number: b.number,
+      clientId: b.clientId,
+      invoiceDate: b.invoiceDate,
+      dueDate: b.dueDate,
+      currency: c.currency,
+      lines,
+      prepaymentsApplied: b.prepaymentsApplied ?? 0,
+    };
+    try {
+      await temporal.workflow.start('invoiceWorkflow', {
+        taskQueue: deps.taskQueue,
+        workflowId: invoiceWorkflowId(c.id, b.number),
+        args: [{ draft }],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: new TypedSearchAttributes([
+          { key: sa.invoiceNumber, value: b.number },
+          { key: sa.clientId, value: b.clientId },
+          { key: sa.companyId, value: c.id },
+          { key: sa.status, value: 'Draft' },
+        ]),
+        staticSummary: `Invoice ${b.number} for ${b.clientId} (${c.name})`,
+      });
+    } catch (e) {
+      if (e instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new HttpProblem(409, 'invoice-exists', `invoice ${b.number} already exists for company ${c.id}`, 'number');
+      }
+      throw e;
+    }
+    const state = await readState(c.id, b.number);
+    res.status(201).location(`/v1/invoices/${encodeURIComponent(b.number)}`).json(view(state));
+  });
+
+  r.get('/v1/invoices', mw.companyAuth, async (req, res) => {
+    const c = company(res);
+    const status = req.query.status === undefined ? null : String(req.query.status);
+    if (status !== null && !isInvoiceStatus(status)) throw new HttpProblem(422, 'invalid-request', 'status must be Draft, Final or Reissue', 'status');
+    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
+    const clientId = req.query.clientId === undefined ? null : String(req.query.clientId);
+    const after = req.query.after === undefined ? null : String(req.query.after);
+    const rows = await sql`
+      SELECT number, client_id AS "clientId", status, settlement, currency, invoice_date::text AS "invoiceDate",
+        due_date::text AS "dueDate", total, prepayments_applied AS "prepaymentsApplied", paid, outstanding,
+        pay_now_url AS "payNowUrl", workflow_id AS "workflowId", updated_at AS "updatedAt"
+      FROM invoices
+      WHERE company_id = ${c.id}
+        ${status ? sql`AND status = ${status}` : sql``}
+        ${clientId ? sql`AND client_id = ${clientId}` : sql``}
+        ${after ? sql`AND number > ${after}` : sql``}
+      ORDER BY number LIMIT ${limit + 1}`;
+    const hasMore = rows.length > limit;
+    const data = rows.slice(0, limit);
+    res.json({ data, hasMore, nextCursor: hasMore ? data.at(-1)!.number : null });
+  });
+
+  r.get('/v1/invoices/:number', mw.companyAuth, async (req, res) => {
+    res.json(view(await readState(company(res).id, String(req.params.number))));
+  });
+
+  r.get('/v1/invoices/:number/pdf', mw.companyAuth, async (req, res) => {
+    const number = String(req.params.number);
+    const [doc] = await sql<{ bytes: Buffer; sha256: string }[]>`
+      SELECT d.bytes, d.sha256 FROM invoices i JOIN documents d ON d.id = i.pdf_document_id
+      WHERE i.company_id = ${company(res).id} AND i.number = ${number}`;
+    if (!doc) throw new HttpProblem(404, 'not-found', `invoice ${number} has no final PDF`);
+    res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="invoice-${number}.pdf"`).send(doc.bytes);
+  });
+
+  r.post('/v1/invoices/:number/status', mw.companyAuth, mw.idempotency, validateBody('StatusChange'), async (req, res) => {
+    const c = company(res);
+    const number = String(req.params.number);
+    const to = (req.body as { status: string }).status;
+    if (!isInvoiceStatus(to)) throw new HttpProblem(422, 'invalid-request', 'status must be Draft, Final or Reissue', 'status');
+    const requestId = res.locals.requestId as string;
+    const idemKey = req.get('idempotency-key');
+    try {
+      const update = await within(QUERY_TIMEOUT_MS, () =>
+        handle(c.id, number).startUpdate(changeStatusUpdate, {
+          args: [{ to, requestId }],
+          waitForStage: WorkflowUpdateStage.ACCEPTED,
+          ...(idemKey ? { updateId: `status:${idemKey}` } : {}),
+        }),
+      );
+      try {
+        const state = await within(deps.updateWaitMs ?? 20_000, () => update.result());
+        res.json(view(state));
+      } catch (e) {
+        const p = toProblem(e, `invoice ${number}`);
+        if (p?.type !== 'worker-unavailable') throw p ?? e;
+        // Accepted, and still working (typically waiting out a provider outage): let it finish.
+        res.status(202).location(`/v1/invoices/${encodeURIComponent(number)}`).json({
+          status: 'in-progress',
+          detail: `the change to ${to} was accepted and is still running; GET the invoice to see it complete`,
+          updateId: update.updateId,
+        });
+      }
+    } catch (e) {
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  });
+
+  return r;
+}

@@ -1,0 +1,52 @@
+/**
+ * The provider's signed payment webhooks. The signature is checked against the raw body; each
+ * payment is signalled to every invoice workflow it covers, which applies it once.
+ */
+import express, { Router } from 'express';
+import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
+import { HttpProblem } from '../../lib/problem.js';
+import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
+import { invoiceWorkflowId, paymentSignal } from '../../workflows/contract.js';
+import type { ApiDeps } from '../deps.js';
+
+interface WebhookEvent {
+  id: string;
+  type: string;
+  data: { payment: BillPayPayment };
+}
+
+export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
+  const r = Router();
+  r.post('/webhooks/provider/:companyId', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
+    const companyId = String(req.params.companyId);
+    const [company] = await sql<{ secret: string | null }[]>`
+      SELECT provider_webhook_secret AS secret FROM companies WHERE id = ${companyId}`;
+    if (!company?.secret) throw new HttpProblem(404, 'not-found', `company ${companyId} has no provider webhooks configured`);
+    const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
+    const why = verifySignature(company.secret, raw, req.get(SIGNATURE_HEADER));
+    if (why) throw new HttpProblem(400, 'invalid-signature', why, SIGNATURE_HEADER);
+    let event: WebhookEvent;
+    try {
+      event = JSON.parse(raw) as WebhookEvent;
+    } catch {
+      throw new HttpProblem(400, 'malformed-json', 'webhook body is not valid JSON');
+    }
+    if (event.type !== 'payment.succeeded') {
+      res.json({ received: event.id, ignored: `event type ${event.type}` });
+      return;
+    }
+    const payment = event.data.payment;
+    const ids = payment.allocations.map((a) => a.invoiceId);
+    const known = await sql<{ number: string; provider_invoice_id: string }[]>`
+      SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
+    const requestId = res.locals.requestId as string;
+    for (const inv of known) {
+      const p = paymentForInvoice(payment, inv.provider_invoice_id, 'webhook', requestId);
+      if (p) await temporal.workflow.getHandle(invoiceWorkflowId(companyId, inv.number)).signal(paymentSignal, p);
+    }
+    const unknown = ids.filter((id) => !known.some((k) => k.provider_invoice_id === id));
+    if (unknown.length) log('webhook names provider invoices billflow does not know', { companyId, unknown, requestId });
+    res.json({ received: event.id, invoices: known.map((k) => k.number), unknown });
+  });
+  return r;
+}

@@ -1,0 +1,123 @@
+/**
+ * Every setting billflow reads, from the environment, in one place. The README's configuration
+ * table lists the same variables; `test/compose.test.ts` checks docker-compose against this list.
+ */
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
+  return n;
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueue: string;
+  /** Temporal Cloud API key; enables TLS. */
+  apiKey?: string;
+  tls?: { certPath: string; keyPath: string; caPath?: string; serverNameOverride?: string };
+}
+
+export function temporalConfig(env: Env = process.env): TemporalConfig {
+  const cfg: TemporalConfig = {
+    address: env.TEMPORAL_ADDRESS ?? `127.0.0.1:${int(env, 'TEMPORAL_PORT', 7233)}`,
+    namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+    taskQueue: env.TEMPORAL_TASK_QUEUE ?? 'billflow-invoices',
+  };
+  if (env.TEMPORAL_API_KEY) cfg.apiKey = env.TEMPORAL_API_KEY;
+  if (env.TEMPORAL_TLS_CERT && env.TEMPORAL_TLS_KEY) {
+    cfg.tls = { certPath: env.TEMPORAL_TLS_CERT, keyPath: env.TEMPORAL_TLS_KEY };
+    if (env.TEMPORAL_TLS_CA) cfg.tls.caPath = env.TEMPORAL_TLS_CA;
+    if (env.TEMPORAL_TLS_SERVER_NAME) cfg.tls.serverNameOverride = env.TEMPORAL_TLS_SERVER_NAME;
+  }
+  return cfg;
+}
+
+export function databaseUrl(env: Env = process.env): string {
+  const url = env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set (npm start sets it for the embedded PostgreSQL)');
+  return url;
+}
+
+export function sandboxDatabaseUrl(env: Env = process.env): string {
+  const url = env.SANDBOX_DATABASE_URL;
+  if (!url) throw new Error('SANDBOX_DATABASE_URL is not set (npm start sets it for the embedded PostgreSQL)');
+  return url;
+}
+
+export function apiPort(env: Env = process.env): number {
+  return int(env, 'API_PORT', 3000);
+}
+
+export function sandboxPort(env: Env = process.env): number {
+  return int(env, 'SANDBOX_PORT', 4010);
+}
+
+/** Where the provider can reach billflow's API (webhooks) and where people reach the sandbox. */
+export function publicUrls(env: Env = process.env): { api: string; sandbox: string } {
+  return {
+    api: env.API_PUBLIC_URL ?? `http://127.0.0.1:${apiPort(env)}`,
+    sandbox: env.SANDBOX_PUBLIC_URL ?? `http://127.0.0.1:${sandboxPort(env)}`,
+  };
+}
+
+export function chromiumPath(env: Env = process.env): string {
+  return env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+}
+
+export function pdfConcurrency(env: Env = process.env): number {
+  return Math.max(1, int(env, 'PDF_CONCURRENCY', 2));
+}
+
+export function adminKey(env: Env = process.env): string {
+  const key = env.BILLFLOW_ADMIN_KEY;
+  if (!key) throw new Error('BILLFLOW_ADMIN_KEY is not set (npm start generates one)');
+  return key;
+}
+
+export type Role = 'api' | 'worker' | 'sandbox' | 'start';
+
+export interface EnvVar {
+  name: string;
+  roles: readonly Role[];
+  /** Must be set for the role when it runs on its own (npm start sets these itself). */
+  required?: boolean;
+  default: string;
+  description: string;
+}
+
+/**
+ * Every environment variable billflow reads. The README's table and docker-compose.yml are checked
+ * against this list by test/compose.test.ts, and that test also checks the code reads each one.
+ */
+export const ENVIRONMENT: readonly EnvVar[] = [
+  { name: 'DATABASE_URL', roles: ['api', 'worker', 'start'], required: true, default: 'embedded PostgreSQL', description: "billflow's PostgreSQL" },
+  { name: 'SANDBOX_DATABASE_URL', roles: ['sandbox', 'start'], required: true, default: 'embedded PostgreSQL, database `sandbox`', description: "the provider sandbox's own PostgreSQL database" },
+  { name: 'TEMPORAL_ADDRESS', roles: ['api', 'worker', 'start'], default: '127.0.0.1:7233 (npm start: its own dev server)', description: 'Temporal frontend host:port (Temporal Cloud: <ns>.<acct>.tmprl.cloud:7233)' },
+  { name: 'TEMPORAL_PORT', roles: ['api', 'worker', 'start'], default: '7233', description: 'port of the dev server npm start runs, when TEMPORAL_ADDRESS is unset' },
+  { name: 'TEMPORAL_UI_PORT', roles: ['start'], default: '8233', description: "the dev server's Web UI port" },
+  { name: 'TEMPORAL_UI_URL', roles: ['start'], default: 'none', description: 'Web UI address to print when TEMPORAL_ADDRESS points at your own cluster' },
+  { name: 'TEMPORAL_NAMESPACE', roles: ['api', 'worker'], default: 'default', description: 'Temporal namespace' },
+  { name: 'TEMPORAL_TASK_QUEUE', roles: ['api', 'worker'], default: 'billflow-invoices', description: 'task queue the worker polls and the API starts workflows on' },
+  { name: 'TEMPORAL_API_KEY', roles: ['api', 'worker'], default: 'none', description: 'Temporal Cloud API key (turns on TLS)' },
+  { name: 'TEMPORAL_TLS_CERT', roles: ['api', 'worker'], default: 'none', description: 'mTLS client certificate file' },
+  { name: 'TEMPORAL_TLS_KEY', roles: ['api', 'worker'], default: 'none', description: 'mTLS client key file' },
+  { name: 'TEMPORAL_TLS_CA', roles: ['api', 'worker'], default: 'system CAs', description: 'CA certificate file for the server' },
+  { name: 'TEMPORAL_TLS_SERVER_NAME', roles: ['api', 'worker'], default: 'from the address', description: 'TLS server name override' },
+  { name: 'API_PORT', roles: ['api', 'start'], default: '3000', description: 'API port' },
+  { name: 'API_HOST', roles: ['api'], default: '127.0.0.1', description: 'API bind address (0.0.0.0 in containers)' },
+  { name: 'API_PUBLIC_URL', roles: ['api', 'start'], default: 'http://127.0.0.1:$API_PORT', description: 'how the provider reaches our webhooks' },
+  { name: 'BILLFLOW_ADMIN_KEY', roles: ['api', 'start'], required: true, default: 'generated by npm start, kept in data/admin-key', description: 'operator key for /v1/companies' },
+  { name: 'SANDBOX_PORT', roles: ['sandbox', 'start'], default: '4010', description: 'provider sandbox port' },
+  { name: 'SANDBOX_HOST', roles: ['sandbox'], default: '127.0.0.1', description: 'provider sandbox bind address' },
+  { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
+  { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
+  { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
+  { name: 'EMBEDDED_PG_PORT', roles: ['start'], default: '5433', description: 'port of the embedded PostgreSQL' },
+  { name: 'BILLFLOW_DATA_DIR', roles: ['start'], default: './data', description: 'embedded PostgreSQL, Temporal SQLite file, logs' },
+  { name: 'BILLFLOW_CACHE_DIR', roles: ['start'], default: '~/.cache/billflow', description: 'built tools (Temporal CLI, test server classpath)' },
+  { name: 'TEMPORAL_CLI_PATH', roles: ['start'], default: 'PATH, then the cache', description: 'use this Temporal CLI binary' },
+];

@@ -1,0 +1,52 @@
+/** Connections to Temporal for the API (client) and the worker, local, self-hosted or Cloud. */
+import { readFileSync } from 'node:fs';
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { searchAttributes } from '../workflows/contract.js';
+import type { TemporalConfig } from './config.js';
+
+function tlsOptions(cfg: TemporalConfig): ConnectionOptions['tls'] {
+  if (cfg.tls) {
+    return {
+      clientCertPair: { crt: readFileSync(cfg.tls.certPath), key: readFileSync(cfg.tls.keyPath) },
+      ...(cfg.tls.caPath ? { serverRootCACertificate: readFileSync(cfg.tls.caPath) } : {}),
+      ...(cfg.tls.serverNameOverride ? { serverNameOverride: cfg.tls.serverNameOverride } : {}),
+    };
+  }
+  return cfg.apiKey ? true : undefined;
+}
+
+export async function connectClient(cfg: TemporalConfig): Promise<{ client: Client; connection: Connection }> {
+  const connection = await Connection.connect({
+    address: cfg.address,
+    tls: tlsOptions(cfg),
+    ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
+  });
+  return { client: new Client({ connection, namespace: cfg.namespace }), connection };
+}
+
+export function connectWorker(cfg: TemporalConfig): Promise<NativeConnection> {
+  const opts: NativeConnectionOptions = { address: cfg.address, tls: tlsOptions(cfg) };
+  if (cfg.apiKey) opts.apiKey = cfg.apiKey;
+  return NativeConnection.connect(opts);
+}
+
+/**
+ * Registers billflow's search attributes on a self-hosted cluster or the time-skipping test server
+ * when they are missing (the dev server gets them as start flags; on Temporal Cloud they are
+ * created per namespace in the Cloud console or tcld, and this call is refused and reported).
+ */
+export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+  const wanted = Object.values(searchAttributes);
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = wanted.filter((k) => !(k.name in (customAttributes ?? {})));
+  if (missing.length === 0) return [];
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    searchAttributes: Object.fromEntries(
+      missing.map((k) => [k.name, k.type === 'INT' ? temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT : temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD]),
+    ),
+  });
+  return missing.map((k) => k.name);
+}

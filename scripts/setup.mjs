@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// One idempotent set-up step shared by `npm start`, `npm test` and `npm run bench`: npm packages,
+// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server and poppler.
+import { ensureChromium, ensureNodeModules, ensurePoppler, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
+
+const forTests = process.argv.includes('--for-tests');
+const started = Date.now();
+ensureNodeModules();
+const tools = { temporal: ensureTemporal(), chromium: ensureChromium() };
+if (forTests) {
+  tools.testServer = ensureTestServer();
+  ensurePoppler();
+}
+writeToolsFile(tools);
+const secs = ((Date.now() - started) / 1000).toFixed(1);
+process.stderr.write(`[setup] ready in ${secs} s: temporal=${tools.temporal} chromium=${tools.chromium}\n`);

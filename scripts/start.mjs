@@ -1,0 +1,15 @@
+#!/usr/bin/env node
+// `npm start`: installs what is missing (Node built-ins only until npm packages are in place),
+// then runs the engine supervisor, which starts every component on its embedded default.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { ROOT } from './tools.mjs';
+
+const setup = spawn(process.execPath, [path.join(ROOT, 'scripts', 'setup.mjs')], { stdio: 'inherit' });
+setup.on('exit', (code) => {
+  if (code !== 0) process.exit(code ?? 1);
+  const engine = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts')], { stdio: 'inherit', cwd: ROOT });
+  // Ctrl-C reaches the whole process group; the engine does the orderly shutdown, we only wait.
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => engine.kill(sig));
+  engine.on('exit', (c, signal) => process.exit(c ?? (signal ? 0 : 1)));
+});

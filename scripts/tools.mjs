@@ -1,0 +1,140 @@
+// Finds or installs the external programs billflow runs: the Temporal CLI (dev server), Chromium
+// and Temporal's Java time-skipping test server. Node built-ins only: this runs before `npm install`.
+import { spawnSync } from 'node:child_process';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const TEMPORAL_CLI_VERSION = '1.5.1';
+// v1.5.1 is the newest release `go install` accepts; later ones carry a replace directive.
+const TEMPORAL_MODULE = `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`;
+
+/** Tools are cached outside the checkout so fresh clones reuse one build. */
+export function cacheDir() {
+  const base = process.env.BILLFLOW_CACHE_DIR ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), '.cache'), 'billflow');
+  mkdirSync(base, { recursive: true });
+  return base;
+}
+
+function log(msg) {
+  process.stderr.write(`[setup] ${msg}\n`);
+}
+
+function onPath(name) {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const p = path.join(dir, name);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'], ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed with exit code ${r.status}`);
+}
+
+/** npm dependencies, installed when node_modules is missing or older than the lock file. */
+export function ensureNodeModules() {
+  const installed = path.join(ROOT, 'node_modules', '.package-lock.json');
+  const lock = path.join(ROOT, 'package-lock.json');
+  if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
+  log('installing npm packages (npm ci)...');
+  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT });
+}
+
+/** The Temporal CLI: TEMPORAL_CLI_PATH, then PATH, then the cache, else built with Go or downloaded. */
+export function ensureTemporal() {
+  if (process.env.TEMPORAL_CLI_PATH) return process.env.TEMPORAL_CLI_PATH;
+  const found = onPath('temporal');
+  if (found) return found;
+  const binDir = path.join(cacheDir(), 'bin');
+  const cached = path.join(binDir, 'temporal');
+  if (existsSync(cached)) return cached;
+  mkdirSync(binDir, { recursive: true });
+  if (onPath('go')) {
+    log(`building the Temporal CLI v${TEMPORAL_CLI_VERSION} with Go (about 2 minutes, once)...`);
+    run('go', ['install', TEMPORAL_MODULE], { env: { ...process.env, GOBIN: binDir } });
+    return cached;
+  }
+  const arch = { x64: 'amd64', arm64: 'arm64' }[process.arch];
+  if (!arch || process.platform === 'win32') {
+    throw new Error('no Temporal CLI found: install Go, or put `temporal` on PATH (https://temporal.io/setup/install-temporal-cli)');
+  }
+  log(`downloading the official Temporal CLI v${TEMPORAL_CLI_VERSION} release...`);
+  const url = `https://temporal.download/cli/archive/v${TEMPORAL_CLI_VERSION}?platform=${process.platform}&arch=${arch}`;
+  const tgz = path.join(binDir, 'temporal.tar.gz');
+  run('curl', ['-fsSL', '-o', tgz, url]);
+  run('tar', ['-xzf', tgz, '-C', binDir, 'temporal']);
+  return cached;
+}
+
+/** Chromium for PDFs: CHROMIUM_PATH, Debian's package, installed with apt when we are root. */
+export function ensureChromium() {
+  const candidates = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', onPath('chromium')];
+  for (const c of candidates) if (c && existsSync(c)) return c;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    log("installing Debian's chromium and fonts with apt-get...");
+    run('apt-get', ['update', '-qq']);
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'chromium', 'fonts-liberation', 'fonts-dejavu-core'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    return '/usr/bin/chromium';
+  }
+  throw new Error(
+    'Chromium not found. Install it (Debian/Ubuntu: `sudo apt-get install chromium fonts-liberation`) or set CHROMIUM_PATH.',
+  );
+}
+
+/** poppler's pdftotext/pdftoppm, used only by tests to read the PDFs we render. */
+export function ensurePoppler() {
+  if (onPath('pdftotext')) return;
+  if (process.getuid?.() === 0 && onPath('apt-get')) {
+    log("installing Debian's poppler-utils for the PDF tests...");
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'poppler-utils'], {
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+    return;
+  }
+  throw new Error('pdftotext not found: install poppler-utils');
+}
+
+/**
+ * Temporal's Java time-skipping test server from Maven Central, as an executable wrapper the SDK's
+ * `createTimeSkipping({ server: { executable: { type: 'existing-path' } } })` can start.
+ */
+export function ensureTestServer() {
+  const wrapper = path.join(cacheDir(), 'temporal-test-server');
+  const pom = path.join(ROOT, 'tools', 'temporal-test-server', 'pom.xml');
+  const stamp = path.join(cacheDir(), 'temporal-test-server.pom');
+  const pomText = readFileSync(pom, 'utf8');
+  if (existsSync(wrapper) && existsSync(stamp) && readFileSync(stamp, 'utf8') === pomText) return wrapper;
+  if (!onPath('mvn') || !onPath('java')) throw new Error('Java 17+ and Maven are needed for the time-skipping tests');
+  log("resolving Temporal's Java test server from Maven Central...");
+  const cpFile = path.join(cacheDir(), 'temporal-test-server.classpath');
+  run('mvn', ['-q', '-B', '-f', pom, 'dependency:build-classpath', `-Dmdep.outputFile=${cpFile}`]);
+  const classpath = readFileSync(cpFile, 'utf8').trim();
+  writeFileSync(wrapper, `#!/bin/sh\nexec java -cp '${classpath}' io.temporal.testserver.TestServer "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  writeFileSync(stamp, pomText);
+  return wrapper;
+}
+
+/** Writes the resolved tool paths where the TypeScript side reads them. */
+export function writeToolsFile(tools) {
+  const file = path.join(cacheDir(), 'tools.json');
+  writeFileSync(file, JSON.stringify(tools, null, 2));
+  return file;
+}
+
+export function readToolsFile() {
+  const file = path.join(cacheDir(), 'tools.json');
+  if (!existsSync(file)) throw new Error('tools not set up yet: run `node scripts/setup.mjs` (npm start and npm test do)');
+  return JSON.parse(readFileSync(file, 'utf8'));
+}

@@ -1,0 +1,42 @@
+/** Helpers that look at results the way a person would: PDF text, a browser. */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { chromium, type Browser } from 'playwright-core';
+import { inject } from 'vitest';
+
+const run = promisify(execFile);
+
+/** The text of a PDF, through poppler's pdftotext (layout kept). */
+export async function pdfText(pdf: Uint8Array): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'billflow-pdf-'));
+  try {
+    const file = path.join(dir, 'doc.pdf');
+    await writeFile(file, pdf);
+    await run('pdftotext', ['-layout', file, path.join(dir, 'doc.txt')]);
+    return await readFile(path.join(dir, 'doc.txt'), 'utf8');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Renders the first page of a PDF to PNG, so a person (or a reviewer) can look at it. */
+export async function pdfToPng(pdf: Uint8Array, outFile: string): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'billflow-png-'));
+  try {
+    const file = path.join(dir, 'doc.pdf');
+    await writeFile(file, pdf);
+    await run('pdftoppm', ['-png', '-r', '60', '-singlefile', file, outFile.replace(/\.png$/, '')]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: inject('chromiumPath'),
+    args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu'],
+  });
+}

@@ -1,0 +1,32 @@
+/** Builds a billflow worker: real activities over their dependencies, the invoice workflows. */
+import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { PdfRenderer } from '../activities/pdf/renderer.js';
+import type { Sql } from '../lib/db.js';
+import { WORKFLOWS_ENTRY } from '../lib/paths.js';
+
+export interface WorkerDeps {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  sql: Sql;
+  chromiumPath: string;
+  pdfConcurrency: number;
+  /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
+  workflowBundlePath?: string;
+  /** Extra worker options (tests turn off signal handling, shrink caches). */
+  options?: Partial<WorkerOptions>;
+}
+
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer }> {
+  const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency });
+  const worker = await Worker.create({
+    connection: deps.connection,
+    namespace: deps.namespace,
+    taskQueue: deps.taskQueue,
+    activities: createActivities({ sql: deps.sql, renderer }),
+    ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
+    ...deps.options,
+  });
+  return { worker, renderer };
+}

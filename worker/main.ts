@@ -1,0 +1,26 @@
+/** The worker process: runs until SIGINT/SIGTERM, then drains and closes Chromium and PostgreSQL. */
+import { chromiumPath, databaseUrl, pdfConcurrency, temporalConfig } from '../lib/config.js';
+import { connect } from '../lib/db.js';
+import { createLogger } from '../lib/log.js';
+import { connectWorker } from '../lib/temporal.js';
+import { createWorker } from './create.js';
+
+const log = createLogger('worker');
+const cfg = temporalConfig();
+const sql = connect(databaseUrl());
+const connection = await connectWorker(cfg);
+const { worker, renderer } = await createWorker({
+  connection,
+  namespace: cfg.namespace,
+  taskQueue: cfg.taskQueue,
+  sql,
+  chromiumPath: chromiumPath(),
+  pdfConcurrency: pdfConcurrency(),
+});
+log('worker started', { taskQueue: cfg.taskQueue, namespace: cfg.namespace, address: cfg.address });
+// Worker.run() resolves once the SDK's own SIGINT/SIGTERM handling has drained the worker.
+await worker.run();
+await renderer.close();
+await sql.end({ timeout: 5 });
+await connection.close();
+log('worker stopped');

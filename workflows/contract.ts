@@ -1,0 +1,109 @@
+/**
+ * The invoice slice's contract, written once for the API, the workflow, the worker and the tests:
+ * task queue, workflow ids, message definitions, search attributes and the shapes they carry.
+ */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AppliedPayment, InvoiceLine, InvoiceStatus, SettlementStatus } from '../domain/invoice.js';
+import type { Minor } from '../domain/money.js';
+
+export const DEFAULT_TASK_QUEUE = 'billflow-invoices';
+
+const ID_PREFIX = 'Invoice';
+
+/** Deterministic id, so one ERP invoice can only ever have one workflow: `Invoice:<company>:<number>`. */
+export function invoiceWorkflowId(companyId: string, number: string): string {
+  return `${ID_PREFIX}:${companyId}:${number}`;
+}
+
+export function parseInvoiceWorkflowId(id: string): { companyId: string; number: string } | null {
+  const m = /^Invoice:([^:]+):(.+)$/.exec(id);
+  return m ? { companyId: m[1]!, number: m[2]! } : null;
+}
+
+export const searchAttributes = {
+  invoiceNumber: defineSearchAttributeKey('InvoiceNumber', SearchAttributeType.KEYWORD),
+  clientId: defineSearchAttributeKey('ClientId', SearchAttributeType.KEYWORD),
+  companyId: defineSearchAttributeKey('CompanyId', SearchAttributeType.KEYWORD),
+  status: defineSearchAttributeKey('InvoiceStatus', SearchAttributeType.KEYWORD),
+  outstanding: defineSearchAttributeKey('OutstandingAmount', SearchAttributeType.INT),
+  settlement: defineSearchAttributeKey('SettlementStatus', SearchAttributeType.KEYWORD),
+} as const;
+
+/** `Name=Type` pairs for `temporal server start-dev --search-attribute`. */
+export const SEARCH_ATTRIBUTE_FLAGS: readonly string[] = Object.values(searchAttributes).map(
+  (k) => `${k.name}=${k.type === SearchAttributeType.INT ? 'Int' : 'Keyword'}`,
+);
+
+export interface InvoiceDraft {
+  companyId: string;
+  number: string;
+  clientId: string;
+  invoiceDate: string;
+  dueDate: string;
+  currency: string;
+  lines: InvoiceLine[];
+  /** Prepayments (client credits) the ERP applied to this invoice. */
+  prepaymentsApplied: Minor;
+}
+
+export interface StatusChange {
+  at: string;
+  from: InvoiceStatus;
+  to: InvoiceStatus;
+  requestId: string;
+}
+
+/** Everything the workflow knows about its invoice; also what the details endpoint returns. */
+export interface InvoiceState extends InvoiceDraft {
+  status: InvoiceStatus;
+  /** Bumped on every Final; part of every provider idempotency key. */
+  revision: number;
+  total: Minor;
+  paid: Minor;
+  outstanding: Minor;
+  settlement: SettlementStatus;
+  payNowUrl: string | null;
+  providerInvoiceId: string | null;
+  providerCustomerId: string | null;
+  /** The final PDF lives in PostgreSQL; the workflow keeps only its id and hash. */
+  pdf: { documentId: string; sha256: string } | null;
+  sentToProvider: boolean;
+  /** How often the workflow imports payments while something is owed; null when not at the provider. */
+  paymentImportSeconds: number | null;
+  payments: AppliedPayment[];
+  history: StatusChange[];
+  /** Bumped on every read-model write, so a stale retried write can never win. */
+  version: number;
+}
+
+export interface InvoiceWorkflowInput {
+  draft: InvoiceDraft;
+  /** Carried across continue-as-new. */
+  state?: InvoiceState;
+}
+
+export interface ChangeStatusRequest {
+  to: InvoiceStatus;
+  /** The ERP request's correlation id. */
+  requestId: string;
+}
+
+/** A provider payment as the webhook and the importer both see it. */
+export interface ProviderPayment {
+  paymentId: string;
+  /** Part applied to this invoice. */
+  amount: Minor;
+  fee: Minor;
+  paidAt: string;
+  /** Every invoice number the payment covered, this one included. */
+  coveredInvoices: string[];
+  /** The payment's whole amount across its invoices, fee excluded. */
+  totalAmount: Minor;
+  source: 'webhook' | 'import';
+  requestId: string;
+}
+
+export const stateQuery = defineQuery<InvoiceState>('state');
+export const changeStatusUpdate = defineUpdate<InvoiceState, [ChangeStatusRequest]>('changeStatus');
+export const paymentSignal = defineSignal<[ProviderPayment]>('paymentReceived');
