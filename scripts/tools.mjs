@@ -126,10 +126,11 @@ export function ensureTestServer() {
   return wrapper;
 }
 
-/** Writes the resolved tool paths where the TypeScript side reads them. */
+/** Records the resolved tool paths (merged with earlier ones) where the TypeScript side reads them. */
 export function writeToolsFile(tools) {
   const file = path.join(cacheDir(), 'tools.json');
-  writeFileSync(file, JSON.stringify(tools, null, 2));
+  const earlier = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  writeFileSync(file, JSON.stringify({ ...earlier, ...tools }, null, 2));
   return file;
 }
 

