@@ -1,5 +1,5 @@
 /** The API process. */
-import { adminKey, apiPort, databaseUrl, publicUrls, temporalConfig } from '../lib/config.js';
+import { adminKey, apiHost, apiPort, databaseUrl, publicUrls, temporalConfig } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
 import { BILLFLOW_MIGRATIONS } from '../lib/paths.js';
@@ -20,7 +20,7 @@ try {
 }
 const app = createApp({ sql, temporal, taskQueue: cfg.taskQueue, adminKey: adminKey(), publicApiUrl: publicUrls().api, log });
 const port = apiPort();
-const server = app.listen(port, process.env.API_HOST ?? '127.0.0.1', () => log('api listening', { url: publicUrls().api }));
+const server = app.listen(port, apiHost(), () => log('api listening', { url: publicUrls().api }));
 
 async function shutdown(signal: string) {
   log('api stopping', { signal });

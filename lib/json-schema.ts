@@ -1,0 +1,63 @@
+/**
+ * Request-body validation against JSON Schemas (OpenAPI 3.1 dialect), shared by billflow's API and
+ * the provider sandbox: a failure is a 422 problem document naming the first offending field.
+ */
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { HttpProblem } from './problem.js';
+
+/** A real calendar day, e.g. 2025-02-30 is refused. */
+function isDate(s: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
+  if (!m) return false;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.toISOString().slice(0, 10) === s;
+}
+
+function describe(e: ErrorObject): { field: string; detail: string } {
+  const base = e.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
+  const join = (name: string) => [base, name].filter(Boolean).join('.');
+  if (e.keyword === 'required') {
+    const field = join((e.params as { missingProperty: string }).missingProperty);
+    return { field, detail: `${field} is required` };
+  }
+  if (e.keyword === 'additionalProperties') {
+    const field = join((e.params as { additionalProperty: string }).additionalProperty);
+    return { field, detail: `${field} is not a known field` };
+  }
+  const field = base || 'body';
+  if (e.keyword === 'enum') {
+    return { field, detail: `${field} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
+  }
+  if (e.keyword === 'format') return { field, detail: `${field} must be a valid ${(e.params as { format: string }).format}` };
+  return { field, detail: `${field} ${e.message ?? 'is invalid'}` };
+}
+
+/**
+ * Builds `validBody(name, body)`: returns the body (defaults filled in) typed as `T` when it matches
+ * the schema `schemaFor(name)`, else throws a 422 problem. `shared` are schemas `$ref`s may point into.
+ */
+export function bodyValidator<N extends string>(schemaFor: (name: N) => object, shared: object[] = []) {
+  const ajv = new Ajv2020({ allErrors: false, strict: false, allowUnionTypes: true, useDefaults: true });
+  ajv.addFormat('date', { type: 'string', validate: isDate });
+  ajv.addFormat('date-time', {
+    type: 'string',
+    validate: (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && isDate(s.slice(0, 10)),
+  });
+  ajv.addFormat('email', /^[^\s@]+@[^\s@]+\.[^\s@]+$/);
+  ajv.addFormat('uri', { type: 'string', validate: (s) => URL.canParse(s) && ['http:', 'https:'].includes(new URL(s).protocol) });
+  for (const s of shared) ajv.addSchema(s);
+  const compiled = new Map<N, ValidateFunction>();
+
+  return function validBody<T>(name: N, body: unknown): T {
+    let v = compiled.get(name);
+    if (!v) {
+      v = ajv.compile(schemaFor(name));
+      compiled.set(name, v);
+    }
+    // No body at all reads as an empty object, so the answer names the first missing field.
+    const value = body ?? {};
+    if (v(value)) return value as T;
+    const { field, detail } = describe(v.errors![0]!);
+    throw new HttpProblem(422, 'invalid-request', detail, field);
+  };
+}
