@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Sql } from '../lib/db.js';
+import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
@@ -19,12 +20,6 @@ export interface ActivityDeps {
 export interface CompanySettings {
   providerEnabled: boolean;
   paymentImportSeconds: number;
-}
-
-/** A uuid derived from business identity, so a retried write lands on the same row. */
-export function stableUuid(...parts: string[]): string {
-  const h = createHash('sha256').update(parts.join('\u0000')).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 /** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */
@@ -118,6 +113,149 @@ export function createActivities({ sql, renderer }: ActivityDeps) {
       return payments.flatMap((p) => paymentForInvoice(p, input.providerInvoiceId, 'import', input.requestId) ?? []);
     },
 
+    /** For each payment, the other invoices it covered that still hold it (have not left Final). */
+    async paymentHolds(input: { companyId: string; number: string; paymentIds: string[] }): Promise<Record<string, string[]>> {
+      if (input.paymentIds.length === 0) return {};
+      const rows = await sql<{ provider_payment_id: string; invoice_number: string }[]>`
+        SELECT provider_payment_id, invoice_number FROM payment_holds
+        WHERE company_id = ${input.companyId} AND provider_payment_id IN ${sql(input.paymentIds)}
+          AND invoice_number <> ${input.number} AND released_at IS NULL
+        ORDER BY invoice_number`;
+      const out: Record<string, string[]> = Object.fromEntries(input.paymentIds.map((id) => [id, []]));
+      for (const r of rows) out[r.provider_payment_id]!.push(r.invoice_number);
+      return out;
+    },
+
+    /**
+     * Turns the part of a payment applied to this invoice into a client prepayment, releases the
+     * invoice's hold on the provider payment, and answers which invoices still hold it. Once.
+     */
+    async convertToPrepayment(input: {
+      companyId: string;
+      clientId: string;
+      number: string;
+      currency: string;
+      payment: { paymentId: string; amount: number; paidAt: string; coveredInvoices: string[] };
+      requestId: string;
+    }): Promise<{ prepaymentId: string; stillHeldBy: string[] }> {
+      const p = input.payment;
+      const prepaymentId = stableUuid(input.companyId, p.paymentId, input.number, 'prepayment');
+      return sql.begin(async (tx) => {
+        // Lock the payment's holds so two invoices releasing at once agree on who is last.
+        await tx`SELECT 1 FROM payment_holds WHERE company_id = ${input.companyId} AND provider_payment_id = ${p.paymentId} FOR UPDATE`;
+        await tx`
+          INSERT INTO prepayments (company_id, id, client_id, amount, remaining, origin_invoice, origin_payment_id, paid_at, request_id)
+          VALUES (${input.companyId}, ${prepaymentId}, ${input.clientId}, ${p.amount}, ${p.amount}, ${input.number}, ${p.paymentId},
+            ${p.paidAt || new Date().toISOString()}, ${input.requestId})
+          ON CONFLICT DO NOTHING`;
+        await tx`
+          INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, paid_at, request_id)
+          VALUES (${input.companyId}, 'prepayment', ${p.paymentId}, ${input.number}, ${p.amount}, ${input.currency},
+            ${tx.json(p.coveredInvoices)}, ${p.paidAt || new Date().toISOString()}, ${input.requestId})
+          ON CONFLICT DO NOTHING`;
+        await tx`
+          INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number, released_at)
+          VALUES (${input.companyId}, ${p.paymentId}, ${input.number}, now())
+          ON CONFLICT (company_id, provider_payment_id, invoice_number) DO UPDATE SET released_at = coalesce(payment_holds.released_at, now())`;
+        const held = await tx<{ invoice_number: string }[]>`
+          SELECT invoice_number FROM payment_holds
+          WHERE company_id = ${input.companyId} AND provider_payment_id = ${p.paymentId} AND released_at IS NULL
+          ORDER BY invoice_number`;
+        log.info('payment converted to prepayment', { number: input.number, paymentId: p.paymentId, prepaymentId, requestId: input.requestId });
+        return { prepaymentId, stillHeldBy: held.map((h) => h.invoice_number) };
+      });
+    },
+
+    async removeProviderPayment(input: { companyId: string; paymentId: string; number: string; requestId: string }): Promise<void> {
+      const api = new BillPayClient(await account(input.companyId));
+      await provider('remove provider payment', () => api.deletePayment(input.paymentId, `${input.companyId}:${input.paymentId}:remove-payment`, input.requestId));
+      await sql`
+        INSERT INTO removed_provider_payments (company_id, provider_payment_id, removed_by_invoice, request_id)
+        VALUES (${input.companyId}, ${input.paymentId}, ${input.number}, ${input.requestId}) ON CONFLICT DO NOTHING`;
+      log.info('provider payment removed', { paymentId: input.paymentId, number: input.number, requestId: input.requestId });
+    },
+
+    async deleteProviderInvoice(input: { companyId: string; providerInvoiceId: string; idempotencyKey: string; requestId: string }): Promise<void> {
+      const api = new BillPayClient(await account(input.companyId));
+      await provider('delete provider invoice', () => api.deleteInvoice(input.providerInvoiceId, input.idempotencyKey, input.requestId));
+      log.info('provider invoice deleted', { providerInvoiceId: input.providerInvoiceId, requestId: input.requestId });
+    },
+
+    async updateProviderInvoice(input: {
+      companyId: string;
+      providerInvoiceId: string;
+      number: string;
+      invoiceDate: string;
+      amount: number;
+      outstanding: number;
+      idempotencyKey: string;
+      requestId: string;
+    }): Promise<{ payNowUrl: string }> {
+      const api = new BillPayClient(await account(input.companyId));
+      const inv = await provider('update provider invoice', () =>
+        api.updateInvoice(
+          input.providerInvoiceId,
+          { number: input.number, invoiceDate: input.invoiceDate, amount: input.amount, outstanding: input.outstanding },
+          input.idempotencyKey,
+          input.requestId,
+        ),
+      );
+      log.info('provider invoice updated', { providerInvoiceId: inv.id, outstanding: input.outstanding, requestId: input.requestId });
+      return { payNowUrl: inv.payNowUrl };
+    },
+
+    /** Takes `amount` from a client prepayment for this invoice, once per application key. */
+    async reservePrepayment(input: {
+      companyId: string;
+      clientId: string;
+      prepaymentId: string;
+      number: string;
+      amount: number;
+      applicationKey: string;
+      requestId: string;
+    }): Promise<void> {
+      await sql.begin(async (tx) => {
+        const [pre] = await tx<{ client_id: string; remaining: number }[]>`
+          SELECT client_id, remaining FROM prepayments WHERE company_id = ${input.companyId} AND id = ${input.prepaymentId} FOR UPDATE`;
+        if (!pre) throw ApplicationFailure.nonRetryable(`prepayment ${input.prepaymentId} not found`, 'UnknownPrepayment');
+        const [done] = await tx`SELECT 1 FROM prepayment_applications WHERE application_key = ${input.applicationKey}`;
+        if (done) return;
+        if (pre.client_id !== input.clientId) {
+          throw ApplicationFailure.nonRetryable(`prepayment ${input.prepaymentId} belongs to client ${pre.client_id}, not ${input.clientId}`, 'PrepaymentMismatch');
+        }
+        if (pre.remaining < input.amount) {
+          throw ApplicationFailure.nonRetryable(`prepayment ${input.prepaymentId} has ${pre.remaining} left, less than ${input.amount}`, 'PrepaymentExhausted');
+        }
+        await tx`UPDATE prepayments SET remaining = remaining - ${input.amount} WHERE id = ${input.prepaymentId}`;
+        await tx`
+          INSERT INTO prepayment_applications (application_key, company_id, prepayment_id, invoice_number, amount, request_id)
+          VALUES (${input.applicationKey}, ${input.companyId}, ${input.prepaymentId}, ${input.number}, ${input.amount}, ${input.requestId})`;
+      });
+    },
+
+    /** Re-creates, at the provider, the payment a prepayment stands for, against this invoice. */
+    async recreatePrepaymentPayment(input: {
+      companyId: string;
+      customerId: string;
+      providerInvoiceId: string;
+      prepaymentId: string;
+      amount: number;
+      applicationKey: string;
+      requestId: string;
+    }): Promise<{ providerPaymentId: string }> {
+      const api = new BillPayClient(await account(input.companyId));
+      const payment = await provider('re-create prepayment payment', () =>
+        api.createPayment(
+          { customerId: input.customerId, allocations: [{ invoiceId: input.providerInvoiceId, amount: input.amount }], method: 'prepayment', reference: input.prepaymentId },
+          `${input.applicationKey}:provider-payment`,
+          input.requestId,
+        ),
+      );
+      await sql`UPDATE prepayment_applications SET provider_payment_id = ${payment.id} WHERE application_key = ${input.applicationKey}`;
+      log.info('prepayment re-created as provider payment', { prepaymentId: input.prepaymentId, paymentId: payment.id, requestId: input.requestId });
+      return { providerPaymentId: payment.id };
+    },
+
     /** Renders the invoice PDF and stores it; the workflow keeps only the id and hash. */
     async renderInvoicePdf({ invoice, requestId }: { invoice: InvoiceState; requestId: string }) {
       const [parties] = await sql<{ company_name: string; client_name: string; client_email: string | null }[]>`
@@ -165,6 +303,11 @@ export function createActivities({ sql, renderer }: ActivityDeps) {
           INSERT INTO payments (company_id, provider_payment_id, invoice_number, amount, fee, paid_at, source, request_id)
           VALUES (${input.companyId}, ${p.paymentId}, ${input.number}, ${p.amount}, ${p.fee}, ${p.paidAt}, ${p.source}, ${p.requestId})
           ON CONFLICT DO NOTHING`;
+        for (const covered of p.coveredInvoices) {
+          await tx`
+            INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number)
+            VALUES (${input.companyId}, ${p.paymentId}, ${covered}) ON CONFLICT DO NOTHING`;
+        }
         const allocations = tx.json(p.coveredInvoices);
         await tx`
           INSERT INTO receipts (company_id, kind, provider_payment_id, amount, currency, allocations, paid_at, request_id)

@@ -8,6 +8,7 @@ import { openapi } from './openapi.js';
 import { clientsRouter } from './routes/clients.js';
 import { companiesRouter } from './routes/companies.js';
 import { invoicesRouter } from './routes/invoices.js';
+import { paymentsRouter } from './routes/payments.js';
 import { receiptsRouter } from './routes/receipts.js';
 import { webhooksRouter } from './routes/webhooks.js';
 
@@ -45,6 +46,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(companiesRouter(deps, mw));
   app.use(clientsRouter(deps, mw));
   app.use(invoicesRouter(deps, mw));
+  app.use(paymentsRouter(deps, mw));
   app.use(receiptsRouter(deps, mw));
   app.use(notFoundHandler);
   app.use(problemHandler((msg, err) => deps.log(msg, { error: err instanceof Error ? err.stack : String(err) })));

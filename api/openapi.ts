@@ -81,11 +81,85 @@ const schemas = {
       prepaymentsApplied: { ...minor, minimum: 0, default: 0, description: 'Client prepayments (credits) the ERP applied to this invoice.' },
     },
   },
+  InvoiceRevision: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'New content for a Draft or Reissue invoice.',
+    properties: {
+      invoiceDate: date,
+      dueDate: date,
+      lines: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/InvoiceLine' } },
+    },
+  },
   StatusChange: {
     type: 'object',
     additionalProperties: false,
     required: ['status'],
-    properties: { status: { type: 'string', enum: [...INVOICE_STATUSES] } },
+    properties: {
+      status: { type: 'string', enum: [...INVOICE_STATUSES] },
+      dryRun: { type: 'boolean', default: false, description: 'Answer with exactly what the change would do (the same plan the real change executes) and change nothing.' },
+      backupAttachments: {
+        type: 'array',
+        maxItems: 20,
+        description: 'Backup documents printed with a Final invoice: kept and emailed with it, never sent to the provider.',
+        items: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['filename', 'contentType', 'contentBase64'],
+          properties: {
+            filename: { type: 'string', minLength: 1, maxLength: 200 },
+            contentType: { type: 'string', minLength: 3, maxLength: 100 },
+            contentBase64: { type: 'string', minLength: 1, maxLength: 10_000_000 },
+          },
+        },
+      },
+    },
+  },
+  Plan: {
+    type: 'object',
+    description: 'What a status change does at the provider and in the ERP feed, step by step.',
+    properties: {
+      from: { type: 'string' },
+      to: { type: 'string' },
+      steps: {
+        type: 'array',
+        items: {
+          type: 'object',
+          description:
+            'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
+            'delete-provider-invoice | create-provider-invoice | update-provider-invoice | render-pdf | attach-pdf | skip-provider (reason)',
+        },
+      },
+      payNowUrl: { type: 'string', enum: ['new', 'same', 'removed', 'none', 'unchanged'] },
+      feed: { type: 'array', items: { type: 'object' }, description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' },
+    },
+  },
+  PrepaymentApply: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['prepaymentId', 'amount'],
+    properties: { prepaymentId: { type: 'string', format: 'uuid' }, amount: { ...minor, minimum: 1 } },
+  },
+  Prepayment: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      clientId: { type: 'string' },
+      amount: minor,
+      remaining: minor,
+      origin: { type: 'object', description: 'The invoice and provider payment the credit came from.' },
+      applications: { type: 'array', items: { type: 'object' } },
+    },
+  },
+  PaymentHolds: {
+    type: 'object',
+    properties: {
+      paymentId: { type: 'string' },
+      coveredInvoices: { type: 'array', items: { type: 'string' } },
+      heldBy: { type: 'array', items: { type: 'string' }, description: 'Covered invoices still Final: the provider payment stays until each has changed.' },
+      removedAtProvider: { type: 'boolean' },
+    },
   },
   Invoice: {
     type: 'object',
@@ -231,16 +305,56 @@ export const openapi = {
     },
     '/v1/invoices/{number}/status': {
       post: {
-        summary: 'Change the invoice status (workflow Update)',
+        summary: 'Change the invoice status (workflow Update); `dryRun` previews',
         description:
           'Draft -> Final prints the invoice: renders the PDF, and when the company has the provider enabled and something is owed, ' +
           'creates the client as a provider customer if needed and the provider invoice with the PDF, returning its Pay Now URL. ' +
-          'Zero and net-zero invoices become Final without touching the provider. ' +
+          'Zero and net-zero invoices become Final without touching the provider; backup attachments never reach it. ' +
+          'Final -> Reissue or Draft first imports every provider payment (refused with 503 `provider-unavailable` when it cannot, nothing changed); ' +
+          "payments on the invoice become client prepayments and each provider payment record is removed once every invoice it covered has left Final. " +
+          "-> Draft deletes the provider's invoice record (its Pay Now URL stops working; the next Final gets a new one). " +
+          "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF. " +
+          'The answer is the invoice with `plan`, the steps done; with `dryRun: true` it is `{ dryRun, plan }` and nothing changes. ' +
           'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
-          '202 when the change is accepted but still waiting on the provider (poll the invoice), 503 when no worker answers.',
+          '202 when the change is accepted but still waiting on the provider (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
         parameters: [number, idempotencyKey, requestId],
         requestBody: body('StatusChange'),
-        responses: { 200: json('Changed', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
+        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
+      },
+    },
+    '/v1/invoices/{number}/prepayments': {
+      post: {
+        summary: "Apply a client prepayment to the invoice (the ERP's action)",
+        description:
+          'Takes the amount from the prepayment and lowers what the invoice owes; when the invoice is Final at the provider the payment is created again there ' +
+          'against it (lowering its outstanding balance). Errors: 404 unknown invoice or prepayment, 422 `invalid-prepayment` (another client\'s, or more than is owed), ' +
+          '422 `prepayment-exhausted` (more than is left).',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('PrepaymentApply'),
+        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 422: problem, 503: problem },
+      },
+    },
+    '/v1/prepayments': {
+      get: {
+        summary: 'Client prepayments (credits) made from payments on invoices that left Final',
+        parameters: [{ name: 'clientId', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: '`{ data: Prepayment[] }`' }, 401: problem },
+      },
+    },
+    '/v1/payments/{paymentId}': {
+      get: {
+        summary: 'A provider payment: the invoices it covered and which still hold it',
+        parameters: [{ name: 'paymentId', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { 200: json('The payment', 'PaymentHolds'), 404: problem },
+      },
+    },
+    '/v1/invoices/{number}/revision': {
+      post: {
+        summary: 'Edit a Draft or Reissue invoice (lines, dates)',
+        description: 'Errors: 409 `illegal-transition` when the invoice is Final (reissue it first), 404 unknown invoice, 422 bad lines.',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('InvoiceRevision'),
+        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}/pdf': {

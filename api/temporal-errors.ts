@@ -5,15 +5,28 @@ import { HttpProblem } from '../lib/problem.js';
 
 const RULE_ERRORS: Record<string, [number, string]> = {
   IllegalTransition: [409, 'illegal-transition'],
-  NotSupported: [409, 'not-supported'],
+  ProviderUnavailable: [503, 'provider-unavailable'],
   ProviderRejected: [502, 'provider-rejected'],
+  InvalidPrepayment: [422, 'invalid-prepayment'],
+  PrepaymentMismatch: [422, 'invalid-prepayment'],
+  PrepaymentExhausted: [422, 'prepayment-exhausted'],
+  UnknownPrepayment: [404, 'not-found'],
 };
+
+/** The rule failure behind an Update failure (an activity's failure arrives wrapped). */
+function ruleFailure(err: unknown): ApplicationFailure | null {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure) return e;
+  }
+  return null;
+}
 
 export function toProblem(err: unknown, what: string): HttpProblem | null {
   if (err instanceof WorkflowNotFoundError) return new HttpProblem(404, 'not-found', `${what} not found`);
-  if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-    const [status, type] = RULE_ERRORS[err.cause.type ?? ''] ?? [422, 'rejected'];
-    return new HttpProblem(status, type, err.cause.message);
+  const rule = err instanceof WorkflowUpdateFailedError ? ruleFailure(err.cause) : null;
+  if (rule) {
+    const [status, type] = RULE_ERRORS[rule.type ?? ''] ?? [422, 'rejected'];
+    return new HttpProblem(status, type, rule.message);
   }
   if (isGrpcDeadlineError(err) || (err instanceof Error && /deadline/i.test(err.message))) {
     return new HttpProblem(503, 'worker-unavailable', `no billflow worker answered for ${what} in time; is the worker running?`);

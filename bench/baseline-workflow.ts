@@ -5,7 +5,8 @@
  */
 import { condition, defineSignal, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import type { InvoiceDraft, InvoiceState, ProviderPayment } from '../workflows/contract.js';
+import type { InvoiceDraft, ProviderPayment } from '../workflows/contract.js';
+import { initialState } from '../workflows/state.js';
 
 const acts = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes' });
 
@@ -13,25 +14,8 @@ export const finalUpdate = defineUpdate<string, []>('final');
 export const paidSignal = defineSignal<[ProviderPayment]>('paid');
 
 export async function baselineInvoice(draft: InvoiceDraft): Promise<void> {
-  const total = draft.lines.reduce((s, l) => s + l.amount, 0);
-  const state: InvoiceState = {
-    ...draft,
-    status: 'Draft',
-    revision: 0,
-    total,
-    paid: 0,
-    outstanding: total,
-    settlement: 'Unsettled',
-    payNowUrl: null,
-    providerInvoiceId: null,
-    providerCustomerId: null,
-    pdf: null,
-    sentToProvider: false,
-    paymentImportSeconds: null,
-    payments: [],
-    history: [],
-    version: 1,
-  };
+  const state = initialState(draft);
+  const total = state.total;
   let payment: ProviderPayment | null = null;
   let finalized = false;
   setHandler(paidSignal, (p) => {
@@ -72,7 +56,7 @@ export async function baselineInvoice(draft: InvoiceDraft): Promise<void> {
   await condition(() => finalized && payment !== null);
   const p = payment!;
   await acts.recordPayment({ companyId: draft.companyId, number: draft.number, currency: draft.currency, payment: p });
-  state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source });
+  state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source, coveredInvoices: p.coveredInvoices });
   state.paid = p.amount;
   state.outstanding = total - p.amount;
   state.settlement = 'Settled';

@@ -15,9 +15,9 @@ import { createActivities } from '../activities/index.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
-import { invoiceTotal } from '../domain/invoice.js';
 import { ROOT } from '../lib/paths.js';
 import { invoiceWorkflowId, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';
+import { initialState } from '../workflows/state.js';
 import { startServers } from '../test/servers.js';
 import { createTenant, http, startStack, type Stack, type Tenant } from '../test/stack.js';
 import { baselineInvoice, finalUpdate, paidSignal } from './baseline-workflow.js';
@@ -37,24 +37,20 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-/** Runs `n` jobs with at most `c` at once. */
-async function pool(n: number, c: number, job: (i: number) => Promise<void>): Promise<void> {
+/** Runs jobs 0..n-1 on `c` lanes; each job learns its lane, so a lane can own a resource (a page). */
+async function pool(n: number, c: number, job: (i: number, lane: number) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
-    Array.from({ length: Math.min(c, n) }, async () => {
-      while (next < n) await job(next++);
+    Array.from({ length: Math.min(c, n) }, async (_, lane) => {
+      while (next < n) await job(next++, lane);
     }),
   );
 }
 
 function sampleInvoice(i: number): InvoiceState {
   const lines = Array.from({ length: 3 + (i % 5) }, (_, k) => ({ description: `Engineering services, phase ${k + 1}`, quantity: k + 1, unitPrice: 12_500, amount: (k + 1) * 12_500 }));
-  const total = invoiceTotal(lines);
-  return {
-    companyId: 'bench', number: `B-${i}`, clientId: 'CL-1', invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines, prepaymentsApplied: 0,
-    status: 'Final', revision: 1, total, paid: 0, outstanding: total, settlement: 'Unsettled', payNowUrl: `http://127.0.0.1:4010/pay/tok_${i}`,
-    providerInvoiceId: null, providerCustomerId: null, pdf: null, sentToProvider: true, paymentImportSeconds: 3600, payments: [], history: [], version: 1,
-  };
+  const draft: InvoiceDraft = { companyId: 'bench', number: `B-${i}`, clientId: 'CL-1', invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines, prepaymentsApplied: 0 };
+  return { ...initialState(draft), status: 'Final', revision: 1, payNowUrl: `http://127.0.0.1:4010/pay/tok_${i}` };
 }
 
 async function benchPdf(chromiumPath: string): Promise<void> {
@@ -73,8 +69,8 @@ async function benchPdf(chromiumPath: string): Promise<void> {
       await p.pdf();
     }
     const elapsed = await timed(() =>
-      pool(PDFS, c, async (i) => {
-        const page = pages[i % c]!;
+      pool(PDFS, c, async (i, lane) => {
+        const page = pages[lane]!;
         await page.setContent(htmls[i]!);
         await page.pdf({ format: 'Letter' });
       }),

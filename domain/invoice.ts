@@ -25,6 +25,11 @@ export function transitionError(from: InvoiceStatus, to: InvoiceStatus): string 
   return `an invoice in status ${from} cannot change to ${to}; from ${from} it can change to ${allowed}`;
 }
 
+/** Only a Draft or a Reissue invoice can be edited; a Final one must be reissued first. */
+export function revisionError(status: InvoiceStatus): string | null {
+  return status === 'Final' ? 'a Final invoice cannot be edited; change it to Reissue or Draft first' : null;
+}
+
 export const SETTLEMENT_STATUSES = ['Unsettled', 'Partially settled', 'Settled'] as const;
 export type SettlementStatus = (typeof SETTLEMENT_STATUSES)[number];
 
@@ -45,6 +50,8 @@ export interface AppliedPayment {
   fee: Minor;
   paidAt: string;
   source: 'webhook' | 'import';
+  /** Every invoice number the provider payment covered, this one included. */
+  coveredInvoices: string[];
 }
 
 export function invoiceTotal(lines: readonly InvoiceLine[]): Minor {

@@ -81,6 +81,41 @@ export function pdfConcurrency(env: Env = process.env): number {
   return Math.max(1, int(env, 'PDF_CONCURRENCY', 2));
 }
 
+export interface SmtpConfig {
+  host: string;
+  port: number;
+  /** Implicit TLS (port 465 style); otherwise plain SMTP, upgraded with STARTTLS when offered. */
+  secure: boolean;
+  /** Plain SMTP without STARTTLS: only for a mail catcher on loopback. */
+  ignoreTLS: boolean;
+  auth?: { user: string; pass: string };
+  from: string;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** The SMTP server invoices are emailed through (npm start: its own mail catcher). */
+export function smtpConfig(env: Env = process.env): SmtpConfig {
+  const host = env.SMTP_HOST || '127.0.0.1';
+  const secure = env.SMTP_SECURE === 'true';
+  const cfg: SmtpConfig = {
+    host,
+    port: int(env, 'SMTP_PORT', 1025),
+    secure,
+    ignoreTLS: !secure && isLoopback(host),
+    from: env.MAIL_FROM || 'billflow <billing@billflow.local>',
+  };
+  if (env.SMTP_USER) cfg.auth = { user: env.SMTP_USER, pass: env.SMTP_PASS ?? '' };
+  return cfg;
+}
+
+/** Ports of the mail catcher npm start runs. */
+export function mailDevPorts(env: Env = process.env): { smtp: number; web: number } {
+  return { smtp: int(env, 'MAILDEV_SMTP_PORT', 1025), web: int(env, 'MAILDEV_WEB_PORT', 1080) };
+}
+
 export function adminKey(env: Env = process.env): string {
   const key = env.BILLFLOW_ADMIN_KEY;
   if (!key) throw new Error('BILLFLOW_ADMIN_KEY is not set (npm start generates one)');
@@ -125,6 +160,14 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
   { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
+  { name: 'SMTP_HOST', roles: ['worker', 'start'], default: '127.0.0.1 (npm start: its mail catcher)', description: 'SMTP server invoices are emailed through' },
+  { name: 'SMTP_PORT', roles: ['worker', 'start'], default: '1025 (npm start: its mail catcher)', description: 'SMTP port' },
+  { name: 'SMTP_SECURE', roles: ['worker'], default: 'false', description: "'true' for implicit TLS (port 465); otherwise STARTTLS when offered (plain SMTP only to a loopback host)" },
+  { name: 'SMTP_USER', roles: ['worker'], default: 'none', description: 'SMTP user (no authentication when unset)' },
+  { name: 'SMTP_PASS', roles: ['worker'], default: 'none', description: 'SMTP password' },
+  { name: 'MAIL_FROM', roles: ['worker'], default: 'billflow <billing@billflow.local>', description: 'sender of invoice emails' },
+  { name: 'MAILDEV_SMTP_PORT', roles: ['start'], default: '1025', description: "SMTP port of the mail catcher (maildev) npm start runs" },
+  { name: 'MAILDEV_WEB_PORT', roles: ['start'], default: '1080', description: "the mail catcher's web page and REST API port" },
   { name: 'EMBEDDED_PG_PORT', roles: ['start'], default: '5433', description: 'port of the embedded PostgreSQL' },
   { name: 'BILLFLOW_DATA_DIR', roles: ['start'], default: './data', description: 'embedded PostgreSQL, Temporal SQLite file, logs' },
   { name: 'BILLFLOW_CACHE_DIR', roles: ['start'], default: '~/.cache/billflow', description: 'built tools (Temporal CLI, test server classpath)' },

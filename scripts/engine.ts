@@ -1,15 +1,16 @@
 /**
  * The whole engine on one machine: embedded PostgreSQL, the Temporal dev server (SQLite file, Web
- * UI), the provider sandbox, the worker and the API, each a real process. Data stays in ./data
- * between starts; Ctrl-C stops everything and leaves no process behind.
+ * UI), a mail catcher (maildev), the provider sandbox, the worker and the API, each a real process.
+ * Data stays in ./data between starts; Ctrl-C stops everything and leaves no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { apiPort, publicUrls, sandboxPort } from '../lib/config.js';
+import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
+import { startMailDev, type MailDev } from '../lib/maildev.js';
 import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { startTemporalDevServer, waitForPort, type DevServer } from '../lib/temporal-dev.js';
 import { readToolsFile } from './tools.mjs';
@@ -32,6 +33,7 @@ function operatorKey(): string {
 const children: { name: string; proc: ChildProcess }[] = [];
 let pg: EmbeddedPg | undefined;
 let temporal: DevServer | undefined;
+let mailDev: MailDev | undefined;
 let stopping = false;
 
 async function stopAll(code: number): Promise<never> {
@@ -46,6 +48,7 @@ async function stopAll(code: number): Promise<never> {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
   }
+  await mailDev?.stop();
   await temporal?.stop();
   await pg?.stop();
   say(`stopped after ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -111,6 +114,14 @@ try {
     await sql.end();
   }
 
+  // The mail catcher, unless SMTP_HOST names a real SMTP server.
+  const mail: Record<string, string> = {};
+  if (!env.SMTP_HOST) {
+    const ports = mailDevPorts();
+    mailDev = await startMailDev({ smtpPort: ports.smtp, webPort: ports.web });
+    Object.assign(mail, { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(mailDev.smtpPort) });
+  }
+
   const adminKey = operatorKey();
   const common = {
     DATABASE_URL: databaseUrl,
@@ -120,7 +131,7 @@ try {
     BILLFLOW_ADMIN_KEY: adminKey,
   };
   startChild('sandbox', 'sandbox/main.ts', common);
-  startChild('worker', 'worker/main.ts', common);
+  startChild('worker', 'worker/main.ts', { ...common, ...mail });
   startChild('api', 'api/main.ts', common);
   await Promise.all([waitForPort('127.0.0.1', apiPort(), 60_000), waitForPort('127.0.0.1', sandboxPort(), 60_000)]);
 
@@ -133,6 +144,7 @@ try {
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
       `  Temporal Web UI  ${ui}`,
       `  Provider sandbox ${urls.sandbox}`,
+      mailDev ? `  Mail catcher     ${mailDev.webUrl}` : `  Mail (SMTP)      ${smtpConfig().host}:${smtpConfig().port}`,
       `  Operator key     ${adminKey}`,
       `  Data and logs    ${dataDir}`,
       '',

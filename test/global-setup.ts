@@ -1,6 +1,7 @@
 /**
- * One PostgreSQL, one Temporal dev server (with its Web UI) and one workflow bundle for the whole
- * run. Test files reach them through `inject(...)` and use fresh ids, so they never share state.
+ * One PostgreSQL, one Temporal dev server (with its Web UI), one mail catcher (maildev) and one
+ * workflow bundle for the whole run. Test files reach them through `inject(...)` and use fresh ids
+ * (fresh recipient addresses for mail), so they never share state.
  */
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
@@ -15,6 +16,10 @@ declare module 'vitest' {
     workflowBundlePath: string;
     chromiumPath: string;
     testServerPath: string;
+    /** SMTP port of the run's mail catcher (maildev, 127.0.0.1). */
+    smtpPort: number;
+    /** The mail catcher's web page and REST API (read with test/mail.ts). */
+    mailDevUrl: string;
   }
 }
 
@@ -33,6 +38,8 @@ export async function setup(project: TestProject): Promise<void> {
   project.provide('workflowBundlePath', servers.workflowBundlePath);
   project.provide('chromiumPath', servers.chromiumPath);
   project.provide('testServerPath', servers.testServerPath);
+  project.provide('smtpPort', servers.smtpPort);
+  project.provide('mailDevUrl', servers.mailDevUrl);
 }
 
 export async function teardown(): Promise<void> {

@@ -11,6 +11,7 @@ export function startStack(opts: Partial<StackOptions> = {}): Promise<Stack> {
     temporalAddress: inject('temporalAddress'),
     chromiumPath: inject('chromiumPath'),
     workflowBundlePath: inject('workflowBundlePath'),
+    smtpPort: inject('smtpPort'),
     ...opts,
   });
 }

@@ -1,6 +1,7 @@
 /**
  * The shared servers of a test run or a benchmark: one embedded PostgreSQL (billflow's and the
- * sandbox's databases, migrated), one Temporal dev server and one workflow bundle.
+ * sandbox's databases, migrated), one Temporal dev server, one mail catcher (maildev) and one
+ * workflow bundle.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg } from '../lib/embedded-pg.js';
+import { startMailDev } from '../lib/maildev.js';
 import { BILLFLOW_MIGRATIONS, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
 import { freePort, startTemporalDevServer } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
@@ -20,6 +22,9 @@ export interface Servers {
   workflowBundlePath: string;
   chromiumPath: string;
   testServerPath: string | undefined;
+  /** The mail catcher's SMTP port (on 127.0.0.1) and its web page / REST API. */
+  smtpPort: number;
+  mailDevUrl: string;
   /** Bundles other workflow code (the benchmark's baseline) into the run's folder. */
   bundle(entry: string, name: string): Promise<string>;
   stop(): Promise<void>;
@@ -43,11 +48,12 @@ export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
     writeFileSync(file, code);
     return file;
   };
-  const [pgPort, temporalPort, uiPort] = [await freePort(), await freePort(), await freePort()];
-  const [pg, temporal, workflowBundlePath] = await Promise.all([
+  const [pgPort, temporalPort, uiPort, smtpPort, mailWebPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const [pg, temporal, workflowBundlePath, mailDev] = await Promise.all([
     startEmbeddedPg({ dataDir: path.join(tmp, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
     startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }),
     bundle(WORKFLOWS_ENTRY, 'workflows'),
+    startMailDev({ smtpPort, webPort: mailWebPort }),
   ]);
   for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
     const sql = connect(pg.url(db), { max: 1 });
@@ -62,8 +68,11 @@ export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
     workflowBundlePath,
     chromiumPath: tools.chromium,
     testServerPath: tools.testServer,
+    smtpPort: mailDev.smtpPort,
+    mailDevUrl: mailDev.webUrl,
     bundle,
     async stop() {
+      await mailDev.stop();
       await temporal.stop();
       await pg.stop();
       rmSync(tmp, { recursive: true, force: true });

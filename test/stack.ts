@@ -49,6 +49,11 @@ export interface StackOptions {
   updateWaitMs?: number;
   /** Worker options (the benchmark raises the workflow cache). */
   workerOptions?: Partial<WorkerOptions>;
+  /**
+   * SMTP port of the run's mail catcher on 127.0.0.1, for the worker's mailer
+   * (`createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }))`).
+   */
+  smtpPort?: number;
   /** Another Temporal (the time-skipping environment); by default the run's dev server. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
 }

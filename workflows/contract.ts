@@ -5,6 +5,7 @@
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { AppliedPayment, InvoiceLine, InvoiceStatus, SettlementStatus } from '../domain/invoice.js';
+import type { Plan } from '../domain/plan.js';
 import type { Minor } from '../domain/money.js';
 
 export const DEFAULT_TASK_QUEUE = 'billflow-invoices';
@@ -72,6 +73,12 @@ export interface InvoiceState extends InvoiceDraft {
   /** How often the workflow imports payments while something is owed; null when not at the provider. */
   paymentImportSeconds: number | null;
   payments: AppliedPayment[];
+  /** Payments that became client prepayments when the invoice left Final; never applied again. */
+  convertedPayments: AppliedPayment[];
+  /** Prepayments the ERP applied to this invoice, and the provider payments re-created for them. */
+  prepaymentApplications: { prepaymentId: string; amount: Minor; providerPaymentId: string | null; requestId: string }[];
+  /** Backup attachments printed with the invoice: emailed with it, never sent to the provider. */
+  backupDocumentIds: string[];
   history: StatusChange[];
   /** Bumped on every read-model write, so a stale retried write can never win. */
   version: number;
@@ -87,6 +94,30 @@ export interface ChangeStatusRequest {
   to: InvoiceStatus;
   /** The ERP request's correlation id. */
   requestId: string;
+  /** Answer with the plan and change nothing. */
+  dryRun?: boolean;
+  /** Backup attachments (stored documents) printed with a Final invoice. */
+  backupDocumentIds?: string[];
+}
+
+export interface StatusChangeResult {
+  invoice: InvoiceState;
+  plan: Plan;
+  dryRun: boolean;
+}
+
+/** New content for a Draft or Reissue invoice (the ERP edits it before printing it again). */
+export interface ReviseRequest {
+  lines?: InvoiceLine[];
+  invoiceDate?: string;
+  dueDate?: string;
+  requestId: string;
+}
+
+export interface ApplyPrepaymentRequest {
+  prepaymentId: string;
+  amount: Minor;
+  requestId: string;
 }
 
 /** A provider payment as the webhook and the importer both see it. */
@@ -100,10 +131,13 @@ export interface ProviderPayment {
   coveredInvoices: string[];
   /** The payment's whole amount across its invoices, fee excluded. */
   totalAmount: Minor;
+  method: 'card' | 'prepayment' | 'quickpay' | 'other';
   source: 'webhook' | 'import';
   requestId: string;
 }
 
 export const stateQuery = defineQuery<InvoiceState>('state');
-export const changeStatusUpdate = defineUpdate<InvoiceState, [ChangeStatusRequest]>('changeStatus');
+export const changeStatusUpdate = defineUpdate<StatusChangeResult, [ChangeStatusRequest]>('changeStatus');
+export const reviseUpdate = defineUpdate<InvoiceState, [ReviseRequest]>('revise');
+export const applyPrepaymentUpdate = defineUpdate<InvoiceState, [ApplyPrepaymentRequest]>('applyPrepayment');
 export const paymentSignal = defineSignal<[ProviderPayment]>('paymentReceived');

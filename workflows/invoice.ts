@@ -1,9 +1,11 @@
 /**
  * One workflow per ERP invoice, from draft through final, reissue and payment. The state lives in
- * the workflow; the rules come from domain/; every side effect is an activity with an idempotency
- * key made from business identity (company, invoice, revision, operation).
+ * the workflow; the rules come from domain/ (a status change is planned by `planStatusChange` and
+ * executed here step by step); every side effect is an activity whose idempotency key comes from
+ * business identity (company, invoice, revision, operation).
  */
 import {
+  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   condition,
@@ -16,25 +18,24 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { invoiceTotal, outstandingAmount, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
+import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
 import {
-  invoiceTotal,
-  outstandingAmount,
-  sendsToProvider,
-  settlementStatus,
-  transitionError,
-} from '../domain/invoice.js';
-import {
+  applyPrepaymentUpdate,
   changeStatusUpdate,
   paymentSignal,
+  reviseUpdate,
   searchAttributes as sa,
   stateQuery,
+  type ApplyPrepaymentRequest,
   type ChangeStatusRequest,
-  type InvoiceDraft,
   type InvoiceState,
   type InvoiceWorkflowInput,
   type ProviderPayment,
+  type StatusChangeResult,
 } from './contract.js';
 import { Lock } from './lock.js';
+import { initialState } from './state.js';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
@@ -42,27 +43,14 @@ const acts = proxyActivities<Activities>({
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-function initialState(draft: InvoiceDraft): InvoiceState {
-  const total = invoiceTotal(draft.lines);
-  return {
-    ...draft,
-    status: 'Draft',
-    revision: 0,
-    total,
-    paid: 0,
-    outstanding: total - draft.prepaymentsApplied,
-    settlement: settlementStatus(total, draft.prepaymentsApplied, []),
-    payNowUrl: null,
-    providerInvoiceId: null,
-    providerCustomerId: null,
-    pdf: null,
-    sentToProvider: false,
-    paymentImportSeconds: null,
-    payments: [],
-    history: [],
-    version: 0,
-  };
-}
+/**
+ * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
+ * be reached after a few quick tries, the change is refused rather than left waiting.
+ */
+const importBeforeChange = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
+}).importProviderPayments;
 
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
@@ -75,6 +63,28 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       const err = transitionError(state.status, req.to);
       if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
     },
+  });
+  setHandler(
+    reviseUpdate,
+    (req) =>
+      lock.run(async () => {
+        const err = revisionError(state.status);
+        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
+        if (req.lines) state.lines = req.lines;
+        if (req.invoiceDate) state.invoiceDate = req.invoiceDate;
+        if (req.dueDate) state.dueDate = req.dueDate;
+        await publish();
+        return state;
+      }),
+    {
+      validator: (_req) => {
+        const err = revisionError(state.status);
+        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
+      },
+    },
+  );
+  setHandler(applyPrepaymentUpdate, (req) => lock.run(() => applyPrepayment(req)), {
+    validator: (req) => checkPrepayment(req),
   });
   setHandler(paymentSignal, (p) => {
     inbox.push(p);
@@ -95,63 +105,26 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     await acts.saveInvoice(state);
   }
 
-  async function changeStatus(req: ChangeStatusRequest): Promise<InvoiceState> {
-    // Re-check under the lock: another change may have landed while this one waited.
-    const err = transitionError(state.status, req.to);
-    if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
-    const from = state.status;
-    if (req.to === 'Final') await finalize(req.requestId);
-    else throw ApplicationFailure.nonRetryable(`changing a Final invoice to ${req.to} is not supported yet`, 'NotSupported');
-    state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
-    await publish();
-    return state;
+  /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
+  function known(paymentId: string): boolean {
+    return (
+      state.payments.some((x) => x.paymentId === paymentId) ||
+      state.convertedPayments.some((x) => x.paymentId === paymentId) ||
+      state.prepaymentApplications.some((a) => a.providerPaymentId === paymentId)
+    );
   }
 
-  /** Print to Final: PDF, and when the integration is on and something is owed, the provider record. */
-  async function finalize(requestId: string): Promise<void> {
-    const { companyId, number } = state;
-    const company = await acts.getCompanySettings({ companyId });
-    state.revision += 1;
-    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}`;
-    const outstanding = outstandingAmount(invoiceTotal(state.lines), state.prepaymentsApplied, state.payments);
-    const send = sendsToProvider(company.providerEnabled, outstanding);
-    if (send) {
-      state.providerCustomerId = (await acts.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
-      const created = await acts.createProviderInvoice({
-        companyId,
-        customerId: state.providerCustomerId,
-        number,
-        invoiceDate: state.invoiceDate,
-        amount: state.total,
-        outstanding,
-        idempotencyKey: key('create-invoice'),
-        requestId,
-      });
-      state.providerInvoiceId = created.providerInvoiceId;
-      state.payNowUrl = created.payNowUrl;
-    }
-    state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
-    if (send && state.providerInvoiceId) {
-      await acts.attachProviderInvoicePdf({
-        companyId,
-        providerInvoiceId: state.providerInvoiceId,
-        documentId: state.pdf.documentId,
-        idempotencyKey: key('attach-pdf'),
-        requestId,
-      });
-    }
-    state.sentToProvider = send;
-    state.paymentImportSeconds = send ? company.paymentImportSeconds : null;
-    state.status = 'Final';
+  async function applyOne(p: ProviderPayment): Promise<void> {
+    await acts.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
+    state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source, coveredInvoices: p.coveredInvoices });
   }
 
   /** Applies each provider payment once, whichever path (webhook or import) brought it first. */
   async function applyPayments(payments: ProviderPayment[]): Promise<void> {
     let changed = false;
     for (const p of payments) {
-      if (state.payments.some((x) => x.paymentId === p.paymentId)) continue;
-      await acts.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
-      state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source });
+      if (known(p.paymentId) || p.method === 'prepayment') continue;
+      await applyOne(p);
       changed = true;
     }
     if (changed) await publish();
@@ -159,12 +132,162 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   async function importPayments(): Promise<void> {
     if (!state.providerInvoiceId) return;
-    const found = await acts.importProviderPayments({
-      companyId: state.companyId,
-      providerInvoiceId: state.providerInvoiceId,
-      requestId: `import-${uuid4()}`,
-    });
+    const found = await acts.importProviderPayments({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: `import-${uuid4()}` });
     await applyPayments(found);
+  }
+
+  async function changeStatus(req: ChangeStatusRequest): Promise<StatusChangeResult> {
+    // Re-check under the lock: another change may have landed while this one waited.
+    const err = transitionError(state.status, req.to);
+    if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
+    const { companyId, number } = state;
+    const company = await acts.getCompanySettings({ companyId });
+
+    let found: ProviderPayment[] = [];
+    if (importsBeforeChange(state, req.to)) {
+      try {
+        found = (await importBeforeChange({ companyId, providerInvoiceId: state.providerInvoiceId!, requestId: req.requestId })).filter(
+          (p) => !known(p.paymentId) && p.method !== 'prepayment',
+        );
+      } catch (e) {
+        const why = e instanceof ActivityFailure && e.cause ? e.cause.message : String(e);
+        throw ApplicationFailure.nonRetryable(
+          `payments could not be imported from the provider, so the change to ${req.to} was refused and nothing changed: ${why}`,
+          'ProviderUnavailable',
+        );
+      }
+    }
+    const leaving = state.status === 'Final' && req.to !== 'Final';
+    const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
+    const stillHeldBy = await acts.paymentHolds({ companyId, number, paymentIds });
+    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy });
+    if (req.dryRun) return { invoice: state, plan, dryRun: true };
+
+    log.info('status change', { number, from: state.status, to: req.to, requestId: req.requestId, steps: plan.steps.map((s) => s.kind) });
+    const from = state.status;
+    if (req.to === 'Final') {
+      state.revision += 1;
+      state.backupDocumentIds = req.backupDocumentIds ?? [];
+    }
+    const executed: Step[] = [];
+    for (const step of plan.steps) executed.push(await execute(step, req.requestId, found, company.paymentImportSeconds));
+    state.status = req.to;
+    state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
+    await publish();
+    return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
+  }
+
+  /** Carries out one planned step; returns the step as it actually happened. */
+  async function execute(step: Step, requestId: string, found: ProviderPayment[], importSeconds: number): Promise<Step> {
+    const { companyId, number } = state;
+    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}`;
+    switch (step.kind) {
+      case 'import-payments':
+        return step;
+      case 'apply-payment':
+        await applyOne(found.find((p) => p.paymentId === step.paymentId)!);
+        return step;
+      case 'convert-to-prepayment': {
+        const p = state.payments.find((x) => x.paymentId === step.paymentId)!;
+        await acts.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
+        state.payments = state.payments.filter((x) => x.paymentId !== p.paymentId);
+        state.convertedPayments.push(p);
+        return step;
+      }
+      case 'hold-provider-payment':
+      case 'remove-provider-payment': {
+        // Decided again now: another invoice of the same payment may have changed meanwhile.
+        const heldBy = (await acts.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
+        if (heldBy.length > 0) return { kind: 'hold-provider-payment', paymentId: step.paymentId, heldBy };
+        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        return { kind: 'remove-provider-payment', paymentId: step.paymentId };
+      }
+      case 'delete-provider-invoice':
+        await acts.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
+        state.providerInvoiceId = null;
+        state.payNowUrl = null;
+        state.sentToProvider = false;
+        state.paymentImportSeconds = null;
+        return step;
+      case 'create-provider-invoice': {
+        state.providerCustomerId = (await acts.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
+        const created = await acts.createProviderInvoice({
+          companyId,
+          customerId: state.providerCustomerId,
+          number,
+          invoiceDate: state.invoiceDate,
+          amount: state.total,
+          outstanding: step.outstanding,
+          idempotencyKey: key('create-invoice'),
+          requestId,
+        });
+        state.providerInvoiceId = created.providerInvoiceId;
+        state.payNowUrl = created.payNowUrl;
+        state.sentToProvider = true;
+        state.paymentImportSeconds = importSeconds;
+        return step;
+      }
+      case 'update-provider-invoice': {
+        const updated = await acts.updateProviderInvoice({
+          companyId,
+          providerInvoiceId: step.providerInvoiceId,
+          number,
+          invoiceDate: state.invoiceDate,
+          amount: state.total,
+          outstanding: step.outstanding,
+          idempotencyKey: key('update-invoice'),
+          requestId,
+        });
+        state.payNowUrl = updated.payNowUrl;
+        state.paymentImportSeconds = importSeconds;
+        return step;
+      }
+      case 'render-pdf':
+        // The document shows the figures as they will be once the change is done.
+        state.pdf = await acts.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
+        return step;
+      case 'attach-pdf':
+        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
+        return step;
+      case 'skip-provider':
+        return step;
+    }
+  }
+
+  function checkPrepayment(req: ApplyPrepaymentRequest): void {
+    if (!Number.isSafeInteger(req.amount) || req.amount <= 0) {
+      throw ApplicationFailure.nonRetryable('amount must be a positive integer in minor units', 'InvalidPrepayment');
+    }
+    const owed = outstandingAmount(state.total, state.prepaymentsApplied, state.payments);
+    if (req.amount > owed) {
+      throw ApplicationFailure.nonRetryable(`amount ${req.amount} is more than the ${owed} still owed on invoice ${state.number}`, 'InvalidPrepayment');
+    }
+  }
+
+  /** Applies a client prepayment; at the provider the payment is created again against this invoice. */
+  async function applyPrepayment(req: ApplyPrepaymentRequest): Promise<InvoiceState> {
+    checkPrepayment(req);
+    const { companyId, number } = state;
+    const applicationKey = `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
+    await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
+    let providerPaymentId: string | null = null;
+    if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
+      providerPaymentId = (
+        await acts.recreatePrepaymentPayment({
+          companyId,
+          customerId: state.providerCustomerId,
+          providerInvoiceId: state.providerInvoiceId,
+          prepaymentId: req.prepaymentId,
+          amount: req.amount,
+          applicationKey,
+          requestId: req.requestId,
+        })
+      ).providerPaymentId;
+    }
+    state.prepaymentApplications.push({ prepaymentId: req.prepaymentId, amount: req.amount, providerPaymentId, requestId: req.requestId });
+    state.prepaymentsApplied += req.amount;
+    await publish();
+    return state;
   }
 
   if (!input.state) await lock.run(publish);
@@ -186,3 +309,4 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
   }
 }
+

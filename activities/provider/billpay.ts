@@ -36,6 +36,7 @@ export interface BillPayPayment {
   fee: number;
   paidAt: string;
   status: 'succeeded' | 'removed';
+  method: 'card' | 'prepayment' | 'quickpay' | 'other';
   allocations: { invoiceId: string; invoiceNumber: string; amount: number }[];
 }
 
@@ -141,6 +142,41 @@ export class BillPayClient {
     });
   }
 
+  updateInvoice(
+    invoiceId: string,
+    patch: { number: string; invoiceDate: string; amount: number; outstanding: number },
+    idempotencyKey: string,
+    requestId: string,
+  ): Promise<BillPayInvoice> {
+    return this.call('PATCH', `/v1/invoices/${encodeURIComponent(invoiceId)}`, { body: patch, idempotencyKey, requestId });
+  }
+
+  /** Deletes the invoice record (its Pay Now URL stops working); already gone counts as done. */
+  async deleteInvoice(invoiceId: string, idempotencyKey: string, requestId: string): Promise<void> {
+    await this.ignoreNotFound(() => this.call('DELETE', `/v1/invoices/${encodeURIComponent(invoiceId)}`, { idempotencyKey, requestId }));
+  }
+
+  /** Removes a payment record; already removed counts as done. */
+  async deletePayment(paymentId: string, idempotencyKey: string, requestId: string): Promise<void> {
+    await this.ignoreNotFound(() => this.call('DELETE', `/v1/payments/${encodeURIComponent(paymentId)}`, { idempotencyKey, requestId }));
+  }
+
+  createPayment(
+    p: { customerId: string; allocations: { invoiceId: string; amount: number }[]; method: 'prepayment' | 'quickpay' | 'other'; reference: string },
+    idempotencyKey: string,
+    requestId: string,
+  ): Promise<BillPayPayment> {
+    return this.call('POST', '/v1/payments', { body: p, idempotencyKey, requestId });
+  }
+
+  private async ignoreNotFound(fn: () => Promise<unknown>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof ProviderError && e.status === 404)) throw e;
+    }
+  }
+
   /** Every payment on one invoice, following the cursor to the end. */
   async listPayments(invoiceId: string, requestId: string): Promise<BillPayPayment[]> {
     const out: BillPayPayment[] = [];
@@ -175,6 +211,7 @@ export function paymentForInvoice(
     fee: p.fee,
     paidAt: p.paidAt,
     coveredInvoices: p.allocations.map((a) => a.invoiceNumber),
+    method: p.method,
     totalAmount: p.amount,
     source,
     requestId,

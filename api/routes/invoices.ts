@@ -1,13 +1,17 @@
 /** The ERP's invoice endpoints: each invoice is a workflow; status changes are workflow Updates. */
+import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { DomainError } from '../../domain/money.js';
-import { isInvoiceStatus, validateLines } from '../../domain/invoice.js';
+import { isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
+import { stableUuid } from '../../lib/ids.js';
 import { HttpProblem } from '../../lib/problem.js';
 import {
+  applyPrepaymentUpdate,
   changeStatusUpdate,
   invoiceWorkflowId,
+  reviseUpdate,
   searchAttributes as sa,
   stateQuery,
   type InvoiceDraft,
@@ -23,6 +27,16 @@ const QUERY_TIMEOUT_MS = 10_000;
 
 function view(state: InvoiceState) {
   return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
+}
+
+/** Runs a domain validation, turning its error into a 422 naming the field. */
+function domainChecked<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
+    throw e;
+  }
 }
 
 function company(res: Response): CompanyRow {
@@ -47,13 +61,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/invoices', mw.companyAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
     const c = company(res);
     const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency'>;
-    let lines;
-    try {
-      lines = validateLines(b.lines);
-    } catch (e) {
-      if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
-      throw e;
-    }
+    const lines = domainChecked(() => validateLines(b.lines));
     if (b.dueDate < b.invoiceDate) throw new HttpProblem(422, 'invalid-request', 'dueDate is before invoiceDate', 'dueDate');
     const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${b.clientId}`;
     if (!client) throw new HttpProblem(404, 'not-found', `client ${b.clientId} not found; register it first`, 'clientId');
@@ -130,31 +138,88 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/invoices/:number/status', mw.companyAuth, mw.idempotency, validateBody('StatusChange'), async (req, res) => {
     const c = company(res);
     const number = String(req.params.number);
-    const to = (req.body as { status: string }).status;
-    if (!isInvoiceStatus(to)) throw new HttpProblem(422, 'invalid-request', 'status must be Draft, Final or Reissue', 'status');
+    const body = req.body as { status: InvoiceStatus; dryRun: boolean; backupAttachments?: { filename: string; contentType: string; contentBase64: string }[] };
     const requestId = res.locals.requestId as string;
     const idemKey = req.get('idempotency-key');
+    // Backup attachments are kept with the invoice (and emailed with it), never sent to the provider.
+    const backupDocumentIds =
+      body.status === 'Final' && !body.dryRun && body.backupAttachments?.length
+        ? await storeBackups(c.id, number, body.backupAttachments)
+        : undefined;
     try {
       const update = await within(QUERY_TIMEOUT_MS, () =>
         handle(c.id, number).startUpdate(changeStatusUpdate, {
-          args: [{ to, requestId }],
+          args: [{ to: body.status, requestId, dryRun: body.dryRun, ...(backupDocumentIds ? { backupDocumentIds } : {}) }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
           ...(idemKey ? { updateId: `status:${idemKey}` } : {}),
         }),
       );
       try {
-        const state = await within(deps.updateWaitMs ?? 20_000, () => update.result());
-        res.json(view(state));
+        const result = await within(deps.updateWaitMs ?? 20_000, () => update.result());
+        res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...view(result.invoice), plan: result.plan });
       } catch (e) {
         const p = toProblem(e, `invoice ${number}`);
         if (p?.type !== 'worker-unavailable') throw p ?? e;
         // Accepted, and still working (typically waiting out a provider outage): let it finish.
         res.status(202).location(`/v1/invoices/${encodeURIComponent(number)}`).json({
           status: 'in-progress',
-          detail: `the change to ${to} was accepted and is still running; GET the invoice to see it complete`,
+          detail: `the change to ${body.status} was accepted and is still running; GET the invoice to see it complete`,
           updateId: update.updateId,
         });
       }
+    } catch (e) {
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  });
+
+  async function storeBackups(companyId: string, number: string, files: { filename: string; contentType: string; contentBase64: string }[]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const f of files) {
+      const bytes = Buffer.from(f.contentBase64, 'base64');
+      const sha = createHash('sha256').update(bytes).digest('hex');
+      const id = stableUuid(companyId, number, 'backup', f.filename, sha);
+      await sql`
+        INSERT INTO documents (id, company_id, kind, content_type, sha256, bytes, filename)
+        VALUES (${id}, ${companyId}, 'backup', ${f.contentType}, ${sha}, ${bytes}, ${f.filename}) ON CONFLICT (id) DO NOTHING`;
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  r.post('/v1/invoices/:number/revision', mw.companyAuth, mw.idempotency, validateBody('InvoiceRevision'), async (req, res) => {
+    const number = String(req.params.number);
+    const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
+    const lines = b.lines === undefined ? undefined : domainChecked(() => validateLines(b.lines));
+    try {
+      const state = await within(deps.updateWaitMs ?? 20_000, () =>
+        handle(company(res).id, number).executeUpdate(reviseUpdate, {
+          args: [{ ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}), requestId: res.locals.requestId as string }],
+        }),
+      );
+      res.json(view(state));
+    } catch (e) {
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  });
+
+  r.post('/v1/invoices/:number/prepayments', mw.companyAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
+    const c = company(res);
+    const number = String(req.params.number);
+    const body = req.body as { prepaymentId: string; amount: number };
+    const [pre] = await sql<{ remaining: number }[]>`SELECT remaining FROM prepayments WHERE company_id = ${c.id} AND id = ${body.prepaymentId}`;
+    if (!pre) throw new HttpProblem(404, 'not-found', `prepayment ${body.prepaymentId} not found`, 'prepaymentId');
+    if (pre.remaining < body.amount) {
+      throw new HttpProblem(422, 'prepayment-exhausted', `prepayment ${body.prepaymentId} has ${pre.remaining} left, less than ${body.amount}`, 'amount');
+    }
+    const idemKey = req.get('idempotency-key');
+    try {
+      const state = await within(deps.updateWaitMs ?? 20_000, () =>
+        handle(c.id, number).executeUpdate(applyPrepaymentUpdate, {
+          args: [{ prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string }],
+          ...(idemKey ? { updateId: `prepayment:${idemKey}` } : {}),
+        }),
+      );
+      res.json(view(state));
     } catch (e) {
       throw toProblem(e, `invoice ${number}`) ?? e;
     }

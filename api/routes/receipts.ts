@@ -21,7 +21,7 @@ export function receiptsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
     const unacked = req.query.unacknowledged === 'true';
     const rows = await sql<{ id: string }[]>`
-      SELECT seq::text AS id, kind, provider_payment_id AS "providerPaymentId", amount, currency, allocations AS invoices,
+      SELECT seq::text AS id, kind, provider_payment_id AS "providerPaymentId", invoice_number AS "invoiceNumber", amount, currency, allocations AS invoices,
         paid_at AS "paidAt", request_id AS "requestId", acknowledged_at IS NOT NULL AS acknowledged, created_at AS "createdAt"
       FROM receipts
       WHERE company_id = ${c.id}

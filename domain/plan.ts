@@ -1,0 +1,127 @@
+/**
+ * What a status change does, decided in one pure function. The workflow executes the plan it
+ * gets from here, and a dry run returns the same plan unexecuted, so preview and change cannot
+ * disagree. Inputs that need I/O (payments found at the provider, which other invoices still hold a
+ * shared payment, the company's settings) are gathered first and passed in.
+ */
+import { outstandingAmount, sendsToProvider, type AppliedPayment, type InvoiceStatus } from './invoice.js';
+import type { Minor } from './money.js';
+
+export interface PlanInvoice {
+  number: string;
+  status: InvoiceStatus;
+  total: Minor;
+  prepaymentsApplied: Minor;
+  payments: readonly AppliedPayment[];
+  sentToProvider: boolean;
+  providerInvoiceId: string | null;
+  payNowUrl: string | null;
+}
+
+/** A provider payment found by the pre-change import that this invoice has not applied yet. */
+export interface FoundPayment {
+  paymentId: string;
+  amount: Minor;
+  fee: Minor;
+  coveredInvoices: string[];
+}
+
+export type Step =
+  /** Payments made at the provider are imported before the invoice leaves Final. */
+  | { kind: 'import-payments' }
+  | { kind: 'apply-payment'; paymentId: string; amount: Minor }
+  /** A payment on the invoice becomes a client prepayment (credit) the ERP keeps. */
+  | { kind: 'convert-to-prepayment'; paymentId: string; amount: Minor }
+  /** Every invoice the payment covered has left Final: the provider's payment record is removed. */
+  | { kind: 'remove-provider-payment'; paymentId: string }
+  /** Other invoices the payment covered are still Final: the record stays until they change too. */
+  | { kind: 'hold-provider-payment'; paymentId: string; heldBy: string[] }
+  | { kind: 'delete-provider-invoice'; providerInvoiceId: string }
+  | { kind: 'render-pdf' }
+  | { kind: 'create-provider-invoice'; outstanding: Minor }
+  | { kind: 'update-provider-invoice'; providerInvoiceId: string; outstanding: Minor }
+  | { kind: 'attach-pdf' }
+  | { kind: 'skip-provider'; reason: string };
+
+export type FeedEntry = { kind: 'payment' | 'fee'; paymentId: string; amount: Minor } | { kind: 'prepayment'; paymentId: string; amount: Minor };
+
+export interface Plan {
+  from: InvoiceStatus;
+  to: InvoiceStatus;
+  steps: Step[];
+  /** What happens to the Pay Now URL the client may have. */
+  payNowUrl: 'new' | 'same' | 'removed' | 'none' | 'unchanged';
+  /** Entries the change adds to the ERP's receipts feed. */
+  feed: FeedEntry[];
+}
+
+export interface PlanInput {
+  invoice: PlanInvoice;
+  to: InvoiceStatus;
+  providerEnabled: boolean;
+  /** Unapplied payments the pre-change import found (empty when nothing was imported). */
+  found: readonly FoundPayment[];
+  /** For each payment on the invoice, the other invoices it covered that are still Final. */
+  stillHeldBy: Readonly<Record<string, string[]>>;
+}
+
+export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy }: PlanInput): Plan {
+  const steps: Step[] = [];
+  const feed: FeedEntry[] = [];
+  const from = invoice.status;
+  let payments = [...invoice.payments];
+  let atProvider = invoice.sentToProvider && invoice.providerInvoiceId !== null;
+  let payNowUrl: Plan['payNowUrl'] = 'unchanged';
+
+  if (from === 'Final' && (to === 'Reissue' || to === 'Draft')) {
+    if (atProvider) {
+      steps.push({ kind: 'import-payments' });
+      for (const p of found) {
+        steps.push({ kind: 'apply-payment', paymentId: p.paymentId, amount: p.amount });
+        feed.push({ kind: 'payment', paymentId: p.paymentId, amount: p.amount });
+        if (p.fee > 0) feed.push({ kind: 'fee', paymentId: p.paymentId, amount: p.fee });
+        payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: '', source: 'import', coveredInvoices: p.coveredInvoices });
+      }
+    }
+    for (const p of payments) {
+      steps.push({ kind: 'convert-to-prepayment', paymentId: p.paymentId, amount: p.amount });
+      feed.push({ kind: 'prepayment', paymentId: p.paymentId, amount: p.amount });
+      const heldBy = stillHeldBy[p.paymentId] ?? [];
+      steps.push(heldBy.length ? { kind: 'hold-provider-payment', paymentId: p.paymentId, heldBy } : { kind: 'remove-provider-payment', paymentId: p.paymentId });
+    }
+    payments = [];
+  }
+
+  if (to === 'Draft' && atProvider && invoice.providerInvoiceId) {
+    steps.push({ kind: 'delete-provider-invoice', providerInvoiceId: invoice.providerInvoiceId });
+    atProvider = false;
+    payNowUrl = 'removed';
+  }
+
+  if (to === 'Final') {
+    const outstanding = outstandingAmount(invoice.total, invoice.prepaymentsApplied, payments);
+    if (atProvider && invoice.providerInvoiceId && providerEnabled) {
+      // A reissue keeps the provider's record and its Pay Now URL; only the figures change.
+      const owed = Math.max(outstanding, 0);
+      steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      payNowUrl = 'same';
+    } else if (sendsToProvider(providerEnabled, outstanding)) {
+      steps.push({ kind: 'create-provider-invoice', outstanding }, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      payNowUrl = 'new';
+    } else {
+      const reason = !providerEnabled
+        ? 'the company does not have the provider integration enabled'
+        : outstanding === 0
+          ? 'nothing is owed (zero or net-zero invoice)'
+          : 'the invoice is a credit';
+      steps.push({ kind: 'skip-provider', reason }, { kind: 'render-pdf' });
+      payNowUrl = 'none';
+    }
+  }
+  return { from, to, steps, payNowUrl, feed };
+}
+
+/** True when the change needs the provider's payments imported first. */
+export function importsBeforeChange(invoice: PlanInvoice, to: InvoiceStatus): boolean {
+  return invoice.status === 'Final' && to !== 'Final' && invoice.sentToProvider && invoice.providerInvoiceId !== null;
+}
