@@ -8,6 +8,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Sql } from '../lib/db.js';
 import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
+import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
+import { MailError, type Mailer } from './email/mailer.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { BillPayClient, paymentForInvoice, ProviderError, type ProviderAccount } from './provider/billpay.js';
@@ -15,6 +17,7 @@ import { BillPayClient, paymentForInvoice, ProviderError, type ProviderAccount }
 export interface ActivityDeps {
   sql: Sql;
   renderer: PdfRenderer;
+  mailer: Mailer;
 }
 
 export interface CompanySettings {
@@ -34,7 +37,7 @@ async function provider<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function createActivities({ sql, renderer }: ActivityDeps) {
+export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
   async function account(companyId: string): Promise<ProviderAccount> {
     const [row] = await sql<{ url: string | null; account_id: string | null; api_key: string | null; secret: string | null }[]>`
       SELECT provider_url AS url, provider_account_id AS account_id, provider_api_key AS api_key, provider_webhook_secret AS secret
@@ -276,6 +279,57 @@ export function createActivities({ sql, renderer }: ActivityDeps) {
         ON CONFLICT (id) DO UPDATE SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes`;
       log.info('invoice PDF rendered', { number: invoice.number, documentId, bytes: pdf.length, requestId });
       return { documentId, sha256 };
+    },
+
+    /** Where the client's final invoices are emailed, and whether its template carries the Pay Now URL. */
+    async getEmailSettings({ companyId, clientId }: { companyId: string; clientId: string }) {
+      const [c] = await sql<{ email: string | null; template: EmailTemplate | null }[]>`
+        SELECT email, invoice_email_template AS template FROM clients WHERE company_id = ${companyId} AND id = ${clientId}`;
+      if (!c) throw ApplicationFailure.nonRetryable(`unknown client ${clientId}`, 'UnknownClient');
+      return c.email ? { to: c.email, usesPayNowUrl: templateUsesPayNowUrl(c.template) } : null;
+    },
+
+    /** Emails the final invoice (PDF and backup attachments) to the client, once per revision. */
+    async sendInvoiceEmail({ invoice, requestId }: { invoice: InvoiceState; requestId: string }): Promise<{ messageId: string }> {
+      const [sent] = await sql<{ message_id: string }[]>`
+        SELECT message_id FROM invoice_emails WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
+      if (sent) return { messageId: sent.message_id };
+      const [row] = await sql<{ company_name: string; client_name: string; email: string | null; template: EmailTemplate | null }[]>`
+        SELECT co.name AS company_name, cl.name AS client_name, cl.email, cl.invoice_email_template AS template
+        FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${invoice.companyId} AND cl.id = ${invoice.clientId}`;
+      if (!row?.email) throw ApplicationFailure.nonRetryable(`client ${invoice.clientId} has no email address`, 'NoEmailAddress');
+      const docIds = [invoice.pdf?.documentId, ...invoice.backupDocumentIds].filter((d): d is string => Boolean(d));
+      const docs = await sql<{ id: string; bytes: Buffer; content_type: string; filename: string | null }[]>`
+        SELECT id, bytes, content_type, filename FROM documents WHERE id IN ${sql(docIds)}`;
+      const mail = renderInvoiceEmail(row.template, {
+        company: { name: row.company_name },
+        client: { id: invoice.clientId, name: row.client_name, email: row.email },
+        invoice,
+        payNowUrl: invoice.payNowUrl,
+      });
+      const messageId = `<${invoice.companyId}.${invoice.number}.r${invoice.revision}@billflow>`;
+      try {
+        await mailer.send({
+          to: row.email,
+          subject: mail.subject,
+          text: mail.text,
+          messageId,
+          headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': invoice.number },
+          attachments: docIds.map((id) => {
+            const d = docs.find((x) => x.id === id)!;
+            return { filename: d.filename ?? `invoice-${invoice.number}.pdf`, content: d.bytes, contentType: d.content_type };
+          }),
+        });
+      } catch (e) {
+        if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
+        throw e;
+      }
+      await sql`
+        INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
+        VALUES (${invoice.companyId}, ${invoice.number}, ${invoice.revision}, ${row.email}, ${messageId}, ${mail.usesPayNowUrl}, ${requestId})
+        ON CONFLICT DO NOTHING`;
+      log.info('invoice emailed', { number: invoice.number, to: row.email, withPayNowUrl: mail.usesPayNowUrl, requestId });
+      return { messageId };
     },
 
     /** Writes the read model; a stale (retried, older) write never overwrites a newer one. */

@@ -56,6 +56,16 @@ const schemas = {
       email: { type: 'string', format: 'email', maxLength: 320 },
     },
   },
+  EmailTemplate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['subject', 'body'],
+    description:
+      "The client's invoice email. Tags: {{company.name}} {{client.name}} {{invoice.number}} {{invoice.invoiceDate}} {{invoice.dueDate}} " +
+      '{{invoice.total}} {{invoice.outstanding}} {{payNowUrl}}, and {{#if tag}}…{{/if}} around them. With {{payNowUrl}} the emailed invoice carries its Pay Now URL. ' +
+      'An unknown tag is refused with 422 naming it.',
+    properties: { subject: { type: 'string', minLength: 1, maxLength: 500 }, body: { type: 'string', minLength: 1, maxLength: 20_000 } },
+  },
   Client: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: ['string', 'null'] } } },
   InvoiceLine: {
     type: 'object',
@@ -276,6 +286,14 @@ export const openapi = {
         parameters: [idempotencyKey, requestId],
         requestBody: body('ClientCreate'),
         responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/clients/{id}/invoice-email-template': {
+      put: {
+        summary: "Set the client's invoice email template",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
+        requestBody: body('EmailTemplate'),
+        responses: { 200: { description: 'The template, with `usesPayNowUrl`' }, 404: problem, 422: problem },
       },
     },
     '/v1/clients/{id}': {

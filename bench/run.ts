@@ -11,7 +11,9 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
+import { createMailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
+import { smtpConfig } from '../lib/config.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
@@ -131,12 +133,13 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
   await http(stack.sandboxUrl, 'PATCH', `/v1/accounts/${baseTenant.account.id}`, { key: baseTenant.account.apiKey, body: { webhookUrl: null } });
   const baseClients = await newClients(stack, baseTenant, 5);
   const baseRenderer = new PdfRenderer({ executablePath: servers.chromiumPath, concurrency: 2 });
+  const baseMailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(servers.smtpPort) }));
   const baseQueue = `bench-baseline-${randomUUID()}`;
   const baseConnection = await NativeConnection.connect({ address: servers.temporalAddress });
   const baseWorker = await Worker.create({
     connection: baseConnection,
     taskQueue: baseQueue,
-    activities: createActivities({ sql: stack.sql, renderer: baseRenderer }),
+    activities: createActivities({ sql: stack.sql, renderer: baseRenderer, mailer: baseMailer }),
     workflowBundle: { codePath: await servers.bundle(path.join(ROOT, 'bench', 'baseline-workflow.ts'), 'baseline') },
   });
   const baseRun = baseWorker.run();
@@ -173,6 +176,7 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
   baseWorker.shutdown();
   await baseRun;
   await baseRenderer.close();
+  baseMailer.close();
   await baseConnection.close();
   const baseTput = INVOICES / (baseMs / 1000);
   const engTput = INVOICES / (engMs / 1000);

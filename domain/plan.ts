@@ -41,6 +41,8 @@ export type Step =
   | { kind: 'create-provider-invoice'; outstanding: Minor }
   | { kind: 'update-provider-invoice'; providerInvoiceId: string; outstanding: Minor }
   | { kind: 'attach-pdf' }
+  /** The final invoice is emailed to the client, PDF attached; with its Pay Now URL when the client's template uses it. */
+  | { kind: 'email-invoice'; to: string; withPayNowUrl: boolean }
   | { kind: 'skip-provider'; reason: string };
 
 export type FeedEntry = { kind: 'payment' | 'fee'; paymentId: string; amount: Minor } | { kind: 'prepayment'; paymentId: string; amount: Minor };
@@ -63,9 +65,11 @@ export interface PlanInput {
   found: readonly FoundPayment[];
   /** For each payment on the invoice, the other invoices it covered that are still Final. */
   stillHeldBy: Readonly<Record<string, string[]>>;
+  /** Where the final invoice is emailed (null: the client has no email address). */
+  email: { to: string; usesPayNowUrl: boolean } | null;
 }
 
-export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy }: PlanInput): Plan {
+export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy, email }: PlanInput): Plan {
   const steps: Step[] = [];
   const feed: FeedEntry[] = [];
   const from = invoice.status;
@@ -117,6 +121,7 @@ export function planStatusChange({ invoice, to, providerEnabled, found, stillHel
       steps.push({ kind: 'skip-provider', reason }, { kind: 'render-pdf' });
       payNowUrl = 'none';
     }
+    if (email) steps.push({ kind: 'email-invoice', to: email.to, withPayNowUrl: email.usesPayNowUrl && payNowUrl !== 'none' });
   }
   return { from, to, steps, payNowUrl, feed };
 }

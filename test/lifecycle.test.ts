@@ -3,8 +3,9 @@
  * against the provider sandbox's own records, the ERP feed and the database.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { freshAddress, mailbox } from './mail.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -300,7 +301,61 @@ describe('integration disabled', () => {
     const clientId = await newClient(off);
     const inv = await finalInvoice(clientId, 90_000, off);
     expect(inv).toMatchObject({ status: 'Final', sentToProvider: false, payNowUrl: null });
-    expect(inv.plan.steps).toEqual([{ kind: 'skip-provider', reason: expect.stringContaining('not have the provider integration enabled') }, { kind: 'render-pdf' }]);
+    expect(inv.plan.steps).toEqual([
+      { kind: 'skip-provider', reason: expect.stringContaining('not have the provider integration enabled') },
+      { kind: 'render-pdf' },
+      { kind: 'email-invoice', to: 'ap@harbor.example', withPayNowUrl: false },
+    ]);
     expect((await provider<{ data: unknown[] }>('GET', `/v1/customers?externalId=${clientId}`, undefined, off)).body.data).toHaveLength(0);
+  });
+});
+
+describe('emailing the final invoice', () => {
+  it("carries the Pay Now URL when the client's template uses it, with the PDF and backups attached; backups never reach the provider", async () => {
+    const email = freshAddress();
+    const clientId = `cl-${randomUUID().slice(0, 6)}`;
+    await api('POST', '/v1/clients', { id: clientId, name: 'Quarry Partners', email });
+    const badTemplate = await api('PUT', `/v1/clients/${clientId}/invoice-email-template`, { subject: 'Invoice {{invoice.number}}', body: 'Pay here: {{bill.nonsense}}' });
+    expect(badTemplate.status).toBe(422);
+    expect(badTemplate.body).toMatchObject({ detail: expect.stringContaining('bill.nonsense') });
+    const template = await api('PUT', `/v1/clients/${clientId}/invoice-email-template`, {
+      subject: 'Invoice {{invoice.number}} from {{company.name}}',
+      body: 'Dear {{client.name}},\n{{invoice.outstanding}} is due on {{invoice.dueDate}}. Pay online: {{payNowUrl}}\n',
+    });
+    expect(template.body).toMatchObject({ usesPayNowUrl: true });
+
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    await api('POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Survey', amount: 25_000 }] });
+    const timesheet = Buffer.from('%PDF-1.4 timesheet backup for the client only');
+    const final = await api('POST', `/v1/invoices/${number}/status`, {
+      status: 'Final',
+      backupAttachments: [{ filename: 'timesheets.pdf', contentType: 'application/pdf', contentBase64: timesheet.toString('base64') }],
+    });
+    expect(final.status, JSON.stringify(final.body)).toBe(200);
+    expect(final.body.plan.steps.at(-1)).toEqual({ kind: 'email-invoice', to: email, withPayNowUrl: true });
+
+    const box = mailbox(inject('mailDevUrl'));
+    const msg = await box.waitForMessage((m) => m.to.some((t) => t.address === email));
+    expect(msg.subject).toBe(`Invoice ${number} from Company ${tenant.companyId}`);
+    expect(msg.text).toContain(`Pay online: ${final.body.payNowUrl}`);
+    expect(msg.text).toContain('$250.00 is due on 2026-12-02');
+    const [doc] = await stack.sql<{ bytes: Buffer; sha256: string }[]>`SELECT d.bytes, d.sha256 FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${number}`;
+    expect((await box.attachment(msg, `invoice-${number}.pdf`)).equals(doc!.bytes)).toBe(true);
+    expect((await box.attachment(msg, 'timesheets.pdf')).equals(timesheet)).toBe(true);
+
+    // The provider got the invoice PDF alone.
+    const remote = await provider<{ pdf: { sha256: string; bytes: number } }>('GET', `/v1/invoices/${final.body.providerInvoiceId}`);
+    expect(remote.body.pdf).toMatchObject({ sha256: doc!.sha256, bytes: doc!.bytes.length });
+  });
+
+  it('leaves the Pay Now URL out with the default template', async () => {
+    const email = freshAddress();
+    const clientId = `cl-${randomUUID().slice(0, 6)}`;
+    await api('POST', '/v1/clients', { id: clientId, name: 'Plain Template Co', email });
+    const inv = await finalInvoice(clientId, 12_000);
+    const msg = await mailbox(inject('mailDevUrl')).waitForMessage((m) => m.to.some((t) => t.address === email));
+    expect(msg.subject).toContain(inv.number);
+    expect(msg.text).not.toContain('/pay/');
+    expect(inv.plan.steps.at(-1)).toEqual({ kind: 'email-invoice', to: email, withPayNowUrl: false });
   });
 });

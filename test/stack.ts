@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
+import { createMailer } from '../activities/email/mailer.js';
 import { createApp } from '../api/app.js';
+import { smtpConfig } from '../lib/config.js';
 import { connect, type Sql } from '../lib/db.js';
 import { silentLogger } from '../lib/log.js';
 import { createSandbox } from '../sandbox/app.js';
@@ -49,11 +51,8 @@ export interface StackOptions {
   updateWaitMs?: number;
   /** Worker options (the benchmark raises the workflow cache). */
   workerOptions?: Partial<WorkerOptions>;
-  /**
-   * SMTP port of the run's mail catcher on 127.0.0.1, for the worker's mailer
-   * (`createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(smtpPort) }))`).
-   */
-  smtpPort?: number;
+  /** SMTP port of the run's mail catcher on 127.0.0.1, for the worker's mailer. */
+  smtpPort: number;
   /** Another Temporal (the time-skipping environment); by default the run's dev server. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
 }
@@ -71,11 +70,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const owned = !opts.temporal;
   const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
+  const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
   const { worker, renderer } = await createWorker({
     connection: workerConnection,
     namespace: 'default',
     taskQueue,
     sql,
+    mailer,
     chromiumPath: opts.chromiumPath,
     pdfConcurrency: 2,
     workflowBundlePath: opts.workflowBundlePath,
@@ -108,6 +109,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       worker.shutdown();
       await running;
       await renderer.close();
+      mailer.close();
       await sandbox?.close();
       apiHttp.server.closeAllConnections();
       sandboxHttp.server.closeAllConnections();

@@ -1,5 +1,6 @@
 /** Builds a billflow worker: real activities over their dependencies, the invoice workflows. */
 import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import type { Mailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import type { Sql } from '../lib/db.js';
@@ -10,6 +11,7 @@ export interface WorkerDeps {
   namespace: string;
   taskQueue: string;
   sql: Sql;
+  mailer: Mailer;
   chromiumPath: string;
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
@@ -24,7 +26,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer }),
+    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     ...deps.options,
   });

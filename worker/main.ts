@@ -1,6 +1,7 @@
 /** The worker process: runs until SIGINT/SIGTERM, then drains and closes Chromium and PostgreSQL. */
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
-import { chromiumPath, databaseUrl, pdfConcurrency, temporalConfig } from '../lib/config.js';
+import { createMailer } from '../activities/email/mailer.js';
+import { chromiumPath, databaseUrl, pdfConcurrency, smtpConfig, temporalConfig } from '../lib/config.js';
 import { connect } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
 import { connectWorker } from '../lib/temporal.js';
@@ -13,12 +14,14 @@ Runtime.install({
 });
 const cfg = temporalConfig();
 const sql = connect(databaseUrl());
+const mailer = createMailer(smtpConfig());
 const connection = await connectWorker(cfg);
 const { worker, renderer } = await createWorker({
   connection,
   namespace: cfg.namespace,
   taskQueue: cfg.taskQueue,
   sql,
+  mailer,
   chromiumPath: chromiumPath(),
   pdfConcurrency: pdfConcurrency(),
 });
@@ -26,6 +29,7 @@ log('worker started', { taskQueue: cfg.taskQueue, namespace: cfg.namespace, addr
 // Worker.run() resolves once the SDK's own SIGINT/SIGTERM handling has drained the worker.
 await worker.run();
 await renderer.close();
+mailer.close();
 await sql.end({ timeout: 5 });
 await connection.close();
 log('worker stopped');

@@ -160,7 +160,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const leaving = state.status === 'Final' && req.to !== 'Final';
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     const stillHeldBy = await acts.paymentHolds({ companyId, number, paymentIds });
-    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy });
+    const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
+    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy, email });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
     log.info('status change', { number, from: state.status, to: req.to, requestId: req.requestId, steps: plan.steps.map((s) => s.kind) });
@@ -248,6 +249,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       case 'attach-pdf':
         await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
+        return step;
+      case 'email-invoice':
+        await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
         return step;
       case 'skip-provider':
         return step;

@@ -1,4 +1,6 @@
 import { Router } from 'express';
+import { templateUsesPayNowUrl, validateEmailTemplate, type EmailTemplate } from '../../activities/email/invoice-email.js';
+import { DomainError } from '../../domain/money.js';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import type { CompanyRow } from '../middleware.js';
@@ -15,9 +17,26 @@ export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     if (rows.length === 0) throw new HttpProblem(409, 'client-exists', `client ${b.id} already exists`, 'id');
     res.status(201).location(`/v1/clients/${encodeURIComponent(b.id)}`).json({ id: b.id, name: b.name, email: b.email ?? null });
   });
+  r.put('/v1/clients/:id/invoice-email-template', mw.companyAuth, mw.idempotency, validateBody('EmailTemplate'), async (req, res) => {
+    const company = res.locals.company as CompanyRow;
+    const template = req.body as EmailTemplate;
+    try {
+      validateEmailTemplate(template, 'body');
+    } catch (e) {
+      if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
+      throw e;
+    }
+    const rows = await sql`
+      UPDATE clients SET invoice_email_template = ${sql.json({ ...template })}
+      WHERE company_id = ${company.id} AND id = ${String(req.params.id)} RETURNING id`;
+    if (rows.length === 0) throw new HttpProblem(404, 'not-found', `client ${String(req.params.id)} not found`);
+    res.json({ ...template, usesPayNowUrl: templateUsesPayNowUrl(template) });
+  });
   r.get('/v1/clients/:id', mw.companyAuth, async (req, res) => {
     const company = res.locals.company as CompanyRow;
-    const [row] = await sql`SELECT id, name, email FROM clients WHERE company_id = ${company.id} AND id = ${String(req.params.id)}`;
+    const [row] = await sql`
+      SELECT id, name, email, invoice_email_template AS "invoiceEmailTemplate"
+      FROM clients WHERE company_id = ${company.id} AND id = ${String(req.params.id)}`;
     if (!row) throw new HttpProblem(404, 'not-found', `client ${req.params.id} not found`);
     res.json(row);
   });
