@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { resolveLimit, type BillLimit } from '../domain/bill.js';
 import type { Sql } from '../lib/db.js';
 import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
@@ -281,6 +282,60 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       return { documentId, sha256 };
     },
 
+    /** The company's billing-run limits, resolved in money for this client (null: no limit applies). */
+    async getBillingLimits({ companyId, clientId }: { companyId: string; clientId: string }) {
+      const [row] = await sql<{ max_credited: BillLimit | null; max_debited: BillLimit | null; credit_limit: number | null }[]>`
+        SELECT co.max_credited, co.max_debited, cl.credit_limit
+        FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${companyId} AND cl.id = ${clientId}`;
+      if (!row) throw ApplicationFailure.nonRetryable(`unknown company or client ${companyId}/${clientId}`, 'UnknownClient');
+      return { maxCredited: resolveLimit(row.max_credited, row.credit_limit), maxDebited: resolveLimit(row.max_debited, row.credit_limit) };
+    },
+
+    async recordLifecycleChange(input: { companyId: string; number: string; from: string | null; to: string; by: string; requestId: string; seq: number }): Promise<void> {
+      // seq makes a retried write land once: the n-th change of this invoice.
+      await sql`
+        INSERT INTO lifecycle_changes (company_id, invoice_number, from_state, to_state, changed_by, request_id)
+        SELECT ${input.companyId}, ${input.number}, ${input.from}, ${input.to}, ${input.by}, ${input.requestId}
+        WHERE (SELECT count(*) FROM lifecycle_changes WHERE company_id = ${input.companyId} AND invoice_number = ${input.number}) < ${input.seq}`;
+    },
+
+    /**
+     * Quick Pay: the whole balance in one payment. At the provider it is a payment like any other
+     * (the Pay Now page shows the invoice paid); without a provider record billflow numbers it itself.
+     */
+    async recordQuickPay(input: {
+      companyId: string;
+      number: string;
+      amount: number;
+      details: { paymentType: string; paymentMethod: string; issuedOn: string; category: string; receivedByUser: string; receivedByUnit: string; requestId: string };
+      provider: { customerId: string; providerInvoiceId: string } | null;
+      idempotencyKey: string;
+    }): Promise<{ paymentId: string; paidAt: string }> {
+      const d = input.details;
+      let paymentId = `qp_${stableUuid(input.idempotencyKey).replaceAll('-', '')}`;
+      let paidAt = new Date(`${d.issuedOn}T12:00:00Z`).toISOString();
+      if (input.provider) {
+        const api = new BillPayClient(await account(input.companyId));
+        const p = await provider('record Quick Pay at the provider', () =>
+          api.createPayment(
+            { customerId: input.provider!.customerId, allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }], method: 'quickpay', reference: `${d.paymentType}/${d.paymentMethod}` },
+            input.idempotencyKey,
+            d.requestId,
+          ),
+        );
+        paymentId = p.id;
+        paidAt = p.paidAt;
+      }
+      await sql`
+        INSERT INTO quick_payments (company_id, invoice_number, payment_id, amount, payment_type, payment_method, issued_on, category,
+          received_by_user, received_by_unit, request_id)
+        VALUES (${input.companyId}, ${input.number}, ${paymentId}, ${input.amount}, ${d.paymentType}, ${d.paymentMethod}, ${d.issuedOn},
+          ${d.category}, ${d.receivedByUser}, ${d.receivedByUnit}, ${d.requestId})
+        ON CONFLICT DO NOTHING`;
+      log.info('Quick Pay recorded', { number: input.number, paymentId, amount: input.amount, requestId: d.requestId });
+      return { paymentId, paidAt };
+    },
+
     /** Where the client's final invoices are emailed, and whether its template carries the Pay Now URL. */
     async getEmailSettings({ companyId, clientId }: { companyId: string; clientId: string }) {
       const [c] = await sql<{ email: string | null; template: EmailTemplate | null }[]>`
@@ -337,15 +392,18 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       await sql`
         INSERT INTO invoices (company_id, number, client_id, status, currency, invoice_date, due_date, total,
           prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
-          workflow_id, version, updated_at)
+          lifecycle_state, classification, held, workflow_id, version, updated_at)
         VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
           ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
-          ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
+          ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held},
+          ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
         ON CONFLICT (company_id, number) DO UPDATE SET
           status = EXCLUDED.status, total = EXCLUDED.total, prepayments_applied = EXCLUDED.prepayments_applied,
           paid = EXCLUDED.paid, outstanding = EXCLUDED.outstanding, settlement = EXCLUDED.settlement,
           pay_now_url = EXCLUDED.pay_now_url, provider_invoice_id = EXCLUDED.provider_invoice_id,
-          pdf_document_id = EXCLUDED.pdf_document_id, version = EXCLUDED.version, updated_at = now()
+          pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
+          classification = EXCLUDED.classification, held = EXCLUDED.held, invoice_date = EXCLUDED.invoice_date,
+          due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
         WHERE invoices.version < EXCLUDED.version`;
     },
 

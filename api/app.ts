@@ -5,6 +5,7 @@ import type { ApiDeps } from './deps.js';
 import { docsHtml } from './docs.js';
 import { companyAuth, idempotency, requestId } from './middleware.js';
 import { openapi } from './openapi.js';
+import { billingRunRouter } from './routes/billing-run.js';
 import { clientsRouter } from './routes/clients.js';
 import { companiesRouter } from './routes/companies.js';
 import { invoicesRouter } from './routes/invoices.js';
@@ -45,6 +46,7 @@ export function createApp(deps: ApiDeps): Express {
 
   app.use(companiesRouter(deps, mw));
   app.use(clientsRouter(deps, mw));
+  app.use(billingRunRouter(deps, mw));
   app.use(invoicesRouter(deps, mw));
   app.use(paymentsRouter(deps, mw));
   app.use(receiptsRouter(deps, mw));

@@ -145,6 +145,67 @@ const schemas = {
       feed: { type: 'array', items: { type: 'object' }, description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' },
     },
   },
+  LifecycleChange: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['state', 'by'],
+    properties: {
+      state: { type: 'string', enum: ['Presented', 'Presented & Confirmed', 'Presented & Rejected'], description: 'Posted is set when the invoice becomes Final.' },
+      by: { type: 'string', minLength: 1, maxLength: 200, description: 'Who makes the change (recorded with the time).' },
+    },
+  },
+  Release: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['by'],
+    properties: { by: { type: 'string', minLength: 1, maxLength: 200, description: 'The operator releasing the held exceptional bill.' } },
+  },
+  QuickPay: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['paymentType', 'paymentMethod', 'issuedOn', 'category', 'receivedByUser', 'receivedByUnit'],
+    description: 'The amount is always the bill\'s whole unsettled balance and cannot be given.',
+    properties: {
+      paymentType: { type: 'string', minLength: 1, maxLength: 100 },
+      paymentMethod: { type: 'string', minLength: 1, maxLength: 100 },
+      issuedOn: date,
+      category: { type: 'string', minLength: 1, maxLength: 100 },
+      receivedByUser: { type: 'string', minLength: 1, maxLength: 200 },
+      receivedByUnit: { type: 'string', minLength: 1, maxLength: 200 },
+    },
+  },
+  BillLimit: {
+    oneOf: [
+      { type: 'object', additionalProperties: false, required: ['kind', 'amount'], properties: { kind: { const: 'fixed' }, amount: { ...minor, minimum: 0 } } },
+      {
+        type: 'object',
+        additionalProperties: false,
+        required: ['kind', 'percent'],
+        properties: { kind: { const: 'credit-limit' }, percent: { type: 'number', exclusiveMinimum: 0, maximum: 1000, description: '100 = equal to the credit limit' } },
+      },
+    ],
+  },
+  BillingRunDefinition: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['maxCredited', 'maxDebited'],
+    description: 'Bills whose total is below -maxCredited ("Max Credit Amount Reached") or above maxDebited ("Max Credit Limit Amount Reached") are exceptional and held. null: no limit.',
+    properties: {
+      maxCredited: { oneOf: [{ $ref: '#/components/schemas/BillLimit' }, { type: 'null' }] },
+      maxDebited: { oneOf: [{ $ref: '#/components/schemas/BillLimit' }, { type: 'null' }] },
+    },
+  },
+  ClientPatch: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      email: { type: ['string', 'null'], format: 'email', maxLength: 320 },
+      creditLimit: { type: ['integer', 'null'], minimum: 0, description: 'Credit limit of the client account, minor units.' },
+      deliveryPreference: { type: 'string', enum: ['email', 'print'] },
+    },
+  },
   PrepaymentApply: {
     type: 'object',
     additionalProperties: false,
@@ -297,6 +358,12 @@ export const openapi = {
       },
     },
     '/v1/clients/{id}': {
+      patch: {
+        summary: "Change a client's name, email, credit limit or delivery preference",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
+        requestBody: body('ClientPatch'),
+        responses: { 200: json('The client', 'Client'), 404: problem, 422: problem },
+      },
       get: { summary: 'A client', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The client', 'Client'), 404: problem } },
     },
     '/v1/invoices': {
@@ -373,6 +440,43 @@ export const openapi = {
         parameters: [number, idempotencyKey, requestId],
         requestBody: body('InvoiceRevision'),
         responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/invoices/{number}/lifecycle': {
+      post: {
+        summary: "Change the bill's informative life-cycle state",
+        description: 'Presented and Presented & Confirmed only from Posted; Presented & Rejected from Posted or Presented & Confirmed. Errors: 409 `illegal-lifecycle-move` (nothing changed), 404.',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('LifecycleChange'),
+        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/invoices/{number}/release': {
+      post: {
+        summary: 'Release a held exceptional bill: its provider record and email go out now',
+        description: 'Errors: 409 `not-held`, 404.',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('Release'),
+        responses: { 200: json('The invoice with `plan`', 'Invoice'), 404: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/invoices/{number}/quick-pay': {
+      post: {
+        summary: "Quick Pay: settle the bill's whole unsettled balance in one payment",
+        description:
+          'The payment is recorded at the provider (its Pay Now page shows the invoice paid) and reaches the receipts feed like any other. ' +
+          'Errors: 409 `quick-pay-refused` (settled, not Final, or held), 422 (a field missing, or `amount` given: it is fixed), 404.',
+        parameters: [number, idempotencyKey, requestId],
+        requestBody: body('QuickPay'),
+        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/billing-run-definition': {
+      put: {
+        summary: "Set the company's billing-run definition (exceptional-bill limits)",
+        parameters: [idempotencyKey],
+        requestBody: body('BillingRunDefinition'),
+        responses: { 200: { description: 'The definition' }, 401: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}/pdf': {

@@ -11,6 +11,9 @@ const RULE_ERRORS: Record<string, [number, string]> = {
   PrepaymentMismatch: [422, 'invalid-prepayment'],
   PrepaymentExhausted: [422, 'prepayment-exhausted'],
   UnknownPrepayment: [404, 'not-found'],
+  IllegalLifecycleMove: [409, 'illegal-lifecycle-move'],
+  NotHeld: [409, 'not-held'],
+  QuickPayRefused: [409, 'quick-pay-refused'],
 };
 
 /** The rule failure behind an Update failure (an activity's failure arrives wrapped). */

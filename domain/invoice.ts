@@ -49,7 +49,8 @@ export interface AppliedPayment {
   /** Convenience fee the payer paid on top; never reduces the outstanding balance. */
   fee: Minor;
   paidAt: string;
-  source: 'webhook' | 'import';
+  /** How billflow learned of it: the provider's webhook, the periodic import, or its own Quick Pay. */
+  source: 'webhook' | 'import' | 'quickpay';
   /** Every invoice number the provider payment covered, this one included. */
   coveredInvoices: string[];
 }

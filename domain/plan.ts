@@ -43,7 +43,9 @@ export type Step =
   | { kind: 'attach-pdf' }
   /** The final invoice is emailed to the client, PDF attached; with its Pay Now URL when the client's template uses it. */
   | { kind: 'email-invoice'; to: string; withPayNowUrl: boolean }
-  | { kind: 'skip-provider'; reason: string };
+  | { kind: 'skip-provider'; reason: string }
+  /** An exceptional bill: nothing goes to the provider or the client until an operator releases it. */
+  | { kind: 'hold-exceptional'; classification: string };
 
 export type FeedEntry = { kind: 'payment' | 'fee'; paymentId: string; amount: Minor } | { kind: 'prepayment'; paymentId: string; amount: Minor };
 
@@ -67,9 +69,11 @@ export interface PlanInput {
   stillHeldBy: Readonly<Record<string, string[]>>;
   /** Where the final invoice is emailed (null: the client has no email address). */
   email: { to: string; usesPayNowUrl: boolean } | null;
+  /** The exceptional-bill classification to hold the invoice for (null: not exceptional, or released). */
+  hold: string | null;
 }
 
-export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy, email }: PlanInput): Plan {
+export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy, email, hold }: PlanInput): Plan {
   const steps: Step[] = [];
   const feed: FeedEntry[] = [];
   const from = invoice.status;
@@ -102,7 +106,10 @@ export function planStatusChange({ invoice, to, providerEnabled, found, stillHel
     payNowUrl = 'removed';
   }
 
-  if (to === 'Final') {
+  if (to === 'Final' && hold) {
+    steps.push({ kind: 'hold-exceptional', classification: hold }, { kind: 'render-pdf' });
+    payNowUrl = atProvider ? 'unchanged' : 'none';
+  } else if (to === 'Final') {
     const outstanding = outstandingAmount(invoice.total, invoice.prepaymentsApplied, payments);
     if (atProvider && invoice.providerInvoiceId && providerEnabled) {
       // A reissue keeps the provider's record and its Pay Now URL; only the figures change.

@@ -4,6 +4,7 @@
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { Classification, LifecycleState } from '../domain/bill.js';
 import type { AppliedPayment, InvoiceLine, InvoiceStatus, SettlementStatus } from '../domain/invoice.js';
 import type { Plan } from '../domain/plan.js';
 import type { Minor } from '../domain/money.js';
@@ -29,6 +30,8 @@ export const searchAttributes = {
   status: defineSearchAttributeKey('InvoiceStatus', SearchAttributeType.KEYWORD),
   outstanding: defineSearchAttributeKey('OutstandingAmount', SearchAttributeType.INT),
   settlement: defineSearchAttributeKey('SettlementStatus', SearchAttributeType.KEYWORD),
+  lifecycle: defineSearchAttributeKey('LifecycleState', SearchAttributeType.KEYWORD),
+  classification: defineSearchAttributeKey('Classification', SearchAttributeType.KEYWORD),
 } as const;
 
 /** `Name=Type` pairs for `temporal server start-dev --search-attribute`. */
@@ -53,6 +56,8 @@ export interface StatusChange {
   from: InvoiceStatus;
   to: InvoiceStatus;
   requestId: string;
+  /** Set when an operator released a held exceptional bill (Final -> Final). */
+  releasedBy?: string;
 }
 
 /** Everything the workflow knows about its invoice; also what the details endpoint returns. */
@@ -80,6 +85,12 @@ export interface InvoiceState extends InvoiceDraft {
   /** Backup attachments printed with the invoice: emailed with it, never sent to the provider. */
   backupDocumentIds: string[];
   history: StatusChange[];
+  /** The bill's informative life-cycle state (Posted when it becomes Final), and who changed it when. */
+  lifecycleState: LifecycleState | null;
+  lifecycleHistory: { at: string; from: LifecycleState | null; to: LifecycleState; by: string; requestId: string }[];
+  /** Exceptional-bill classification at the last Final; `held` keeps it from the provider and email until released. */
+  classification: Classification | null;
+  held: boolean;
   /** Bumped on every read-model write, so a stale retried write can never win. */
   version: number;
 }
@@ -114,6 +125,28 @@ export interface ReviseRequest {
   requestId: string;
 }
 
+export interface LifecycleRequest {
+  to: LifecycleState;
+  by: string;
+  requestId: string;
+}
+
+export interface ReleaseRequest {
+  by: string;
+  requestId: string;
+}
+
+/** Quick Pay: the amount is always the whole unsettled balance; the rest describes the payment. */
+export interface QuickPayRequest {
+  paymentType: string;
+  paymentMethod: string;
+  issuedOn: string;
+  category: string;
+  receivedByUser: string;
+  receivedByUnit: string;
+  requestId: string;
+}
+
 export interface ApplyPrepaymentRequest {
   prepaymentId: string;
   amount: Minor;
@@ -132,12 +165,15 @@ export interface ProviderPayment {
   /** The payment's whole amount across its invoices, fee excluded. */
   totalAmount: Minor;
   method: 'card' | 'prepayment' | 'quickpay' | 'other';
-  source: 'webhook' | 'import';
+  source: AppliedPayment['source'];
   requestId: string;
 }
 
 export const stateQuery = defineQuery<InvoiceState>('state');
 export const changeStatusUpdate = defineUpdate<StatusChangeResult, [ChangeStatusRequest]>('changeStatus');
 export const reviseUpdate = defineUpdate<InvoiceState, [ReviseRequest]>('revise');
+export const lifecycleUpdate = defineUpdate<InvoiceState, [LifecycleRequest]>('setLifecycleState');
+export const releaseUpdate = defineUpdate<StatusChangeResult, [ReleaseRequest]>('release');
+export const quickPayUpdate = defineUpdate<InvoiceState, [QuickPayRequest]>('quickPay');
 export const applyPrepaymentUpdate = defineUpdate<InvoiceState, [ApplyPrepaymentRequest]>('applyPrepayment');
 export const paymentSignal = defineSignal<[ProviderPayment]>('paymentReceived');

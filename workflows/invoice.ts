@@ -18,12 +18,16 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+import { classifyBill, lifecycleMoveError, type Classification, type LifecycleState } from '../domain/bill.js';
 import { invoiceTotal, outstandingAmount, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
 import {
   applyPrepaymentUpdate,
   changeStatusUpdate,
+  lifecycleUpdate,
   paymentSignal,
+  quickPayUpdate,
+  releaseUpdate,
   reviseUpdate,
   searchAttributes as sa,
   stateQuery,
@@ -32,6 +36,8 @@ import {
   type InvoiceState,
   type InvoiceWorkflowInput,
   type ProviderPayment,
+  type QuickPayRequest,
+  type ReleaseRequest,
   type StatusChangeResult,
 } from './contract.js';
 import { Lock } from './lock.js';
@@ -83,6 +89,32 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       },
     },
   );
+  setHandler(lifecycleUpdate, (req) =>
+    lock.run(async () => {
+      const err = lifecycleMoveError(state.lifecycleState, req.to);
+      if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
+      await moveLifecycle(req.to, req.by, req.requestId);
+      await publish();
+      return state;
+    }),
+    {
+      validator: (req) => {
+        const err = lifecycleMoveError(state.lifecycleState, req.to);
+        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
+      },
+    },
+  );
+  setHandler(releaseUpdate, (req) => lock.run(() => release(req)), {
+    validator: (_req) => {
+      if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
+    },
+  });
+  setHandler(quickPayUpdate, (req) => lock.run(() => quickPay(req)), {
+    validator: (_req) => {
+      const err = quickPayError();
+      if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
+    },
+  });
   setHandler(applyPrepaymentUpdate, (req) => lock.run(() => applyPrepayment(req)), {
     validator: (req) => checkPrepayment(req),
   });
@@ -101,6 +133,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.status, value: state.status },
       { key: sa.outstanding, value: state.outstanding },
       { key: sa.settlement, value: state.settlement },
+      { key: sa.lifecycle, value: state.lifecycleState },
+      { key: sa.classification, value: state.classification },
     ]);
     await acts.saveInvoice(state);
   }
@@ -161,7 +195,12 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     const stillHeldBy = await acts.paymentHolds({ companyId, number, paymentIds });
     const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
-    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy, email });
+    let classification: Classification | null = null;
+    if (req.to === 'Final') {
+      const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
+      classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
+    }
+    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy, email, hold: classification });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
     log.info('status change', { number, from: state.status, to: req.to, requestId: req.requestId, steps: plan.steps.map((s) => s.kind) });
@@ -169,11 +208,14 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (req.to === 'Final') {
       state.revision += 1;
       state.backupDocumentIds = req.backupDocumentIds ?? [];
+      state.classification = classification;
+      state.held = false;
     }
     const executed: Step[] = [];
     for (const step of plan.steps) executed.push(await execute(step, req.requestId, found, company.paymentImportSeconds));
     state.status = req.to;
     state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
+    if (req.to === 'Final') await moveLifecycle('Posted', 'billflow', req.requestId);
     await publish();
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
@@ -253,9 +295,60 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'email-invoice':
         await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
         return step;
+      case 'hold-exceptional':
+        state.held = true;
+        return step;
       case 'skip-provider':
         return step;
     }
+  }
+
+  async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
+    const from = state.lifecycleState;
+    await acts.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
+    state.lifecycleState = to;
+    state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
+  }
+
+  /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
+  async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
+    if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
+    const company = await acts.getCompanySettings({ companyId: state.companyId });
+    const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
+    const plan = planStatusChange({ invoice: state, to: 'Final', providerEnabled: company.providerEnabled, found: [], stillHeldBy: {}, email, hold: null });
+    const executed: Step[] = [];
+    for (const step of plan.steps) executed.push(await execute(step, req.requestId, [], company.paymentImportSeconds));
+    state.held = false;
+    state.history.push({ at: new Date().toISOString(), from: 'Final', to: 'Final', requestId: req.requestId, releasedBy: req.by });
+    await publish();
+    return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
+  }
+
+  function quickPayError(): string | null {
+    if (state.status !== 'Final') return `Quick Pay settles a Final bill; invoice ${state.number} is ${state.status}`;
+    if (state.settlement === 'Settled' || state.outstanding <= 0) return `invoice ${state.number} is already settled; Quick Pay is not offered`;
+    if (state.held) return `invoice ${state.number} is held as an exceptional bill; release it first`;
+    return null;
+  }
+
+  /** Quick Pay: settles the whole unsettled balance in one payment, recorded at the provider like any other. */
+  async function quickPay(req: QuickPayRequest): Promise<InvoiceState> {
+    const err = quickPayError();
+    if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
+    const amount = state.outstanding;
+    const key = `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
+    const atProvider = state.sentToProvider && state.providerInvoiceId !== null && state.providerCustomerId !== null;
+    const paid = await acts.recordQuickPay({
+      companyId: state.companyId,
+      number: state.number,
+      amount,
+      details: req,
+      provider: atProvider ? { customerId: state.providerCustomerId!, providerInvoiceId: state.providerInvoiceId! } : null,
+      idempotencyKey: key,
+    });
+    await applyOne({ paymentId: paid.paymentId, amount, fee: 0, paidAt: paid.paidAt, coveredInvoices: [state.number], totalAmount: amount, method: 'quickpay', source: 'quickpay', requestId: req.requestId });
+    await publish();
+    return state;
   }
 
   function checkPrepayment(req: ApplyPrepaymentRequest): void {

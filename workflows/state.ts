@@ -23,6 +23,10 @@ export function initialState(draft: InvoiceDraft): InvoiceState {
     prepaymentApplications: [],
     backupDocumentIds: [],
     history: [],
+    lifecycleState: null,
+    lifecycleHistory: [],
+    classification: null,
+    held: false,
     version: 0,
   };
 }

@@ -32,10 +32,25 @@ export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     if (rows.length === 0) throw new HttpProblem(404, 'not-found', `client ${String(req.params.id)} not found`);
     res.json({ ...template, usesPayNowUrl: templateUsesPayNowUrl(template) });
   });
+  r.patch('/v1/clients/:id', mw.companyAuth, mw.idempotency, validateBody('ClientPatch'), async (req, res) => {
+    const company = res.locals.company as CompanyRow;
+    const b = req.body as { name?: string; email?: string | null; creditLimit?: number | null; deliveryPreference?: 'email' | 'print' };
+    const [row] = await sql`
+      UPDATE clients SET
+        name = coalesce(${b.name ?? null}, name),
+        email = CASE WHEN ${'email' in b} THEN ${b.email ?? null} ELSE email END,
+        credit_limit = CASE WHEN ${'creditLimit' in b} THEN ${b.creditLimit ?? null}::bigint ELSE credit_limit END,
+        delivery_preference = coalesce(${b.deliveryPreference ?? null}, delivery_preference)
+      WHERE company_id = ${company.id} AND id = ${String(req.params.id)}
+      RETURNING id, name, email, credit_limit AS "creditLimit", delivery_preference AS "deliveryPreference"`;
+    if (!row) throw new HttpProblem(404, 'not-found', `client ${String(req.params.id)} not found`);
+    res.json(row);
+  });
   r.get('/v1/clients/:id', mw.companyAuth, async (req, res) => {
     const company = res.locals.company as CompanyRow;
     const [row] = await sql`
-      SELECT id, name, email, invoice_email_template AS "invoiceEmailTemplate"
+      SELECT id, name, email, credit_limit AS "creditLimit", delivery_preference AS "deliveryPreference",
+        invoice_email_template AS "invoiceEmailTemplate"
       FROM clients WHERE company_id = ${company.id} AND id = ${String(req.params.id)}`;
     if (!row) throw new HttpProblem(404, 'not-found', `client ${req.params.id} not found`);
     res.json(row);

@@ -1,8 +1,10 @@
 /** The ERP's invoice endpoints: each invoice is a workflow; status changes are workflow Updates. */
 import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
+import type { LifecycleState } from '../../domain/bill.js';
 import { DomainError } from '../../domain/money.js';
 import { isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
@@ -11,11 +13,15 @@ import {
   applyPrepaymentUpdate,
   changeStatusUpdate,
   invoiceWorkflowId,
+  lifecycleUpdate,
+  quickPayUpdate,
+  releaseUpdate,
   reviseUpdate,
   searchAttributes as sa,
   stateQuery,
   type InvoiceDraft,
   type InvoiceState,
+  type QuickPayRequest,
 } from '../../workflows/contract.js';
 import type { invoiceWorkflow } from '../../workflows/invoice.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
@@ -49,6 +55,23 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const handle = (companyId: string, number: string): WorkflowHandle<typeof invoiceWorkflow> =>
     temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
   const within = <T>(ms: number, fn: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, fn);
+
+  /** Runs an invoice Update to completion and maps its refusals to problem documents. */
+  async function update<Ret, Arg>(
+    companyId: string,
+    number: string,
+    def: UpdateDefinition<Ret, [Arg]>,
+    arg: Arg,
+    idemKey: string | undefined,
+  ): Promise<Ret> {
+    try {
+      return await within(deps.updateWaitMs ?? 20_000, () =>
+        handle(companyId, number).executeUpdate(def, { args: [arg], ...(idemKey ? { updateId: `${def.name}:${idemKey}` } : {}) }),
+      );
+    } catch (e) {
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  }
 
   async function readState(companyId: string, number: string): Promise<InvoiceState> {
     try {
@@ -110,7 +133,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const rows = await sql`
       SELECT number, client_id AS "clientId", status, settlement, currency, invoice_date::text AS "invoiceDate",
         due_date::text AS "dueDate", total, prepayments_applied AS "prepaymentsApplied", paid, outstanding,
-        pay_now_url AS "payNowUrl", workflow_id AS "workflowId", updated_at AS "updatedAt"
+        pay_now_url AS "payNowUrl", lifecycle_state AS "lifecycleState", classification, held,
+        workflow_id AS "workflowId", updated_at AS "updatedAt"
       FROM invoices
       WHERE company_id = ${c.id}
         ${status ? sql`AND status = ${status}` : sql``}
@@ -190,16 +214,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const number = String(req.params.number);
     const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
     const lines = b.lines === undefined ? undefined : domainChecked(() => validateLines(b.lines));
-    try {
-      const state = await within(deps.updateWaitMs ?? 20_000, () =>
-        handle(company(res).id, number).executeUpdate(reviseUpdate, {
-          args: [{ ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}), requestId: res.locals.requestId as string }],
-        }),
-      );
-      res.json(view(state));
-    } catch (e) {
-      throw toProblem(e, `invoice ${number}`) ?? e;
-    }
+    const revision = { ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}) };
+    res.json(view(await update(company(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
   });
 
   r.post('/v1/invoices/:number/prepayments', mw.companyAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
@@ -211,18 +227,25 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     if (pre.remaining < body.amount) {
       throw new HttpProblem(422, 'prepayment-exhausted', `prepayment ${body.prepaymentId} has ${pre.remaining} left, less than ${body.amount}`, 'amount');
     }
-    const idemKey = req.get('idempotency-key');
-    try {
-      const state = await within(deps.updateWaitMs ?? 20_000, () =>
-        handle(c.id, number).executeUpdate(applyPrepaymentUpdate, {
-          args: [{ prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string }],
-          ...(idemKey ? { updateId: `prepayment:${idemKey}` } : {}),
-        }),
-      );
-      res.json(view(state));
-    } catch (e) {
-      throw toProblem(e, `invoice ${number}`) ?? e;
-    }
+    const arg = { prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string };
+    res.json(view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
+  });
+
+  r.post('/v1/invoices/:number/lifecycle', mw.companyAuth, mw.idempotency, validateBody('LifecycleChange'), async (req, res) => {
+    const b = req.body as { state: LifecycleState; by: string };
+    const arg = { to: b.state, by: b.by, requestId: res.locals.requestId as string };
+    res.json(view(await update(company(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
+  });
+
+  r.post('/v1/invoices/:number/release', mw.companyAuth, mw.idempotency, validateBody('Release'), async (req, res) => {
+    const arg = { by: (req.body as { by: string }).by, requestId: res.locals.requestId as string };
+    const result = await update(company(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
+    res.json({ ...view(result.invoice), plan: result.plan });
+  });
+
+  r.post('/v1/invoices/:number/quick-pay', mw.companyAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
+    const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string };
+    res.json(view(await update(company(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
   });
 
   return r;

@@ -1,0 +1,53 @@
+/**
+ * Bills: billflow's final invoices as the billing side sees them. Their informative life-cycle
+ * state, and the exceptional-bill classification of a company's billing-run definition.
+ */
+import type { Minor } from './money.js';
+
+export const LIFECYCLE_STATES = ['Posted', 'Presented', 'Presented & Confirmed', 'Presented & Rejected'] as const;
+export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+
+/**
+ * Changed only by explicit actions: Presented and Presented & Confirmed only from Posted;
+ * Presented & Rejected from Posted or Presented & Confirmed. Posted is set when the bill is made.
+ */
+const LIFECYCLE_MOVES: Record<Exclude<LifecycleState, 'Posted'>, readonly LifecycleState[]> = {
+  Presented: ['Posted'],
+  'Presented & Confirmed': ['Posted'],
+  'Presented & Rejected': ['Posted', 'Presented & Confirmed'],
+};
+
+export function isLifecycleState(v: unknown): v is LifecycleState {
+  return typeof v === 'string' && (LIFECYCLE_STATES as readonly string[]).includes(v);
+}
+
+/** Why the bill cannot move to `to`, or null when it can. */
+export function lifecycleMoveError(from: LifecycleState | null, to: LifecycleState): string | null {
+  if (to === 'Posted') return 'Posted is set when the invoice becomes Final; it is not an action';
+  if (from === null) return 'the invoice is not a bill yet: it gets a life-cycle state when it becomes Final';
+  const allowed = LIFECYCLE_MOVES[to];
+  return allowed.includes(from) ? null : `a bill in life-cycle state ${from} cannot move to ${to}; ${to} is reached only from ${allowed.join(' or ')}`;
+}
+
+export const CLASSIFICATIONS = ['Max Credit Amount Reached', 'Max Credit Limit Amount Reached'] as const;
+export type Classification = (typeof CLASSIFICATIONS)[number];
+
+/** A billing-run limit: a fixed amount, or equal to (100) / a percentage of the client's credit limit. */
+export type BillLimit = { kind: 'fixed'; amount: Minor } | { kind: 'credit-limit'; percent: number };
+
+/** The limit in money for one client, or null when it does not apply (no credit limit known). */
+export function resolveLimit(limit: BillLimit | null, creditLimit: Minor | null): Minor | null {
+  if (!limit) return null;
+  if (limit.kind === 'fixed') return limit.amount;
+  return creditLimit === null ? null : Math.round((creditLimit * limit.percent) / 100);
+}
+
+/**
+ * A bill total below -maxCredited is "Max Credit Amount Reached" (too low); above maxDebited it is
+ * "Max Credit Limit Amount Reached" (too high). Either makes it exceptional.
+ */
+export function classifyBill(total: Minor, maxCredited: Minor | null, maxDebited: Minor | null): Classification | null {
+  if (maxCredited !== null && total < -maxCredited) return 'Max Credit Amount Reached';
+  if (maxDebited !== null && total > maxDebited) return 'Max Credit Limit Amount Reached';
+  return null;
+}
