@@ -15,7 +15,7 @@ import { createMailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { smtpConfig } from '../lib/config.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
-import { PdfRenderer } from '../activities/pdf/renderer.js';
+import { PDF_OPTIONS, PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
 import { ROOT } from '../lib/paths.js';
 import { invoiceWorkflowId, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';
@@ -68,13 +68,13 @@ async function benchPdf(chromiumPath: string): Promise<void> {
     const pages = await Promise.all(Array.from({ length: c }, () => context.newPage()));
     for (const p of pages) {
       await p.setContent(htmls[0]!);
-      await p.pdf();
+      await p.pdf(PDF_OPTIONS);
     }
     const elapsed = await timed(() =>
       pool(PDFS, c, async (i, lane) => {
         const page = pages[lane]!;
         await page.setContent(htmls[i]!);
-        await page.pdf({ format: 'Letter' });
+        await page.pdf(PDF_OPTIONS);
       }),
     );
     bare[c] = PDFS / (elapsed / 1000);
@@ -97,7 +97,7 @@ async function benchPdf(chromiumPath: string): Promise<void> {
       const b = await chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS });
       const p = await b.newPage();
       await p.setContent(htmls[i]!);
-      await p.pdf({ format: 'Letter' });
+      await p.pdf(PDF_OPTIONS);
       await b.close();
     }
   });

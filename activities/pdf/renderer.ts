@@ -16,6 +16,12 @@ export interface RendererOptions {
   concurrency: number;
 }
 
+export const PDF_OPTIONS = {
+  format: 'Letter',
+  printBackground: true,
+  margin: { top: '0.5in', bottom: '0.5in', left: '0.5in', right: '0.5in' },
+} as const;
+
 interface PooledPage {
   page: Page;
   uses: number;
@@ -45,9 +51,10 @@ export class PdfRenderer {
       const { context } = await this.start();
       const pooled = this.idle.pop() ?? { page: await context.newPage(), uses: 0 };
       try {
+        // No document.fonts.ready round trip: templates use only installed fonts (no @font-face,
+        // and the context is offline), which are ready once the page has loaded.
         await pooled.page.setContent(html, { waitUntil: 'load' });
-        await pooled.page.evaluate(() => document.fonts.ready.then(() => undefined));
-        return await pooled.page.pdf({ format: 'Letter', printBackground: true, margin: { top: '0.5in', bottom: '0.5in', left: '0.5in', right: '0.5in' } });
+        return await pooled.page.pdf(PDF_OPTIONS);
       } finally {
         pooled.uses++;
         if (pooled.uses >= USES_PER_PAGE || pooled.page.isClosed()) await pooled.page.close().catch(() => {});
