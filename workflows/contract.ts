@@ -99,6 +99,10 @@ export interface InvoiceWorkflowInput {
   draft: InvoiceDraft;
   /** Carried across continue-as-new. */
   state?: InvoiceState;
+  /** Payments signalled but not yet applied when the previous run continued as new. */
+  pending?: ProviderPayment[];
+  /** Continue as new past this many history events as well as when Temporal suggests it (tests lower it). */
+  continueAsNewAfterEvents?: number;
 }
 
 export interface ChangeStatusRequest {

@@ -61,7 +61,7 @@ const importBeforeChange = proxyActivities<Activities>({
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
   const lock = new Lock();
-  const inbox: ProviderPayment[] = [];
+  const inbox: ProviderPayment[] = [...(input.pending ?? [])];
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -389,20 +389,24 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   if (!input.state) await lock.run(publish);
 
+  const historyIsLong = () =>
+    workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength > input.continueAsNewAfterEvents);
   const importing = () => state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
   for (;;) {
     // Wake for payments, for continue-as-new, and when a status change starts or stops the import timer.
     const wasImporting = importing();
-    const wake = () => inbox.length > 0 || workflowInfo().continueAsNewSuggested || importing() !== wasImporting;
+    const wake = () => inbox.length > 0 || historyIsLong() || importing() !== wasImporting;
     let importDue = false;
     if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
     else await condition(wake);
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(importPayments);
-    if (workflowInfo().continueAsNewSuggested) {
+    if (historyIsLong()) {
+      // Let running Updates finish first; their callers get their answers from this run.
       await condition(allHandlersFinished);
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
-      await continueAsNew<typeof invoiceWorkflow>({ draft: input.draft, state });
+      // Signals that arrived meanwhile travel along, so no payment is lost.
+      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox });
     }
   }
 }
