@@ -43,6 +43,7 @@ export function bodyValidator<N extends string>(schemaFor: (name: N) => object, 
     type: 'string',
     validate: (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && isDate(s.slice(0, 10)),
   });
+  ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
   ajv.addFormat('email', /^[^\s@]+@[^\s@]+\.[^\s@]+$/);
   ajv.addFormat('uri', { type: 'string', validate: (s) => URL.canParse(s) && ['http:', 'https:'].includes(new URL(s).protocol) });
   for (const s of shared) ajv.addSchema(s);
