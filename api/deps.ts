@@ -13,6 +13,8 @@ export interface ApiDeps {
   log: Logger;
   /** How long a status change may take before the API answers 202 and lets it finish. */
   updateWaitMs?: number;
+  /** How long a worker has to answer a Query or accept an Update before the API answers 503. */
+  workerAnswerMs?: number;
 }
 
 /** Middleware built once in app.ts and shared by the routers. */

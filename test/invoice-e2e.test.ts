@@ -4,8 +4,10 @@
  * webhook settles the invoice once; the ERP reads one receipt.
  */
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
+import { createApp } from '../api/app.js';
 import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { launchBrowser, pdfText } from './support.js';
@@ -129,6 +131,35 @@ describe('draft -> final -> paid', () => {
     expect(final.body).toMatchObject({ status: 'Final', sentToProvider: false, payNowUrl: null, providerInvoiceId: null });
     const customers = await http<{ data: unknown[] }>(stack.sandboxUrl, 'GET', `/v1/customers?externalId=${clientId}`, { key: tenant.account.apiKey });
     expect(customers.body.data).toHaveLength(0);
+  });
+});
+
+describe('service endpoints', () => {
+  it('serves health, readiness, the OpenAPI description and its docs', async () => {
+    expect((await http(stack.apiUrl, 'GET', '/healthz')).body).toEqual({ ok: true });
+    expect((await http(stack.apiUrl, 'GET', '/readyz')).body).toMatchObject({ ok: true, postgres: 'up', temporal: 'up' });
+    const spec = await http<{ openapi: string; paths: Record<string, unknown> }>(stack.apiUrl, 'GET', '/openapi.json');
+    expect(spec.body.openapi).toBe('3.1.0');
+    expect(Object.keys(spec.body.paths)).toEqual(expect.arrayContaining(['/v1/invoices', '/v1/invoices/{number}/status', '/v1/receipts']));
+    const docs = await fetch(`${stack.apiUrl}/docs`);
+    expect(docs.headers.get('content-type')).toContain('text/html');
+    expect(await docs.text()).toContain('/v1/invoices/{number}/status');
+  });
+
+  it('answers 503 naming the worker when no worker serves the task queue', async () => {
+    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: `nobody-${randomUUID()}`, adminKey: 'x', publicApiUrl: 'http://x', log: () => {}, workerAnswerMs: 1_000 });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const clientId = `cl-${randomUUID().slice(0, 6)}`;
+      await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id: clientId, name: 'Nobody Home' } });
+      const created = await http(base, 'POST', '/v1/invoices', { key: tenant.apiKey, body: { number: `INV-${randomUUID().slice(0, 8)}`, clientId, invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'x', amount: 1 }] } });
+      expect(created.status).toBe(503);
+      expect(created.body).toMatchObject({ type: expect.stringContaining('worker-unavailable'), detail: expect.stringContaining('worker') });
+    } finally {
+      server.close();
+    }
   });
 });
 

@@ -29,8 +29,6 @@ import type { CompanyRow } from '../middleware.js';
 import { toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
 
-const QUERY_TIMEOUT_MS = 10_000;
-
 function view(state: InvoiceState) {
   return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
 }
@@ -55,6 +53,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const handle = (companyId: string, number: string): WorkflowHandle<typeof invoiceWorkflow> =>
     temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
   const within = <T>(ms: number, fn: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, fn);
+  const answerMs = deps.workerAnswerMs ?? 10_000;
 
   /** Runs an invoice Update to completion and maps its refusals to problem documents. */
   async function update<Ret, Arg>(
@@ -75,7 +74,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   async function readState(companyId: string, number: string): Promise<InvoiceState> {
     try {
-      return await within(QUERY_TIMEOUT_MS, () => handle(companyId, number).query(stateQuery));
+      return await within(answerMs, () => handle(companyId, number).query(stateQuery));
     } catch (e) {
       throw toProblem(e, `invoice ${number}`) ?? e;
     }
@@ -171,7 +170,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         ? await storeBackups(c.id, number, body.backupAttachments)
         : undefined;
     try {
-      const update = await within(QUERY_TIMEOUT_MS, () =>
+      const update = await within(answerMs, () =>
         handle(c.id, number).startUpdate(changeStatusUpdate, {
           args: [{ to: body.status, requestId, dryRun: body.dryRun, ...(backupDocumentIds ? { backupDocumentIds } : {}) }],
           waitForStage: WorkflowUpdateStage.ACCEPTED,
