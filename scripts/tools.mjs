@@ -45,8 +45,10 @@ export function ensureNodeModules() {
   const installed = path.join(ROOT, 'node_modules', '.package-lock.json');
   const lock = path.join(ROOT, 'package-lock.json');
   if (existsSync(installed) && statSync(installed).mtimeMs >= statSync(lock).mtimeMs) return;
-  log('installing npm packages (npm ci)...');
-  run('npm', ['ci', '--no-audit', '--no-fund'], { cwd: ROOT });
+  // `npm install`, not `npm ci`: npm 11 leaves other platforms' optional packages (@swc/core-*)
+  // out of the lock file and then refuses `npm ci` for it; install still follows the locked versions.
+  log('installing npm packages (npm install)...');
+  run('npm', ['install', '--no-audit', '--no-fund'], { cwd: ROOT });
 }
 
 /** The Temporal CLI: TEMPORAL_CLI_PATH, then PATH, then the cache, else built with Go or downloaded. */
