@@ -1,5 +1,5 @@
 /** Maps what Temporal answers to the problem documents the ERP sees. */
-import { isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isGrpcCancelledError, isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { HttpProblem } from '../lib/problem.js';
 
@@ -24,6 +24,13 @@ function ruleFailure(err: unknown): ApplicationFailure | null {
   return null;
 }
 
+/** Our deadline ran out somewhere down the chain (the client wraps gRPC errors in ServiceError). */
+function timedOut(err: unknown): boolean {
+  const chain: Error[] = [];
+  for (let e: unknown = err; e instanceof Error; e = (e as Error).cause) chain.push(e);
+  return chain.some((e: unknown) => isGrpcDeadlineError(e) || isGrpcCancelledError(e) || /deadline|timed? ?out/i.test((e as Error).message));
+}
+
 export function toProblem(err: unknown, what: string): HttpProblem | null {
   if (err instanceof WorkflowNotFoundError) return new HttpProblem(404, 'not-found', `${what} not found`);
   const rule = err instanceof WorkflowUpdateFailedError ? ruleFailure(err.cause) : null;
@@ -31,7 +38,7 @@ export function toProblem(err: unknown, what: string): HttpProblem | null {
     const [status, type] = RULE_ERRORS[rule.type ?? ''] ?? [422, 'rejected'];
     return new HttpProblem(status, type, rule.message);
   }
-  if (isGrpcDeadlineError(err) || (err instanceof Error && /deadline/i.test(err.message))) {
+  if (timedOut(err)) {
     return new HttpProblem(503, 'worker-unavailable', `no billflow worker answered for ${what} in time; is the worker running?`);
   }
   return null;

