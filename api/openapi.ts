@@ -3,6 +3,7 @@
  * source of the request-body schemas the server validates with (api/validate.ts).
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
+import { billPaths, billSchemas } from './openapi-bills.js';
 
 const problem = { $ref: '#/components/responses/Problem' };
 const minor = { type: 'integer', description: 'Money in minor units (cents); never a float.' };
@@ -10,6 +11,7 @@ const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$'
 const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 
 const schemas = {
+  ...billSchemas,
   CompanyCreate: {
     type: 'object',
     additionalProperties: false,
@@ -401,7 +403,7 @@ export const openapi = {
           "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF. " +
           'The answer is the invoice with `plan`, the steps done; with `dryRun: true` it is `{ dryRun, plan }` and nothing changes. ' +
           'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
-          '202 when the change is accepted but still waiting on the provider (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
+          '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
         parameters: [number, idempotencyKey, requestId],
         requestBody: body('StatusChange'),
         responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
@@ -505,5 +507,6 @@ export const openapi = {
         responses: { 200: { description: 'Accepted' }, 400: problem, 404: problem },
       },
     },
+    ...billPaths,
   },
 } as const;

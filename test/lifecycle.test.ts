@@ -11,7 +11,7 @@ let stack: Stack;
 let tenant: Tenant;
 
 beforeAll(async () => {
-  stack = await startStack({ updateWaitMs: 3_000 });
+  stack = await startStack();
   tenant = await createTenant(stack);
 });
 
@@ -228,7 +228,7 @@ describe('provider outage during print to Final', () => {
     const outages = async () => (await provider<{ data: { status: number }[] }>('GET', '/v1/sandbox/requests')).body.data.filter((c) => c.status === 503).length;
     const before = await outages();
     await provider('POST', '/v1/sandbox/faults', { mode: 'error', status: 503, count: 3 });
-    const accepted = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+    const accepted = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }, { prefer: 'wait=2' });
     expect(accepted.status).toBe(202);
     const final = await eventually(async () => {
       const r = await api('GET', `/v1/invoices/${number}`);

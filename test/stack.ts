@@ -48,7 +48,6 @@ export interface StackOptions {
   temporalAddress: string;
   chromiumPath: string;
   workflowBundlePath: string;
-  updateWaitMs?: number;
   /** Worker options (the benchmark raises the workflow cache). */
   workerOptions?: Partial<WorkerOptions>;
   /** SMTP port of the run's mail catcher on 127.0.0.1, for the worker's mailer. */
@@ -93,7 +92,6 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       adminKey: ADMIN_KEY,
       publicApiUrl,
       log: silentLogger,
-      ...(opts.updateWaitMs ? { updateWaitMs: opts.updateWaitMs } : {}),
     }),
   );
 

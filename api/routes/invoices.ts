@@ -33,6 +33,12 @@ function view(state: InvoiceState) {
   return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
 }
 
+/** `Prefer: wait=N` (RFC 7240): the caller may wait less than the default before a 202. */
+function waitMs(prefer: string | undefined, fallbackMs: number): number {
+  const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
+  return m ? Math.min(Number(m[1]) * 1000, fallbackMs) : fallbackMs;
+}
+
 /** Runs a domain validation, turning its error into a 422 naming the field. */
 function domainChecked<T>(fn: () => T): T {
   try {
@@ -178,7 +184,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         }),
       );
       try {
-        const result = await within(deps.updateWaitMs ?? 20_000, () => update.result());
+        const result = await within(waitMs(req.get('prefer'), deps.updateWaitMs ?? 20_000), () => update.result());
         res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...view(result.invoice), plan: result.plan });
       } catch (e) {
         const p = toProblem(e, `invoice ${number}`);
