@@ -231,6 +231,11 @@ describe('bad input gets a clear problem and changes nothing', () => {
     const stale = await http(stack.apiUrl, 'POST', url, { raw: body, headers: { [SIGNATURE_HEADER]: signPayload(tenant.account.webhookSecret, body, Date.now() - 3_600_000) } });
     expect(stale.status).toBe(400);
     expect(stale.body).toMatchObject({ detail: expect.stringContaining('stale signature') });
+    // Correctly signed but not a payment event billflow can read: refused, naming what is missing.
+    const odd = JSON.stringify({ id: 'evt_y', type: 'payment.succeeded', data: {} });
+    const malformed = await http(stack.apiUrl, 'POST', url, { raw: odd, headers: { [SIGNATURE_HEADER]: signPayload(tenant.account.webhookSecret, odd) } });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ type: expect.stringContaining('invalid-webhook'), field: 'data.payment' });
   });
 
   it('replays the first answer to a retried request with the same Idempotency-Key', async () => {

@@ -12,7 +12,7 @@ import type { ApiDeps } from '../deps.js';
 interface WebhookEvent {
   id: string;
   type: string;
-  data: { payment: BillPayPayment };
+  data?: { payment?: BillPayPayment };
 }
 
 export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
@@ -35,10 +35,16 @@ export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
       res.json({ received: event.id, ignored: `event type ${event.type}` });
       return;
     }
-    const payment = event.data.payment;
+    const payment = event.data?.payment;
+    if (!payment || typeof payment.id !== 'string' || !Array.isArray(payment.allocations)) {
+      throw new HttpProblem(400, 'invalid-webhook', 'payment.succeeded event without data.payment.id and data.payment.allocations', 'data.payment');
+    }
     const ids = payment.allocations.map((a) => a.invoiceId);
-    const known = await sql<{ number: string; provider_invoice_id: string }[]>`
-      SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
+    const known =
+      ids.length === 0
+        ? []
+        : await sql<{ number: string; provider_invoice_id: string }[]>`
+            SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
     const requestId = res.locals.requestId as string;
     for (const inv of known) {
       const p = paymentForInvoice(payment, inv.provider_invoice_id, 'webhook', requestId);
