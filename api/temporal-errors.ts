@@ -12,6 +12,8 @@ const RULE_ERRORS: Record<string, [number, string]> = {
   PrepaymentExhausted: [422, 'prepayment-exhausted'],
   UnknownPrepayment: [404, 'not-found'],
   IllegalLifecycleMove: [409, 'illegal-lifecycle-move'],
+  NotEditable: [409, 'not-editable'],
+  InvalidRevision: [422, 'invalid-request'],
   NotHeld: [409, 'not-held'],
   QuickPayRefused: [409, 'quick-pay-refused'],
 };

@@ -2,6 +2,7 @@
  * Bills: billflow's final invoices as the billing side sees them. Their informative life-cycle
  * state, and the exceptional-bill classification of a company's billing-run definition.
  */
+import type { InvoiceStatus, SettlementStatus } from './invoice.js';
 import type { Minor } from './money.js';
 
 export const LIFECYCLE_STATES = ['Posted', 'Presented', 'Presented & Confirmed', 'Presented & Rejected'] as const;
@@ -21,10 +22,13 @@ export function isLifecycleState(v: unknown): v is LifecycleState {
   return typeof v === 'string' && (LIFECYCLE_STATES as readonly string[]).includes(v);
 }
 
-/** Why the bill cannot move to `to`, or null when it can. */
-export function lifecycleMoveError(from: LifecycleState | null, to: LifecycleState): string | null {
+/**
+ * Why the bill cannot move to `to`, or null when it can. Only a Final invoice is a bill; it loses
+ * its life-cycle state when it leaves Final and is Posted again when it becomes Final again.
+ */
+export function lifecycleMoveError(status: InvoiceStatus, from: LifecycleState | null, to: LifecycleState): string | null {
   if (to === 'Posted') return 'Posted is set when the invoice becomes Final; it is not an action';
-  if (from === null) return 'the invoice is not a bill yet: it gets a life-cycle state when it becomes Final';
+  if (status !== 'Final' || from === null) return `the invoice is ${status}, not a bill: it gets a life-cycle state when it becomes Final`;
   const allowed = LIFECYCLE_MOVES[to];
   return allowed.includes(from) ? null : `a bill in life-cycle state ${from} cannot move to ${to}; ${to} is reached only from ${allowed.join(' or ')}`;
 }
@@ -49,5 +53,13 @@ export function resolveLimit(limit: BillLimit | null, creditLimit: Minor | null)
 export function classifyBill(total: Minor, maxCredited: Minor | null, maxDebited: Minor | null): Classification | null {
   if (maxCredited !== null && total < -maxCredited) return 'Max Credit Amount Reached';
   if (maxDebited !== null && total > maxDebited) return 'Max Credit Limit Amount Reached';
+  return null;
+}
+
+/** Why Quick Pay is not offered on this bill, or null when it is. */
+export function quickPayError(bill: { number: string; status: InvoiceStatus; settlement: SettlementStatus; outstanding: Minor; held: boolean }): string | null {
+  if (bill.status !== 'Final') return `Quick Pay settles a Final bill; invoice ${bill.number} is ${bill.status}`;
+  if (bill.settlement === 'Settled' || bill.outstanding <= 0) return `invoice ${bill.number} is already settled; Quick Pay is not offered`;
+  if (bill.held) return `invoice ${bill.number} is held as an exceptional bill; release it first`;
   return null;
 }

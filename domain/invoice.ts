@@ -25,6 +25,17 @@ export function transitionError(from: InvoiceStatus, to: InvoiceStatus): string 
   return `an invoice in status ${from} cannot change to ${to}; from ${from} it can change to ${allowed}`;
 }
 
+/** Why the dates are wrong, or null: the due date cannot come before the invoice date. */
+export function datesError(invoiceDate: string, dueDate: string): string | null {
+  return dueDate < invoiceDate ? `dueDate ${dueDate} is before invoiceDate ${invoiceDate}` : null;
+}
+
+/** Why a prepayment of `amount` cannot be applied to an invoice that still owes `owed`, or null. */
+export function prepaymentError(number: string, amount: Minor, owed: Minor): string | null {
+  if (!Number.isSafeInteger(amount) || amount <= 0) return 'amount must be a positive integer in minor units';
+  return amount > owed ? `amount ${amount} is more than the ${owed} still owed on invoice ${number}` : null;
+}
+
 /** Only a Draft or a Reissue invoice can be edited; a Final one must be reissued first. */
 export function revisionError(status: InvoiceStatus): string | null {
   return status === 'Final' ? 'a Final invoice cannot be edited; change it to Reissue or Draft first' : null;

@@ -63,6 +63,8 @@ export interface PlanInput {
   invoice: PlanInvoice;
   to: InvoiceStatus;
   providerEnabled: boolean;
+  /** Whether the provider's payments were imported before the change (see importsBeforeChange). */
+  importedFirst: boolean;
   /** Unapplied payments the pre-change import found (empty when nothing was imported). */
   found: readonly FoundPayment[];
   /** For each payment on the invoice, the other invoices it covered that are still Final. */
@@ -73,7 +75,7 @@ export interface PlanInput {
   hold: string | null;
 }
 
-export function planStatusChange({ invoice, to, providerEnabled, found, stillHeldBy, email, hold }: PlanInput): Plan {
+export function planStatusChange({ invoice, to, providerEnabled, importedFirst, found, stillHeldBy, email, hold }: PlanInput): Plan {
   const steps: Step[] = [];
   const feed: FeedEntry[] = [];
   const from = invoice.status;
@@ -81,16 +83,17 @@ export function planStatusChange({ invoice, to, providerEnabled, found, stillHel
   let atProvider = invoice.sentToProvider && invoice.providerInvoiceId !== null;
   let payNowUrl: Plan['payNowUrl'] = 'unchanged';
 
-  if (from === 'Final' && (to === 'Reissue' || to === 'Draft')) {
-    if (atProvider) {
-      steps.push({ kind: 'import-payments' });
-      for (const p of found) {
-        steps.push({ kind: 'apply-payment', paymentId: p.paymentId, amount: p.amount });
-        feed.push({ kind: 'payment', paymentId: p.paymentId, amount: p.amount });
-        if (p.fee > 0) feed.push({ kind: 'fee', paymentId: p.paymentId, amount: p.fee });
-        payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: '', source: 'import', coveredInvoices: p.coveredInvoices });
-      }
+  if (importedFirst) {
+    steps.push({ kind: 'import-payments' });
+    for (const p of found) {
+      steps.push({ kind: 'apply-payment', paymentId: p.paymentId, amount: p.amount });
+      feed.push({ kind: 'payment', paymentId: p.paymentId, amount: p.amount });
+      if (p.fee > 0) feed.push({ kind: 'fee', paymentId: p.paymentId, amount: p.fee });
+      payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: '', source: 'import', coveredInvoices: p.coveredInvoices });
     }
+  }
+  if (to === 'Reissue' || to === 'Draft') {
+    // Payments made while the invoice was Final (or during a reissue) become client prepayments.
     for (const p of payments) {
       steps.push({ kind: 'convert-to-prepayment', paymentId: p.paymentId, amount: p.amount });
       feed.push({ kind: 'prepayment', paymentId: p.paymentId, amount: p.amount });
@@ -133,7 +136,10 @@ export function planStatusChange({ invoice, to, providerEnabled, found, stillHel
   return { from, to, steps, payNowUrl, feed };
 }
 
-/** True when the change needs the provider's payments imported first. */
+/**
+ * True when the change needs the provider's payments imported first: the invoice has a provider
+ * record a payer can pay on (Final, or Reissue, whose Pay Now page keeps working).
+ */
 export function importsBeforeChange(invoice: PlanInvoice, to: InvoiceStatus): boolean {
-  return invoice.status === 'Final' && to !== 'Final' && invoice.sentToProvider && invoice.providerInvoiceId !== null;
+  return invoice.status !== 'Draft' && to !== invoice.status && invoice.sentToProvider && invoice.providerInvoiceId !== null;
 }

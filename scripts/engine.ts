@@ -39,6 +39,7 @@ let stopping = false;
 async function stopAll(code: number): Promise<never> {
   if (stopping) return new Promise<never>(() => {});
   stopping = true;
+  const since = Date.now();
   say('stopping...');
   // Reverse start order: API and worker first, the servers they use last.
   for (const { proc } of [...children].reverse()) {
@@ -51,7 +52,7 @@ async function stopAll(code: number): Promise<never> {
   await mailDev?.stop();
   await temporal?.stop();
   await pg?.stop();
-  say(`stopped after ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  say(`stopped in ${((Date.now() - since) / 1000).toFixed(1)} s`);
   process.exit(code);
 }
 process.on('SIGINT', () => void stopAll(0));

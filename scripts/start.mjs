@@ -8,8 +8,13 @@ import { ROOT } from './tools.mjs';
 const setup = spawn(process.execPath, [path.join(ROOT, 'scripts', 'setup.mjs')], { stdio: 'inherit' });
 setup.on('exit', (code) => {
   if (code !== 0) process.exit(code ?? 1);
-  const engine = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts')], { stdio: 'inherit', cwd: ROOT });
-  // Ctrl-C reaches the whole process group; the engine does the orderly shutdown, we only wait.
-  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => engine.kill(sig));
+  // The engine and everything it starts get their own process group, so Ctrl-C (sent to the
+  // terminal's group) reaches only us; we pass it on and the engine stops its parts in order.
+  const engine = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts')], {
+    stdio: 'inherit',
+    cwd: ROOT,
+    detached: true,
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => engine.kill('SIGTERM'));
   engine.on('exit', (c, signal) => process.exit(c ?? (signal ? 0 : 1)));
 });

@@ -73,7 +73,7 @@ describe('life-cycle state', () => {
     const number = await draft(id, 10_000);
     const early = await api('POST', `/v1/invoices/${number}/lifecycle`, { state: 'Presented', by: 'dana' });
     expect(early.status).toBe(409);
-    expect(early.body).toMatchObject({ detail: expect.stringContaining('not a bill yet') });
+    expect(early.body).toMatchObject({ detail: expect.stringContaining('is Draft, not a bill') });
 
     expect(await final(number)).toMatchObject({ lifecycleState: 'Posted' });
     const confirmed = await api('POST', `/v1/invoices/${number}/lifecycle`, { state: 'Presented & Confirmed', by: 'dana' });
@@ -96,6 +96,12 @@ describe('life-cycle state', () => {
       SELECT to_state, changed_by FROM lifecycle_changes WHERE company_id = ${tenant.companyId} AND invoice_number = ${number} ORDER BY id`;
     expect(rows.map((r) => [r.to_state, r.changed_by])).toEqual([['Posted', 'billflow'], ['Presented & Confirmed', 'dana'], ['Presented & Rejected', 'lee']]);
     await visible(`LifecycleState = "Presented & Rejected" AND CompanyId = "${tenant.companyId}"`, `Invoice:${tenant.companyId}:${number}`);
+
+    // Leaving Final, it is no bill any more; Final again, it is Posted afresh.
+    expect((await api('POST', `/v1/invoices/${number}/status`, { status: 'Draft' })).body).toMatchObject({ status: 'Draft', lifecycleState: null });
+    const onDraft = await api('POST', `/v1/invoices/${number}/lifecycle`, { state: 'Presented', by: 'lee' });
+    expect(onDraft.status).toBe(409);
+    expect((await final(number)).lifecycleState).toBe('Posted');
   });
 
   it('makes the settlement status searchable as payments arrive', async () => {

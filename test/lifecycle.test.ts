@@ -145,6 +145,40 @@ describe('Final -> Reissue -> Final', () => {
   });
 });
 
+describe('payments made during a reissue', () => {
+  it('are imported and become prepayments when the reissued invoice goes to Draft', async () => {
+    const clientId = await newClient();
+    const inv = await finalInvoice(clientId, 40_000);
+    expect((await api('POST', `/v1/invoices/${inv.number}/status`, { status: 'Reissue' })).status).toBe(200);
+    // The Pay Now page still works during the reissue, and the provider's webhook is lost here.
+    await provider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: null });
+    try {
+      const paymentId = await payAtProvider([{ invoiceId: inv.providerInvoiceId!, amount: 5_000 }]);
+      const draft = await api('POST', `/v1/invoices/${inv.number}/status`, { status: 'Draft' });
+      expect(draft.status, JSON.stringify(draft.body)).toBe(200);
+      expect(draft.body.plan.steps.map((s) => s.kind)).toEqual(['import-payments', 'apply-payment', 'convert-to-prepayment', 'remove-provider-payment', 'delete-provider-invoice']);
+      expect(draft.body).toMatchObject({ status: 'Draft', paid: 0, payments: [] });
+      const pre = await api<{ data: { origin: { providerPaymentId: string }; amount: number }[] }>('GET', `/v1/prepayments?clientId=${clientId}`);
+      expect(pre.body.data).toEqual([expect.objectContaining({ amount: 5_000, origin: expect.objectContaining({ providerPaymentId: paymentId }) })]);
+      expect((await provider('GET', `/v1/payments/${paymentId}`)).body).toMatchObject({ status: 'removed' });
+    } finally {
+      await provider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: `${stack.apiUrl}/webhooks/provider/${tenant.companyId}` });
+    }
+  });
+
+  it('refuses to edit a Final invoice or to put its due date before its date', async () => {
+    const inv = await finalInvoice(await newClient());
+    const final = await api('POST', `/v1/invoices/${inv.number}/revision`, { dueDate: '2026-12-31' });
+    expect(final.status).toBe(409);
+    expect(final.body).toMatchObject({ type: expect.stringContaining('not-editable') });
+    expect((await api('POST', `/v1/invoices/${inv.number}/status`, { status: 'Reissue' })).status).toBe(200);
+    const dates = await api('POST', `/v1/invoices/${inv.number}/revision`, { dueDate: '2026-01-01' });
+    expect(dates.status).toBe(422);
+    expect(dates.body).toMatchObject({ detail: 'dueDate 2026-01-01 is before invoiceDate 2026-11-02' });
+    expect((await api('GET', `/v1/invoices/${inv.number}`)).body).toMatchObject({ dueDate: '2026-12-02' });
+  });
+});
+
 describe('to Draft', () => {
   it("deletes the provider's record, its Pay Now URL stops working, and the next Final gets a new one", async () => {
     const inv = await finalInvoice(await newClient());

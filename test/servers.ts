@@ -3,7 +3,7 @@
  * sandbox's databases, migrated), one Temporal dev server, one mail catcher (maildev) and one
  * workflow bundle.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -39,9 +39,43 @@ const quietLogger = {
   error: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
 };
 
+const RUN_PREFIX = 'billflow-run-';
+const OWNER_FILE = 'owner.json';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A run killed before its teardown (a CI timeout, a SIGKILL) leaves its servers running. Each run
+ * records its pid and its servers' pids; the next run stops those of runs whose owner is gone.
+ */
+function reapLeftovers(): void {
+  for (const name of readdirSync(os.tmpdir()).filter((n) => n.startsWith(RUN_PREFIX))) {
+    const dir = path.join(os.tmpdir(), name);
+    let owner: { pid: number; children: number[] };
+    try {
+      owner = JSON.parse(readFileSync(path.join(dir, OWNER_FILE), 'utf8')) as typeof owner;
+    } catch {
+      continue;
+    }
+    if (alive(owner.pid)) continue;
+    const postmaster = path.join(dir, 'pg', 'postmaster.pid');
+    const pids = [...owner.children, ...(existsSync(postmaster) ? [Number(readFileSync(postmaster, 'utf8').split('\n')[0])] : [])];
+    for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
   const tools = readToolsFile() as { temporal: string; chromium: string; testServer?: string };
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'billflow-run-'));
+  reapLeftovers();
+  const tmp = mkdtempSync(path.join(os.tmpdir(), RUN_PREFIX));
   const bundle = async (entry: string, name: string) => {
     const { code } = await bundleWorkflowCode({ workflowsPath: entry, logger: quietLogger });
     const file = path.join(tmp, `${name}.js`);
@@ -55,6 +89,7 @@ export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
     bundle(WORKFLOWS_ENTRY, 'workflows'),
     startMailDev({ smtpPort, webPort: mailWebPort }),
   ]);
+  writeFileSync(path.join(tmp, OWNER_FILE), JSON.stringify({ pid: process.pid, children: [temporal.process.pid] }));
   for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
     const sql = connect(pg.url(db), { max: 1 });
     await migrate(sql, dir);

@@ -10,7 +10,11 @@ import { createWorker } from './create.js';
 const log = createLogger('worker');
 // The SDK's and the activities' log lines as JSON on stdout, like every other billflow process.
 Runtime.install({
-  logger: new DefaultLogger('INFO', ({ level, message, meta }) => log(message, { level: level as LogLevel, ...meta })),
+  // The task token is an opaque blob: it only makes every activity line long.
+  logger: new DefaultLogger('INFO', ({ level, message, meta }) => {
+    const { taskToken: _token, ...fields } = meta ?? {};
+    log(message, { level: level as LogLevel, ...fields });
+  }),
 });
 const cfg = temporalConfig();
 const sql = connect(databaseUrl());

@@ -85,6 +85,8 @@ export interface InvoiceState extends InvoiceDraft {
   /** Backup attachments printed with the invoice: emailed with it, never sent to the provider. */
   backupDocumentIds: string[];
   history: StatusChange[];
+  /** A status change under way (e.g. waiting out a provider outage after the API answered 202). */
+  pendingChange: { to: InvoiceStatus; requestId: string; since: string } | null;
   /** The bill's informative life-cycle state (Posted when it becomes Final), and who changed it when. */
   lifecycleState: LifecycleState | null;
   lifecycleHistory: { at: string; from: LifecycleState | null; to: LifecycleState; by: string; requestId: string }[];

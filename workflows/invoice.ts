@@ -11,6 +11,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -18,8 +19,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { classifyBill, lifecycleMoveError, type Classification, type LifecycleState } from '../domain/bill.js';
-import { invoiceTotal, outstandingAmount, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
+import { classifyBill, lifecycleMoveError, quickPayError, type Classification, type LifecycleState } from '../domain/bill.js';
+import { datesError, invoiceTotal, outstandingAmount, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
 import {
   applyPrepaymentUpdate,
@@ -38,6 +39,7 @@ import {
   type ProviderPayment,
   type QuickPayRequest,
   type ReleaseRequest,
+  type ReviseRequest,
   type StatusChangeResult,
 } from './contract.js';
 import { Lock } from './lock.js';
@@ -74,24 +76,18 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     reviseUpdate,
     (req) =>
       lock.run(async () => {
-        const err = revisionError(state.status);
-        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
+        checkRevision(req);
         if (req.lines) state.lines = req.lines;
         if (req.invoiceDate) state.invoiceDate = req.invoiceDate;
         if (req.dueDate) state.dueDate = req.dueDate;
         await publish();
         return state;
       }),
-    {
-      validator: (_req) => {
-        const err = revisionError(state.status);
-        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
-      },
-    },
+    { validator: (req) => checkRevision(req) },
   );
   setHandler(lifecycleUpdate, (req) =>
     lock.run(async () => {
-      const err = lifecycleMoveError(state.lifecycleState, req.to);
+      const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
       if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
       await moveLifecycle(req.to, req.by, req.requestId);
       await publish();
@@ -99,7 +95,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }),
     {
       validator: (req) => {
-        const err = lifecycleMoveError(state.lifecycleState, req.to);
+        const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
         if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
       },
     },
@@ -111,7 +107,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   });
   setHandler(quickPayUpdate, (req) => lock.run(() => quickPay(req)), {
     validator: (_req) => {
-      const err = quickPayError();
+      const err = quickPayError(state);
       if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
     },
   });
@@ -177,8 +173,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const { companyId, number } = state;
     const company = await acts.getCompanySettings({ companyId });
 
+    // Invoices that left Final before payments were imported on leaving a reissue too replay as they ran.
+    const importFirst = importsBeforeChange(state, req.to) && (state.status === 'Final' || patched('import-before-leaving-reissue'));
     let found: ProviderPayment[] = [];
-    if (importsBeforeChange(state, req.to)) {
+    if (importFirst) {
       try {
         found = (await importBeforeChange({ companyId, providerInvoiceId: state.providerInvoiceId!, requestId: req.requestId })).filter(
           (p) => !known(p.paymentId) && p.method !== 'prepayment',
@@ -191,7 +189,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         );
       }
     }
-    const leaving = state.status === 'Final' && req.to !== 'Final';
+    const leaving = req.to !== 'Final';
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     const stillHeldBy = await acts.paymentHolds({ companyId, number, paymentIds });
     const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
@@ -200,7 +198,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
       classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
     }
-    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, found, stillHeldBy, email, hold: classification });
+    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, importedFirst: importFirst, found, stillHeldBy, email, hold: classification });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
     log.info('status change', { number, from: state.status, to: req.to, requestId: req.requestId, steps: plan.steps.map((s) => s.kind) });
@@ -211,11 +209,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       state.classification = classification;
       state.held = false;
     }
+    state.pendingChange = { to: req.to, requestId: req.requestId, since: new Date().toISOString() };
     const executed: Step[] = [];
     for (const step of plan.steps) executed.push(await execute(step, req.requestId, found, company.paymentImportSeconds));
     state.status = req.to;
+    state.pendingChange = null;
     state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
+    // A bill exists only while Final: it is Posted again each time the invoice becomes Final.
     if (req.to === 'Final') await moveLifecycle('Posted', 'billflow', req.requestId);
+    else state.lifecycleState = null;
     await publish();
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
@@ -315,7 +317,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
     const company = await acts.getCompanySettings({ companyId: state.companyId });
     const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
-    const plan = planStatusChange({ invoice: state, to: 'Final', providerEnabled: company.providerEnabled, found: [], stillHeldBy: {}, email, hold: null });
+    const plan = planStatusChange({ invoice: state, to: 'Final', providerEnabled: company.providerEnabled, importedFirst: false, found: [], stillHeldBy: {}, email, hold: null });
     const executed: Step[] = [];
     for (const step of plan.steps) executed.push(await execute(step, req.requestId, [], company.paymentImportSeconds));
     state.held = false;
@@ -324,16 +326,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
-  function quickPayError(): string | null {
-    if (state.status !== 'Final') return `Quick Pay settles a Final bill; invoice ${state.number} is ${state.status}`;
-    if (state.settlement === 'Settled' || state.outstanding <= 0) return `invoice ${state.number} is already settled; Quick Pay is not offered`;
-    if (state.held) return `invoice ${state.number} is held as an exceptional bill; release it first`;
-    return null;
-  }
-
   /** Quick Pay: settles the whole unsettled balance in one payment, recorded at the provider like any other. */
   async function quickPay(req: QuickPayRequest): Promise<InvoiceState> {
-    const err = quickPayError();
+    const err = quickPayError(state);
     if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
     const amount = state.outstanding;
     const key = `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
@@ -352,13 +347,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   function checkPrepayment(req: ApplyPrepaymentRequest): void {
-    if (!Number.isSafeInteger(req.amount) || req.amount <= 0) {
-      throw ApplicationFailure.nonRetryable('amount must be a positive integer in minor units', 'InvalidPrepayment');
-    }
-    const owed = outstandingAmount(state.total, state.prepaymentsApplied, state.payments);
-    if (req.amount > owed) {
-      throw ApplicationFailure.nonRetryable(`amount ${req.amount} is more than the ${owed} still owed on invoice ${state.number}`, 'InvalidPrepayment');
-    }
+    const err = prepaymentError(state.number, req.amount, outstandingAmount(state.total, state.prepaymentsApplied, state.payments));
+    if (err) throw ApplicationFailure.nonRetryable(err, 'InvalidPrepayment');
+  }
+
+  function checkRevision(req: ReviseRequest): void {
+    const notEditable = revisionError(state.status);
+    if (notEditable) throw ApplicationFailure.nonRetryable(notEditable, 'NotEditable');
+    const dates = datesError(req.invoiceDate ?? state.invoiceDate, req.dueDate ?? state.dueDate);
+    if (dates) throw ApplicationFailure.nonRetryable(dates, 'InvalidRevision');
   }
 
   /** Applies a client prepayment; at the provider the payment is created again against this invoice. */

@@ -23,6 +23,7 @@ export function initialState(draft: InvoiceDraft): InvoiceState {
     prepaymentApplications: [],
     backupDocumentIds: [],
     history: [],
+    pendingChange: null,
     lifecycleState: null,
     lifecycleHistory: [],
     classification: null,

@@ -6,7 +6,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import type { LifecycleState } from '../../domain/bill.js';
 import { DomainError } from '../../domain/money.js';
-import { isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
+import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
 import { HttpProblem } from '../../lib/problem.js';
 import {
@@ -90,7 +90,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const c = company(res);
     const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency'>;
     const lines = domainChecked(() => validateLines(b.lines));
-    if (b.dueDate < b.invoiceDate) throw new HttpProblem(422, 'invalid-request', 'dueDate is before invoiceDate', 'dueDate');
+    const dates = datesError(b.invoiceDate, b.dueDate);
+    if (dates) throw new HttpProblem(422, 'invalid-request', dates, 'dueDate');
     const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${b.clientId}`;
     if (!client) throw new HttpProblem(404, 'not-found', `client ${b.clientId} not found; register it first`, 'clientId');
     const draft: InvoiceDraft = {
