@@ -14,6 +14,7 @@ import { MailError, type Mailer } from './email/mailer.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { BillPayClient, paymentForInvoice, ProviderError, type ProviderAccount } from './provider/billpay.js';
+import { createBillActivities } from './bills.js';
 
 export interface ActivityDeps {
   sql: Sql;
@@ -50,6 +51,7 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
   }
 
   return {
+    ...createBillActivities({ sql, renderer, mailer }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number }[]>`
         SELECT provider_enabled, payment_import_seconds FROM companies WHERE id = ${companyId}`;

@@ -3,6 +3,7 @@
  * source of the request-body schemas the server validates with (api/validate.ts).
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
+import { billPaths, billSchemas } from './openapi-bills.js';
 
 const problem = { $ref: '#/components/responses/Problem' };
 const minor = { type: 'integer', description: 'Money in minor units (cents); never a float.' };
@@ -10,6 +11,7 @@ const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$'
 const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 
 const schemas = {
+  ...billSchemas,
   CompanyCreate: {
     type: 'object',
     additionalProperties: false,
@@ -505,5 +507,6 @@ export const openapi = {
         responses: { 200: { description: 'Accepted' }, 400: problem, 404: problem },
       },
     },
+    ...billPaths,
   },
 } as const;

@@ -4,10 +4,15 @@
  *     its fastest page concurrency, and the per-launch figure beside them.
  *  2. Engine overhead: invoices driven draft -> final -> paid through the API vs minimal workflows
  *     calling the same activities in the same order, on the same dev server.
- *  3. Worker memory per cached workflow with 1,000 open invoices.
- * Sizes: BENCH_PDFS (200), BENCH_INVOICES (40), BENCH_OPEN (1000), BENCH_CONCURRENCY (8).
+ *  3. A bill sending run of BENCH_BILLS Final bills (email with the PDF, or print) vs rendering the
+ *     same bills' PDFs alone on a renderer like the worker's; the run's progress Query is read
+ *     throughout and its successes and worst latency printed.
+ *  4. Worker memory per cached workflow with 1,000 open invoices.
+ * Sizes: BENCH_PDFS (200), BENCH_INVOICES (40), BENCH_BILLS (1000), BENCH_OPEN (1000), BENCH_CONCURRENCY (8).
+ * BENCH_ONLY=pdf|engine|bills|memory runs one section.
  */
 import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
@@ -18,7 +23,8 @@ import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PDF_OPTIONS, PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
 import { ROOT } from '../lib/paths.js';
-import { invoiceWorkflowId, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';
+import { billRunProgressQuery } from '../workflows/bill-run-contract.js';
+import { changeStatusUpdate, invoiceWorkflowId, stateQuery, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';
 import { initialState } from '../workflows/state.js';
 import { startServers } from '../test/servers.js';
 import { createTenant, http, startStack, type Stack, type Tenant } from '../test/stack.js';
@@ -28,6 +34,9 @@ const PDFS = Number(process.env.BENCH_PDFS ?? 200);
 const INVOICES = Number(process.env.BENCH_INVOICES ?? 40);
 const OPEN = Number(process.env.BENCH_OPEN ?? 1000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
+const BILLS = Number(process.env.BENCH_BILLS ?? 1000);
+const ONLY = process.env.BENCH_ONLY;
+const section = (name: string) => !ONLY || ONLY === name;
 const CHROMIUM_ARGS = ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu'];
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -208,14 +217,134 @@ async function benchMemory(stack: Stack): Promise<void> {
   out(`FIGURE memory per cached open invoice workflow: ${((after - before) / OPEN / 1024).toFixed(1)} KiB`);
 }
 
+/** CPU time (Linux /proc) of this process and its children (Chromium, the dev server, PostgreSQL), by name. */
+type Snap = Map<number, { comm: string; ppid: number; t: number }>;
+function cpuSnap(): Snap {
+  const out: Snap = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const line = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = line.slice(line.indexOf('(') + 1, line.lastIndexOf(')'));
+      const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(d), { comm, ppid: Number(f[1]), t: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // the process has gone
+    }
+  }
+  return out;
+}
+
+function cpuDiff(a: Snap, b: Snap): string {
+  const mine = new Set<number>([process.pid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, p] of b) {
+      if (!mine.has(pid) && mine.has(p.ppid)) {
+        mine.add(pid);
+        grew = true;
+      }
+    }
+  }
+  const by: Record<string, number> = {};
+  for (const pid of mine) {
+    const x = b.get(pid)!;
+    by[x.comm] = (by[x.comm] ?? 0) + (x.t - (a.get(pid)?.t ?? 0)) / 100;
+  }
+  return Object.entries(by)
+    .filter(([, v]) => v > 0.1)
+    .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
+    .join(', ');
+}
+
+async function benchBillRun(stack: Stack, chromiumPath: string): Promise<void> {
+  out(`\n## Bill sending run, ${BILLS} bills (4 in 5 emailed with their PDF, 1 in 5 printed) vs rendering their PDFs alone`);
+  // Provider disabled: no provider traffic. Clients get their email address after Final, so
+  // making the bills Final does not email them; the run is the only sender.
+  const tenant = await createTenant(stack, { providerEnabled: false });
+  const clients = Array.from({ length: 20 }, (_, i) => `BR-${i}`);
+  for (const [i, id] of clients.entries()) {
+    await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id, name: `Bill Run Client ${i}` } });
+  }
+  const setup = await timed(() =>
+    pool(BILLS, 16, async (i) => {
+      const number = `BR-${String(i).padStart(5, '0')}`;
+      const lines = Array.from({ length: 3 + (i % 5) }, (_, k) => ({ description: `Engineering services, phase ${k + 1}`, quantity: k + 1, unitPrice: 12_500, amount: (k + 1) * 12_500 }));
+      const draft: InvoiceDraft = { companyId: tenant.companyId, number, clientId: clients[i % clients.length]!, invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines, prepaymentsApplied: 0 };
+      const handle = await stack.temporal.workflow.start('invoiceWorkflow', { taskQueue: stack.taskQueue, workflowId: invoiceWorkflowId(tenant.companyId, number), args: [{ draft }] });
+      await handle.executeUpdate(changeStatusUpdate, { args: [{ to: 'Final', requestId: `bench-${number}` }] });
+    }),
+  );
+  for (const [i, id] of clients.entries()) {
+    const body = { email: `${id.toLowerCase()}-${tenant.companyId}@bench.example`, ...(i % 5 === 4 ? { deliveryPreference: 'print' } : {}) };
+    await http(stack.apiUrl, 'PATCH', `/v1/clients/${id}`, { key: tenant.apiKey, body });
+  }
+  out(`setup: ${BILLS} Final bills in ${(setup / 1000).toFixed(1)} s`);
+
+  // Baseline: the same bills' PDFs (their current state, the same template), rendered alone.
+  const states = new Array<InvoiceState>(BILLS);
+  await pool(BILLS, 16, async (i) => {
+    states[i] = await stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, `BR-${String(i).padStart(5, '0')}`)).query(stateQuery);
+  });
+  const htmls = states.map((s, i) =>
+    invoiceHtml(s, { company: { name: `Company ${tenant.companyId}` }, client: { id: s.clientId, name: `Bill Run Client ${i % clients.length}`, email: `x@bench.example` } }),
+  );
+  // Measured before and after the run (the mean is the baseline), so drift in the machine's load
+  // between the two measurements does not decide the ratio.
+  const renderOnly = async (when: string) => {
+    const renderer = new PdfRenderer({ executablePath: chromiumPath, concurrency: 2 });
+    await Promise.all(htmls.slice(0, 4).map((h) => renderer.render(h)));
+    const c0 = cpuSnap();
+    const t = await timed(() => Promise.all(htmls.map((h) => renderer.render(h))));
+    const cpu = cpuDiff(c0, cpuSnap());
+    await renderer.close();
+    out(`render only (PDF_CONCURRENCY=2), ${when}: ${(t / 1000).toFixed(2)} s, ${ms(t / BILLS)} per bill (CPU: ${cpu})`);
+    return t;
+  };
+  const renderBefore = await renderOnly('before the run');
+
+  // The run, through the API; its progress Query read every 100 ms while it works.
+  const c0 = cpuSnap();
+  const t0 = performance.now();
+  const created = await http<{ id: string; workflowId: string }>(stack.apiUrl, 'POST', '/v1/bill-runs', { key: tenant.apiKey, body: { criteria: {} } });
+  if (created.status !== 201) throw new Error(`bill run: ${created.status} ${JSON.stringify(created.body)}`);
+  const handle = stack.temporal.workflow.getHandle(created.body.workflowId);
+  let finished = false;
+  const reads = { ok: 0, failed: 0, maxMs: 0, midway: 0 };
+  const reader = (async () => {
+    while (!finished) {
+      const t = performance.now();
+      try {
+        const p = await handle.query(billRunProgressQuery);
+        reads.ok++;
+        if (p.done > 0 && p.done < p.total) reads.midway++;
+        reads.maxMs = Math.max(reads.maxMs, performance.now() - t);
+      } catch {
+        reads.failed++;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  const result = await handle.result();
+  const runMs = performance.now() - t0;
+  const cpu = cpuDiff(c0, cpuSnap());
+  finished = true;
+  await reader;
+  out(`sending run: ${(runMs / 1000).toFixed(2)} s, ${ms(runMs / BILLS)} per bill; sent ${result.sent}, printed ${result.printed}, failed ${result.failed}, skipped ${result.skippedHeld} (CPU: ${cpu})`);
+  out(`progress Query during the run: ${reads.ok} reads answered (${reads.midway} with the run part done), ${reads.failed} failed, worst ${ms(reads.maxMs)}`);
+  const renderMs = (renderBefore + (await renderOnly('after the run'))) / 2;
+  out(`RATIO sending run / render only (mean of both): ${(runMs / renderMs).toFixed(2)}x (target <= 1.25)`);
+}
+
 const servers = await startServers({ webUi: false });
 try {
   out(`billflow benchmark, ${new Date().toISOString()}, node ${process.version}`);
-  await benchPdf(servers.chromiumPath);
-  const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: OPEN + 500 } });
+  if (section('pdf')) await benchPdf(servers.chromiumPath);
+  const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: OPEN + BILLS + 500 } });
   try {
-    await benchEngine(stack, servers);
-    await benchMemory(stack);
+    if (section('engine')) await benchEngine(stack, servers);
+    if (section('bills')) await benchBillRun(stack, servers.chromiumPath);
+    if (section('memory')) await benchMemory(stack);
   } finally {
     await stack.stop();
   }

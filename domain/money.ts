@@ -31,9 +31,16 @@ export function sum(values: readonly Minor[]): Minor {
   return total;
 }
 
+// Building a NumberFormat costs far more than using one (a bill sending run formats thousands).
+const formats = new Map<string, { fmt: Intl.NumberFormat; digits: number }>();
+
 /** Formats minor units for a document, e.g. 123456 USD -> "$1,234.56". */
 export function formatMoney(amount: Minor, currency: string): string {
-  const fmt = new Intl.NumberFormat('en-US', { style: 'currency', currency });
-  const digits = fmt.resolvedOptions().maximumFractionDigits ?? 2;
-  return fmt.format(amount / 10 ** digits);
+  let f = formats.get(currency);
+  if (!f) {
+    const fmt = new Intl.NumberFormat('en-US', { style: 'currency', currency });
+    f = { fmt, digits: fmt.resolvedOptions().maximumFractionDigits ?? 2 };
+    formats.set(currency, f);
+  }
+  return f.fmt.format(amount / 10 ** f.digits);
 }

@@ -1,1 +1,2 @@
 export { invoiceWorkflow } from './invoice.js';
+export { billPdfWorkflow, billRunWorkflow } from './bill-run.js';
