@@ -18,8 +18,8 @@ const RULE_ERRORS: Record<string, [number, string]> = {
   QuickPayRefused: [409, 'quick-pay-refused'],
 };
 
-/** The rule failure behind an Update failure (an activity's failure arrives wrapped). */
-function ruleFailure(err: unknown): ApplicationFailure | null {
+/** The rule failure behind a Temporal failure (an activity's failure arrives wrapped). */
+export function ruleFailure(err: unknown): ApplicationFailure | null {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     if (e instanceof ApplicationFailure) return e;
   }

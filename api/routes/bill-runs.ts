@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
-import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import {
@@ -23,7 +23,7 @@ import type { billPdfWorkflow, billRunWorkflow } from '../../workflows/bill-run.
 import { invoiceWorkflowId, searchAttributes as sa, stateQuery, type InvoiceState } from '../../workflows/contract.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import type { CompanyRow } from '../middleware.js';
-import { toProblem } from '../temporal-errors.js';
+import { ruleFailure, toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
 
 /**
@@ -155,12 +155,6 @@ export async function startBillRun(
   res.status(201).location(`/v1/bill-runs/${encodeURIComponent(runId)}`).json(runView(row, items ? { items } : {}));
 }
 
-/** The Temporal failure's rule type and message (an activity's failure arrives wrapped). */
-function ruleOf(err: unknown): ApplicationFailure | null {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) if (e instanceof ApplicationFailure) return e;
-  return null;
-}
-
 export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const { sql, temporal } = deps;
   const r = Router();
@@ -273,7 +267,7 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         }),
       );
     } catch (e) {
-      const rule = e instanceof WorkflowFailedError ? ruleOf(e.cause) : null;
+      const rule = e instanceof WorkflowFailedError ? ruleFailure(e.cause) : null;
       if (rule?.type === 'NotABill') throw new HttpProblem(409, 'not-a-bill', rule.message);
       if (rule?.type === 'UnknownInvoice' || e instanceof WorkflowNotFoundError) throw new HttpProblem(404, 'not-found', `invoice ${number} not found`);
       throw toProblem(e, `the PDF of bill ${number}`) ?? e;
