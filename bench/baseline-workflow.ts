@@ -1,7 +1,8 @@
 /**
  * The benchmark's baseline: the least a Temporal workflow can do to take an invoice from draft to
- * paid with billflow's activities, in the same order, with none of the engine around it (no API,
- * no entity state machine, no webhook hop). The engine's overhead is measured against this.
+ * paid with billflow's activities, the same ones in the same order (settings, provider customer and
+ * invoice, PDF, email, life-cycle record, payment), with none of the engine around it (no API, no
+ * entity state machine, no webhook hop). The engine's overhead is measured against this.
  */
 import { condition, defineSignal, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
@@ -24,6 +25,8 @@ export async function baselineInvoice(draft: InvoiceDraft): Promise<void> {
   setHandler(finalUpdate, async () => {
     const requestId = `bench-${draft.number}`;
     await acts.getCompanySettings({ companyId: draft.companyId });
+    const email = await acts.getEmailSettings({ companyId: draft.companyId, clientId: draft.clientId });
+    await acts.getBillingLimits({ companyId: draft.companyId, clientId: draft.clientId });
     const { customerId } = await acts.ensureProviderCustomer({ companyId: draft.companyId, clientId: draft.clientId, requestId });
     const created = await acts.createProviderInvoice({
       companyId: draft.companyId,
@@ -46,6 +49,8 @@ export async function baselineInvoice(draft: InvoiceDraft): Promise<void> {
       idempotencyKey: `${draft.companyId}:${draft.number}:1:attach-pdf`,
       requestId,
     });
+    if (email) await acts.sendInvoiceEmail({ invoice: state, requestId });
+    await acts.recordLifecycleChange({ companyId: draft.companyId, number: draft.number, from: null, to: 'Posted', by: 'bench', requestId, seq: 1 });
     state.status = 'Final';
     state.version = 2;
     await acts.saveInvoice(state);
