@@ -68,8 +68,7 @@ export function createMailer(cfg: SmtpConfig): Mailer {
     greetingTimeout: 15_000,
     socketTimeout: 60_000,
     ...(cfg.auth ? { auth: cfg.auth } : {}),
-    ...(process.env.EXP_POOL ? { pool: true, maxConnections: 4 } : {}),
-  } as SMTPTransport.Options;
+  };
   const transport = nodemailer.createTransport(options);
   return {
     from: cfg.from,
