@@ -6,10 +6,8 @@
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
+import { date, id, idempotencyKey, jsonBody, jsonResponse, problem, requestId } from './openapi-parts.js';
 
-const problem = { $ref: '#/components/responses/Problem' };
-const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
-const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 const tagList = Object.keys(BUILT_IN_TAGS)
   .map((t) => `#${t}`)
   .join(' ');
@@ -143,14 +141,6 @@ export const billSchemas = {
 
 type BillSchemaName = keyof typeof billSchemas;
 
-const idempotencyKey = {
-  name: 'Idempotency-Key',
-  in: 'header',
-  required: false,
-  description: 'Retrying a request with the same key returns the first answer; reusing a key for a different request is 422.',
-  schema: { type: 'string', maxLength: 255 },
-};
-const requestId = { name: 'X-Request-Id', in: 'header', required: false, description: 'Correlation id; generated when absent and echoed on the response.', schema: { type: 'string' } };
 const preferWait = {
   name: 'Prefer',
   in: 'header',
@@ -159,8 +149,8 @@ const preferWait = {
   schema: { type: 'string', example: 'wait=20' },
 };
 const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
-const body = (name: BillSchemaName) => ({ required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
-const json = (description: string, name: BillSchemaName) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const body = (name: BillSchemaName) => jsonBody(name);
+const json = (description: string, name: BillSchemaName) => jsonResponse(description, name);
 const pdf = (description: string) => ({ description, content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } });
 
 export const billPaths = {

@@ -4,11 +4,8 @@
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
+import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId } from './openapi-parts.js';
 
-const problem = { $ref: '#/components/responses/Problem' };
-const minor = { type: 'integer', description: 'Money in minor units (cents); never a float.' };
-const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
-const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 
 const schemas = {
   ...billSchemas,
@@ -295,23 +292,9 @@ const schemas = {
 
 export type SchemaName = keyof typeof schemas;
 
-const idempotencyKey = {
-  name: 'Idempotency-Key',
-  in: 'header',
-  required: false,
-  description: 'Retrying a request with the same key returns the first answer; reusing a key for a different request is 422.',
-  schema: { type: 'string', maxLength: 255 },
-};
-const requestId = {
-  name: 'X-Request-Id',
-  in: 'header',
-  required: false,
-  description: 'Correlation id; generated when absent and echoed on the response.',
-  schema: { type: 'string' },
-};
 const number = { name: 'number', in: 'path', required: true, schema: { type: 'string' } };
-const body = (name: SchemaName) => ({ required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
-const json = (description: string, name: SchemaName) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const body = (name: SchemaName) => jsonBody(name);
+const json = (description: string, name: SchemaName) => jsonResponse(description, name);
 
 export const openapi = {
   openapi: '3.1.0',
