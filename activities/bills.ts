@@ -72,8 +72,13 @@ export function createBillActivities({ sql, renderer, mailer }: ActivityDeps) {
     return run;
   }
 
-  /** The invoice as its workflow holds it now. */
+  /**
+   * The invoice as its workflow last published it (the read model keeps the whole state); a row
+   * written before the snapshot existed is asked of the workflow itself.
+   */
   async function invoiceState(companyId: string, number: string): Promise<InvoiceState> {
+    const [row] = await sql<{ state: InvoiceState | null }[]>`SELECT state FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
+    if (row?.state) return row.state;
     const client = Context.current().client;
     return client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
       client.workflow.getHandle(invoiceWorkflowId(companyId, number)).query(stateQuery),

@@ -394,17 +394,17 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       await sql`
         INSERT INTO invoices (company_id, number, client_id, status, currency, invoice_date, due_date, total,
           prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
-          lifecycle_state, classification, held, workflow_id, version, updated_at)
+          lifecycle_state, classification, held, state, workflow_id, version, updated_at)
         VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
           ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
-          ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held},
+          ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held}, ${sql.json(s as never)},
           ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
         ON CONFLICT (company_id, number) DO UPDATE SET
           status = EXCLUDED.status, total = EXCLUDED.total, prepayments_applied = EXCLUDED.prepayments_applied,
           paid = EXCLUDED.paid, outstanding = EXCLUDED.outstanding, settlement = EXCLUDED.settlement,
           pay_now_url = EXCLUDED.pay_now_url, provider_invoice_id = EXCLUDED.provider_invoice_id,
           pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
-          classification = EXCLUDED.classification, held = EXCLUDED.held, invoice_date = EXCLUDED.invoice_date,
+          classification = EXCLUDED.classification, held = EXCLUDED.held, state = EXCLUDED.state, invoice_date = EXCLUDED.invoice_date,
           due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
         WHERE invoices.version < EXCLUDED.version`;
     },
