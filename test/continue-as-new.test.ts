@@ -53,7 +53,8 @@ it('continues as new with its state when the history passes the threshold', asyn
   // It is a later run of the same workflow, with a short history of its own.
   const now = await stack.temporal.workflow.getHandle(workflowId).describe();
   expect(now.runId).not.toBe(first.firstExecutionRunId);
-  expect(now.historyLength).toBeLessThan(60);
+  // At most the threshold plus the events of the batch of payments that crossed it.
+  expect(now.historyLength).toBeLessThan(40 + 40);
   const firstRun = await stack.temporal.workflow.getHandle(workflowId, first.firstExecutionRunId).describe();
   expect(firstRun.status.name).toBe('CONTINUED_AS_NEW');
 
