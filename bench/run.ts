@@ -18,7 +18,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
 import { createMailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
-import { smtpConfig } from '../lib/config.js';
+import { pdfConcurrency, smtpConfig } from '../lib/config.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PDF_OPTIONS, PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice, type BillPayPayment } from '../activities/provider/billpay.js';
@@ -41,6 +41,13 @@ const CHROMIUM_ARGS = ['--disable-background-networking', '--disable-component-u
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+/** The fastest of three passes: on a shared 2-core machine single passes move by a third. */
+async function bestOf(fn: () => Promise<unknown>): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) best = Math.min(best, await timed(fn));
+  return best;
+}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();
@@ -65,7 +72,7 @@ function sampleInvoice(i: number): InvoiceState {
 }
 
 async function benchPdf(chromiumPath: string): Promise<void> {
-  out(`\n## PDF rendering, ${PDFS} one-page invoices`);
+  out(`\n## PDF rendering, ${PDFS} one-page invoices (best of 3 passes each)`);
   const htmls = Array.from({ length: PDFS }, (_, i) =>
     invoiceHtml(sampleInvoice(i), { company: { name: 'Bench Engineering' }, client: { id: 'CL-1', name: 'Riverside Architects', email: 'ap@riverside.example' } }),
   );
@@ -79,7 +86,7 @@ async function benchPdf(chromiumPath: string): Promise<void> {
       await p.setContent(htmls[0]!);
       await p.pdf(PDF_OPTIONS);
     }
-    const elapsed = await timed(() =>
+    const elapsed = await bestOf(() =>
       pool(PDFS, c, async (i, lane) => {
         const page = pages[lane]!;
         await page.setContent(htmls[i]!);
@@ -93,12 +100,12 @@ async function benchPdf(chromiumPath: string): Promise<void> {
   await browser.close();
   const best = Math.max(...Object.values(bare));
 
-  const renderer = new PdfRenderer({ executablePath: chromiumPath, concurrency: 2 });
+  const renderer = new PdfRenderer({ executablePath: chromiumPath, concurrency: pdfConcurrency() });
   await Promise.all(htmls.slice(0, 4).map((h) => renderer.render(h)));
-  const elapsed = await timed(() => Promise.all(htmls.map((h) => renderer.render(h))));
+  const elapsed = await bestOf(() => Promise.all(htmls.map((h) => renderer.render(h))));
   await renderer.close();
   const ours = PDFS / (elapsed / 1000);
-  out(`worker renderer (PDF_CONCURRENCY=2): ${ms(elapsed / PDFS)} per invoice, ${ours.toFixed(1)} invoices/s`);
+  out(`worker renderer (PDF_CONCURRENCY=${pdfConcurrency()}): ${ms(elapsed / PDFS)} per invoice, ${ours.toFixed(1)} invoices/s`);
 
   const launches = 10;
   const perLaunch = await timed(async () => {
