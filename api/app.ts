@@ -1,5 +1,6 @@
 /** The Express app: middleware, routers, docs and error handling. `main.ts` runs it as a process. */
-import express, { type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import { DomainError } from '../domain/money.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
 import type { ApiDeps } from './deps.js';
 import { docsHtml } from './docs.js';
@@ -55,6 +56,10 @@ export function createApp(deps: ApiDeps): Express {
   app.use(communicationsRouter(deps, mw));
   app.use(billRunsRouter(deps, mw));
   app.use(notFoundHandler);
+  // A broken domain rule (domain/) is the caller's input: 422 naming the field, in one place.
+  app.use(((err, _req, _res, next) => {
+    next(err instanceof DomainError ? new HttpProblem(422, err.type, err.message, err.field) : err);
+  }) as ErrorRequestHandler);
   app.use(problemHandler((msg, err) => deps.log(msg, { error: err instanceof Error ? err.stack : String(err) })));
   return app;
 }

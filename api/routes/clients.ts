@@ -1,6 +1,5 @@
 import { Router } from 'express';
 import { templateUsesPayNowUrl, validateEmailTemplate, type EmailTemplate } from '../../activities/email/invoice-email.js';
-import { DomainError } from '../../domain/money.js';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import type { CompanyRow } from '../middleware.js';
@@ -20,12 +19,7 @@ export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   r.put('/v1/clients/:id/invoice-email-template', mw.companyAuth, mw.idempotency, validateBody('EmailTemplate'), async (req, res) => {
     const company = res.locals.company as CompanyRow;
     const template = req.body as EmailTemplate;
-    try {
-      validateEmailTemplate(template, 'body');
-    } catch (e) {
-      if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
-      throw e;
-    }
+    validateEmailTemplate(template, 'body');
     const rows = await sql`
       UPDATE clients SET invoice_email_template = ${sql.json({ ...template })}
       WHERE company_id = ${company.id} AND id = ${String(req.params.id)} RETURNING id`;

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
-import { DomainError } from '../../domain/money.js';
 import {
   BUILT_IN_TAGS,
   billTagValues,
@@ -43,15 +42,6 @@ function templateView(t: TemplateRow) {
   return { id: t.id, name: t.name, channel: t.channel, subject: t.subject, body: t.body, tags, createdAt: t.created_at, updatedAt: t.updated_at };
 }
 
-function tagChecked(fn: () => void): void {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
-    throw e;
-  }
-}
-
 const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === '23505';
 
 /**
@@ -60,7 +50,7 @@ const isUniqueViolation = (e: unknown) => (e as { code?: string }).code === '235
  */
 async function checkTags(tx: TransactionSql, companyId: string, t: TemplateText): Promise<void> {
   const names = (await tx<{ name: string }[]>`SELECT name FROM custom_tags WHERE company_id = ${companyId} FOR SHARE`).map((r) => r.name);
-  tagChecked(() => validateTemplateTags(t, names));
+  validateTemplateTags(t, names);
 }
 
 export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -189,21 +179,15 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     if (state.status !== 'Final') throw new HttpProblem(409, 'not-a-bill', `invoice ${number} is ${state.status}; only a Final invoice is a bill`, 'invoiceNumber');
     const [client] = await sql<{ name: string; email: string | null }[]>`SELECT name, email FROM clients WHERE company_id = ${c.id} AND id = ${state.clientId}`;
     const custom = await sql<{ name: string; value: string }[]>`SELECT name, value FROM custom_tags WHERE company_id = ${c.id}`;
-    let rendered;
-    try {
-      rendered = renderMessage(
-        t,
-        billTagValues({
-          ...state,
-          client: { id: state.clientId, name: client?.name ?? state.clientId },
-          company: { name: c.name },
-          custom: Object.fromEntries(custom.map((x) => [x.name, x.value])),
-        }),
-      );
-    } catch (e) {
-      if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
-      throw e;
-    }
+    const rendered = renderMessage(
+      t,
+      billTagValues({
+        ...state,
+        client: { id: state.clientId, name: client?.name ?? state.clientId },
+        company: { name: c.name },
+        custom: Object.fromEntries(custom.map((x) => [x.name, x.value])),
+      }),
+    );
     // The email channel's recipient: the client's address (null: the send would fail for this bill).
     res.json({ templateId: t.id, invoiceNumber: number, channel: t.channel, recipient: client?.email ?? null, ...rendered });
   });

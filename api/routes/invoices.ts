@@ -5,7 +5,6 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import type { LifecycleState } from '../../domain/bill.js';
-import { DomainError } from '../../domain/money.js';
 import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
 import { HttpProblem } from '../../lib/problem.js';
@@ -37,16 +36,6 @@ function view(state: InvoiceState) {
 function waitMs(prefer: string | undefined, fallbackMs: number): number {
   const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
   return m ? Math.min(Number(m[1]) * 1000, fallbackMs) : fallbackMs;
-}
-
-/** Runs a domain validation, turning its error into a 422 naming the field. */
-function domainChecked<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof DomainError) throw new HttpProblem(422, e.type, e.message, e.field);
-    throw e;
-  }
 }
 
 function company(res: Response): CompanyRow {
@@ -89,7 +78,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/invoices', mw.companyAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
     const c = company(res);
     const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency'>;
-    const lines = domainChecked(() => validateLines(b.lines));
+    const lines = validateLines(b.lines);
     const dates = datesError(b.invoiceDate, b.dueDate);
     if (dates) throw new HttpProblem(422, 'invalid-request', dates, 'dueDate');
     const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${b.clientId}`;
@@ -219,7 +208,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/invoices/:number/revision', mw.companyAuth, mw.idempotency, validateBody('InvoiceRevision'), async (req, res) => {
     const number = String(req.params.number);
     const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
-    const lines = b.lines === undefined ? undefined : domainChecked(() => validateLines(b.lines));
+    const lines = b.lines === undefined ? undefined : validateLines(b.lines);
     const revision = { ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}) };
     res.json(view(await update(company(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
   });
