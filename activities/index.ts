@@ -392,10 +392,10 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
     /** Writes the read model; a stale (retried, older) write never overwrites a newer one. */
     async saveInvoice(s: InvoiceState): Promise<void> {
       await sql`
-        INSERT INTO invoices (company_id, number, client_id, status, currency, invoice_date, due_date, total,
+        INSERT INTO invoices (company_id, number, client_id, project_id, status, currency, invoice_date, due_date, total,
           prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
           lifecycle_state, classification, held, state, workflow_id, version, updated_at)
-        VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
+        VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.projectId ?? null}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
           ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
           ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held}, ${sql.json(s as never)},
           ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())

@@ -4,7 +4,7 @@ import { DomainError } from '../domain/money.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
 import type { ApiDeps } from './deps.js';
 import { docsHtml } from './docs.js';
-import { companyAuth, idempotency, requestId } from './middleware.js';
+import { erpAuth, idempotency, requestId } from './middleware.js';
 import { openapi } from './openapi.js';
 import { billRunsRouter } from './routes/bill-runs.js';
 import { billingRunRouter } from './routes/billing-run.js';
@@ -13,6 +13,7 @@ import { communicationsRouter } from './routes/communications.js';
 import { companiesRouter } from './routes/companies.js';
 import { invoicesRouter } from './routes/invoices.js';
 import { paymentsRouter } from './routes/payments.js';
+import { projectsRouter } from './routes/projects.js';
 import { receiptsRouter } from './routes/receipts.js';
 import { webhooksRouter } from './routes/webhooks.js';
 
@@ -24,7 +25,7 @@ export function createApp(deps: ApiDeps): Express {
   // Webhooks need the raw body for their signature, so they are mounted before the JSON parser.
   app.use(webhooksRouter(deps));
   app.use(express.json({ limit: '1mb', strict: true }));
-  const mw = { companyAuth: companyAuth(deps.sql), idempotency: idempotency(deps.sql) };
+  const mw = { erpAuth: erpAuth(deps.sql), idempotency: idempotency(deps.sql) };
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -49,6 +50,7 @@ export function createApp(deps: ApiDeps): Express {
 
   app.use(companiesRouter(deps, mw));
   app.use(clientsRouter(deps, mw));
+  app.use(projectsRouter(deps, mw));
   app.use(billingRunRouter(deps, mw));
   app.use(invoicesRouter(deps, mw));
   app.use(paymentsRouter(deps, mw));

@@ -19,6 +19,6 @@ export interface ApiDeps {
 
 /** Middleware built once in app.ts and shared by the routers. */
 export interface ApiMiddleware {
-  companyAuth: RequestHandler;
+  erpAuth: RequestHandler;
   idempotency: RequestHandler;
 }

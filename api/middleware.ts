@@ -8,6 +8,44 @@ export interface CompanyRow {
   id: string;
   name: string;
   currency: string;
+  organisationId: string | null;
+}
+
+/** What the request's API key may see and act for. */
+export interface Scope {
+  /** The organisation of the key (or of the key's company); null for a company outside any. */
+  organisationId: string | null;
+  /** The companies the key reads and acts for: its own, or every company of its organisation. */
+  companies: CompanyRow[];
+  /** Companies sharing this key's clients: the whole organisation, or the one company. */
+  clientCompanyIds: string[];
+  /** Where Idempotency-Key answers are kept for this key. */
+  idempotencyScope: string;
+}
+
+/** The header naming the company when an organisation key acts on one company's settings. */
+export const COMPANY_HEADER = 'Billflow-Company';
+
+export function scopeOf(res: Response): Scope {
+  return res.locals.scope as Scope;
+}
+
+/**
+ * The company a request acts for: the company key's own, or (for an organisation key) the company
+ * named by the Billflow-Company header, by the invoice number in the path, or the organisation's
+ * only company.
+ */
+export function companyOf(res: Response): CompanyRow {
+  const company = res.locals.company as CompanyRow | undefined;
+  if (company) return company;
+  const scope = scopeOf(res);
+  throw new HttpProblem(
+    422,
+    'company-required',
+    `organisation ${scope.organisationId} has several companies (${scope.companies.map((c) => c.id).join(', ')}): ` +
+      `name one with the ${COMPANY_HEADER} header`,
+    COMPANY_HEADER,
+  );
 }
 
 export function sha256(text: string): string {
@@ -29,15 +67,68 @@ function bearer(req: Request): string | null {
   return m ? m[1]! : null;
 }
 
-export function companyAuth(sql: Sql): RequestHandler {
+/** The companies a listing covers: the request's company when known, else every company of the key. */
+export function companyIdsOf(res: Response): string[] {
+  const company = res.locals.company as CompanyRow | undefined;
+  return company ? [company.id] : scopeOf(res).companies.map((c) => c.id);
+}
+
+const COMPANY_COLUMNS = 'id, name, currency, organisation_id AS "organisationId"';
+
+/**
+ * Accepts a company's API key or an organisation's (one ERP connection over several companies)
+ * and records the request's Scope, and its company when that is known.
+ */
+export function erpAuth(sql: Sql): RequestHandler {
   return async (req, res, next) => {
     const key = bearer(req);
-    if (!key) return next(new HttpProblem(401, 'unauthenticated', 'missing API key: send Authorization: Bearer <company API key>'));
-    const [company] = await sql<CompanyRow[]>`SELECT id, name, currency FROM companies WHERE api_key_hash = ${sha256(key)}`;
-    if (!company) return next(new HttpProblem(401, 'unauthenticated', 'unknown API key'));
-    res.locals.company = company;
+    if (!key) return next(new HttpProblem(401, 'unauthenticated', 'missing API key: send Authorization: Bearer <company or organisation API key>'));
+    const hash = sha256(key);
+    const [company] = await sql<CompanyRow[]>`SELECT ${sql.unsafe(COMPANY_COLUMNS)} FROM companies WHERE api_key_hash = ${hash}`;
+    if (company) {
+      const siblings = company.organisationId
+        ? await sql<{ id: string }[]>`SELECT id FROM companies WHERE organisation_id = ${company.organisationId} ORDER BY id`
+        : [company];
+      res.locals.company = company;
+      res.locals.scope = {
+        organisationId: company.organisationId,
+        companies: [company],
+        clientCompanyIds: siblings.map((c) => c.id),
+        idempotencyScope: company.id,
+      } satisfies Scope;
+      return next();
+    }
+    const [org] = await sql<{ id: string }[]>`SELECT id FROM organisations WHERE api_key_hash = ${hash}`;
+    if (!org) return next(new HttpProblem(401, 'unauthenticated', 'unknown API key'));
+    const companies = await sql<CompanyRow[]>`SELECT ${sql.unsafe(COMPANY_COLUMNS)} FROM companies WHERE organisation_id = ${org.id} ORDER BY id`;
+    res.locals.scope = {
+      organisationId: org.id,
+      companies,
+      clientCompanyIds: companies.map((c) => c.id),
+      idempotencyScope: `organisation:${org.id}`,
+    } satisfies Scope;
+    const chosen = await organisationCompany(sql, org.id, companies, req);
+    if (chosen) res.locals.company = chosen;
     next();
   };
+}
+
+/** For an organisation key: the company named by header or by the invoice number, if any. */
+async function organisationCompany(sql: Sql, organisationId: string, companies: CompanyRow[], req: Request): Promise<CompanyRow | undefined> {
+  const named = req.get(COMPANY_HEADER);
+  if (named !== undefined) {
+    const company = companies.find((c) => c.id === named);
+    if (!company) throw new HttpProblem(422, 'invalid-request', `${COMPANY_HEADER}: organisation ${organisationId} has no company ${named}`, COMPANY_HEADER);
+    return company;
+  }
+  const number = req.params.number;
+  if (number !== undefined) {
+    const [row] = await sql<{ company_id: string }[]>`
+      SELECT company_id FROM organisation_invoices WHERE organisation_id = ${organisationId} AND number = ${number}`;
+    if (!row) throw new HttpProblem(404, 'not-found', `invoice ${number} not found`);
+    return companies.find((c) => c.id === row.company_id);
+  }
+  return companies.length === 1 ? companies[0] : undefined;
 }
 
 export function operatorAuth(adminKey: string): RequestHandler {
@@ -64,7 +155,7 @@ export function idempotency(sql: Sql): RequestHandler {
     const key = req.get('idempotency-key');
     if (!key) return next();
     if (key.length > 255) return next(new HttpProblem(422, 'invalid-request', 'Idempotency-Key is longer than 255 characters', 'Idempotency-Key'));
-    const scope = (res.locals.company as CompanyRow | undefined)?.id ?? OPERATOR_SCOPE;
+    const scope = (res.locals.scope as Scope | undefined)?.idempotencyScope ?? OPERATOR_SCOPE;
     const hash = sha256(`${req.method} ${req.originalUrl} ${JSON.stringify(req.body ?? null)}`);
     const inserted = await sql`
       INSERT INTO idempotency_keys (company_id, key, method, path, request_hash)

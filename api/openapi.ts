@@ -9,6 +9,21 @@ import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, reque
 
 const schemas = {
   ...billSchemas,
+  OrganisationCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'name'],
+    description: 'One ERP connection (an Ajera database) over several companies, with one API key.',
+    properties: { id: { ...id, description: "The ERP database's code." }, name: { type: 'string', minLength: 1, maxLength: 200 } },
+  },
+  Organisation: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      name: { type: 'string' },
+      apiKey: { type: 'string', description: 'Returned once, at creation. Covers every company of the organisation.' },
+    },
+  },
   CompanyCreate: {
     type: 'object',
     additionalProperties: false,
@@ -16,6 +31,10 @@ const schemas = {
     properties: {
       id: { ...id, description: "The ERP's company code; part of every invoice workflow id." },
       name: { type: 'string', minLength: 1, maxLength: 200 },
+      organisationId: {
+        ...id,
+        description: "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
+      },
       currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
       paymentImportSeconds: { type: 'integer', minimum: 1, default: 3600, description: 'How often an open invoice imports payments from the provider.' },
       provider: {
@@ -38,6 +57,7 @@ const schemas = {
     properties: {
       id: { type: 'string' },
       name: { type: 'string' },
+      organisationId: { type: ['string', 'null'] },
       currency: { type: 'string' },
       paymentImportSeconds: { type: 'integer' },
       provider: { type: 'object', properties: { enabled: { type: 'boolean' }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } } },
@@ -65,6 +85,21 @@ const schemas = {
       'An unknown tag is refused with 422 naming it.',
     properties: { subject: { type: 'string', minLength: 1, maxLength: 500 }, body: { type: 'string', minLength: 1, maxLength: 20_000 } },
   },
+  ProjectCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'name', 'clientId'],
+    properties: {
+      id: { ...id, description: "The ERP's project id; unique within the organisation." },
+      name: { type: 'string', minLength: 1, maxLength: 200 },
+      clientId: { ...id, description: 'The client the project bills.' },
+      companyId: { ...id, description: "The company the project belongs to; its provider account sends the project's invoices. Required with an organisation key of several companies." },
+    },
+  },
+  Project: {
+    type: 'object',
+    properties: { id: { type: 'string' }, name: { type: 'string' }, companyId: { type: 'string' }, clientId: { type: 'string' }, createdAt: { type: 'string' } },
+  },
   Client: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: ['string', 'null'] } } },
   InvoiceLine: {
     type: 'object',
@@ -80,10 +115,14 @@ const schemas = {
   InvoiceCreate: {
     type: 'object',
     additionalProperties: false,
-    required: ['number', 'clientId', 'invoiceDate', 'dueDate', 'lines'],
+    required: ['number', 'invoiceDate', 'dueDate', 'lines'],
     properties: {
-      number: { ...id, description: "The ERP's invoice number, unique per company." },
-      clientId: id,
+      number: { ...id, description: "The ERP's invoice number, unique per company (per organisation when the company belongs to one)." },
+      projectId: {
+        ...id,
+        description: "The project the invoice bills. Its company is the invoice's company, whose provider account sends it and gives its Pay Now URL.",
+      },
+      clientId: { ...id, description: "The client billed; defaults to the project's client. Required without projectId." },
       invoiceDate: date,
       dueDate: date,
       lines: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/InvoiceLine' } },
@@ -238,6 +277,7 @@ const schemas = {
       companyId: { type: 'string' },
       number: { type: 'string' },
       clientId: { type: 'string' },
+      projectId: { type: 'string', description: 'Present when the invoice was created for a project.' },
       status: { type: 'string', enum: [...INVOICE_STATUSES] },
       settlement: { type: 'string', enum: [...SETTLEMENT_STATUSES] },
       currency: { type: 'string' },
@@ -303,7 +343,10 @@ export const openapi = {
     version: '0.1.0',
     description:
       "The ERP's interface to billflow. Every invoice is a Temporal workflow; status changes are workflow Updates. " +
-      'Authenticate with `Authorization: Bearer <company API key>` (the operator key for /v1/companies). ' +
+      'Authenticate with `Authorization: Bearer <key>`: a company API key acts for that company; an organisation API key acts for every ' +
+      "company of the organisation: a new invoice goes to its project's company, an invoice number finds its company, listings cover " +
+      'every company, and per-company settings (billing-run definition, message templates, bill runs) take the company from the ' +
+      '`Billflow-Company` header (422 `company-required` without it). The operator key registers organisations and companies. ' +
       'Errors are RFC 9457 problem documents. Money is integer minor units.',
   },
   components: {
@@ -317,7 +360,34 @@ export const openapi = {
   paths: {
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+    '/v1/organisations': {
+      post: {
+        summary: 'Register an organisation: one ERP connection over several companies (operator key)',
+        description: 'Returns the organisation API key, once. Companies join it when they are registered with `organisationId`.',
+        parameters: [idempotencyKey, requestId],
+        requestBody: body('OrganisationCreate'),
+        responses: { 201: json('Created', 'Organisation'), 401: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/projects': {
+      post: {
+        summary: 'Register a project of a company',
+        description: "An invoice created with `projectId` belongs to the project's company and is sent through that company's provider account.",
+        parameters: [idempotencyKey, requestId],
+        requestBody: body('ProjectCreate'),
+        responses: { 201: json('Created', 'Project'), 401: problem, 404: problem, 409: problem, 422: problem },
+      },
+      get: {
+        summary: 'Projects of the companies the key covers',
+        parameters: [{ name: 'clientId', in: 'query', schema: { type: 'string' } }],
+        responses: { 200: { description: '`{ data: Project[] }`' }, 401: problem },
+      },
+    },
+    '/v1/projects/{id}': {
+      get: { summary: 'A project', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The project', 'Project'), 404: problem } },
+    },
     '/v1/companies': {
+      get: { summary: 'The companies the API key covers', responses: { 200: { description: '`{ data: Company[] }` (without API keys)' }, 401: problem } },
       post: {
         summary: 'Register a company (operator key)',
         description: 'Creates the company with its provider account settings and returns its API key, once.',
@@ -328,7 +398,7 @@ export const openapi = {
     },
     '/v1/clients': {
       post: {
-        summary: 'Register a client of the company',
+        summary: 'Register a client (shared by every company of an organisation)',
         parameters: [idempotencyKey, requestId],
         requestBody: body('ClientCreate'),
         responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
@@ -354,7 +424,9 @@ export const openapi = {
     '/v1/invoices': {
       post: {
         summary: 'Create a draft invoice (starts its workflow)',
-        description: 'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number is 409.',
+        description:
+          "The invoice's company is its project's company (`projectId`), else the API key's company (or the `Billflow-Company` header). " +
+          'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number in the company, or in its organisation, is 409.',
         parameters: [idempotencyKey, requestId],
         requestBody: body('InvoiceCreate'),
         responses: { 201: json('Created', 'Invoice'), 401: problem, 404: problem, 409: problem, 422: problem, 503: problem },

@@ -43,6 +43,8 @@ export interface InvoiceDraft {
   companyId: string;
   number: string;
   clientId: string;
+  /** The ERP project the invoice bills; its company is `companyId`. */
+  projectId?: string;
   invoiceDate: string;
   dueDate: string;
   currency: string;

@@ -22,7 +22,7 @@ import {
 import type { billPdfWorkflow, billRunWorkflow } from '../../workflows/bill-run.js';
 import { invoiceWorkflowId, searchAttributes as sa, stateQuery, type InvoiceState } from '../../workflows/contract.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
-import type { CompanyRow } from '../middleware.js';
+import { companyOf } from '../middleware.js';
 import { ruleFailure, toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
 
@@ -58,10 +58,6 @@ export interface BillRunRow {
   printout_document_id: string | null;
   created_at: Date;
   completed_at: Date | null;
-}
-
-export function company(res: Response): CompanyRow {
-  return res.locals.company as CompanyRow;
 }
 
 export function runView(r: BillRunRow, extra: { progress?: BillRunProgress | null; items?: unknown[] } = {}) {
@@ -116,7 +112,7 @@ export async function startBillRun(
   res: Response,
   opts: { kind: BillRunKind; criteria: BillCriteria; templateId: string | null; retryOf: string | null; waitMs: number },
 ): Promise<void> {
-  const c = company(res);
+  const c = companyOf(res);
   const runId = `run-${randomUUID().replace(/-/g, '').slice(0, 16)}`;
   const workflowId = billRunWorkflowId(c.id, runId);
   await deps.sql`
@@ -159,21 +155,21 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const { sql, temporal } = deps;
   const r = Router();
 
-  r.post('/v1/bill-runs', mw.companyAuth, mw.idempotency, validateBody('BillRunCreate'), async (req, res) => {
+  r.post('/v1/bill-runs', mw.erpAuth, mw.idempotency, validateBody('BillRunCreate'), async (req, res) => {
     const b = req.body as { criteria?: BillCriteria; templateId?: string };
     const criteria = b.criteria ?? {};
     if (criteria.invoiceDateFrom && criteria.invoiceDateTo && criteria.invoiceDateTo < criteria.invoiceDateFrom) {
       throw new HttpProblem(422, 'invalid-request', 'criteria.invoiceDateTo is before criteria.invoiceDateFrom', 'criteria.invoiceDateTo');
     }
     if (b.templateId) {
-      const [t] = await sql`SELECT 1 FROM message_templates WHERE company_id = ${company(res).id} AND id = ${b.templateId}`;
+      const [t] = await sql`SELECT 1 FROM message_templates WHERE company_id = ${companyOf(res).id} AND id = ${b.templateId}`;
       if (!t) throw new HttpProblem(404, 'not-found', `message template ${b.templateId} not found`, 'templateId');
     }
     await startBillRun(deps, res, { kind: 'send', criteria, templateId: b.templateId ?? null, retryOf: null, waitMs: preferredWaitMs(req.get('prefer')) });
   });
 
-  r.get('/v1/bill-runs', mw.companyAuth, async (req, res) => {
-    const c = company(res);
+  r.get('/v1/bill-runs', mw.erpAuth, async (req, res) => {
+    const c = companyOf(res);
     const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
     const after = req.query.after === undefined ? null : String(req.query.after);
@@ -191,8 +187,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ data, hasMore, nextCursor: hasMore ? data.at(-1)!.id : null });
   });
 
-  r.get('/v1/bill-runs/:id', mw.companyAuth, async (req, res) => {
-    const row = await loadRun(deps, company(res).id, String(req.params.id));
+  r.get('/v1/bill-runs/:id', mw.erpAuth, async (req, res) => {
+    const row = await loadRun(deps, companyOf(res).id, String(req.params.id));
     let progress: BillRunProgress | null | undefined;
     if (row.status === 'selecting' || row.status === 'running') {
       try {
@@ -206,8 +202,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(runView(row, { progress }));
   });
 
-  r.get('/v1/bill-runs/:id/items', mw.companyAuth, async (req, res) => {
-    const c = company(res);
+  r.get('/v1/bill-runs/:id/items', mw.erpAuth, async (req, res) => {
+    const c = companyOf(res);
     const run = await loadRun(deps, c.id, String(req.params.id));
     const outcome = req.query.outcome === undefined ? null : String(req.query.outcome);
     if (outcome !== null && !(BILL_OUTCOMES as readonly string[]).includes(outcome)) {
@@ -223,8 +219,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ data, hasMore, nextCursor: hasMore ? data.at(-1)!.seq : null });
   });
 
-  r.post('/v1/bill-runs/:id/retry', mw.companyAuth, mw.idempotency, async (req, res) => {
-    const c = company(res);
+  r.post('/v1/bill-runs/:id/retry', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const c = companyOf(res);
     const run = await loadRun(deps, c.id, String(req.params.id));
     if (run.status !== 'completed') {
       throw new HttpProblem(409, 'run-in-progress', `bill run ${run.id} is still ${run.status}; retry its failures once it has completed`);
@@ -233,8 +229,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     await startBillRun(deps, res, { kind: run.kind, criteria: run.criteria, templateId: run.template_id, retryOf: run.id, waitMs: preferredWaitMs(req.get('prefer')) });
   });
 
-  r.get('/v1/bill-runs/:id/printout', mw.companyAuth, async (req, res) => {
-    const c = company(res);
+  r.get('/v1/bill-runs/:id/printout', mw.erpAuth, async (req, res) => {
+    const c = companyOf(res);
     const run = await loadRun(deps, c.id, String(req.params.id));
     if (run.status !== 'completed') throw new HttpProblem(409, 'run-in-progress', `bill run ${run.id} is still ${run.status}; its printout is made when it completes`);
     if (!run.printout_document_id) throw new HttpProblem(404, 'not-found', `bill run ${run.id} printed no bills`);
@@ -243,8 +239,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="printout-${run.id}.pdf"`).send(doc.bytes);
   });
 
-  r.get('/v1/bills/:number/pdf', mw.companyAuth, async (req, res) => {
-    const c = company(res);
+  r.get('/v1/bills/:number/pdf', mw.erpAuth, async (req, res) => {
+    const c = companyOf(res);
     const number = String(req.params.number);
     // The workflow, not the (eventually consistent) read model, says whether it is a bill now.
     let inv: InvoiceState;

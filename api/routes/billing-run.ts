@@ -1,13 +1,13 @@
 /** The company's billing-run definition: the limits that make a bill exceptional. */
 import { Router } from 'express';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
-import type { CompanyRow } from '../middleware.js';
+import { companyOf } from '../middleware.js';
 import { validateBody } from '../validate.js';
 
 export function billingRunRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
-  r.put('/v1/billing-run-definition', mw.companyAuth, mw.idempotency, validateBody('BillingRunDefinition'), async (req, res) => {
-    const company = res.locals.company as CompanyRow;
+  r.put('/v1/billing-run-definition', mw.erpAuth, mw.idempotency, validateBody('BillingRunDefinition'), async (req, res) => {
+    const company = companyOf(res);
     const b = req.body as { maxCredited: object | null; maxDebited: object | null };
     await sql`
       UPDATE companies SET max_credited = ${b.maxCredited ? sql.json(b.maxCredited as never) : null},

@@ -21,9 +21,10 @@ import { HttpProblem } from '../../lib/problem.js';
 import type { BillCriteria } from '../../workflows/bill-run-contract.js';
 import { invoiceWorkflowId, stateQuery, type InvoiceState } from '../../workflows/contract.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
+import { companyOf } from '../middleware.js';
 import { toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
-import { company, preferredWaitMs, startBillRun } from './bill-runs.js';
+import { preferredWaitMs, startBillRun } from './bill-runs.js';
 
 const QUERY_TIMEOUT_MS = 10_000;
 
@@ -64,8 +65,8 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     return t;
   }
 
-  r.get('/v1/message-tags', mw.companyAuth, async (_req, res) => {
-    const custom = await sql<{ name: string; value: string }[]>`SELECT name, value FROM custom_tags WHERE company_id = ${company(res).id} ORDER BY name`;
+  r.get('/v1/message-tags', mw.erpAuth, async (_req, res) => {
+    const custom = await sql<{ name: string; value: string }[]>`SELECT name, value FROM custom_tags WHERE company_id = ${companyOf(res).id} ORDER BY name`;
     res.json({
       data: [
         ...Object.entries(BUILT_IN_TAGS).map(([tag, description]) => ({ tag: `#${tag}`, description })),
@@ -74,8 +75,8 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     });
   });
 
-  r.post('/v1/message-templates', mw.companyAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
-    const c = company(res);
+  r.post('/v1/message-templates', mw.erpAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
+    const c = companyOf(res);
     const b = req.body as { name: string; channel: string; subject: string; body: string };
     const id = `tpl-${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     let row: TemplateRow | undefined;
@@ -95,18 +96,18 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.status(201).location(`/v1/message-templates/${id}`).json(templateView(row!));
   });
 
-  r.get('/v1/message-templates', mw.companyAuth, async (_req, res) => {
+  r.get('/v1/message-templates', mw.erpAuth, async (_req, res) => {
     const rows = await sql<TemplateRow[]>`
-      SELECT id, name, channel, subject, body, created_at, updated_at FROM message_templates WHERE company_id = ${company(res).id} ORDER BY name`;
+      SELECT id, name, channel, subject, body, created_at, updated_at FROM message_templates WHERE company_id = ${companyOf(res).id} ORDER BY name`;
     res.json({ data: rows.map(templateView) });
   });
 
-  r.get('/v1/message-templates/:id', mw.companyAuth, async (req, res) => {
-    res.json(templateView(await loadTemplate(company(res).id, String(req.params.id))));
+  r.get('/v1/message-templates/:id', mw.erpAuth, async (req, res) => {
+    res.json(templateView(await loadTemplate(companyOf(res).id, String(req.params.id))));
   });
 
-  r.put('/v1/message-templates/:id', mw.companyAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
-    const c = company(res);
+  r.put('/v1/message-templates/:id', mw.erpAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
+    const c = companyOf(res);
     const id = String(req.params.id);
     const b = req.body as { name: string; channel: string; subject: string; body: string };
     let row: TemplateRow | undefined;
@@ -127,14 +128,14 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(templateView(row));
   });
 
-  r.get('/v1/custom-tags', mw.companyAuth, async (_req, res) => {
+  r.get('/v1/custom-tags', mw.erpAuth, async (_req, res) => {
     const rows = await sql<{ name: string; value: string; updatedAt: Date }[]>`
-      SELECT name, value, updated_at AS "updatedAt" FROM custom_tags WHERE company_id = ${company(res).id} ORDER BY name`;
+      SELECT name, value, updated_at AS "updatedAt" FROM custom_tags WHERE company_id = ${companyOf(res).id} ORDER BY name`;
     res.json({ data: rows.map((t) => ({ ...t, tag: `#${CUSTOM_PREFIX}${t.name}` })) });
   });
 
-  r.put('/v1/custom-tags/:name', mw.companyAuth, mw.idempotency, validateBody('CustomTagValue'), async (req, res) => {
-    const c = company(res);
+  r.put('/v1/custom-tags/:name', mw.erpAuth, mw.idempotency, validateBody('CustomTagValue'), async (req, res) => {
+    const c = companyOf(res);
     const name = String(req.params.name);
     if (!isCustomTagName(name)) {
       throw new HttpProblem(422, 'invalid-request', `custom tag name "${name}" must be lower case letters, digits and _, starting with a letter (at most 63)`, 'name');
@@ -147,8 +148,8 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.status(row!.created ? 201 : 200).json({ name, tag: `#${CUSTOM_PREFIX}${name}`, value, updatedAt: row!.updatedAt });
   });
 
-  r.delete('/v1/custom-tags/:name', mw.companyAuth, mw.idempotency, async (req, res) => {
-    const c = company(res);
+  r.delete('/v1/custom-tags/:name', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const c = companyOf(res);
     const name = String(req.params.name);
     await sql.begin(async (tx) => {
       const [tag] = await tx`SELECT 1 FROM custom_tags WHERE company_id = ${c.id} AND name = ${name} FOR UPDATE`;
@@ -164,8 +165,8 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ name, deleted: true });
   });
 
-  r.post('/v1/message-templates/:id/preview', mw.companyAuth, validateBody('MessagePreviewRequest'), async (req, res) => {
-    const c = company(res);
+  r.post('/v1/message-templates/:id/preview', mw.erpAuth, validateBody('MessagePreviewRequest'), async (req, res) => {
+    const c = companyOf(res);
     const t = await loadTemplate(c.id, String(req.params.id));
     const number = (req.body as { invoiceNumber: string }).invoiceNumber;
     let state: InvoiceState;
@@ -192,8 +193,8 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ templateId: t.id, invoiceNumber: number, channel: t.channel, recipient: client?.email ?? null, ...rendered });
   });
 
-  r.post('/v1/message-templates/:id/send', mw.companyAuth, mw.idempotency, validateBody('MessageSend'), async (req, res) => {
-    const c = company(res);
+  r.post('/v1/message-templates/:id/send', mw.erpAuth, mw.idempotency, validateBody('MessageSend'), async (req, res) => {
+    const c = companyOf(res);
     const t = await loadTemplate(c.id, String(req.params.id));
     const b = req.body as { invoiceNumbers?: string[]; criteria?: BillCriteria };
     if ((b.invoiceNumbers === undefined) === (b.criteria === undefined)) {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { Router, type Response } from 'express';
+import { Router } from 'express';
 import type { LifecycleState } from '../../domain/bill.js';
 import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
@@ -24,7 +24,8 @@ import {
 } from '../../workflows/contract.js';
 import type { invoiceWorkflow } from '../../workflows/invoice.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
-import type { CompanyRow } from '../middleware.js';
+import { companyIdsOf, companyOf } from '../middleware.js';
+import { claimNumber, findProject } from '../organisations.js';
 import { toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
 
@@ -36,10 +37,6 @@ function view(state: InvoiceState) {
 function waitMs(prefer: string | undefined, fallbackMs: number): number {
   const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
   return m ? Math.min(Number(m[1]) * 1000, fallbackMs) : fallbackMs;
-}
-
-function company(res: Response): CompanyRow {
-  return res.locals.company as CompanyRow;
 }
 
 export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -75,18 +72,27 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     }
   }
 
-  r.post('/v1/invoices', mw.companyAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
-    const c = company(res);
-    const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency'>;
+  r.post('/v1/invoices', mw.erpAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
+    const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency' | 'clientId'> & { clientId?: string };
     const lines = validateLines(b.lines);
     const dates = datesError(b.invoiceDate, b.dueDate);
     if (dates) throw new HttpProblem(422, 'invalid-request', dates, 'dueDate');
-    const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${b.clientId}`;
-    if (!client) throw new HttpProblem(404, 'not-found', `client ${b.clientId} not found; register it first`, 'clientId');
+    // The invoice's project names its company, and so the provider account that will send it.
+    const project = b.projectId ? await findProject(sql, res, b.projectId) : null;
+    const c = project ? project.company : companyOf(res);
+    const clientId = b.clientId ?? project?.clientId;
+    if (!clientId) throw new HttpProblem(422, 'invalid-request', 'clientId is required when no projectId is given', 'clientId');
+    if (project && clientId !== project.clientId) {
+      throw new HttpProblem(422, 'invalid-request', `client ${clientId} is not the client of project ${project.id} (${project.clientId})`, 'clientId');
+    }
+    const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${c.id} AND id = ${clientId}`;
+    if (!client) throw new HttpProblem(404, 'not-found', `client ${clientId} not found; register it first`, 'clientId');
+    if (c.organisationId) await claimNumber(sql, c, b.number);
     const draft: InvoiceDraft = {
       companyId: c.id,
       number: b.number,
-      clientId: b.clientId,
+      clientId,
+      ...(project ? { projectId: project.id } : {}),
       invoiceDate: b.invoiceDate,
       dueDate: b.dueDate,
       currency: c.currency,
@@ -101,11 +107,11 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
         typedSearchAttributes: new TypedSearchAttributes([
           { key: sa.invoiceNumber, value: b.number },
-          { key: sa.clientId, value: b.clientId },
+          { key: sa.clientId, value: clientId },
           { key: sa.companyId, value: c.id },
           { key: sa.status, value: 'Draft' },
         ]),
-        staticSummary: `Invoice ${b.number} for ${b.clientId} (${c.name})`,
+        staticSummary: `Invoice ${b.number} for ${clientId}${project ? ` on project ${project.id}` : ''} (${c.name})`,
       });
     } catch (e) {
       if (e instanceof WorkflowExecutionAlreadyStartedError) {
@@ -117,8 +123,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.status(201).location(`/v1/invoices/${encodeURIComponent(b.number)}`).json(view(state));
   });
 
-  r.get('/v1/invoices', mw.companyAuth, async (req, res) => {
-    const c = company(res);
+  r.get('/v1/invoices', mw.erpAuth, async (req, res) => {
+    const companies = companyIdsOf(res);
     const status = req.query.status === undefined ? null : String(req.query.status);
     if (status !== null && !isInvoiceStatus(status)) throw new HttpProblem(422, 'invalid-request', 'status must be Draft, Final or Reissue', 'status');
     const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
@@ -126,12 +132,12 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const clientId = req.query.clientId === undefined ? null : String(req.query.clientId);
     const after = req.query.after === undefined ? null : String(req.query.after);
     const rows = await sql`
-      SELECT number, client_id AS "clientId", status, settlement, currency, invoice_date::text AS "invoiceDate",
+      SELECT number, company_id AS "companyId", client_id AS "clientId", project_id AS "projectId", status, settlement, currency, invoice_date::text AS "invoiceDate",
         due_date::text AS "dueDate", total, prepayments_applied AS "prepaymentsApplied", paid, outstanding,
         pay_now_url AS "payNowUrl", lifecycle_state AS "lifecycleState", classification, held,
         workflow_id AS "workflowId", updated_at AS "updatedAt"
       FROM invoices
-      WHERE company_id = ${c.id}
+      WHERE company_id = ANY(${companies}::text[])
         ${status ? sql`AND status = ${status}` : sql``}
         ${clientId ? sql`AND client_id = ${clientId}` : sql``}
         ${after ? sql`AND number > ${after}` : sql``}
@@ -141,21 +147,21 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ data, hasMore, nextCursor: hasMore ? data.at(-1)!.number : null });
   });
 
-  r.get('/v1/invoices/:number', mw.companyAuth, async (req, res) => {
-    res.json(view(await readState(company(res).id, String(req.params.number))));
+  r.get('/v1/invoices/:number', mw.erpAuth, async (req, res) => {
+    res.json(view(await readState(companyOf(res).id, String(req.params.number))));
   });
 
-  r.get('/v1/invoices/:number/pdf', mw.companyAuth, async (req, res) => {
+  r.get('/v1/invoices/:number/pdf', mw.erpAuth, async (req, res) => {
     const number = String(req.params.number);
     const [doc] = await sql<{ bytes: Buffer; sha256: string }[]>`
       SELECT d.bytes, d.sha256 FROM invoices i JOIN documents d ON d.id = i.pdf_document_id
-      WHERE i.company_id = ${company(res).id} AND i.number = ${number}`;
+      WHERE i.company_id = ${companyOf(res).id} AND i.number = ${number}`;
     if (!doc) throw new HttpProblem(404, 'not-found', `invoice ${number} has no final PDF`);
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="invoice-${number}.pdf"`).send(doc.bytes);
   });
 
-  r.post('/v1/invoices/:number/status', mw.companyAuth, mw.idempotency, validateBody('StatusChange'), async (req, res) => {
-    const c = company(res);
+  r.post('/v1/invoices/:number/status', mw.erpAuth, mw.idempotency, validateBody('StatusChange'), async (req, res) => {
+    const c = companyOf(res);
     const number = String(req.params.number);
     const body = req.body as { status: InvoiceStatus; dryRun: boolean; backupAttachments?: { filename: string; contentType: string; contentBase64: string }[] };
     const requestId = res.locals.requestId as string;
@@ -205,16 +211,16 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     return ids;
   }
 
-  r.post('/v1/invoices/:number/revision', mw.companyAuth, mw.idempotency, validateBody('InvoiceRevision'), async (req, res) => {
+  r.post('/v1/invoices/:number/revision', mw.erpAuth, mw.idempotency, validateBody('InvoiceRevision'), async (req, res) => {
     const number = String(req.params.number);
     const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
     const lines = b.lines === undefined ? undefined : validateLines(b.lines);
     const revision = { ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}) };
-    res.json(view(await update(company(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
+    res.json(view(await update(companyOf(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/prepayments', mw.companyAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
-    const c = company(res);
+  r.post('/v1/invoices/:number/prepayments', mw.erpAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
+    const c = companyOf(res);
     const number = String(req.params.number);
     const body = req.body as { prepaymentId: string; amount: number };
     const [pre] = await sql<{ remaining: number }[]>`SELECT remaining FROM prepayments WHERE company_id = ${c.id} AND id = ${body.prepaymentId}`;
@@ -226,21 +232,21 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/lifecycle', mw.companyAuth, mw.idempotency, validateBody('LifecycleChange'), async (req, res) => {
+  r.post('/v1/invoices/:number/lifecycle', mw.erpAuth, mw.idempotency, validateBody('LifecycleChange'), async (req, res) => {
     const b = req.body as { state: LifecycleState; by: string };
     const arg = { to: b.state, by: b.by, requestId: res.locals.requestId as string };
-    res.json(view(await update(company(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
+    res.json(view(await update(companyOf(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/release', mw.companyAuth, mw.idempotency, validateBody('Release'), async (req, res) => {
+  r.post('/v1/invoices/:number/release', mw.erpAuth, mw.idempotency, validateBody('Release'), async (req, res) => {
     const arg = { by: (req.body as { by: string }).by, requestId: res.locals.requestId as string };
-    const result = await update(company(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
+    const result = await update(companyOf(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
     res.json({ ...view(result.invoice), plan: result.plan });
   });
 
-  r.post('/v1/invoices/:number/quick-pay', mw.companyAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
+  r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
     const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string };
-    res.json(view(await update(company(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
+    res.json(view(await update(companyOf(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
   });
 
   return r;
