@@ -190,7 +190,7 @@ describe('bad input gets a clear problem and changes nothing', () => {
     expect(malformed.status).toBe(400);
     expect(malformed.body).toMatchObject({ type: expect.stringContaining('malformed-json'), status: 400 });
 
-    const missingField = await api('POST', '/v1/invoices', { number: 'X-1', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [] });
+    const missingField = await api('POST', '/v1/invoices', { number: 'X-1', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'Survey', amount: 100 }] });
     expect(missingField.status).toBe(422);
     expect(missingField.body).toMatchObject({ field: 'clientId' });
 

@@ -157,7 +157,7 @@ export interface Tenant {
 /** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
 export async function createTenant(
   stack: Stack,
-  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number } } = {},
+  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string } = {},
 ): Promise<Tenant> {
   const companyId = `co-${randomUUID().slice(0, 8)}`;
   const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {
@@ -173,6 +173,7 @@ export async function createTenant(
     body: {
       id: companyId,
       name: `Company ${companyId}`,
+      ...(opts.organisationId ? { organisationId: opts.organisationId } : {}),
       paymentImportSeconds: opts.paymentImportSeconds ?? 3600,
       provider: {
         enabled: opts.providerEnabled ?? true,
