@@ -1,6 +1,7 @@
 /**
  * `npm run demo`: plays the ERP against the running engine (`npm start` in another terminal):
- * a company with its provider account, a client, a draft invoice, printed to Final.
+ * an organisation of two companies, each with its own provider account; a shared client; a project
+ * per company; an invoice per project, printed to Final through its company's account.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,65 +27,75 @@ async function call<T>(base: string, method: string, p: string, body?: unknown, 
 }
 
 const suffix = randomUUID().slice(0, 6);
-const companyId = `demo-${suffix}`;
+const organisationId = `demo-${suffix}`;
 const step = (msg: string) => process.stdout.write(`\n> ${msg}\n`);
+const today = new Date().toISOString().slice(0, 10);
+const in30Days = new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10);
 
-step(`create a provider (sandbox) account for company ${companyId}`);
-const account = await call<{ id: string; apiKey: string; webhookSecret: string }>(urls.sandbox, 'POST', '/v1/accounts', {
-  name: `Demo Engineering ${suffix}`,
-  webhookUrl: `${urls.api}/webhooks/provider/${companyId}`,
-});
+step(`register organisation ${organisationId}: one ERP connection over two companies (operator key)`);
+const organisation = await call<{ apiKey: string }>(urls.api, 'POST', '/v1/organisations', { id: organisationId, name: `Demo Group ${suffix}` }, adminKey);
 
-step('register the company with billflow (operator key)');
-const company = await call<{ apiKey: string }>(
-  urls.api,
-  'POST',
-  '/v1/companies',
-  {
-    id: companyId,
-    name: `Demo Engineering ${suffix}`,
-    paymentImportSeconds: 300,
-    provider: { enabled: true, url: urls.sandbox, accountId: account.id, apiKey: account.apiKey, webhookSecret: account.webhookSecret },
-  },
-  adminKey,
-);
+const companies = [
+  { id: `${organisationId}-east`, name: `Demo Engineering East ${suffix}` },
+  { id: `${organisationId}-west`, name: `Demo Engineering West ${suffix}` },
+];
+for (const c of companies) {
+  step(`company ${c.id}: its own provider (sandbox) account, then registered with billflow`);
+  const account = await call<{ id: string; apiKey: string; webhookSecret: string }>(urls.sandbox, 'POST', '/v1/accounts', {
+    name: c.name,
+    webhookUrl: `${urls.api}/webhooks/provider/${c.id}`,
+  });
+  await call(
+    urls.api,
+    'POST',
+    '/v1/companies',
+    {
+      id: c.id,
+      name: c.name,
+      organisationId,
+      paymentImportSeconds: 300,
+      provider: { enabled: true, url: urls.sandbox, accountId: account.id, apiKey: account.apiKey, webhookSecret: account.webhookSecret },
+    },
+    adminKey,
+  );
+}
 
-step('register a client and a draft invoice');
-await call(urls.api, 'POST', '/v1/clients', { id: 'CL-100', name: 'Riverside Architects', email: 'ap@riverside.example' }, company.apiKey);
-const number = `INV-${suffix}`;
-await call(
-  urls.api,
-  'POST',
-  '/v1/invoices',
-  {
-    number,
-    clientId: 'CL-100',
-    invoiceDate: new Date().toISOString().slice(0, 10),
-    dueDate: new Date(Date.now() + 30 * 86_400_000).toISOString().slice(0, 10),
-    lines: [
-      { description: 'Structural design, 12 h', quantity: 12, unitPrice: 14_500, amount: 174_000 },
-      { description: 'Site visit', amount: 9_500 },
-    ],
-  },
-  company.apiKey,
-);
+const key = organisation.apiKey;
+step('the ERP, with the organisation key: a client (shared by both companies) and a project in each company');
+await call(urls.api, 'POST', '/v1/clients', { id: 'CL-100', name: 'Riverside Architects', email: 'ap@riverside.example' }, key);
+const projects = companies.map((c, i) => ({ id: `P-${suffix}-${i + 1}`, companyId: c.id }));
+for (const p of projects) await call(urls.api, 'POST', '/v1/projects', { ...p, name: `Pier ${p.id}`, clientId: 'CL-100' }, key);
 
-step('print it to Final');
-const final = await call<{ payNowUrl: string; outstanding: number; workflowId: string }>(
-  urls.api,
-  'POST',
-  `/v1/invoices/${number}/status`,
-  { status: 'Final' },
-  company.apiKey,
-);
+step("a draft invoice per project, printed to Final: each goes to its project's company's provider account");
+const finals: { number: string; companyId: string; payNowUrl: string; outstanding: number; workflowId: string }[] = [];
+for (const [i, p] of projects.entries()) {
+  const number = `INV-${suffix}-${i + 1}`;
+  await call(
+    urls.api,
+    'POST',
+    '/v1/invoices',
+    {
+      number,
+      projectId: p.id,
+      invoiceDate: today,
+      dueDate: in30Days,
+      lines: [
+        { description: 'Structural design, 12 h', quantity: 12, unitPrice: 14_500, amount: 174_000 },
+        { description: 'Site visit', amount: 9_500 * (i + 1) },
+      ],
+    },
+    key,
+  );
+  finals.push({ number, ...(await call<Omit<(typeof finals)[number], 'number'>>(urls.api, 'POST', `/v1/invoices/${number}/status`, { status: 'Final' }, key)) });
+}
 
+const [first] = finals;
 process.stdout.write(`
-Invoice ${number} is Final; $${(final.outstanding / 100).toFixed(2)} outstanding.
+${finals.map((f) => `Invoice ${f.number} (company ${f.companyId}) is Final; $${(f.outstanding / 100).toFixed(2)} outstanding.\n  Pay it (test card 4242 4242 4242 4242): ${f.payNowUrl}`).join('\n')}
 
-  Pay it (test card 4242 4242 4242 4242):  ${final.payNowUrl}
-  Its workflow in the Temporal Web UI:     ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(final.workflowId)}
-  Find it by number:                       ${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(`InvoiceNumber="${number}"`)}
-  The invoice PDF:   curl -H 'Authorization: Bearer ${company.apiKey}' ${urls.api}/v1/invoices/${number}/pdf -o ${number}.pdf
-  After paying, the ERP's receipts feed:
-                     curl -H 'Authorization: Bearer ${company.apiKey}' ${urls.api}/v1/receipts
+  Its workflow in the Temporal Web UI:     ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(first!.workflowId)}
+  Find it by number:                       ${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(`InvoiceNumber="${first!.number}"`)}
+  The invoice PDF:   curl -H 'Authorization: Bearer ${key}' ${urls.api}/v1/invoices/${first!.number}/pdf -o ${first!.number}.pdf
+  After paying, the ERP's receipts feed (both companies):
+                     curl -H 'Authorization: Bearer ${key}' ${urls.api}/v1/receipts
 `);
