@@ -17,8 +17,6 @@ export interface Scope {
   organisationId: string | null;
   /** The companies the key reads and acts for: its own, or every company of its organisation. */
   companies: CompanyRow[];
-  /** Companies sharing this key's clients: the whole organisation, or the one company. */
-  clientCompanyIds: string[];
   /** Where Idempotency-Key answers are kept for this key. */
   idempotencyScope: string;
 }
@@ -35,17 +33,22 @@ export function scopeOf(res: Response): Scope {
  * named by the Billflow-Company header, by the invoice number in the path, or the organisation's
  * only company.
  */
-export function companyOf(res: Response): CompanyRow {
+export function companyOf(res: Response, orField?: string): CompanyRow {
   const company = res.locals.company as CompanyRow | undefined;
   if (company) return company;
   const scope = scopeOf(res);
+  if (scope.companies.length === 0) throw noCompanies(scope.organisationId);
+  const how = orField ? `give ${orField}, or name one with the ${COMPANY_HEADER} header` : `name one with the ${COMPANY_HEADER} header`;
   throw new HttpProblem(
     422,
     'company-required',
-    `organisation ${scope.organisationId} has several companies (${scope.companies.map((c) => c.id).join(', ')}): ` +
-      `name one with the ${COMPANY_HEADER} header`,
-    COMPANY_HEADER,
+    `organisation ${scope.organisationId} has several companies (${scope.companies.map((c) => c.id).join(', ')}): ${how}`,
+    orField ?? COMPANY_HEADER,
   );
+}
+
+export function noCompanies(organisationId: string | null): HttpProblem {
+  return new HttpProblem(422, 'no-companies', `organisation ${organisationId} has no companies yet; the operator registers them with organisationId`);
 }
 
 export function sha256(text: string): string {
@@ -86,27 +89,18 @@ export function erpAuth(sql: Sql): RequestHandler {
     const hash = sha256(key);
     const [company] = await sql<CompanyRow[]>`SELECT ${sql.unsafe(COMPANY_COLUMNS)} FROM companies WHERE api_key_hash = ${hash}`;
     if (company) {
-      const siblings = company.organisationId
-        ? await sql<{ id: string }[]>`SELECT id FROM companies WHERE organisation_id = ${company.organisationId} ORDER BY id`
-        : [company];
+      const named = req.get(COMPANY_HEADER);
+      if (named !== undefined && named !== company.id) {
+        return next(new HttpProblem(422, 'invalid-request', `${COMPANY_HEADER}: this API key is company ${company.id}'s, not ${named}'s`, COMPANY_HEADER));
+      }
       res.locals.company = company;
-      res.locals.scope = {
-        organisationId: company.organisationId,
-        companies: [company],
-        clientCompanyIds: siblings.map((c) => c.id),
-        idempotencyScope: company.id,
-      } satisfies Scope;
+      res.locals.scope = { organisationId: company.organisationId, companies: [company], idempotencyScope: company.id } satisfies Scope;
       return next();
     }
     const [org] = await sql<{ id: string }[]>`SELECT id FROM organisations WHERE api_key_hash = ${hash}`;
     if (!org) return next(new HttpProblem(401, 'unauthenticated', 'unknown API key'));
     const companies = await sql<CompanyRow[]>`SELECT ${sql.unsafe(COMPANY_COLUMNS)} FROM companies WHERE organisation_id = ${org.id} ORDER BY id`;
-    res.locals.scope = {
-      organisationId: org.id,
-      companies,
-      clientCompanyIds: companies.map((c) => c.id),
-      idempotencyScope: `organisation:${org.id}`,
-    } satisfies Scope;
+    res.locals.scope = { organisationId: org.id, companies, idempotencyScope: `organisation:${org.id}` } satisfies Scope;
     const chosen = await organisationCompany(sql, org.id, companies, req);
     if (chosen) res.locals.company = chosen;
     next();
@@ -156,7 +150,9 @@ export function idempotency(sql: Sql): RequestHandler {
     if (!key) return next();
     if (key.length > 255) return next(new HttpProblem(422, 'invalid-request', 'Idempotency-Key is longer than 255 characters', 'Idempotency-Key'));
     const scope = (res.locals.scope as Scope | undefined)?.idempotencyScope ?? OPERATOR_SCOPE;
-    const hash = sha256(`${req.method} ${req.originalUrl} ${JSON.stringify(req.body ?? null)}`);
+    // The company header is part of the request: the same key for another company is another request.
+    const named = req.get(COMPANY_HEADER);
+    const hash = sha256(`${req.method} ${req.originalUrl}${named === undefined ? '' : ` ${COMPANY_HEADER}=${named}`} ${JSON.stringify(req.body ?? null)}`);
     const inserted = await sql`
       INSERT INTO idempotency_keys (company_id, key, method, path, request_hash)
       VALUES (${scope}, ${key}, ${req.method}, ${req.originalUrl}, ${hash})

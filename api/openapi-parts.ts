@@ -21,6 +21,30 @@ export const requestId = {
   schema: { type: 'string' },
 };
 
+export const companyHeader = {
+  name: 'Billflow-Company',
+  in: 'header',
+  required: false,
+  description:
+    'With an organisation key: the company this request is for. Needed on per-company routes when the organisation has several ' +
+    'companies (422 `company-required` without it); narrows listings to that company. With a company key it may only name that company.',
+  schema: { type: 'string' },
+};
+
+/**
+ * Adds the Billflow-Company header to every operation an ERP key can call (those without their
+ * own `security`: operator-only and public operations declare theirs).
+ */
+export function withCompanyHeader<P extends object>(paths: P): P {
+  type Operation = { security?: unknown; parameters?: readonly unknown[] };
+  return Object.fromEntries(
+    Object.entries(paths as Record<string, Record<string, Operation>>).map(([path, item]) => [
+      path,
+      Object.fromEntries(Object.entries(item).map(([method, op]) => [method, op.security ? op : { ...op, parameters: [...(op.parameters ?? []), companyHeader] }])),
+    ]),
+  ) as P;
+}
+
 /** A JSON request body of the named schema. */
 export function jsonBody<N extends string>(name: N) {
   return { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };

@@ -4,7 +4,7 @@
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
-import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId } from './openapi-parts.js';
+import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId, withCompanyHeader } from './openapi-parts.js';
 
 
 const schemas = {
@@ -254,6 +254,7 @@ const schemas = {
     type: 'object',
     properties: {
       id: { type: 'string' },
+      companyId: { type: 'string' },
       clientId: { type: 'string' },
       amount: minor,
       remaining: minor,
@@ -265,6 +266,7 @@ const schemas = {
     type: 'object',
     properties: {
       paymentId: { type: 'string' },
+      companyId: { type: 'string', description: "The company whose provider account took the payment." },
       coveredInvoices: { type: 'array', items: { type: 'string' } },
       heldBy: { type: 'array', items: { type: 'string' }, description: 'Covered invoices still Final: the provider payment stays until each has changed.' },
       removedAtProvider: { type: 'boolean' },
@@ -278,6 +280,7 @@ const schemas = {
       number: { type: 'string' },
       clientId: { type: 'string' },
       projectId: { type: 'string', description: 'Present when the invoice was created for a project.' },
+      projectName: { type: 'string' },
       status: { type: 'string', enum: [...INVOICE_STATUSES] },
       settlement: { type: 'string', enum: [...SETTLEMENT_STATUSES] },
       currency: { type: 'string' },
@@ -301,6 +304,7 @@ const schemas = {
     type: 'object',
     properties: {
       id: { type: 'string', description: 'Feed cursor of this receipt.' },
+      companyId: { type: 'string' },
       kind: { type: 'string', enum: ['payment', 'fee'], description: '`fee` receipts are miscellaneous receipts for convenience fees.' },
       providerPaymentId: { type: 'string' },
       amount: minor,
@@ -350,19 +354,23 @@ export const openapi = {
       'Errors are RFC 9457 problem documents. Money is integer minor units.',
   },
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer', description: 'A company API key, or an organisation API key covering several companies.' },
+      operator: { type: 'http', scheme: 'bearer', description: 'The operator key (BILLFLOW_ADMIN_KEY).' },
+    },
     schemas,
     responses: {
       Problem: { description: 'Error (problem document)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
     },
   },
   security: [{ bearer: [] }],
-  paths: {
+  paths: withCompanyHeader({
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
     '/v1/organisations': {
       post: {
         summary: 'Register an organisation: one ERP connection over several companies (operator key)',
+        security: [{ operator: [] }],
         description: 'Returns the organisation API key, once. Companies join it when they are registered with `organisationId`.',
         parameters: [idempotencyKey, requestId],
         requestBody: body('OrganisationCreate'),
@@ -384,12 +392,22 @@ export const openapi = {
       },
     },
     '/v1/projects/{id}': {
-      get: { summary: 'A project', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The project', 'Project'), 404: problem } },
+      get: { summary: 'A project', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The project', 'Project'), 401: problem, 404: problem } },
     },
     '/v1/companies': {
-      get: { summary: 'The companies the API key covers', responses: { 200: { description: '`{ data: Company[] }` (without API keys)' }, 401: problem } },
+      get: {
+        summary: 'The companies the API key covers',
+        responses: {
+          200: {
+            description: 'The companies, without their API keys',
+            content: { 'application/json': { schema: { type: 'object', properties: { data: { type: 'array', items: { $ref: '#/components/schemas/Company' } } } } } },
+          },
+          401: problem,
+        },
+      },
       post: {
         summary: 'Register a company (operator key)',
+        security: [{ operator: [] }],
         description: 'Creates the company with its provider account settings and returns its API key, once.',
         parameters: [idempotencyKey, requestId],
         requestBody: body('CompanyCreate'),
@@ -563,5 +581,5 @@ export const openapi = {
       },
     },
     ...billPaths,
-  },
+  }),
 } as const;

@@ -96,7 +96,7 @@ describe('an organisation key', () => {
     // The printed invoice names its project.
     const [doc] = await stack.sql<{ bytes: Buffer }[]>`
       SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${east.companyId} AND i.number = ${eastNumber}`;
-    expect(await pdfText(doc!.bytes)).toContain(`Project ${eastProject}`);
+    expect(await pdfText(doc!.bytes)).toContain(`Project Pier 4 (${eastProject})`);
 
     // A payment at one company's account reaches the organisation's receipts feed, marked with that company.
     const record = await atProvider<{ customerId: string }>(west, 'GET', `/v1/invoices/${westFinal.providerInvoiceId}`);
@@ -120,16 +120,17 @@ describe('an organisation key', () => {
     // With several companies, a project must name its company.
     const unnamed = await asOrg('POST', '/v1/projects', { id: project, name: 'Dock', clientId });
     expect(unnamed.status).toBe(422);
-    expect(unnamed.body).toMatchObject({ type: expect.stringContaining('company-required'), field: 'Billflow-Company' });
+    expect(unnamed.body).toMatchObject({ type: expect.stringContaining('company-required'), field: 'companyId' });
     expect((await asOrg('POST', '/v1/projects', { id: project, name: 'Dock', clientId, companyId: 'nope' })).body).toMatchObject({ field: 'companyId' });
     expect((await asOrg('POST', '/v1/projects', { id: project, name: 'Dock', clientId, companyId: east.companyId })).status).toBe(201);
     // Project ids are unique across the organisation.
     const again = await asOrg('POST', '/v1/projects', { id: project, name: 'Dock', clientId, companyId: west.companyId });
     expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ detail: `project ${project} already exists in company ${east.companyId}` });
 
     // An invoice without a project needs its company; one with a project of another company is refused.
     const number = `INV-${randomUUID().slice(0, 8)}`;
-    expect((await asOrg('POST', '/v1/invoices', invoiceBody(number, { clientId }))).body).toMatchObject({ field: 'Billflow-Company' });
+    expect((await asOrg('POST', '/v1/invoices', invoiceBody(number, { clientId }))).body).toMatchObject({ type: expect.stringContaining('company-required'), field: 'projectId' });
     const crossed = await asOrg('POST', '/v1/invoices', invoiceBody(number, { projectId: project }), { 'Billflow-Company': west.companyId });
     expect(crossed.status).toBe(422);
     expect(crossed.body).toMatchObject({ field: 'projectId', detail: expect.stringContaining(`belongs to company ${east.companyId}`) });
@@ -148,6 +149,27 @@ describe('an organisation key', () => {
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition)).status).toBe(422);
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition, { 'Billflow-Company': west.companyId })).status).toBe(200);
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition, { 'Billflow-Company': 'nope' })).body).toMatchObject({ field: 'Billflow-Company' });
+    // A company key may name only its own company.
+    const foreign = await http(stack.apiUrl, 'PUT', '/v1/custom-tags/region', { key: east.apiKey, body: { value: 'East' }, headers: { 'Billflow-Company': west.companyId } });
+    expect(foreign.status).toBe(422);
+    expect(foreign.body).toMatchObject({ field: 'Billflow-Company' });
+
+    // One Idempotency-Key reused for another company is another request, refused rather than replayed.
+    const tag = (company: string) => asOrg('PUT', '/v1/custom-tags/region', { value: 'North' }, { 'Billflow-Company': company, 'Idempotency-Key': `tag-${project}` });
+    expect((await tag(east.companyId)).status).toBe(201);
+    const reused = await tag(west.companyId);
+    expect(reused.status).toBe(422);
+    expect(reused.body).toMatchObject({ type: expect.stringContaining('idempotency-key-reused') });
+  });
+
+  it('says an organisation has no companies yet, rather than guessing', async () => {
+    const id = `org-${randomUUID().slice(0, 8)}`;
+    const empty = await http<{ apiKey: string }>(stack.apiUrl, 'POST', '/v1/organisations', { key: ADMIN_KEY, body: { id, name: 'Empty' } });
+    for (const [path, body] of [['/v1/clients', { id: 'c', name: 'C' }], ['/v1/invoices', invoiceBody('INV-1', { clientId: 'c' })]] as const) {
+      const r = await http(stack.apiUrl, 'POST', path, { key: empty.body.apiKey, body });
+      expect(r.status, path).toBe(422);
+      expect(r.body, path).toMatchObject({ type: expect.stringContaining('no-companies') });
+    }
   });
 
   it("shares clients among the organisation's companies, including one that joins later", async () => {
@@ -158,6 +180,13 @@ describe('an organisation key', () => {
     expect((await asCompany(later, 'GET', `/v1/clients/${clientId}`)).body).toMatchObject({ creditLimit: 75_000 });
     const companies = await asOrg<{ data: { id: string }[] }>('GET', '/v1/companies');
     expect(companies.body.data.map((c) => c.id).sort()).toEqual([east.companyId, west.companyId, later.companyId].sort());
+    // Clients written while a company is being registered reach it too (the two serialise on the organisation).
+    const ids = Array.from({ length: 30 }, (_, i) => `race-${i}-${randomUUID().slice(0, 4)}`);
+    const writes = ids.map((id) => asOrg('POST', '/v1/clients', { id, name: 'Concurrent' }));
+    const joining = createTenant(stack, { organisationId });
+    const [joined] = await Promise.all([joining, ...writes]);
+    const copies = await stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM clients WHERE company_id = ${joined.companyId} AND id = ANY(${ids}::text[])`;
+    expect(copies[0]!.n).toBe(ids.length);
     // A company outside the organisation does not see them.
     const outsider = await createTenant(stack);
     expect((await asCompany(outsider, 'GET', `/v1/clients/${clientId}`)).status).toBe(404);

@@ -45,6 +45,7 @@ export interface InvoiceDraft {
   clientId: string;
   /** The ERP project the invoice bills; its company is `companyId`. */
   projectId?: string;
+  projectName?: string;
   invoiceDate: string;
   dueDate: string;
   currency: string;

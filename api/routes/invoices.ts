@@ -79,7 +79,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     if (dates) throw new HttpProblem(422, 'invalid-request', dates, 'dueDate');
     // The invoice's project names its company, and so the provider account that will send it.
     const project = b.projectId ? await findProject(sql, res, b.projectId) : null;
-    const c = project ? project.company : companyOf(res);
+    const c = project ? project.company : companyOf(res, 'projectId');
     const clientId = b.clientId ?? project?.clientId;
     if (!clientId) throw new HttpProblem(422, 'invalid-request', 'clientId is required when no projectId is given', 'clientId');
     if (project && clientId !== project.clientId) {
@@ -92,7 +92,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       companyId: c.id,
       number: b.number,
       clientId,
-      ...(project ? { projectId: project.id } : {}),
+      ...(project ? { projectId: project.id, projectName: project.name } : {}),
       invoiceDate: b.invoiceDate,
       dueDate: b.dueDate,
       currency: c.currency,

@@ -17,7 +17,7 @@ export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
       if (!named) throw new HttpProblem(422, 'invalid-request', `company ${b.companyId} is not one this API key covers`, 'companyId');
       company = named;
     } else {
-      company = companyOf(res);
+      company = companyOf(res, 'companyId');
     }
     const [client] = await sql`SELECT 1 FROM clients WHERE company_id = ${company.id} AND id = ${b.clientId}`;
     if (!client) throw new HttpProblem(404, 'not-found', `client ${b.clientId} not found; register it first`, 'clientId');
@@ -26,7 +26,11 @@ export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
       INSERT INTO projects (company_id, id, organisation_id, client_id, name)
       VALUES (${company.id}, ${b.id}, ${company.organisationId}, ${b.clientId}, ${b.name})
       ON CONFLICT DO NOTHING RETURNING ${sql.unsafe(COLUMNS)}`;
-    if (rows.length === 0) throw new HttpProblem(409, 'project-exists', `project ${b.id} already exists`, 'id');
+    if (rows.length === 0) {
+      const [owner] = await sql<{ company_id: string }[]>`
+        SELECT company_id FROM projects WHERE id = ${b.id} AND (company_id = ${company.id} OR organisation_id = ${company.organisationId}) LIMIT 1`;
+      throw new HttpProblem(409, 'project-exists', `project ${b.id} already exists in company ${owner?.company_id ?? company.id}`, 'id');
+    }
     res.status(201).location(`/v1/projects/${encodeURIComponent(b.id)}`).json(rows[0]);
   });
 
