@@ -13,8 +13,10 @@ import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from '.
 import { MailError, type Mailer } from './email/mailer.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
-import { BillPayClient, paymentForInvoice, ProviderError, type ProviderAccount } from './provider/billpay.js';
+import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
+import { provider, providerAccount } from './provider/calls.js';
 import { createBillActivities } from './bills.js';
+import { createReconcileActivities } from './reconcile.js';
 
 export interface ActivityDeps {
   sql: Sql;
@@ -27,31 +29,12 @@ export interface CompanySettings {
   paymentImportSeconds: number;
 }
 
-/** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */
-async function provider<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (e instanceof ProviderError && !e.retryable) {
-      throw ApplicationFailure.nonRetryable(`${what}: ${e.message}`, 'ProviderRejected', e.body);
-    }
-    throw e;
-  }
-}
-
 export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
-  async function account(companyId: string): Promise<ProviderAccount> {
-    const [row] = await sql<{ url: string | null; account_id: string | null; api_key: string | null; secret: string | null }[]>`
-      SELECT provider_url AS url, provider_account_id AS account_id, provider_api_key AS api_key, provider_webhook_secret AS secret
-      FROM companies WHERE id = ${companyId}`;
-    if (!row?.url || !row.account_id || !row.api_key || !row.secret) {
-      throw ApplicationFailure.nonRetryable(`company ${companyId} has no provider account configured`, 'NoProviderAccount');
-    }
-    return { url: row.url, accountId: row.account_id, apiKey: row.api_key, webhookSecret: row.secret };
-  }
+  const account = (companyId: string) => providerAccount(sql, companyId);
 
   return {
     ...createBillActivities({ sql, renderer, mailer }),
+    ...createReconcileActivities({ sql }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number }[]>`
         SELECT provider_enabled, payment_import_seconds FROM companies WHERE id = ${companyId}`;

@@ -15,6 +15,7 @@ import { invoicesRouter } from './routes/invoices.js';
 import { paymentsRouter } from './routes/payments.js';
 import { projectsRouter } from './routes/projects.js';
 import { receiptsRouter } from './routes/receipts.js';
+import { reconciliationsRouter } from './routes/reconciliations.js';
 import { webhooksRouter } from './routes/webhooks.js';
 
 export function createApp(deps: ApiDeps): Express {
@@ -57,6 +58,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(receiptsRouter(deps, mw));
   app.use(communicationsRouter(deps, mw));
   app.use(billRunsRouter(deps, mw));
+  app.use(reconciliationsRouter(deps, mw));
   app.use(notFoundHandler);
   // A broken domain rule (domain/) is the caller's input: 422 naming the field, in one place.
   app.use(((err, _req, _res, next) => {

@@ -5,6 +5,7 @@ import { createLogger } from '../lib/log.js';
 import { BILLFLOW_MIGRATIONS } from '../lib/paths.js';
 import { connectClient, ensureSearchAttributes } from '../lib/temporal.js';
 import { createApp } from './app.js';
+import { ensureAllReconcileSchedules } from './schedules.js';
 
 const log = createLogger('api');
 const cfg = temporalConfig();
@@ -18,6 +19,7 @@ try {
 } catch (e) {
   log('could not register search attributes; create them on the namespace yourself', { error: String(e) });
 }
+await ensureAllReconcileSchedules(sql, temporal, cfg.taskQueue, log);
 const app = createApp({ sql, temporal, taskQueue: cfg.taskQueue, adminKey: adminKey(), publicApiUrl: publicUrls().api, log });
 const port = apiPort();
 const server = app.listen(port, apiHost(), () => log('api listening', { url: publicUrls().api }));

@@ -37,6 +37,12 @@ const schemas = {
       },
       currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
       paymentImportSeconds: { type: 'integer', minimum: 1, default: 3600, description: 'How often an open invoice imports payments from the provider.' },
+      reconcileSeconds: {
+        type: 'integer',
+        minimum: 60,
+        default: 86_400,
+        description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift.",
+      },
       provider: {
         type: 'object',
         additionalProperties: false,
@@ -60,6 +66,7 @@ const schemas = {
       organisationId: { type: ['string', 'null'] },
       currency: { type: 'string' },
       paymentImportSeconds: { type: 'integer' },
+      reconcile: { type: 'object', properties: { everySeconds: { type: 'integer' }, scheduleId: { type: ['string', 'null'] } } },
       provider: { type: 'object', properties: { enabled: { type: 'boolean' }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } } },
       webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
       apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },
@@ -313,6 +320,31 @@ const schemas = {
       paidAt: { type: 'string', format: 'date-time' },
       requestId: { type: 'string' },
       acknowledged: { type: 'boolean' },
+    },
+  },
+  Reconciliation: {
+    type: 'object',
+    properties: {
+      id: { type: 'string', format: 'uuid' },
+      requestId: { type: 'string', description: 'Correlation id carried by every repair call to the provider.' },
+      status: { type: 'string', enum: ['running', 'finished'] },
+      checkedInvoices: { type: 'integer' },
+      checkedRecords: { type: 'integer' },
+      findings: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            kind: { type: 'string', enum: ['missing-at-provider', 'figures-differ', 'stale-at-provider', 'unknown-at-provider'] },
+            number: { type: 'string' },
+            providerInvoiceId: { type: 'string' },
+            billflow: { type: 'object', description: 'figures-differ: amount and outstanding in billflow' },
+            provider: { type: 'object', description: 'figures-differ: amount and outstanding at the provider' },
+          },
+        },
+      },
+      repairsRequested: { type: 'array', items: { type: 'string' }, description: 'Invoices whose workflows were asked to repair.' },
+      repairs: { type: 'array', items: { type: 'object', properties: { invoiceNumber: { type: 'string' }, actions: { type: 'array', items: { type: 'string' } } } } },
     },
   },
   ReceiptAck: {
@@ -570,6 +602,31 @@ export const openapi = {
     },
     '/v1/receipts/acknowledge': {
       post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: { description: '`{ acknowledged: n }`' }, 401: problem, 422: problem } },
+    },
+    '/v1/reconciliations': {
+      post: {
+        summary: "Reconcile the company's invoices with its provider account now",
+        description:
+          'Compares every invoice with the live provider records and asks each affected invoice workflow to repair its own records: ' +
+          'missed payments imported, figures set back to billflow\'s, a lost record re-created (new Pay Now URL), a stale record of one of ' +
+          "billflow's numbers deleted. Records for numbers billflow does not know are reported and left alone. The same runs on the " +
+          "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
+          'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
+        parameters: [idempotencyKey, requestId],
+        responses: { 201: json('The report', 'Reconciliation'), 202: { description: 'Still running; `Location` gives the report' }, 401: problem, 409: problem, 502: problem },
+      },
+      get: {
+        summary: "The company's reconciliations, newest first, and its schedule",
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 20 } }],
+        responses: { 200: { description: '`{ schedule: { id, nextRunAt } | null, data: [...] }`' }, 401: problem, 422: problem },
+      },
+    },
+    '/v1/reconciliations/{id}': {
+      get: {
+        summary: 'One reconciliation: what differed and what each invoice workflow repaired',
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        responses: { 200: json('The report', 'Reconciliation'), 401: problem, 404: problem },
+      },
     },
     '/webhooks/provider/{companyId}': {
       post: {

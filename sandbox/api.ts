@@ -278,13 +278,22 @@ export function apiRouter(deps: ApiDeps): express.Router {
     const a = account(res);
     const customerId = param(req, 'customerId');
     const number = param(req, 'number');
+    const after = param(req, 'after');
+    const limitText = param(req, 'limit') ?? '50';
+    const limit = Number(limitText);
+    if (!/^\d+$/.test(limitText) || limit < 1 || limit > 100) {
+      throw new HttpProblem(400, 'invalid-parameter', 'limit must be an integer from 1 to 100', 'limit');
+    }
+    // Ids are the cursor: stable, unique, and known to the caller.
     const rows = await sql<InvoiceRow[]>`
       SELECT * FROM invoice_view
       WHERE account_id = ${a.id} AND deleted_at IS NULL
+        ${after === undefined ? sql`` : sql`AND id > ${after}`}
         ${customerId === undefined ? sql`` : sql`AND customer_id = ${customerId}`}
         ${number === undefined ? sql`` : sql`AND number = ${number}`}
-      ORDER BY created_at, id LIMIT 1000`;
-    res.json({ data: rows.map((i) => invoiceJson(i, url())) });
+      ORDER BY id LIMIT ${limit + 1}`;
+    const data = rows.slice(0, limit).map((i) => invoiceJson(i, url()));
+    res.json({ data, nextCursor: data.at(-1)?.id ?? after ?? null, hasMore: rows.length > limit });
   });
 
   r.get('/invoices/:id', async (req, res) => {

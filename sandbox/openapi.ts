@@ -300,8 +300,13 @@ export const openapi = {
         responses: { 201: ok('The invoice', ref('Invoice')), ...errors },
       },
       get: {
-        summary: "List the account's live invoices",
-        parameters: [query('customerId', { type: 'string' }), query('number', { type: 'string' })],
+        summary: "List the account's live invoices, in id order, a page at a time (`nextCursor`, `hasMore`)",
+        parameters: [
+          query('customerId', { type: 'string' }),
+          query('number', { type: 'string' }),
+          query('after', { type: 'string' }, 'A cursor: the id of the last invoice of the previous page'),
+          query('limit', { type: 'integer', minimum: 1, maximum: 100, default: 50 }),
+        ],
         responses: { 200: ok('Invoices', list('Invoice')), 401: problem },
       },
     },

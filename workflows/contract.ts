@@ -8,6 +8,7 @@ import type { Classification, LifecycleState } from '../domain/bill.js';
 import type { AppliedPayment, InvoiceLine, InvoiceStatus, SettlementStatus } from '../domain/invoice.js';
 import type { Plan } from '../domain/plan.js';
 import type { Minor } from '../domain/money.js';
+import type { ResyncRequest } from './reconcile-contract.js';
 
 export const DEFAULT_TASK_QUEUE = 'billflow-invoices';
 
@@ -106,6 +107,8 @@ export interface InvoiceWorkflowInput {
   state?: InvoiceState;
   /** Payments signalled but not yet applied when the previous run continued as new. */
   pending?: ProviderPayment[];
+  /** Reconciliation repairs asked for but not yet done when the previous run continued as new. */
+  pendingResyncs?: ResyncRequest[];
   /** Continue as new past this many history events as well as when Temporal suggests it (tests lower it). */
   continueAsNewAfterEvents?: number;
 }

@@ -1,2 +1,3 @@
 export { invoiceWorkflow } from './invoice.js';
 export { billPdfWorkflow, billRunWorkflow } from './bill-run.js';
+export { reconcileCompanyWorkflow } from './reconcile.js';

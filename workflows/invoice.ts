@@ -43,6 +43,7 @@ import {
   type StatusChangeResult,
 } from './contract.js';
 import { Lock } from './lock.js';
+import { resyncSignal, type ResyncRequest } from './reconcile-contract.js';
 import { initialState } from './state.js';
 
 const acts = proxyActivities<Activities>({
@@ -64,6 +65,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   const state = input.state ?? initialState(input.draft);
   const lock = new Lock();
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
+  const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -117,6 +119,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   setHandler(paymentSignal, (p) => {
     inbox.push(p);
   });
+  setHandler(resyncSignal, (r) => {
+    resyncs.push(r);
+  });
 
   /** Recomputes every derived figure from the rows, then writes the read model and search attributes. */
   async function publish(): Promise<void> {
@@ -164,6 +169,74 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (!state.providerInvoiceId) return;
     const found = await acts.importProviderPayments({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: `import-${uuid4()}` });
     await applyPayments(found);
+  }
+
+  /**
+   * A reconciliation found this invoice's provider records out of step: remove records it does not
+   * point at, re-create its record if the provider lost it, import missed payments, and set the
+   * record's figures back to billflow's. Each repair has its own idempotency key; what was done is
+   * recorded with the reconciliation.
+   */
+  async function resync(req: ResyncRequest): Promise<void> {
+    const { companyId, number } = state;
+    const { requestId } = req;
+    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}:${req.reconciliationId}`;
+    const actions: string[] = [];
+    for (const id of req.staleRecordIds.filter((x) => x !== state.providerInvoiceId)) {
+      await acts.deleteProviderInvoice({ companyId, providerInvoiceId: id, idempotencyKey: key(`delete-stale-${id}`), requestId });
+      actions.push(`deleted provider record ${id}, which this invoice does not use`);
+    }
+    if (state.sentToProvider && state.providerInvoiceId && state.status !== 'Draft') {
+      const remote = await acts.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+      if (!remote && state.status === 'Final') {
+        const lost = state.providerInvoiceId;
+        state.providerCustomerId = (await acts.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
+        const created = await acts.createProviderInvoice({
+          companyId,
+          customerId: state.providerCustomerId,
+          number,
+          invoiceDate: state.invoiceDate,
+          amount: state.total,
+          outstanding: state.outstanding,
+          idempotencyKey: key('recreate-invoice'),
+          requestId,
+        });
+        state.providerInvoiceId = created.providerInvoiceId;
+        state.payNowUrl = created.payNowUrl;
+        if (state.pdf) {
+          await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
+        }
+        actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
+      } else if (!remote) {
+        // A Reissue keeps its record only for the next Final; that Final now creates a new one.
+        actions.push(`forgot provider record ${state.providerInvoiceId}, which the provider had lost; the next Final creates a new one`);
+        state.providerInvoiceId = null;
+        state.payNowUrl = null;
+        state.sentToProvider = false;
+        state.paymentImportSeconds = null;
+      } else if (state.status === 'Final') {
+        const before = state.payments.length;
+        await importPayments();
+        if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
+        if (remote.amount !== state.total || remote.outstanding !== state.outstanding) {
+          await acts.updateProviderInvoice({
+            companyId,
+            providerInvoiceId: state.providerInvoiceId,
+            number,
+            invoiceDate: state.invoiceDate,
+            amount: state.total,
+            outstanding: state.outstanding,
+            idempotencyKey: key('resync-invoice'),
+            requestId,
+          });
+          actions.push(`set provider amount/outstanding ${remote.amount}/${remote.outstanding} to ${state.total}/${state.outstanding}`);
+        }
+      }
+    }
+    if (actions.length === 0) actions.push('nothing to repair: already in step');
+    log.info('resynced with the provider', { number, reconciliationId: req.reconciliationId, actions, requestId });
+    await acts.recordRepair({ reconciliationId: req.reconciliationId, number, actions });
+    await publish();
   }
 
   async function changeStatus(req: ChangeStatusRequest): Promise<StatusChangeResult> {
@@ -393,18 +466,23 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   for (;;) {
     // Wake for payments, for continue-as-new, and when a status change starts or stops the import timer.
     const wasImporting = importing();
-    const wake = () => inbox.length > 0 || historyIsLong() || importing() !== wasImporting;
+    const wake = () => inbox.length > 0 || resyncs.length > 0 || historyIsLong() || importing() !== wasImporting;
     let importDue = false;
     if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
     else await condition(wake);
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(importPayments);
+    if (resyncs.length > 0) {
+      await lock.run(async () => {
+        for (const r of resyncs.splice(0)) await resync(r);
+      });
+    }
     if (historyIsLong()) {
       // Let running Updates finish first; their callers get their answers from this run.
       await condition(allHandlersFinished);
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
       // Signals that arrived meanwhile travel along, so no payment is lost.
-      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox });
+      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs });
     }
   }
 }

@@ -169,6 +169,30 @@ export class BillPayClient {
     return this.call('POST', '/v1/payments', { body: p, idempotencyKey, requestId });
   }
 
+  /** The invoice record, or null when the provider has none (deleted, or never made). */
+  async getInvoice(invoiceId: string, requestId: string): Promise<BillPayInvoice | null> {
+    try {
+      return await this.call<BillPayInvoice>('GET', `/v1/invoices/${encodeURIComponent(invoiceId)}`, { requestId });
+    } catch (e) {
+      if (e instanceof ProviderError && e.status === 404) return null;
+      throw e;
+    }
+  }
+
+  /** Every live invoice record of the account, following the cursor to the end. */
+  async listInvoices(requestId: string): Promise<BillPayInvoice[]> {
+    const out: BillPayInvoice[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const q = new URLSearchParams({ limit: '100' });
+      if (after) q.set('after', after);
+      const page: { data: BillPayInvoice[]; nextCursor: string | null; hasMore: boolean } = await this.call('GET', `/v1/invoices?${q}`, { requestId });
+      out.push(...page.data);
+      if (!page.hasMore || !page.nextCursor) return out;
+      after = page.nextCursor;
+    }
+  }
+
   private async ignoreNotFound(fn: () => Promise<unknown>): Promise<void> {
     try {
       await fn();

@@ -4,6 +4,8 @@ import { Router } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { operatorAuth, scopeOf, sha256 } from '../middleware.js';
+import { ensureReconcileSchedule } from '../schedules.js';
+import { reconcileScheduleId } from '../../workflows/reconcile-contract.js';
 import { validateBody } from '../validate.js';
 
 interface CompanyBody {
@@ -12,6 +14,7 @@ interface CompanyBody {
   organisationId?: string;
   currency?: string;
   paymentImportSeconds?: number;
+  reconcileSeconds?: number;
   provider?: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
 }
 
@@ -49,9 +52,9 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       }
       const rows = await tx`
         INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_url, provider_account_id,
-          provider_api_key, provider_webhook_secret, payment_import_seconds)
+          provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds)
         VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${p.url ?? null},
-          ${p.accountId ?? null}, ${p.apiKey ?? null}, ${p.webhookSecret ?? null}, ${b.paymentImportSeconds ?? 3600})
+          ${p.accountId ?? null}, ${p.apiKey ?? null}, ${p.webhookSecret ?? null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400})
         ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (rows.length === 0) return false;
       if (organisationId) {
@@ -66,6 +69,15 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       return true;
     });
     if (!created) throw new HttpProblem(409, 'company-exists', `company ${b.id} already exists`, 'id');
+    let scheduled = false;
+    if (p.enabled) {
+      try {
+        scheduled = await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id: b.id, reconcileSeconds: b.reconcileSeconds ?? 86_400 });
+      } catch (e) {
+        // The company is registered; the API's next start makes the missing schedule.
+        deps.log('reconciliation schedule not created', { companyId: b.id, error: String(e) });
+      }
+    }
     res
       .status(201)
       .location(`/v1/companies/${encodeURIComponent(b.id)}`)
@@ -75,6 +87,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         organisationId,
         currency: b.currency ?? 'USD',
         paymentImportSeconds: b.paymentImportSeconds ?? 3600,
+        reconcile: { everySeconds: b.reconcileSeconds ?? 86_400, scheduleId: scheduled ? reconcileScheduleId(b.id) : null },
         provider: { enabled: p.enabled, url: p.url ?? null, accountId: p.accountId ?? null },
         webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
         apiKey,
@@ -84,6 +97,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.get('/v1/companies', mw.erpAuth, async (_req, res) => {
     const rows = await deps.sql`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
+        json_build_object('everySeconds', reconcile_seconds) AS reconcile,
         json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${scopeOf(res).companies.map((c) => c.id)}::text[]) ORDER BY id`;
     res.json({ data: rows });

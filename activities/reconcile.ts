@@ -1,0 +1,44 @@
+/** Activities of the per-company reconciliation (workflows/reconcile.ts) and of the invoice's repair of its own records. */
+import { log } from '@temporalio/activity';
+import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
+import type { Sql } from '../lib/db.js';
+import { BillPayClient } from './provider/billpay.js';
+import { provider, providerAccount } from './provider/calls.js';
+
+export function createReconcileActivities({ sql }: { sql: Sql }) {
+  return {
+    /** Compares the read model with every live provider record and stores what differs. Safe to repeat. */
+    async compareWithProvider(input: { companyId: string; reconciliationId: string; requestId: string }) {
+      const { companyId, reconciliationId, requestId } = input;
+      const api = new BillPayClient(await providerAccount(sql, companyId));
+      const records = await provider('list provider invoices', () => api.listInvoices(requestId));
+      const engine = await sql<EngineInvoice[]>`
+        SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding FROM invoices WHERE company_id = ${companyId}`;
+      const findings: Finding[] = findDrift(engine, records);
+      await sql`
+        INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
+        VALUES (${reconciliationId}, ${companyId}, ${requestId}, ${engine.length}, ${records.length}, ${sql.json(findings as never)})
+        ON CONFLICT (id) DO UPDATE SET checked_invoices = EXCLUDED.checked_invoices, checked_records = EXCLUDED.checked_records,
+          findings = EXCLUDED.findings`;
+      log.info('reconciliation compared', { companyId, reconciliationId, invoices: engine.length, records: records.length, findings: findings.length, requestId });
+      return { checkedInvoices: engine.length, checkedRecords: records.length, findings };
+    },
+
+    async finishReconciliation({ reconciliationId, repairsRequested }: { reconciliationId: string; repairsRequested: string[] }): Promise<void> {
+      await sql`UPDATE reconciliations SET repairs_requested = ${repairsRequested}, finished_at = coalesce(finished_at, now()) WHERE id = ${reconciliationId}`;
+    },
+
+    /** The invoice's provider record as the provider has it now, or null when it is gone. */
+    async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
+      const api = new BillPayClient(await providerAccount(sql, companyId));
+      const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
+      return record && { amount: record.amount, outstanding: record.outstanding };
+    },
+
+    async recordRepair(input: { reconciliationId: string; number: string; actions: string[] }): Promise<void> {
+      await sql`
+        INSERT INTO reconciliation_repairs (reconciliation_id, invoice_number, actions)
+        VALUES (${input.reconciliationId}, ${input.number}, ${sql.json(input.actions)}) ON CONFLICT DO NOTHING`;
+    },
+  };
+}

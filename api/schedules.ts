@@ -1,0 +1,55 @@
+/**
+ * Each company with a provider account has a Temporal Schedule, `Reconcile:<company>`, that runs
+ * its reconciliation every `reconcileSeconds`. Made when the company is registered, and checked for
+ * every company when the API starts (which repairs one whose creation failed).
+ */
+import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { TypedSearchAttributes } from '@temporalio/common';
+import type { Sql } from '../lib/db.js';
+import type { Logger } from '../lib/log.js';
+import { searchAttributes as sa } from '../workflows/contract.js';
+import { RECONCILE_WORKFLOW_TYPE, reconcileScheduleId, type ReconcileInput } from '../workflows/reconcile-contract.js';
+
+export interface ScheduledCompany {
+  id: string;
+  reconcileSeconds: number;
+}
+
+/** Creates the company's reconciliation schedule unless it exists; false when this Temporal has no Schedules. */
+export async function ensureReconcileSchedule(temporal: Client, taskQueue: string, company: ScheduledCompany): Promise<boolean> {
+  const args: [ReconcileInput] = [{ companyId: company.id }];
+  try {
+    await temporal.schedule.create({
+      scheduleId: reconcileScheduleId(company.id),
+      spec: { intervals: [{ every: `${company.reconcileSeconds}s` }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: RECONCILE_WORKFLOW_TYPE,
+        args,
+        taskQueue,
+        workflowId: reconcileScheduleId(company.id),
+        typedSearchAttributes: new TypedSearchAttributes([{ key: sa.companyId, value: company.id }]),
+      },
+      // A run still going when the next is due is not doubled; missed runs (server down) are not replayed.
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    });
+  } catch (e) {
+    if (e instanceof ScheduleAlreadyRunning) return true;
+    // Temporal's time-skipping test server has no Schedules (gRPC UNIMPLEMENTED).
+    if ((e as { code?: number }).code === 12 || /unimplemented/i.test(String(e))) return false;
+    throw e;
+  }
+  return true;
+}
+
+export async function ensureAllReconcileSchedules(sql: Sql, temporal: Client, taskQueue: string, log: Logger): Promise<void> {
+  const companies = await sql<ScheduledCompany[]>`
+    SELECT id, reconcile_seconds AS "reconcileSeconds" FROM companies WHERE provider_enabled ORDER BY id`;
+  for (const c of companies) {
+    try {
+      await ensureReconcileSchedule(temporal, taskQueue, c);
+    } catch (e) {
+      log('reconciliation schedule not ensured', { companyId: c.id, error: String(e) });
+    }
+  }
+}

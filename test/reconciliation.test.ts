@@ -1,0 +1,130 @@
+/**
+ * Scheduled per-company reconciliation: billflow and the provider drift apart in every way the
+ * comparison knows (a lost payment, a record deleted or edited at the provider, a stale record, a
+ * record made by hand); one reconciliation finds each, and the invoices' workflows repair theirs.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { reconcileScheduleId } from '../workflows/reconcile-contract.js';
+import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+
+type Body = Record<string, unknown>;
+type Invoice = Body & { number: string; outstanding: number; payNowUrl: string; providerInvoiceId: string };
+type Finding = { kind: string; number: string; providerInvoiceId: string };
+type Report = { id: string; status: string; findings: Finding[]; repairsRequested: string[]; repairs: { invoiceNumber: string; actions: string[] }[] };
+
+let stack: Stack;
+let tenant: Tenant;
+
+const api = <T = Body>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: tenant.apiKey, body });
+const atProvider = <T = Body>(method: string, path: string, body?: unknown) => http<T>(stack.sandboxUrl, method, path, { key: tenant.account.apiKey, body });
+
+beforeAll(async () => {
+  stack = await startStack();
+  tenant = await createTenant(stack);
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+async function finalInvoice(clientId: string, amount: number): Promise<Invoice> {
+  const number = `INV-${randomUUID().slice(0, 8)}`;
+  const created = await api('POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Survey', amount }] });
+  expect(created.status, JSON.stringify(created.body)).toBe(201);
+  const final = await api<Invoice>('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+  expect(final.status, JSON.stringify(final.body)).toBe(200);
+  return { ...final.body, number };
+}
+
+describe('reconciliation', () => {
+  it('has a schedule per company', async () => {
+    const described = await stack.temporal.schedule.getHandle(reconcileScheduleId(tenant.companyId)).describe();
+    expect(described.spec.intervals).toEqual([expect.objectContaining({ every: 86_400_000 })]);
+    expect(described.action).toMatchObject({ type: 'startWorkflow', workflowType: 'reconcileCompanyWorkflow', args: [{ companyId: tenant.companyId }] });
+    const listed = await api<{ schedule: { id: string; nextRunAt: string } }>('GET', '/v1/reconciliations');
+    expect(listed.body.schedule).toMatchObject({ id: reconcileScheduleId(tenant.companyId), nextRunAt: expect.any(String) });
+  });
+
+  it('finds every kind of drift, and each invoice workflow repairs its own records', async () => {
+    const clientId = `cl-${randomUUID().slice(0, 6)}`;
+    expect((await api('POST', '/v1/clients', { id: clientId, name: 'Harbor Builders' })).status).toBe(201);
+    const paid = await finalInvoice(clientId, 100_000);
+    const deleted = await finalInvoice(clientId, 40_000);
+    const edited = await finalInvoice(clientId, 70_000);
+    const drafted = await finalInvoice(clientId, 25_000);
+    const inStep = await finalInvoice(clientId, 10_000);
+
+    // 1. A payment whose webhook was lost (and whose import timer is an hour away).
+    await atProvider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: null });
+    const customerId = (await atProvider<{ customerId: string }>('GET', `/v1/invoices/${paid.providerInvoiceId}`)).body.customerId;
+    const payment = await atProvider<{ id: string }>('POST', '/v1/payments', { customerId, allocations: [{ invoiceId: paid.providerInvoiceId, amount: 30_000 }], method: 'card' });
+    expect(payment.status).toBe(201);
+    // 2. A record deleted at the provider by hand.
+    expect((await atProvider('DELETE', `/v1/invoices/${deleted.providerInvoiceId}`)).status).toBe(200);
+    // 3. A record edited at the provider by hand.
+    expect((await atProvider('PATCH', `/v1/invoices/${edited.providerInvoiceId}`, { amount: 75_000, outstanding: 75_000 })).status).toBe(200);
+    // 4. A record for one of billflow's numbers that billflow does not use (the invoice went back to Draft).
+    expect((await api('POST', `/v1/invoices/${drafted.number}/status`, { status: 'Draft' })).status).toBe(200);
+    const stale = await atProvider<{ id: string }>('POST', '/v1/invoices', { customerId, number: drafted.number, invoiceDate: '2026-11-02', amount: 25_000, outstanding: 25_000 });
+    expect(stale.status).toBe(201);
+    // 5. A record made at the provider by hand, for a number billflow does not know.
+    const foreignNumber = `HAND-${randomUUID().slice(0, 6)}`;
+    const foreign = await atProvider<{ id: string }>('POST', '/v1/invoices', { customerId, number: foreignNumber, invoiceDate: '2026-11-02', amount: 5_000, outstanding: 5_000 });
+    expect(foreign.status).toBe(201);
+
+    const run = await http<Report>(stack.apiUrl, 'POST', '/v1/reconciliations', { key: tenant.apiKey, headers: { 'x-request-id': 'reconcile-test' } });
+    expect(run.status, JSON.stringify(run.body)).toBe(201);
+    const kinds = Object.fromEntries(run.body.findings.map((f) => [f.number, f.kind]));
+    expect(kinds).toEqual({
+      [paid.number]: 'figures-differ',
+      [deleted.number]: 'missing-at-provider',
+      [edited.number]: 'figures-differ',
+      [drafted.number]: 'stale-at-provider',
+      [foreignNumber]: 'unknown-at-provider',
+    });
+    expect(run.body.repairsRequested.sort()).toEqual([paid.number, deleted.number, edited.number, drafted.number].sort());
+
+    // Each invoice's workflow records what it did.
+    const report = await eventually(async () => {
+      const r = await api<Report>('GET', `/v1/reconciliations/${run.body.id}`);
+      return r.body.repairs.length === 4 ? r.body : undefined;
+    }, 'the four repairs');
+    const actions = Object.fromEntries(report.repairs.map((r) => [r.invoiceNumber, r.actions.join(' | ')]));
+    expect(actions[paid.number]).toMatch(/imported 1 payment/);
+    expect(actions[deleted.number]).toMatch(/re-created provider record/);
+    expect(actions[edited.number]).toMatch(/set provider amount\/outstanding 75000\/75000 to 70000\/70000/);
+    expect(actions[drafted.number]).toMatch(new RegExp(`deleted provider record ${stale.body.id}`));
+
+    // The provider and billflow agree again.
+    expect((await api<Invoice>('GET', `/v1/invoices/${paid.number}`)).body).toMatchObject({ outstanding: 70_000, settlement: 'Partially settled' });
+    const recreated = (await api<Invoice>('GET', `/v1/invoices/${deleted.number}`)).body;
+    expect(recreated.providerInvoiceId).not.toBe(deleted.providerInvoiceId);
+    expect(recreated.payNowUrl).not.toBe(deleted.payNowUrl);
+    expect((await atProvider('GET', `/v1/invoices/${recreated.providerInvoiceId}`)).body).toMatchObject({ number: deleted.number, amount: 40_000, outstanding: 40_000, pdf: expect.any(Object) });
+    expect((await fetch(recreated.payNowUrl)).status).toBe(200);
+    expect((await atProvider('GET', `/v1/invoices/${edited.providerInvoiceId}`)).body).toMatchObject({ amount: 70_000, outstanding: 70_000 });
+    expect((await atProvider('GET', `/v1/invoices/${stale.body.id}`)).status).toBe(404);
+    // Records billflow does not own are reported and left alone; an invoice in step was not touched.
+    expect((await atProvider('GET', `/v1/invoices/${foreign.body.id}`)).status).toBe(200);
+    expect(report.repairs.map((r) => r.invoiceNumber)).not.toContain(inStep.number);
+
+    // Every repair call carried the reconciliation's correlation id.
+    const calls = await atProvider<{ data: { method: string }[] }>('GET', '/v1/sandbox/requests?requestId=reconcile-test');
+    expect(calls.body.data.map((c) => c.method)).toEqual(expect.arrayContaining(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']));
+
+    // A second run finds only what billflow does not own.
+    const again = await api<Report>('POST', '/v1/reconciliations');
+    expect(again.status).toBe(201);
+    expect(again.body.findings).toEqual([expect.objectContaining({ kind: 'unknown-at-provider', number: foreignNumber })]);
+    expect(again.body.repairsRequested).toEqual([]);
+    await atProvider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: `${stack.apiUrl}/webhooks/provider/${tenant.companyId}` });
+  });
+
+  it('is refused for a company without the provider integration', async () => {
+    const off = await createTenant(stack, { providerEnabled: false });
+    const r = await http(stack.apiUrl, 'POST', '/v1/reconciliations', { key: off.apiKey });
+    expect(r.status).toBe(409);
+    expect(r.body).toMatchObject({ type: expect.stringContaining('provider-disabled') });
+  });
+});

@@ -1,0 +1,35 @@
+/**
+ * One reconciliation of a company's invoices against its provider account. The comparison and the
+ * report are activities; repairs are left to each invoice's own workflow (signalled), so two
+ * writers never race on one provider record.
+ */
+import { getExternalWorkflowHandle, log, proxyActivities, uuid4 } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.js';
+import { repairsByInvoice } from '../domain/reconcile.js';
+import { invoiceWorkflowId } from './contract.js';
+import { resyncSignal, type ReconcileInput, type ReconcileResult } from './reconcile-contract.js';
+
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+});
+
+export async function reconcileCompanyWorkflow(input: ReconcileInput): Promise<ReconcileResult> {
+  const reconciliationId = input.reconciliationId ?? uuid4();
+  const requestId = input.requestId ?? `reconcile-${reconciliationId}`;
+  const { companyId } = input;
+  const snapshot = await acts.compareWithProvider({ companyId, reconciliationId, requestId });
+  const repairsRequested: string[] = [];
+  for (const [number, { staleRecordIds }] of repairsByInvoice(snapshot.findings)) {
+    try {
+      await getExternalWorkflowHandle(invoiceWorkflowId(companyId, number)).signal(resyncSignal, { reconciliationId, requestId, staleRecordIds });
+      repairsRequested.push(number);
+    } catch (e) {
+      // The invoice's workflow is gone (e.g. terminated by an operator): reported, not repaired.
+      log.warn('invoice workflow not reachable for repair', { number, error: String(e) });
+    }
+  }
+  await acts.finishReconciliation({ reconciliationId, repairsRequested });
+  log.info('reconciled', { companyId, reconciliationId, findings: snapshot.findings.length, repairsRequested: repairsRequested.length });
+  return { reconciliationId, ...snapshot, repairsRequested };
+}
