@@ -11,6 +11,8 @@ import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
 import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
 import { MailError, type Mailer } from './email/mailer.js';
+import { reminderRefusal, type ReminderOutcome } from '../domain/reminders.js';
+import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
@@ -27,6 +29,8 @@ export interface ActivityDeps {
 export interface CompanySettings {
   providerEnabled: boolean;
   paymentImportSeconds: number;
+  /** Days relative to the due date on which a Final invoice that owes something is reminded (absent in histories recorded before reminders). */
+  reminderDays?: number[];
 }
 
 export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
@@ -36,10 +40,10 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
     ...createBillActivities({ sql, renderer, mailer }),
     ...createReconcileActivities({ sql }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
-      const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number }[]>`
-        SELECT provider_enabled, payment_import_seconds FROM companies WHERE id = ${companyId}`;
+      const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number; reminder_days: number[] }[]>`
+        SELECT provider_enabled, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;
       if (!row) throw ApplicationFailure.nonRetryable(`unknown company ${companyId}`, 'UnknownCompany');
-      return { providerEnabled: row.provider_enabled, paymentImportSeconds: row.payment_import_seconds };
+      return { providerEnabled: row.provider_enabled, paymentImportSeconds: row.payment_import_seconds, reminderDays: row.reminder_days };
     },
 
     async ensureProviderCustomer({ companyId, clientId, requestId }: { companyId: string; clientId: string; requestId: string }) {
@@ -370,6 +374,53 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
         ON CONFLICT DO NOTHING`;
       log.info('invoice emailed', { number: invoice.number, to: row.email, withPayNowUrl: mail.usesPayNowUrl, requestId });
       return { messageId };
+    },
+
+    /**
+     * Sends one due-date reminder if the invoice (as its workflow last published it) is still the
+     * same Final revision and owes something; once per revision and day, with a stable Message-ID.
+     */
+    async sendReminder(input: { companyId: string; number: string; revision: number; daysAfterDue: number }): Promise<ReminderOutcome> {
+      const { companyId, number, revision, daysAfterDue } = input;
+      const [done] = await sql`
+        SELECT 1 FROM invoice_reminders WHERE company_id = ${companyId} AND invoice_number = ${number} AND revision = ${revision} AND days_after_due = ${daysAfterDue}`;
+      if (done) return 'already-sent';
+      const [row] = await sql<{ state: InvoiceState; company_name: string; client_name: string; email: string | null }[]>`
+        SELECT i.state, co.name AS company_name, cl.name AS client_name, cl.email
+        FROM invoices i JOIN companies co ON co.id = i.company_id JOIN clients cl ON cl.company_id = i.company_id AND cl.id = i.client_id
+        WHERE i.company_id = ${companyId} AND i.number = ${number}`;
+      if (!row?.state) throw ApplicationFailure.nonRetryable(`invoice ${number} is not in the read model`, 'UnknownInvoice');
+      const invoice = row.state;
+      const refusal = reminderRefusal(invoice, revision);
+      if (refusal) return refusal;
+      if (!row.email) return 'no-email';
+      const mail = renderReminderEmail({
+        company: { name: row.company_name },
+        client: { name: row.client_name },
+        invoice,
+        daysAfterDue,
+        payNowUrl: invoice.payNowUrl,
+      });
+      const messageId = `<${companyId}.${number}.r${revision}.reminder${daysAfterDue}@billflow>`;
+      const [pdf] = invoice.pdf ? await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${invoice.pdf.documentId}` : [];
+      try {
+        await mailer.send({
+          to: row.email,
+          subject: mail.subject,
+          text: mail.text,
+          messageId,
+          headers: { 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
+          attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
+        });
+      } catch (e) {
+        if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
+        throw e;
+      }
+      await sql`
+        INSERT INTO invoice_reminders (company_id, invoice_number, revision, days_after_due, recipient, message_id, outstanding)
+        VALUES (${companyId}, ${number}, ${revision}, ${daysAfterDue}, ${row.email}, ${messageId}, ${invoice.outstanding}) ON CONFLICT DO NOTHING`;
+      log.info('reminder sent', { number, revision, daysAfterDue, to: row.email, outstanding: invoice.outstanding });
+      return 'sent';
     },
 
     /** Writes the read model; a stale (retried, older) write never overwrites a newer one. */

@@ -37,6 +37,16 @@ const schemas = {
       },
       currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
       paymentImportSeconds: { type: 'integer', minimum: 1, default: 3600, description: 'How often an open invoice imports payments from the provider.' },
+      reminderDays: {
+        type: 'array',
+        uniqueItems: true,
+        maxItems: 10,
+        items: { type: 'integer', minimum: -30, maximum: 365 },
+        default: [],
+        description:
+          'Days relative to the due date (0 = the due date, -3 = three days before, 7 = a week after) on which the client of a Final invoice ' +
+          'that still owes something gets a reminder email with the outstanding amount, the Pay Now URL and the PDF. None by default.',
+      },
       reconcileSeconds: {
         type: 'integer',
         minimum: 60,
@@ -67,6 +77,7 @@ const schemas = {
       currency: { type: 'string' },
       paymentImportSeconds: { type: 'integer' },
       reconcile: { type: 'object', properties: { everySeconds: { type: 'integer' }, scheduleId: { type: ['string', 'null'] } } },
+      reminderDays: { type: 'array', items: { type: 'integer' } },
       provider: { type: 'object', properties: { enabled: { type: 'boolean' }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } } },
       webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
       apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },

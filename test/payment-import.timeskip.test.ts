@@ -8,24 +8,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { ensureSearchAttributes } from '../lib/temporal.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { timeSkippingEnvironment } from './support.js';
 
 let env: TestWorkflowEnvironment;
 let stack: Stack;
 let tenant: Tenant;
 
-/** The SDK waits a fixed 5 s for the JVM to answer; on a loaded 2-core machine a start can miss that once. */
-async function timeSkippingEnvironment(attempts = 3): Promise<TestWorkflowEnvironment> {
-  for (let i = 1; ; i++) {
-    try {
-      return await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: inject('testServerPath') } } });
-    } catch (e) {
-      if (i >= attempts || !String(e).includes('did not start within')) throw e;
-    }
-  }
-}
-
 beforeAll(async () => {
-  env = await timeSkippingEnvironment();
+  env = await timeSkippingEnvironment(inject('testServerPath'));
   await ensureSearchAttributes(env.connection, 'default');
   stack = await startStack({ temporal: { client: env.client, nativeConnection: env.nativeConnection } });
   tenant = await createTenant(stack, { paymentImportSeconds: 3600 });

@@ -157,7 +157,7 @@ export interface Tenant {
 /** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
 export async function createTenant(
   stack: Stack,
-  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string } = {},
+  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[] } = {},
 ): Promise<Tenant> {
   const companyId = `co-${randomUUID().slice(0, 8)}`;
   const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {
@@ -174,6 +174,7 @@ export async function createTenant(
       id: companyId,
       name: `Company ${companyId}`,
       ...(opts.organisationId ? { organisationId: opts.organisationId } : {}),
+      ...(opts.reminderDays ? { reminderDays: opts.reminderDays } : {}),
       paymentImportSeconds: opts.paymentImportSeconds ?? 3600,
       provider: {
         enabled: opts.providerEnabled ?? true,

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { chromium, type Browser } from 'playwright-core';
 import { inject } from 'vitest';
 
@@ -39,4 +40,15 @@ export function launchBrowser(): Promise<Browser> {
     executablePath: inject('chromiumPath'),
     args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu'],
   });
+}
+
+/** Temporal's Java time-skipping server. The SDK waits a fixed 5 s for the JVM to answer; on a loaded 2-core machine a start can miss that once. */
+export async function timeSkippingEnvironment(testServerPath: string, attempts = 3): Promise<TestWorkflowEnvironment> {
+  for (let i = 1; ; i++) {
+    try {
+      return await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: testServerPath } } });
+    } catch (e) {
+      if (i >= attempts || !String(e).includes('did not start within')) throw e;
+    }
+  }
 }

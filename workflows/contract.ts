@@ -19,6 +19,19 @@ export function invoiceWorkflowId(companyId: string, number: string): string {
   return `${ID_PREFIX}:${companyId}:${number}`;
 }
 
+/** The due-date reminders of one Final revision of an invoice: `Reminders:<company>:<number>:r<revision>`. */
+export function remindersWorkflowId(companyId: string, number: string, revision: number): string {
+  return `Reminders:${companyId}:${number}:r${revision}`;
+}
+
+export interface RemindersInput {
+  companyId: string;
+  number: string;
+  revision: number;
+  dueDate: string;
+  reminderDays: number[];
+}
+
 export function parseInvoiceWorkflowId(id: string): { companyId: string; number: string } | null {
   const m = /^Invoice:([^:]+):(.+)$/.exec(id);
   return m ? { companyId: m[1]!, number: m[2]! } : null;

@@ -11,13 +11,16 @@ import {
   condition,
   continueAsNew,
   log,
+  ParentClosePolicy,
   patched,
   proxyActivities,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { classifyBill, lifecycleMoveError, quickPayError, type Classification, type LifecycleState } from '../domain/bill.js';
 import { datesError, invoiceTotal, outstandingAmount, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
@@ -26,6 +29,7 @@ import {
   applyPrepaymentUpdate,
   changeStatusUpdate,
   lifecycleUpdate,
+  remindersWorkflowId,
   paymentSignal,
   quickPayUpdate,
   releaseUpdate,
@@ -44,6 +48,7 @@ import {
 } from './contract.js';
 import { Lock } from './lock.js';
 import { resyncSignal, type ResyncRequest } from './reconcile-contract.js';
+import { invoiceRemindersWorkflow } from './reminders.js';
 import { initialState } from './state.js';
 
 const acts = proxyActivities<Activities>({
@@ -293,6 +298,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (req.to === 'Final') await moveLifecycle('Posted', 'billflow', req.requestId);
     else state.lifecycleState = null;
     await publish();
+    await startReminders(company.reminderDays ?? []);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
@@ -386,6 +392,31 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
   }
 
+  /**
+   * Starts the due-date reminders of this Final revision (a workflow of their own, left running
+   * when this one continues as new); they end by themselves once the invoice is paid or changes.
+   */
+  async function startReminders(reminderDays: number[]): Promise<void> {
+    if (reminderDays.length === 0 || state.status !== 'Final' || state.held || state.outstanding <= 0) return;
+    // Invoices that became Final before reminders existed replay as they ran.
+    if (!patched('due-date-reminders')) return;
+    const { companyId, number, revision, dueDate } = state;
+    try {
+      await startChild(invoiceRemindersWorkflow, {
+        workflowId: remindersWorkflowId(companyId, number, revision),
+        args: [{ companyId, number, revision, dueDate, reminderDays }],
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        typedSearchAttributes: [
+          { key: sa.invoiceNumber, value: number },
+          { key: sa.companyId, value: companyId },
+        ],
+        staticSummary: `Due-date reminders for invoice ${number}, revision ${revision} (days ${reminderDays.join(', ')})`,
+      });
+    } catch (e) {
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+    }
+  }
+
   /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
     if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
@@ -397,6 +428,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     state.held = false;
     state.history.push({ at: new Date().toISOString(), from: 'Final', to: 'Final', requestId: req.requestId, releasedBy: req.by });
     await publish();
+    await startReminders(company.reminderDays ?? []);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 

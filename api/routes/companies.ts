@@ -15,6 +15,7 @@ interface CompanyBody {
   currency?: string;
   paymentImportSeconds?: number;
   reconcileSeconds?: number;
+  reminderDays?: number[];
   provider?: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
 }
 
@@ -52,9 +53,10 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       }
       const rows = await tx`
         INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_url, provider_account_id,
-          provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds)
+          provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds, reminder_days)
         VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${p.url ?? null},
-          ${p.accountId ?? null}, ${p.apiKey ?? null}, ${p.webhookSecret ?? null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400})
+          ${p.accountId ?? null}, ${p.apiKey ?? null}, ${p.webhookSecret ?? null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400},
+          ${[...(b.reminderDays ?? [])].sort((x, y) => x - y)}::int[])
         ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (rows.length === 0) return false;
       if (organisationId) {
@@ -88,6 +90,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         currency: b.currency ?? 'USD',
         paymentImportSeconds: b.paymentImportSeconds ?? 3600,
         reconcile: { everySeconds: b.reconcileSeconds ?? 86_400, scheduleId: scheduled ? reconcileScheduleId(b.id) : null },
+        reminderDays: [...(b.reminderDays ?? [])].sort((x, y) => x - y),
         provider: { enabled: p.enabled, url: p.url ?? null, accountId: p.accountId ?? null },
         webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
         apiKey,
@@ -97,7 +100,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.get('/v1/companies', mw.erpAuth, async (_req, res) => {
     const rows = await deps.sql`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
-        json_build_object('everySeconds', reconcile_seconds) AS reconcile,
+        json_build_object('everySeconds', reconcile_seconds) AS reconcile, reminder_days AS "reminderDays",
         json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${scopeOf(res).companies.map((c) => c.id)}::text[]) ORDER BY id`;
     res.json({ data: rows });

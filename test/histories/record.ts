@@ -1,11 +1,14 @@
 /**
- * Records the history of one invoice's whole life (draft, final, paid in part, reissued, revised,
- * prepayment applied, final again, Quick Pay) into test/histories/, for test/replay.test.ts.
- * Re-record only when a change is meant to alter new workflows, and keep the old file (use
- * `patched()` in the workflow so old histories still replay): `npx tsx test/histories/record.ts`.
+ * Records invoice histories into test/histories/, for test/replay.test.ts:
+ *  - invoice-full-life: draft, final, paid in part, reissued, revised, prepayment applied, final
+ *    again, Quick Pay;
+ *  - invoice-reminders-resync: final with due-date reminders, edited at the provider, repaired by
+ *    a reconciliation.
+ * Only histories whose file is missing are recorded: old files stay, so histories of earlier code
+ * keep replaying (use `patched()` in the workflow for changes). `npx tsx test/histories/record.ts`.
  */
 import { randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import proto from '@temporalio/proto';
 import { ROOT } from '../../lib/paths.js';
@@ -15,14 +18,29 @@ import { createTenant, eventually, http, startStack } from '../stack.js';
 
 const servers = await startServers({ webUi: false });
 const stack = await startStack(servers);
-try {
+
+async function save(name: string, companyId: string, number: string): Promise<void> {
+  const history = await stack.temporal.workflow.getHandle(invoiceWorkflowId(companyId, number)).fetchHistory();
+  // Binary protobuf: the SDK's JSON helpers trip over duplicate protobufjs copies in node_modules.
+  const file = path.join(ROOT, 'test', 'histories', `${name}.binpb`);
+  writeFileSync(file, proto.temporal.api.history.v1.History.encode(history).finish());
+  process.stdout.write(`wrote ${file} (${history.events?.length} events)\n`);
+}
+
+const must = async (r: Promise<{ status: number; body: unknown }>) => {
+  const res = await r;
+  if (res.status >= 300) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as Record<string, unknown>;
+};
+
+const recordings: Record<string, () => Promise<void>> = {
+  'invoice-full-life': fullLife,
+  'invoice-reminders-resync': remindersAndResync,
+};
+
+async function fullLife(): Promise<void> {
   const tenant = await createTenant(stack);
   const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
-  const must = async (r: Promise<{ status: number; body: unknown }>) => {
-    const res = await r;
-    if (res.status >= 300) throw new Error(`${res.status} ${JSON.stringify(res.body)}`);
-    return res.body as Record<string, unknown>;
-  };
   await must(api('POST', '/v1/clients', { id: 'CL-1', name: 'Replay Client', email: 'replay@example.test' }));
   const number = `REPLAY-${randomUUID().slice(0, 6)}`;
   await must(api('POST', '/v1/invoices', { number, clientId: 'CL-1', invoiceDate: '2026-11-01', dueDate: '2026-12-01', lines: [{ description: 'Work', amount: 100_000 }] }));
@@ -38,11 +56,27 @@ try {
   await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
   await must(api('POST', `/v1/invoices/${number}/lifecycle`, { state: 'Presented', by: 'recorder' }));
   await must(api('POST', `/v1/invoices/${number}/quick-pay`, { paymentType: 'Receipt', paymentMethod: 'Cheque', issuedOn: '2026-11-20', category: 'Customer payment', receivedByUser: 'rec', receivedByUnit: 'AR' }));
-  const history = await stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, number)).fetchHistory();
-  // Binary protobuf: the SDK's JSON helpers trip over duplicate protobufjs copies in node_modules.
-  const file = path.join(ROOT, 'test', 'histories', 'invoice-full-life.binpb');
-  writeFileSync(file, proto.temporal.api.history.v1.History.encode(history).finish());
-  process.stdout.write(`wrote ${file} (${history.events?.length} events)\n`);
+  await save('invoice-full-life', tenant.companyId, number);
+}
+
+async function remindersAndResync(): Promise<void> {
+  const tenant = await createTenant(stack, { reminderDays: [0, 7] });
+  const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
+  await must(api('POST', '/v1/clients', { id: 'CL-2', name: 'Replay Client', email: 'replay@example.test' }));
+  const number = `REPLAY-${randomUUID().slice(0, 6)}`;
+  await must(api('POST', '/v1/invoices', { number, clientId: 'CL-2', invoiceDate: '2026-11-01', dueDate: '2036-12-01', lines: [{ description: 'Work', amount: 60_000 }] }));
+  const final = await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
+  await must(http(stack.sandboxUrl, 'PATCH', `/v1/invoices/${String(final.providerInvoiceId)}`, { key: tenant.account.apiKey, body: { amount: 65_000, outstanding: 65_000 } }));
+  const run = await must(api('POST', '/v1/reconciliations'));
+  await eventually(async () => ((await api('GET', `/v1/reconciliations/${String(run.id)}`)).body.repairs as unknown[]).length === 1 || undefined, 'the repair');
+  await save('invoice-reminders-resync', tenant.companyId, number);
+}
+
+try {
+  for (const [name, record] of Object.entries(recordings)) {
+    if (existsSync(path.join(ROOT, 'test', 'histories', `${name}.binpb`))) continue;
+    await record();
+  }
 } finally {
   await stack.stop();
   await servers.stop();
