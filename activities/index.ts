@@ -11,7 +11,7 @@ import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
 import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
 import { MailError, type Mailer } from './email/mailer.js';
-import { reminderRefusal, type ReminderOutcome } from '../domain/reminders.js';
+import { reminderRefusal, type ReminderRefusal } from '../domain/reminders.js';
 import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
@@ -376,24 +376,27 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       return { messageId };
     },
 
+    /** Whether a reminder for this revision is still due, as the invoice's workflow last published it (it checks again). */
+    async reminderRefusal(input: { companyId: string; number: string; revision: number }): Promise<ReminderRefusal | null> {
+      const [row] = await sql<{ state: InvoiceState | null }[]>`SELECT state FROM invoices WHERE company_id = ${input.companyId} AND number = ${input.number}`;
+      if (!row?.state) throw ApplicationFailure.nonRetryable(`invoice ${input.number} is not in the read model`, 'UnknownInvoice');
+      return reminderRefusal(row.state, input.revision);
+    },
+
     /**
-     * Sends one due-date reminder if the invoice (as its workflow last published it) is still the
-     * same Final revision and owes something; once per revision and day, with a stable Message-ID.
+     * Emails one due-date reminder for the invoice as its workflow holds it now: once per revision
+     * and day (a resend after a crash between sending and recording carries the same Message-ID).
      */
-    async sendReminder(input: { companyId: string; number: string; revision: number; daysAfterDue: number }): Promise<ReminderOutcome> {
-      const { companyId, number, revision, daysAfterDue } = input;
+    async sendReminder(input: { invoice: InvoiceState; daysAfterDue: number; requestId: string }): Promise<'sent' | 'already-sent' | 'no-email'> {
+      const { invoice, daysAfterDue, requestId } = input;
+      const { companyId, number, revision } = invoice;
       const [done] = await sql`
         SELECT 1 FROM invoice_reminders WHERE company_id = ${companyId} AND invoice_number = ${number} AND revision = ${revision} AND days_after_due = ${daysAfterDue}`;
       if (done) return 'already-sent';
-      const [row] = await sql<{ state: InvoiceState; company_name: string; client_name: string; email: string | null }[]>`
-        SELECT i.state, co.name AS company_name, cl.name AS client_name, cl.email
-        FROM invoices i JOIN companies co ON co.id = i.company_id JOIN clients cl ON cl.company_id = i.company_id AND cl.id = i.client_id
-        WHERE i.company_id = ${companyId} AND i.number = ${number}`;
-      if (!row?.state) throw ApplicationFailure.nonRetryable(`invoice ${number} is not in the read model`, 'UnknownInvoice');
-      const invoice = row.state;
-      const refusal = reminderRefusal(invoice, revision);
-      if (refusal) return refusal;
-      if (!row.email) return 'no-email';
+      const [row] = await sql<{ company_name: string; client_name: string; email: string | null }[]>`
+        SELECT co.name AS company_name, cl.name AS client_name, cl.email
+        FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${companyId} AND cl.id = ${invoice.clientId}`;
+      if (!row?.email) return 'no-email';
       const mail = renderReminderEmail({
         company: { name: row.company_name },
         client: { name: row.client_name },
@@ -409,7 +412,7 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
           subject: mail.subject,
           text: mail.text,
           messageId,
-          headers: { 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
+          headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
           attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
         });
       } catch (e) {

@@ -13,7 +13,7 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
       const api = new BillPayClient(await providerAccount(sql, companyId));
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
-        SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding FROM invoices WHERE company_id = ${companyId}`;
+        SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
       const findings: Finding[] = findDrift(engine, records);
       await sql`
         INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
@@ -24,15 +24,17 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
       return { checkedInvoices: engine.length, checkedRecords: records.length, findings };
     },
 
-    async finishReconciliation({ reconciliationId, repairsRequested }: { reconciliationId: string; repairsRequested: string[] }): Promise<void> {
-      await sql`UPDATE reconciliations SET repairs_requested = ${repairsRequested}, finished_at = coalesce(finished_at, now()) WHERE id = ${reconciliationId}`;
+    async finishReconciliation(input: { reconciliationId: string; repairsRequested: string[]; halted: string | null }): Promise<void> {
+      await sql`
+        UPDATE reconciliations SET repairs_requested = ${input.repairsRequested}, halted = ${input.halted}, finished_at = coalesce(finished_at, now())
+        WHERE id = ${input.reconciliationId}`;
     },
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */
     async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
       const api = new BillPayClient(await providerAccount(sql, companyId));
       const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
-      return record && { amount: record.amount, outstanding: record.outstanding };
+      return record && { amount: record.amount, outstanding: record.outstanding, customerId: record.customerId };
     },
 
     async recordRepair(input: { reconciliationId: string; number: string; actions: string[] }): Promise<void> {

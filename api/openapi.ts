@@ -338,7 +338,15 @@ const schemas = {
     properties: {
       id: { type: 'string', format: 'uuid' },
       requestId: { type: 'string', description: 'Correlation id carried by every repair call to the provider.' },
-      status: { type: 'string', enum: ['running', 'finished'] },
+      status: {
+        type: 'string',
+        enum: ['running', 'repairing', 'finished'],
+        description: '`repairing`: compared, and some invoice workflows have not yet recorded their repair.',
+      },
+      halted: { type: ['string', 'null'], description: 'Why no repair was asked for although there were findings (most of the account differs at once).' },
+      findingCount: { type: 'integer' },
+      startedAt: { type: 'string', format: 'date-time' },
+      finishedAt: { type: ['string', 'null'], format: 'date-time' },
       checkedInvoices: { type: 'integer' },
       checkedRecords: { type: 'integer' },
       findings: {
@@ -355,7 +363,13 @@ const schemas = {
         },
       },
       repairsRequested: { type: 'array', items: { type: 'string' }, description: 'Invoices whose workflows were asked to repair.' },
-      repairs: { type: 'array', items: { type: 'object', properties: { invoiceNumber: { type: 'string' }, actions: { type: 'array', items: { type: 'string' } } } } },
+      repairs: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: { invoiceNumber: { type: 'string' }, actions: { type: 'array', items: { type: 'string' } }, repairedAt: { type: 'string', format: 'date-time' } },
+        },
+      },
     },
   },
   ReceiptAck: {

@@ -15,26 +15,31 @@ export interface ScheduledCompany {
   reconcileSeconds: number;
 }
 
-/** Creates the company's reconciliation schedule unless it exists; false when this Temporal has no Schedules. */
+/**
+ * Creates the company's reconciliation schedule, or brings an existing one to the current
+ * interval and task queue; false when this Temporal has no Schedules.
+ */
 export async function ensureReconcileSchedule(temporal: Client, taskQueue: string, company: ScheduledCompany): Promise<boolean> {
   const args: [ReconcileInput] = [{ companyId: company.id }];
+  const scheduleId = reconcileScheduleId(company.id);
+  // Jitter spreads the companies' runs, so the provider does not get every account's listing at once.
+  const spec = { intervals: [{ every: `${company.reconcileSeconds}s` }], jitter: `${Math.min(Math.floor(company.reconcileSeconds / 10), 3600)}s` };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: RECONCILE_WORKFLOW_TYPE,
+    args,
+    taskQueue,
+    workflowId: scheduleId,
+    typedSearchAttributes: new TypedSearchAttributes([{ key: sa.companyId, value: company.id }]),
+  };
   try {
-    await temporal.schedule.create({
-      scheduleId: reconcileScheduleId(company.id),
-      spec: { intervals: [{ every: `${company.reconcileSeconds}s` }] },
-      action: {
-        type: 'startWorkflow',
-        workflowType: RECONCILE_WORKFLOW_TYPE,
-        args,
-        taskQueue,
-        workflowId: reconcileScheduleId(company.id),
-        typedSearchAttributes: new TypedSearchAttributes([{ key: sa.companyId, value: company.id }]),
-      },
-      // A run still going when the next is due is not doubled; missed runs (server down) are not replayed.
-      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
-    });
+    // A run still going when the next is due is not doubled; missed runs (server down) are not replayed.
+    await temporal.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' } });
   } catch (e) {
-    if (e instanceof ScheduleAlreadyRunning) return true;
+    if (e instanceof ScheduleAlreadyRunning) {
+      await temporal.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action }));
+      return true;
+    }
     // Temporal's time-skipping test server has no Schedules (gRPC UNIMPLEMENTED).
     if ((e as { code?: number }).code === 12 || /unimplemented/i.test(String(e))) return false;
     throw e;

@@ -75,6 +75,11 @@ export function outstandingAmount(total: Minor, prepaymentsApplied: Minor, payme
   return total - prepaymentsApplied - sum(payments.map((p) => p.amount));
 }
 
+/** What the provider's record shows as owed: the outstanding amount, never below zero (a credit is not owed). */
+export function owedAtProvider(outstanding: Minor): Minor {
+  return Math.max(outstanding, 0);
+}
+
 /**
  * Settlement is recomputed from the payment rows every time, never counted up, so a replayed or
  * duplicated event cannot drift it.

@@ -4,7 +4,7 @@
  * disagree. Inputs that need I/O (payments found at the provider, which other invoices still hold a
  * shared payment, the company's settings) are gathered first and passed in.
  */
-import { outstandingAmount, sendsToProvider, type AppliedPayment, type InvoiceStatus } from './invoice.js';
+import { outstandingAmount, owedAtProvider, sendsToProvider, type AppliedPayment, type InvoiceStatus } from './invoice.js';
 import type { Minor } from './money.js';
 
 export interface PlanInvoice {
@@ -116,7 +116,7 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
     const outstanding = outstandingAmount(invoice.total, invoice.prepaymentsApplied, payments);
     if (atProvider && invoice.providerInvoiceId && providerEnabled) {
       // A reissue keeps the provider's record and its Pay Now URL; only the figures change.
-      const owed = Math.max(outstanding, 0);
+      const owed = owedAtProvider(outstanding);
       steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
       payNowUrl = 'same';
     } else if (sendsToProvider(providerEnabled, outstanding)) {

@@ -2,7 +2,7 @@
  * Reconciliation: what differs between billflow's invoices and the provider's records of one
  * company, and who repairs it. Pure, so the rule is in one place and tested without servers.
  */
-import type { InvoiceStatus } from './invoice.js';
+import { owedAtProvider, type InvoiceStatus } from './invoice.js';
 import type { Minor } from './money.js';
 
 /** An invoice as billflow's read model has it. */
@@ -12,6 +12,8 @@ export interface EngineInvoice {
   providerInvoiceId: string | null;
   total: Minor;
   outstanding: Minor;
+  /** A held exceptional bill: its record (if any) waits for the operator's release, so it is not compared. */
+  held: boolean;
 }
 
 /** A live invoice record at the provider. */
@@ -43,17 +45,17 @@ export function findDrift(engine: readonly EngineInvoice[], provider: readonly P
   const invoices = new Map(engine.map((i) => [i.number, i]));
   const findings: Finding[] = [];
   for (const inv of engine) {
-    if (!inv.providerInvoiceId || inv.status === 'Draft') continue;
+    if (!inv.providerInvoiceId || inv.status === 'Draft' || inv.held) continue;
     const record = records.get(inv.providerInvoiceId);
     if (!record) {
       findings.push({ kind: 'missing-at-provider', number: inv.number, providerInvoiceId: inv.providerInvoiceId });
-    } else if (inv.status === 'Final' && (record.amount !== inv.total || record.outstanding !== inv.outstanding)) {
+    } else if (inv.status === 'Final' && (record.amount !== inv.total || record.outstanding !== owedAtProvider(inv.outstanding))) {
       // A Reissue keeps its record's last Final figures until it is Final again, so only Final is compared.
       findings.push({
         kind: 'figures-differ',
         number: inv.number,
         providerInvoiceId: record.id,
-        billflow: { amount: inv.total, outstanding: inv.outstanding },
+        billflow: { amount: inv.total, outstanding: owedAtProvider(inv.outstanding) },
         provider: { amount: record.amount, outstanding: record.outstanding },
       });
     }
@@ -66,7 +68,18 @@ export function findDrift(engine: readonly EngineInvoice[], provider: readonly P
   return findings;
 }
 
-/** The invoices whose workflows are asked to repair their own records, with the stale records each must remove. */
+/**
+ * Automatic repair stops when most of an account looks wrong at once (swapped credentials, an
+ * account shared by mistake, a provider-side incident): that needs a person, not mass re-creation.
+ */
+export function repairHalt(invoicesToRepair: number, checkedInvoices: number): string | null {
+  if (invoicesToRepair > 10 && invoicesToRepair > checkedInvoices / 2) {
+    return `${invoicesToRepair} of ${checkedInvoices} invoices differ from the provider account: too many to repair automatically; check the account's configuration`;
+  }
+  return null;
+}
+
+/** The invoices whose workflows are asked to repair their own records, with the stale records each must look at. */
 export function repairsByInvoice(findings: readonly Finding[]): Map<string, { staleRecordIds: string[] }> {
   const out = new Map<string, { staleRecordIds: string[] }>();
   for (const f of findings) {

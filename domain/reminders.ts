@@ -10,13 +10,13 @@ export function reminderSchedule(dueDate: string, reminderDays: readonly number[
   return [...new Set(reminderDays)].sort((a, b) => a - b).map((days) => ({ days, at: due + days * DAY_MS }));
 }
 
-export type ReminderOutcome = 'sent' | 'already-sent' | 'not-final' | 'superseded' | 'settled' | 'held' | 'no-email';
+export type ReminderRefusal = 'not-final' | 'superseded' | 'settled' | 'held';
 
-/** Why an invoice gets no reminder now, or null when it does. */
+/** Why an invoice gets no reminder for `revision` now, or null when it does. */
 export function reminderRefusal(
   invoice: { status: InvoiceStatus; revision: number; outstanding: Minor; held: boolean },
   revision: number,
-): Exclude<ReminderOutcome, 'sent' | 'already-sent' | 'no-email'> | null {
+): ReminderRefusal | null {
   if (invoice.revision !== revision) return 'superseded';
   if (invoice.status !== 'Final') return 'not-final';
   if (invoice.held) return 'held';

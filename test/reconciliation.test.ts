@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileScheduleId } from '../workflows/reconcile-contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
 type Invoice = Body & { number: string; outstanding: number; payNowUrl: string; providerInvoiceId: string };
@@ -54,6 +55,10 @@ describe('reconciliation', () => {
     const edited = await finalInvoice(clientId, 70_000);
     const drafted = await finalInvoice(clientId, 25_000);
     const inStep = await finalInvoice(clientId, 10_000);
+    const settled = await finalInvoice(clientId, 15_000);
+    const paidDraft = await finalInvoice(clientId, 12_000);
+    await api('PUT', '/v1/billing-run-definition', { maxCredited: null, maxDebited: { kind: 'fixed', amount: 50_000 } });
+    const held = await finalInvoice(clientId, 20_000);
 
     // 1. A payment whose webhook was lost (and whose import timer is an hour away).
     await atProvider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: null });
@@ -68,7 +73,19 @@ describe('reconciliation', () => {
     expect((await api('POST', `/v1/invoices/${drafted.number}/status`, { status: 'Draft' })).status).toBe(200);
     const stale = await atProvider<{ id: string }>('POST', '/v1/invoices', { customerId, number: drafted.number, invoiceDate: '2026-11-02', amount: 25_000, outstanding: 25_000 });
     expect(stale.status).toBe(201);
-    // 5. A record made at the provider by hand, for a number billflow does not know.
+    // 5. A stale record that holds a payment: reported, left for a person.
+    expect((await api('POST', `/v1/invoices/${paidDraft.number}/status`, { status: 'Draft' })).status).toBe(200);
+    const staleWithMoney = await atProvider<{ id: string }>('POST', '/v1/invoices', { customerId, number: paidDraft.number, invoiceDate: '2026-11-02', amount: 12_000, outstanding: 12_000 });
+    expect((await atProvider('POST', '/v1/payments', { customerId, allocations: [{ invoiceId: staleWithMoney.body.id, amount: 1_000 }], method: 'card' })).status).toBe(201);
+    // 6. A paid invoice whose record the provider lost: nothing is owed, so nothing is re-created.
+    const quickPay = { paymentType: 'Receipt', paymentMethod: 'Cheque', issuedOn: '2026-11-20', category: 'Customer payment', receivedByUser: 'ap', receivedByUnit: 'AR' };
+    expect((await api('POST', `/v1/invoices/${settled.number}/quick-pay`, quickPay)).body).toMatchObject({ settlement: 'Settled' });
+    expect((await atProvider('DELETE', `/v1/invoices/${settled.providerInvoiceId}`)).status).toBe(200);
+    // 7. A held exceptional bill: reissued above the company's limit, its record keeps the old figures until released.
+    await api('POST', `/v1/invoices/${held.number}/status`, { status: 'Reissue' });
+    await api('POST', `/v1/invoices/${held.number}/revision`, { lines: [{ description: 'Survey', amount: 90_000 }] });
+    expect((await api('POST', `/v1/invoices/${held.number}/status`, { status: 'Final' })).body).toMatchObject({ held: true });
+    // 8. A record made at the provider by hand, for a number billflow does not know.
     const foreignNumber = `HAND-${randomUUID().slice(0, 6)}`;
     const foreign = await atProvider<{ id: string }>('POST', '/v1/invoices', { customerId, number: foreignNumber, invoiceDate: '2026-11-02', amount: 5_000, outstanding: 5_000 });
     expect(foreign.status).toBe(201);
@@ -81,20 +98,25 @@ describe('reconciliation', () => {
       [deleted.number]: 'missing-at-provider',
       [edited.number]: 'figures-differ',
       [drafted.number]: 'stale-at-provider',
+      [paidDraft.number]: 'stale-at-provider',
+      [settled.number]: 'missing-at-provider',
       [foreignNumber]: 'unknown-at-provider',
     });
-    expect(run.body.repairsRequested.sort()).toEqual([paid.number, deleted.number, edited.number, drafted.number].sort());
+    expect(run.body.repairsRequested.sort()).toEqual([paid.number, deleted.number, edited.number, drafted.number, paidDraft.number, settled.number].sort());
 
     // Each invoice's workflow records what it did.
     const report = await eventually(async () => {
       const r = await api<Report>('GET', `/v1/reconciliations/${run.body.id}`);
-      return r.body.repairs.length === 4 ? r.body : undefined;
-    }, 'the four repairs');
+      return r.body.repairs.length === 6 ? r.body : undefined;
+    }, 'the six repairs');
+    expect(report.status).toBe('finished');
     const actions = Object.fromEntries(report.repairs.map((r) => [r.invoiceNumber, r.actions.join(' | ')]));
     expect(actions[paid.number]).toMatch(/imported 1 payment/);
     expect(actions[deleted.number]).toMatch(/re-created provider record/);
     expect(actions[edited.number]).toMatch(/set provider amount\/outstanding 75000\/75000 to 70000\/70000/);
     expect(actions[drafted.number]).toMatch(new RegExp(`deleted provider record ${stale.body.id}`));
+    expect(actions[paidDraft.number]).toMatch(new RegExp(`left provider record ${staleWithMoney.body.id}: it has 1 payment`));
+    expect(actions[settled.number]).toMatch(/nothing is owed, so none is re-created/);
 
     // The provider and billflow agree again.
     expect((await api<Invoice>('GET', `/v1/invoices/${paid.number}`)).body).toMatchObject({ outstanding: 70_000, settlement: 'Partially settled' });
@@ -105,6 +127,14 @@ describe('reconciliation', () => {
     expect((await fetch(recreated.payNowUrl)).status).toBe(200);
     expect((await atProvider('GET', `/v1/invoices/${edited.providerInvoiceId}`)).body).toMatchObject({ amount: 70_000, outstanding: 70_000 });
     expect((await atProvider('GET', `/v1/invoices/${stale.body.id}`)).status).toBe(404);
+    expect((await atProvider('GET', `/v1/invoices/${staleWithMoney.body.id}`)).status).toBe(200);
+    expect((await api<Invoice>('GET', `/v1/invoices/${settled.number}`)).body).toMatchObject({ providerInvoiceId: null, payNowUrl: null, settlement: 'Settled' });
+    // The held bill's record kept its old figures: only the operator's release sends the new ones.
+    expect((await atProvider('GET', `/v1/invoices/${held.providerInvoiceId}`)).body).toMatchObject({ amount: 20_000 });
+    // The re-created record's PDF prints its new Pay Now URL.
+    const [pdf] = await stack.sql<{ bytes: Buffer }[]>`
+      SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${deleted.number}`;
+    expect(await pdfText(pdf!.bytes)).toContain(recreated.payNowUrl);
     // Records billflow does not own are reported and left alone; an invoice in step was not touched.
     expect((await atProvider('GET', `/v1/invoices/${foreign.body.id}`)).status).toBe(200);
     expect(report.repairs.map((r) => r.invoiceNumber)).not.toContain(inStep.number);
@@ -113,11 +143,15 @@ describe('reconciliation', () => {
     const calls = await atProvider<{ data: { method: string }[] }>('GET', '/v1/sandbox/requests?requestId=reconcile-test');
     expect(calls.body.data.map((c) => c.method)).toEqual(expect.arrayContaining(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']));
 
-    // A second run finds only what billflow does not own.
+    // A second run finds only what was left for a person.
     const again = await api<Report>('POST', '/v1/reconciliations');
     expect(again.status).toBe(201);
-    expect(again.body.findings).toEqual([expect.objectContaining({ kind: 'unknown-at-provider', number: foreignNumber })]);
-    expect(again.body.repairsRequested).toEqual([]);
+    expect(again.body.findings.map((f) => [f.kind, f.number]).sort()).toEqual(
+      [
+        ['stale-at-provider', paidDraft.number],
+        ['unknown-at-provider', foreignNumber],
+      ].sort(),
+    );
     await atProvider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: `${stack.apiUrl}/webhooks/provider/${tenant.companyId}` });
   });
 

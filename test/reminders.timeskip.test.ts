@@ -70,7 +70,7 @@ it('reminds on the due date and a week later with what is still owed, and stops 
   await eventually(async () => ((await api('GET', `/v1/invoices/${number}`)).body.settlement === 'Settled' ? true : undefined), 'settled');
   await env.sleep('7 days');
   const handle = env.client.workflow.getHandle(remindersWorkflowId(tenant.companyId, number, 1));
-  expect(await handle.result()).toEqual({ sent: [0, 7], ended: 'settled' });
+  expect(await handle.result()).toEqual({ signalled: [0, 7], ended: 'settled' });
   expect((await reminders()).map((m) => m.subject)).toHaveLength(2);
   const rows = await stack.sql<{ days_after_due: number; outstanding: number }[]>`
     SELECT days_after_due, outstanding FROM invoice_reminders WHERE company_id = ${tenant.companyId} AND invoice_number = ${number} ORDER BY days_after_due`;

@@ -24,6 +24,11 @@ export function remindersWorkflowId(companyId: string, number: string, revision:
   return `Reminders:${companyId}:${number}:r${revision}`;
 }
 
+export interface ReminderRequest {
+  revision: number;
+  daysAfterDue: number;
+}
+
 export interface RemindersInput {
   companyId: string;
   number: string;
@@ -122,6 +127,7 @@ export interface InvoiceWorkflowInput {
   pending?: ProviderPayment[];
   /** Reconciliation repairs asked for but not yet done when the previous run continued as new. */
   pendingResyncs?: ResyncRequest[];
+  pendingReminders?: ReminderRequest[];
   /** Continue as new past this many history events as well as when Temporal suggests it (tests lower it). */
   continueAsNewAfterEvents?: number;
 }
@@ -202,3 +208,5 @@ export const releaseUpdate = defineUpdate<StatusChangeResult, [ReleaseRequest]>(
 export const quickPayUpdate = defineUpdate<InvoiceState, [QuickPayRequest]>('quickPay');
 export const applyPrepaymentUpdate = defineUpdate<InvoiceState, [ApplyPrepaymentRequest]>('applyPrepayment');
 export const paymentSignal = defineSignal<[ProviderPayment]>('paymentReceived');
+/** A reminder's day has come (from the invoice's reminders workflow); the invoice sends it if still owed. */
+export const reminderSignal = defineSignal<[ReminderRequest]>('reminderDue');

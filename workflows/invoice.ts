@@ -10,6 +10,7 @@ import {
   ApplicationFailure,
   condition,
   continueAsNew,
+  isCancellation,
   log,
   ParentClosePolicy,
   patched,
@@ -23,8 +24,9 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { classifyBill, lifecycleMoveError, quickPayError, type Classification, type LifecycleState } from '../domain/bill.js';
-import { datesError, invoiceTotal, outstandingAmount, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
+import { datesError, invoiceTotal, outstandingAmount, owedAtProvider, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
+import { reminderRefusal } from '../domain/reminders.js';
 import {
   applyPrepaymentUpdate,
   changeStatusUpdate,
@@ -32,6 +34,7 @@ import {
   remindersWorkflowId,
   paymentSignal,
   quickPayUpdate,
+  reminderSignal,
   releaseUpdate,
   reviseUpdate,
   searchAttributes as sa,
@@ -43,6 +46,7 @@ import {
   type ProviderPayment,
   type QuickPayRequest,
   type ReleaseRequest,
+  type ReminderRequest,
   type ReviseRequest,
   type StatusChangeResult,
 } from './contract.js';
@@ -61,6 +65,12 @@ const acts = proxyActivities<Activities>({
  * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
  * be reached after a few quick tries, the change is refused rather than left waiting.
  */
+/** A reconciliation's repair tries the provider a few times; the next reconciliation tries again. */
+const repairActs = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
+});
+
 const importBeforeChange = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
@@ -71,6 +81,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   const lock = new Lock();
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
   const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
+  const remindersDue: ReminderRequest[] = [...(input.pendingReminders ?? [])];
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -125,7 +136,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     inbox.push(p);
   });
   setHandler(resyncSignal, (r) => {
-    resyncs.push(r);
+    // A repair signalled to a run of code without this handler was ignored there; replay ignores it too.
+    if (patched('resync-signal')) resyncs.push(r);
+  });
+  setHandler(reminderSignal, (r) => {
+    if (patched('reminder-signal')) remindersDue.push(r);
   });
 
   /** Recomputes every derived figure from the rows, then writes the read model and search attributes. */
@@ -177,71 +192,127 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   /**
-   * A reconciliation found this invoice's provider records out of step: remove records it does not
-   * point at, re-create its record if the provider lost it, import missed payments, and set the
-   * record's figures back to billflow's. Each repair has its own idempotency key; what was done is
-   * recorded with the reconciliation.
+   * A reconciliation found this invoice's provider records out of step. Under the lock, so no
+   * status change runs meanwhile: look at records of its number it does not point at, re-create
+   * its record if the provider lost it, import missed payments, and set the record's figures back
+   * to billflow's. Provider calls retry a few times only; what was done (or why not) is recorded
+   * with the reconciliation, and a failure never ends this workflow.
    */
   async function resync(req: ResyncRequest): Promise<void> {
+    const actions: string[] = [];
+    try {
+      await repairRecords(req, actions);
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      const why = e instanceof ActivityFailure && e.cause ? e.cause.message : String(e);
+      log.warn('resync failed', { number: state.number, reconciliationId: req.reconciliationId, error: why });
+      actions.push(`could not finish the repair: ${why}`);
+    }
+    if (actions.length === 0) actions.push('nothing to repair: already in step');
+    log.info('resynced with the provider', { number: state.number, reconciliationId: req.reconciliationId, actions, requestId: req.requestId });
+    await acts.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
+    await publish();
+  }
+
+  /**
+   * A reminder's day has come: if this revision is still Final and unpaid once the provider's
+   * payments are imported, the client is emailed. Skipped (and logged) when the provider cannot
+   * be asked, rather than dunning a client who may have paid.
+   */
+  async function remind(r: ReminderRequest): Promise<void> {
+    if (reminderRefusal(state, r.revision)) return;
+    const requestId = `reminder-${state.number}-r${r.revision}-d${r.daysAfterDue}`;
+    try {
+      if (state.sentToProvider && state.providerInvoiceId) {
+        await applyPayments(await importBeforeChange({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId }));
+      }
+      if (state.outstanding <= 0) return;
+      const outcome = await repairActs.sendReminder({ invoice: state, daysAfterDue: r.daysAfterDue, requestId });
+      log.info('reminder', { number: state.number, revision: r.revision, daysAfterDue: r.daysAfterDue, outcome });
+    } catch (e) {
+      if (isCancellation(e)) throw e;
+      log.warn('reminder not sent', { number: state.number, daysAfterDue: r.daysAfterDue, error: String(e) });
+    }
+  }
+
+  async function repairRecords(req: ResyncRequest, actions: string[]): Promise<void> {
     const { companyId, number } = state;
     const { requestId } = req;
     const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}:${req.reconciliationId}`;
-    const actions: string[] = [];
+    if (state.held) {
+      actions.push('held exceptional bill: left for the operator to release');
+      return;
+    }
     for (const id of req.staleRecordIds.filter((x) => x !== state.providerInvoiceId)) {
-      await acts.deleteProviderInvoice({ companyId, providerInvoiceId: id, idempotencyKey: key(`delete-stale-${id}`), requestId });
+      // Only a record that is surely this invoice's own and holds no money is removed.
+      const record = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: id, requestId });
+      if (!record) continue;
+      if (!state.providerCustomerId || record.customerId !== state.providerCustomerId) {
+        actions.push(`left provider record ${id}: it is not for this invoice's client at the provider; review it there`);
+        continue;
+      }
+      const paid = await repairActs.importProviderPayments({ companyId, providerInvoiceId: id, requestId });
+      if (paid.length > 0) {
+        actions.push(`left provider record ${id}: it has ${paid.length} payment(s); review it there`);
+        continue;
+      }
+      await repairActs.deleteProviderInvoice({ companyId, providerInvoiceId: id, idempotencyKey: key(`delete-stale-${id}`), requestId });
       actions.push(`deleted provider record ${id}, which this invoice does not use`);
     }
-    if (state.sentToProvider && state.providerInvoiceId && state.status !== 'Draft') {
-      const remote = await acts.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
-      if (!remote && state.status === 'Final') {
-        const lost = state.providerInvoiceId;
-        state.providerCustomerId = (await acts.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
-        const created = await acts.createProviderInvoice({
+    if (!state.sentToProvider || !state.providerInvoiceId || state.status === 'Draft') return;
+    const record = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+    if (!record) {
+      const lost = state.providerInvoiceId;
+      const owed = owedAtProvider(state.outstanding);
+      if (state.status === 'Final' && owed > 0) {
+        state.providerCustomerId = (await repairActs.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
+        const created = await repairActs.createProviderInvoice({
           companyId,
           customerId: state.providerCustomerId,
           number,
           invoiceDate: state.invoiceDate,
           amount: state.total,
-          outstanding: state.outstanding,
+          outstanding: owed,
           idempotencyKey: key('recreate-invoice'),
           requestId,
         });
         state.providerInvoiceId = created.providerInvoiceId;
         state.payNowUrl = created.payNowUrl;
-        if (state.pdf) {
-          await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
-        }
+        // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
+        state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
+        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
-      } else if (!remote) {
-        // A Reissue keeps its record only for the next Final; that Final now creates a new one.
-        actions.push(`forgot provider record ${state.providerInvoiceId}, which the provider had lost; the next Final creates a new one`);
+      } else {
+        // A Reissue keeps its record only for the next Final (which now creates one); nothing owed is never sent.
         state.providerInvoiceId = null;
         state.payNowUrl = null;
         state.sentToProvider = false;
         state.paymentImportSeconds = null;
-      } else if (state.status === 'Final') {
-        const before = state.payments.length;
-        await importPayments();
-        if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
-        if (remote.amount !== state.total || remote.outstanding !== state.outstanding) {
-          await acts.updateProviderInvoice({
-            companyId,
-            providerInvoiceId: state.providerInvoiceId,
-            number,
-            invoiceDate: state.invoiceDate,
-            amount: state.total,
-            outstanding: state.outstanding,
-            idempotencyKey: key('resync-invoice'),
-            requestId,
-          });
-          actions.push(`set provider amount/outstanding ${remote.amount}/${remote.outstanding} to ${state.total}/${state.outstanding}`);
-        }
+        actions.push(`forgot provider record ${lost}, which the provider had lost; ${state.status === 'Final' ? 'nothing is owed, so none is re-created' : 'the next Final creates one'}`);
       }
+      return;
     }
-    if (actions.length === 0) actions.push('nothing to repair: already in step');
-    log.info('resynced with the provider', { number, reconciliationId: req.reconciliationId, actions, requestId });
-    await acts.recordRepair({ reconciliationId: req.reconciliationId, number, actions });
-    await publish();
+    if (state.status !== 'Final') return;
+    const before = state.payments.length;
+    const found = await repairActs.importProviderPayments({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+    await applyPayments(found);
+    if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
+    // Read again after the import, so a payment made meanwhile is not undone by the update below.
+    const now = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+    const owed = owedAtProvider(state.outstanding);
+    if (now && (now.amount !== state.total || now.outstanding !== owed)) {
+      await repairActs.updateProviderInvoice({
+        companyId,
+        providerInvoiceId: state.providerInvoiceId,
+        number,
+        invoiceDate: state.invoiceDate,
+        amount: state.total,
+        outstanding: owed,
+        idempotencyKey: key('resync-invoice'),
+        requestId,
+      });
+      actions.push(`set provider amount/outstanding ${now.amount}/${now.outstanding} to ${state.total}/${owed}`);
+    }
   }
 
   async function changeStatus(req: ChangeStatusRequest): Promise<StatusChangeResult> {
@@ -498,7 +569,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   for (;;) {
     // Wake for payments, for continue-as-new, and when a status change starts or stops the import timer.
     const wasImporting = importing();
-    const wake = () => inbox.length > 0 || resyncs.length > 0 || historyIsLong() || importing() !== wasImporting;
+    const wake = () => inbox.length > 0 || resyncs.length > 0 || remindersDue.length > 0 || historyIsLong() || importing() !== wasImporting;
     let importDue = false;
     if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
     else await condition(wake);
@@ -509,12 +580,17 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         for (const r of resyncs.splice(0)) await resync(r);
       });
     }
+    if (remindersDue.length > 0) {
+      await lock.run(async () => {
+        for (const r of remindersDue.splice(0)) await remind(r);
+      });
+    }
     if (historyIsLong()) {
       // Let running Updates finish first; their callers get their answers from this run.
       await condition(allHandlersFinished);
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
       // Signals that arrived meanwhile travel along, so no payment is lost.
-      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs });
+      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs, pendingReminders: remindersDue });
     }
   }
 }

@@ -32,12 +32,14 @@ export interface ReconcileResult {
   findings: Finding[];
   /** Invoices whose workflows were asked to repair; they record what they did themselves. */
   repairsRequested: string[];
+  /** Why no repair was asked for although there were findings (too much drift at once), or null. */
+  halted: string | null;
 }
 
 export interface ResyncRequest {
   reconciliationId: string;
   requestId: string;
-  /** Provider records for this invoice's number that it does not point at: removed. */
+  /** Provider records for this invoice's number that it does not point at: removed when they are safely its own (same customer, no payments). */
   staleRecordIds: string[];
 }
 

@@ -5,7 +5,7 @@
  */
 import { getExternalWorkflowHandle, log, proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { repairsByInvoice } from '../domain/reconcile.js';
+import { repairHalt, repairsByInvoice } from '../domain/reconcile.js';
 import { invoiceWorkflowId } from './contract.js';
 import { resyncSignal, type ReconcileInput, type ReconcileResult } from './reconcile-contract.js';
 
@@ -20,7 +20,9 @@ export async function reconcileCompanyWorkflow(input: ReconcileInput): Promise<R
   const { companyId } = input;
   const snapshot = await acts.compareWithProvider({ companyId, reconciliationId, requestId });
   const repairsRequested: string[] = [];
-  for (const [number, { staleRecordIds }] of repairsByInvoice(snapshot.findings)) {
+  const repairs = repairsByInvoice(snapshot.findings);
+  const halted = repairHalt(repairs.size, snapshot.checkedInvoices);
+  for (const [number, { staleRecordIds }] of halted ? [] : repairs) {
     try {
       await getExternalWorkflowHandle(invoiceWorkflowId(companyId, number)).signal(resyncSignal, { reconciliationId, requestId, staleRecordIds });
       repairsRequested.push(number);
@@ -29,7 +31,7 @@ export async function reconcileCompanyWorkflow(input: ReconcileInput): Promise<R
       log.warn('invoice workflow not reachable for repair', { number, error: String(e) });
     }
   }
-  await acts.finishReconciliation({ reconciliationId, repairsRequested });
+  await acts.finishReconciliation({ reconciliationId, repairsRequested, halted });
   log.info('reconciled', { companyId, reconciliationId, findings: snapshot.findings.length, repairsRequested: repairsRequested.length });
-  return { reconciliationId, ...snapshot, repairsRequested };
+  return { reconciliationId, ...snapshot, repairsRequested, halted };
 }

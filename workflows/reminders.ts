@@ -1,31 +1,33 @@
 /**
  * The due-date reminders of one Final revision of an invoice, started by the invoice's workflow.
- * It sleeps until each reminder's day (durable timers: days or weeks) and asks an activity to
- * send it; the activity checks the invoice then, so a paid, reissued or superseded invoice ends
- * the reminders without the invoice workflow having to cancel anything.
+ * It sleeps until each reminder's day (durable timers: days or weeks), then signals the invoice's
+ * workflow, which imports the provider's payments and sends the reminder under its own lock if
+ * something is still owed. It ends once the invoice is paid, reissued or no longer Final.
  */
-import { log, proxyActivities, sleep } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, log, proxyActivities, sleep } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
-import { reminderSchedule, type ReminderOutcome } from '../domain/reminders.js';
-import type { RemindersInput } from './contract.js';
+import { reminderSchedule, type ReminderRefusal } from '../domain/reminders.js';
+import { invoiceWorkflowId, reminderSignal, type RemindersInput } from './contract.js';
 
 const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 });
 
-export async function invoiceRemindersWorkflow(input: RemindersInput): Promise<{ sent: number[]; ended: ReminderOutcome | 'done' }> {
-  const started = Date.now();
-  const sent: number[] = [];
-  // Reminders whose day had passed when the invoice became Final are not sent late in a burst.
-  for (const { days, at } of reminderSchedule(input.dueDate, input.reminderDays).filter((r) => r.at >= started - 86_400_000 / 2)) {
-    if (at > Date.now()) await sleep(at - Date.now());
-    const outcome = await acts.sendReminder({ companyId: input.companyId, number: input.number, revision: input.revision, daysAfterDue: days });
-    if (outcome !== 'sent' && outcome !== 'already-sent') {
-      log.info('reminders ended', { number: input.number, revision: input.revision, outcome });
-      return { sent, ended: outcome };
+export async function invoiceRemindersWorkflow(input: RemindersInput): Promise<{ signalled: number[]; ended: ReminderRefusal | 'done' }> {
+  const { companyId, number, revision } = input;
+  const signalled: number[] = [];
+  // A reminder whose day had begun before the invoice became Final is not sent late.
+  for (const { days, at } of reminderSchedule(input.dueDate, input.reminderDays).filter((r) => r.at > Date.now())) {
+    await sleep(at - Date.now());
+    const refusal = await acts.reminderRefusal({ companyId, number, revision });
+    if (refusal === 'held') continue;
+    if (refusal) {
+      log.info('reminders ended', { number, revision, refusal });
+      return { signalled, ended: refusal };
     }
-    sent.push(days);
+    await getExternalWorkflowHandle(invoiceWorkflowId(companyId, number)).signal(reminderSignal, { revision, daysAfterDue: days });
+    signalled.push(days);
   }
-  return { sent, ended: 'done' };
+  return { signalled, ended: 'done' };
 }

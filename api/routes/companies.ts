@@ -100,10 +100,15 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.get('/v1/companies', mw.erpAuth, async (_req, res) => {
     const rows = await deps.sql`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
-        json_build_object('everySeconds', reconcile_seconds) AS reconcile, reminder_days AS "reminderDays",
+        reconcile_seconds AS "reconcileSeconds", provider_enabled AS "providerEnabled", reminder_days AS "reminderDays",
         json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${scopeOf(res).companies.map((c) => c.id)}::text[]) ORDER BY id`;
-    res.json({ data: rows });
+    res.json({
+      data: rows.map(({ reconcileSeconds, providerEnabled, ...c }) => ({
+        ...c,
+        reconcile: { everySeconds: reconcileSeconds, scheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null },
+      })),
+    });
   });
   return r;
 }

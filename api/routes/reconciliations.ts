@@ -21,6 +21,7 @@ interface ReconciliationRow {
   checked_records: number;
   findings: unknown[];
   repairs_requested: string[] | null;
+  halted: string | null;
   started_at: Date;
   finished_at: Date | null;
 }
@@ -35,7 +36,10 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
     const repairs = await sql`
       SELECT invoice_number AS "invoiceNumber", actions, repaired_at AS "repairedAt"
       FROM reconciliation_repairs WHERE reconciliation_id = ${id} ORDER BY invoice_number`;
-    return { ...summary(row), findings: row.findings, repairsRequested: row.repairs_requested ?? [], repairs };
+    const requested = row.repairs_requested ?? [];
+    // Repairs are done by the invoices' workflows after the run itself has finished.
+    const status = !row.finished_at ? 'running' : repairs.length < requested.length ? 'repairing' : 'finished';
+    return { ...summary(row), status, findings: row.findings, repairsRequested: requested, repairs };
   }
 
   function summary(row: ReconciliationRow) {
@@ -43,6 +47,7 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
       id: row.id,
       requestId: row.request_id,
       status: row.finished_at ? 'finished' : 'running',
+      halted: row.halted,
       checkedInvoices: row.checked_invoices,
       checkedRecords: row.checked_records,
       findingCount: row.findings.length,

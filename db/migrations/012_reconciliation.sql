@@ -10,6 +10,8 @@ CREATE TABLE reconciliations (
   checked_records    integer NOT NULL,
   findings           jsonb NOT NULL,
   repairs_requested  text[],
+  -- Why automatic repair was not attempted (too much drift at once), when it was not.
+  halted             text,
   started_at         timestamptz NOT NULL DEFAULT now(),
   finished_at        timestamptz
 );
