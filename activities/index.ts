@@ -10,7 +10,7 @@ import type { Sql } from '../lib/db.js';
 import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
 import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
-import { MailError, type Mailer } from './email/mailer.js';
+import { MailError, type Mailer, type OutgoingMail } from './email/mailer.js';
 import { reminderRefusal, type ReminderRefusal } from '../domain/reminders.js';
 import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
@@ -35,6 +35,16 @@ export interface CompanySettings {
 
 export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
   const account = (companyId: string) => providerAccount(sql, companyId);
+
+  /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
+  async function deliver(mail: OutgoingMail): Promise<void> {
+    try {
+      await mailer.send(mail);
+    } catch (e) {
+      if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
+      throw e;
+    }
+  }
 
   return {
     ...createBillActivities({ sql, renderer, mailer }),
@@ -352,22 +362,17 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
         payNowUrl: invoice.payNowUrl,
       });
       const messageId = `<${invoice.companyId}.${invoice.number}.r${invoice.revision}@billflow>`;
-      try {
-        await mailer.send({
-          to: row.email,
-          subject: mail.subject,
-          text: mail.text,
-          messageId,
-          headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': invoice.number },
-          attachments: docIds.map((id) => {
-            const d = docs.find((x) => x.id === id)!;
-            return { filename: d.filename ?? `invoice-${invoice.number}.pdf`, content: d.bytes, contentType: d.content_type };
-          }),
-        });
-      } catch (e) {
-        if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
-        throw e;
-      }
+      await deliver({
+        to: row.email,
+        subject: mail.subject,
+        text: mail.text,
+        messageId,
+        headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': invoice.number },
+        attachments: docIds.map((id) => {
+          const d = docs.find((x) => x.id === id)!;
+          return { filename: d.filename ?? `invoice-${invoice.number}.pdf`, content: d.bytes, contentType: d.content_type };
+        }),
+      });
       await sql`
         INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
         VALUES (${invoice.companyId}, ${invoice.number}, ${invoice.revision}, ${row.email}, ${messageId}, ${mail.usesPayNowUrl}, ${requestId})
@@ -406,19 +411,14 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       });
       const messageId = `<${companyId}.${number}.r${revision}.reminder${daysAfterDue}@billflow>`;
       const [pdf] = invoice.pdf ? await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${invoice.pdf.documentId}` : [];
-      try {
-        await mailer.send({
-          to: row.email,
-          subject: mail.subject,
-          text: mail.text,
-          messageId,
-          headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
-          attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
-        });
-      } catch (e) {
-        if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
-        throw e;
-      }
+      await deliver({
+        to: row.email,
+        subject: mail.subject,
+        text: mail.text,
+        messageId,
+        headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
+        attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
+      });
       await sql`
         INSERT INTO invoice_reminders (company_id, invoice_number, revision, days_after_due, recipient, message_id, outstanding)
         VALUES (${companyId}, ${number}, ${revision}, ${daysAfterDue}, ${row.email}, ${messageId}, ${invoice.outstanding}) ON CONFLICT DO NOTHING`;

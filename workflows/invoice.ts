@@ -265,19 +265,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       const lost = state.providerInvoiceId;
       const owed = owedAtProvider(state.outstanding);
       if (state.status === 'Final' && owed > 0) {
-        state.providerCustomerId = (await repairActs.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
-        const created = await repairActs.createProviderInvoice({
-          companyId,
-          customerId: state.providerCustomerId,
-          number,
-          invoiceDate: state.invoiceDate,
-          amount: state.total,
-          outstanding: owed,
-          idempotencyKey: key('recreate-invoice'),
-          requestId,
-        });
-        state.providerInvoiceId = created.providerInvoiceId;
-        state.payNowUrl = created.payNowUrl;
+        const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
         state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
         await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
@@ -373,6 +361,25 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
+  /** Makes the invoice's record at the provider (its client's customer first) and points the invoice at it. */
+  async function createRecord(via: typeof acts, outstanding: number, idempotencyKey: string, requestId: string): Promise<{ providerInvoiceId: string }> {
+    const { companyId, number } = state;
+    state.providerCustomerId = (await via.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
+    const created = await via.createProviderInvoice({
+      companyId,
+      customerId: state.providerCustomerId,
+      number,
+      invoiceDate: state.invoiceDate,
+      amount: state.total,
+      outstanding,
+      idempotencyKey,
+      requestId,
+    });
+    state.providerInvoiceId = created.providerInvoiceId;
+    state.payNowUrl = created.payNowUrl;
+    return created;
+  }
+
   /** Carries out one planned step; returns the step as it actually happened. */
   async function execute(step: Step, requestId: string, found: ProviderPayment[], importSeconds: number): Promise<Step> {
     const { companyId, number } = state;
@@ -406,19 +413,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.paymentImportSeconds = null;
         return step;
       case 'create-provider-invoice': {
-        state.providerCustomerId = (await acts.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
-        const created = await acts.createProviderInvoice({
-          companyId,
-          customerId: state.providerCustomerId,
-          number,
-          invoiceDate: state.invoiceDate,
-          amount: state.total,
-          outstanding: step.outstanding,
-          idempotencyKey: key('create-invoice'),
-          requestId,
-        });
-        state.providerInvoiceId = created.providerInvoiceId;
-        state.payNowUrl = created.payNowUrl;
+        await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
