@@ -10,16 +10,18 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
     /** Compares the read model with every live provider record and stores what differs. Safe to repeat. */
     async compareWithProvider(input: { companyId: string; reconciliationId: string; requestId: string }) {
       const { companyId, reconciliationId, requestId } = input;
+      // The run is visible (running) from its start, whatever happens to the comparison.
+      await sql`
+        INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
+        VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
       const api = new BillPayClient(await providerAccount(sql, companyId));
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
       const findings: Finding[] = findDrift(engine, records);
       await sql`
-        INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
-        VALUES (${reconciliationId}, ${companyId}, ${requestId}, ${engine.length}, ${records.length}, ${sql.json(findings as never)})
-        ON CONFLICT (id) DO UPDATE SET checked_invoices = EXCLUDED.checked_invoices, checked_records = EXCLUDED.checked_records,
-          findings = EXCLUDED.findings`;
+        UPDATE reconciliations SET checked_invoices = ${engine.length}, checked_records = ${records.length}, findings = ${sql.json(findings as never)}
+        WHERE id = ${reconciliationId}`;
       log.info('reconciliation compared', { companyId, reconciliationId, invoices: engine.length, records: records.length, findings: findings.length, requestId });
       return { checkedInvoices: engine.length, checkedRecords: records.length, findings };
     },
@@ -28,6 +30,10 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
       await sql`
         UPDATE reconciliations SET repairs_requested = ${input.repairsRequested}, halted = ${input.halted}, finished_at = coalesce(finished_at, now())
         WHERE id = ${input.reconciliationId}`;
+    },
+
+    async failReconciliation({ reconciliationId, reason }: { reconciliationId: string; reason: string }): Promise<void> {
+      await sql`UPDATE reconciliations SET failed = ${reason}, finished_at = coalesce(finished_at, now()) WHERE id = ${reconciliationId}`;
     },
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */

@@ -61,9 +61,10 @@ const schemas = {
         properties: {
           enabled: { type: 'boolean' },
           url: { type: 'string', format: 'uri', minLength: 1 },
-          accountId: { type: 'string', minLength: 1 },
-          apiKey: { type: 'string', minLength: 1 },
-          webhookSecret: { type: 'string', minLength: 1 },
+          // Sent in HTTP headers or used as HMAC keys: printable ASCII only, so a pasted placeholder ("sk_test_…") is refused here.
+          accountId: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
+          apiKey: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
+          webhookSecret: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
         },
       },
     },
@@ -340,13 +341,14 @@ const schemas = {
       requestId: { type: 'string', description: 'Correlation id carried by every repair call to the provider.' },
       status: {
         type: 'string',
-        enum: ['running', 'repairing', 'finished'],
-        description: '`repairing`: compared, and some invoice workflows have not yet recorded their repair.',
+        enum: ['running', 'repairing', 'finished', 'failed'],
+        description: '`repairing`: compared, and some invoice workflows have not yet recorded their repair. `failed`: see `failed`.',
       },
+      failed: { type: ['string', 'null'], description: 'Why the run failed (e.g. the provider refused the account key).' },
       halted: { type: ['string', 'null'], description: 'Why no repair was asked for although there were findings (most of the account differs at once).' },
       findingCount: { type: 'integer' },
       startedAt: { type: 'string', format: 'date-time' },
-      finishedAt: { type: ['string', 'null'], format: 'date-time' },
+      comparedAt: { type: ['string', 'null'], format: 'date-time', description: 'When the comparison finished and repairs were asked for.' },
       checkedInvoices: { type: 'integer' },
       checkedRecords: { type: 'integer' },
       findings: {
@@ -611,6 +613,13 @@ export const openapi = {
         responses: { 200: { description: 'The definition' }, 401: problem, 422: problem },
       },
     },
+    '/v1/invoices/{number}/reminders': {
+      get: {
+        summary: 'Due-date reminders: the company\'s reminder days and each reminder sent for this invoice',
+        parameters: [number],
+        responses: { 200: { description: '`{ dueDate, reminderDays, sent: [{ revision, daysAfterDue, recipient, outstanding, messageId, sentAt }] }`' }, 401: problem, 404: problem },
+      },
+    },
     '/v1/invoices/{number}/pdf': {
       get: { summary: 'The final invoice PDF', parameters: [number], responses: { 200: { description: 'application/pdf' }, 404: problem } },
     },
@@ -638,7 +647,7 @@ export const openapi = {
           "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
           'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
         parameters: [idempotencyKey, requestId],
-        responses: { 201: json('The report', 'Reconciliation'), 202: { description: 'Still running; `Location` gives the report' }, 401: problem, 409: problem, 502: problem },
+        responses: { 201: json('The report', 'Reconciliation'), 202: { description: 'Still running; `Location` gives the report' }, 401: problem, 409: problem, 422: problem, 502: problem },
       },
       get: {
         summary: "The company's reconciliations, newest first, and its schedule",

@@ -103,10 +103,11 @@ export class WebhookDispatcher {
       RETURNING d.id, d.url, d.body, d.attempts, a.webhook_secret`;
     await Promise.all(due.map((d) => this.attempt(d)));
     if (due.length === BATCH) return 0;
-    const [next] = await this.sql<{ wait_ms: number | null }[]>`
-      SELECT GREATEST(0, ceil(EXTRACT(EPOCH FROM min(next_attempt_at) - now()) * 1000))::int8 AS wait_ms
+    // NULL when nothing is pending (GREATEST would turn that into 0 and spin the loop).
+    const [next] = await this.sql<{ wait_ms: string | number | null }[]>`
+      SELECT ceil(EXTRACT(EPOCH FROM min(next_attempt_at) - now()) * 1000)::int8 AS wait_ms
       FROM webhook_deliveries WHERE delivered_at IS NULL AND next_attempt_at IS NOT NULL`;
-    return Math.min(next?.wait_ms ?? POLL_MS, POLL_MS);
+    return next?.wait_ms == null ? POLL_MS : Math.min(Math.max(0, Number(next.wait_ms)), POLL_MS);
   }
 
   private async attempt(d: Claimed): Promise<void> {

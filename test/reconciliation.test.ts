@@ -155,6 +155,17 @@ describe('reconciliation', () => {
     await atProvider('PATCH', `/v1/accounts/${tenant.account.id}`, { webhookUrl: `${stack.apiUrl}/webhooks/provider/${tenant.companyId}` });
   });
 
+  it('records a run the provider refuses, and says why', async () => {
+    const revoked = await createTenant(stack);
+    // The account's key was revoked at the provider since it was registered.
+    await stack.sql`UPDATE companies SET provider_api_key = 'sk_test_revoked' WHERE id = ${revoked.companyId}`;
+    const r = await http<Body>(stack.apiUrl, 'POST', '/v1/reconciliations', { key: revoked.apiKey });
+    expect(r.status).toBe(502);
+    expect(r.body).toMatchObject({ type: expect.stringContaining('reconciliation-failed'), detail: expect.stringContaining('401') });
+    const listed = await http<{ data: { id: string; status: string; failed: string }[] }>(stack.apiUrl, 'GET', '/v1/reconciliations', { key: revoked.apiKey });
+    expect(listed.body.data).toEqual([expect.objectContaining({ status: 'failed', failed: expect.stringContaining('401') })]);
+  });
+
   it('is refused for a company without the provider integration', async () => {
     const off = await createTenant(stack, { providerEnabled: false });
     const r = await http(stack.apiUrl, 'POST', '/v1/reconciliations', { key: off.apiKey });

@@ -72,10 +72,15 @@ it('reminds on the due date and a week later with what is still owed, and stops 
   const handle = env.client.workflow.getHandle(remindersWorkflowId(tenant.companyId, number, 1));
   expect(await handle.result()).toEqual({ signalled: [0, 7], ended: 'settled' });
   expect((await reminders()).map((m) => m.subject)).toHaveLength(2);
-  const rows = await stack.sql<{ days_after_due: number; outstanding: number }[]>`
-    SELECT days_after_due, outstanding FROM invoice_reminders WHERE company_id = ${tenant.companyId} AND invoice_number = ${number} ORDER BY days_after_due`;
-  expect(rows).toEqual([
-    { days_after_due: 0, outstanding: 80_000 },
-    { days_after_due: 7, outstanding: 50_000 },
+  const listed = await http<{ reminderDays: number[]; sent: { daysAfterDue: number; outstanding: number; recipient: string }[] }>(
+    stack.apiUrl,
+    'GET',
+    `/v1/invoices/${number}/reminders`,
+    { key: tenant.apiKey },
+  );
+  expect(listed.body.reminderDays).toEqual([0, 7, 14]);
+  expect(listed.body.sent).toEqual([
+    expect.objectContaining({ daysAfterDue: 0, outstanding: 80_000, recipient: to }),
+    expect.objectContaining({ daysAfterDue: 7, outstanding: 50_000, recipient: to }),
   ]);
 });

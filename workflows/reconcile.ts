@@ -3,7 +3,7 @@
  * report are activities; repairs are left to each invoice's own workflow (signalled), so two
  * writers never race on one provider record.
  */
-import { getExternalWorkflowHandle, log, proxyActivities, uuid4 } from '@temporalio/workflow';
+import { ActivityFailure, getExternalWorkflowHandle, log, proxyActivities, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import { repairHalt, repairsByInvoice } from '../domain/reconcile.js';
 import { invoiceWorkflowId } from './contract.js';
@@ -18,7 +18,14 @@ export async function reconcileCompanyWorkflow(input: ReconcileInput): Promise<R
   const reconciliationId = input.reconciliationId ?? uuid4();
   const requestId = input.requestId ?? `reconcile-${reconciliationId}`;
   const { companyId } = input;
-  const snapshot = await acts.compareWithProvider({ companyId, reconciliationId, requestId });
+  let snapshot: Awaited<ReturnType<typeof acts.compareWithProvider>>;
+  try {
+    snapshot = await acts.compareWithProvider({ companyId, reconciliationId, requestId });
+  } catch (e) {
+    // Recorded with the run, so the ERP reads why (e.g. the provider refused the account's key).
+    await acts.failReconciliation({ reconciliationId, reason: e instanceof ActivityFailure && e.cause ? e.cause.message : String(e) });
+    throw e;
+  }
   const repairsRequested: string[] = [];
   const repairs = repairsByInvoice(snapshot.findings);
   const halted = repairHalt(repairs.size, snapshot.checkedInvoices);

@@ -151,6 +151,20 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(view(await readState(companyOf(res).id, String(req.params.number))));
   });
 
+  /** The company's reminder days and each due-date reminder this invoice's client was sent. */
+  r.get('/v1/invoices/:number/reminders', mw.erpAuth, async (req, res) => {
+    const c = companyOf(res);
+    const number = String(req.params.number);
+    const [inv] = await sql<{ due_date: string; reminder_days: number[] }[]>`
+      SELECT i.due_date::text AS due_date, co.reminder_days FROM invoices i JOIN companies co ON co.id = i.company_id
+      WHERE i.company_id = ${c.id} AND i.number = ${number}`;
+    if (!inv) throw new HttpProblem(404, 'not-found', `invoice ${number} not found`);
+    const sent = await sql`
+      SELECT revision, days_after_due AS "daysAfterDue", recipient, outstanding, message_id AS "messageId", sent_at AS "sentAt"
+      FROM invoice_reminders WHERE company_id = ${c.id} AND invoice_number = ${number} ORDER BY sent_at`;
+    res.json({ dueDate: inv.due_date, reminderDays: inv.reminder_days, sent });
+  });
+
   r.get('/v1/invoices/:number/pdf', mw.erpAuth, async (req, res) => {
     const number = String(req.params.number);
     const [doc] = await sql<{ bytes: Buffer; sha256: string }[]>`

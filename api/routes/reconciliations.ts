@@ -14,6 +14,13 @@ import { companyOf } from '../middleware.js';
 import { toProblem } from '../temporal-errors.js';
 import { preferredWaitMs } from './bill-runs.js';
 
+/** The innermost cause's message: the provider's own answer rather than "Activity task failed". */
+function deepestMessage(e: Error): string {
+  let x: Error = e;
+  while (x.cause instanceof Error) x = x.cause;
+  return x.message;
+}
+
 interface ReconciliationRow {
   id: string;
   request_id: string;
@@ -22,6 +29,7 @@ interface ReconciliationRow {
   findings: unknown[];
   repairs_requested: string[] | null;
   halted: string | null;
+  failed: string | null;
   started_at: Date;
   finished_at: Date | null;
 }
@@ -38,7 +46,7 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
       FROM reconciliation_repairs WHERE reconciliation_id = ${id} ORDER BY invoice_number`;
     const requested = row.repairs_requested ?? [];
     // Repairs are done by the invoices' workflows after the run itself has finished.
-    const status = !row.finished_at ? 'running' : repairs.length < requested.length ? 'repairing' : 'finished';
+    const status = row.failed ? 'failed' : !row.finished_at ? 'running' : repairs.length < requested.length ? 'repairing' : 'finished';
     return { ...summary(row), status, findings: row.findings, repairsRequested: requested, repairs };
   }
 
@@ -46,13 +54,14 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
     return {
       id: row.id,
       requestId: row.request_id,
-      status: row.finished_at ? 'finished' : 'running',
+      status: row.failed ? 'failed' : row.finished_at ? 'finished' : 'running',
+      failed: row.failed,
       halted: row.halted,
       checkedInvoices: row.checked_invoices,
       checkedRecords: row.checked_records,
       findingCount: row.findings.length,
       startedAt: row.started_at,
-      finishedAt: row.finished_at,
+      comparedAt: row.finished_at,
     };
   }
 
@@ -61,6 +70,10 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
     const [company] = await sql<{ provider_enabled: boolean }[]>`SELECT provider_enabled FROM companies WHERE id = ${c.id}`;
     if (!company?.provider_enabled) throw new HttpProblem(409, 'provider-disabled', `company ${c.id} has no provider integration to reconcile with`);
     const reconciliationId = randomUUID();
+    // Readable (running) from the first answer on, even before the workflow's first activity.
+    await sql`
+      INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
+      VALUES (${reconciliationId}, ${c.id}, ${res.locals.requestId as string}, 0, 0, '[]')`;
     const input: ReconcileInput = { companyId: c.id, reconciliationId, requestId: res.locals.requestId as string };
     const handle = await temporal.workflow.start(RECONCILE_WORKFLOW_TYPE, {
       taskQueue: deps.taskQueue,
@@ -74,13 +87,13 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
       await temporal.connection.withDeadline(Date.now() + waitMs, () => handle.result());
     } catch (e) {
       if (e instanceof WorkflowFailedError) {
-        throw new HttpProblem(502, 'reconciliation-failed', `reconciliation ${reconciliationId} failed: ${e.cause?.message ?? e.message}`);
+        throw new HttpProblem(502, 'reconciliation-failed', `reconciliation ${reconciliationId} failed: ${deepestMessage(e)}`);
       }
       if (!toProblem(e, `reconciliation ${reconciliationId}`)) throw e;
     }
     const done = await report(c.id, reconciliationId);
     const location = `/v1/reconciliations/${reconciliationId}`;
-    if (!done?.finishedAt) {
+    if (!done?.comparedAt) {
       res.status(202).location(location).json({ id: reconciliationId, status: 'running', workflowId: handle.workflowId });
       return;
     }

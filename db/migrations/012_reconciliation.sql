@@ -12,6 +12,8 @@ CREATE TABLE reconciliations (
   repairs_requested  text[],
   -- Why automatic repair was not attempted (too much drift at once), when it was not.
   halted             text,
+  -- Why the run itself failed (e.g. the provider refused the account's key), when it did.
+  failed             text,
   started_at         timestamptz NOT NULL DEFAULT now(),
   finished_at        timestamptz
 );
