@@ -82,7 +82,8 @@ const COMPANY_COLUMNS = 'id, name, currency, organisation_id AS "organisationId"
  * Accepts a company's API key or an organisation's (one ERP connection over several companies)
  * and records the request's Scope, and its company when that is known.
  */
-export function erpAuth(sql: Sql): RequestHandler {
+export function erpAuth(sql: Sql, adminKey: string): RequestHandler {
+  const operatorHash = sha256(adminKey);
   return async (req, res, next) => {
     const key = bearer(req);
     if (!key) return next(new HttpProblem(401, 'unauthenticated', 'missing API key: send Authorization: Bearer <company or organisation API key>'));
@@ -98,7 +99,10 @@ export function erpAuth(sql: Sql): RequestHandler {
       return next();
     }
     const [org] = await sql<{ id: string }[]>`SELECT id FROM organisations WHERE api_key_hash = ${hash}`;
-    if (!org) return next(new HttpProblem(401, 'unauthenticated', 'unknown API key'));
+    if (!org) {
+      const why = hash === operatorHash ? 'this is the operator key, which registers organisations and companies; use a company or organisation API key here' : 'unknown API key';
+      return next(new HttpProblem(401, 'unauthenticated', why));
+    }
     const companies = await sql<CompanyRow[]>`SELECT ${sql.unsafe(COMPANY_COLUMNS)} FROM companies WHERE organisation_id = ${org.id} ORDER BY id`;
     res.locals.scope = { organisationId: org.id, companies, idempotencyScope: `organisation:${org.id}` } satisfies Scope;
     const chosen = await organisationCompany(sql, org.id, companies, req);

@@ -25,6 +25,10 @@ function describe(e: ErrorObject): { field: string; detail: string } {
     return { field, detail: `${field} is not a known field` };
   }
   const field = base || 'body';
+  if (e.keyword === 'uniqueItems') {
+    const { i, j } = e.params as { i: number; j: number };
+    return { field, detail: `${field} has the same value twice (items ${Math.min(i, j)} and ${Math.max(i, j)})` };
+  }
   if (e.keyword === 'enum') {
     return { field, detail: `${field} must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}` };
   }

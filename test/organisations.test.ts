@@ -149,6 +149,9 @@ describe('an organisation key', () => {
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition)).status).toBe(422);
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition, { 'Billflow-Company': west.companyId })).status).toBe(200);
     expect((await asOrg('PUT', '/v1/billing-run-definition', definition, { 'Billflow-Company': 'nope' })).body).toMatchObject({ field: 'Billflow-Company' });
+    // A value given twice is named.
+    const twice = await http(stack.apiUrl, 'POST', '/v1/companies', { key: ADMIN_KEY, body: { id: `co-${project}`, name: 'Twice', reminderDays: [7, 7] } });
+    expect(twice.body).toMatchObject({ status: 422, field: 'reminderDays', detail: 'reminderDays has the same value twice (items 0 and 1)' });
     // A company key may name only its own company.
     const foreign = await http(stack.apiUrl, 'PUT', '/v1/custom-tags/region', { key: east.apiKey, body: { value: 'East' }, headers: { 'Billflow-Company': west.companyId } });
     expect(foreign.status).toBe(422);
@@ -187,6 +190,8 @@ describe('an organisation key', () => {
     const [joined] = await Promise.all([joining, ...writes]);
     const copies = await stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM clients WHERE company_id = ${joined.companyId} AND id = ANY(${ids}::text[])`;
     expect(copies[0]!.n).toBe(ids.length);
+    // The operator key is not an ERP key, and says so.
+    expect((await http(stack.apiUrl, 'GET', '/v1/companies', { key: ADMIN_KEY })).body).toMatchObject({ status: 401, detail: expect.stringContaining('operator key') });
     // A company outside the organisation does not see them.
     const outsider = await createTenant(stack);
     expect((await asCompany(outsider, 'GET', `/v1/clients/${clientId}`)).status).toBe(404);

@@ -89,7 +89,8 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         organisationId,
         currency: b.currency ?? 'USD',
         paymentImportSeconds: b.paymentImportSeconds ?? 3600,
-        reconcile: { everySeconds: b.reconcileSeconds ?? 86_400, scheduleId: scheduled ? reconcileScheduleId(b.id) : null },
+        reconcileSeconds: b.reconcileSeconds ?? 86_400,
+        reconcileScheduleId: scheduled ? reconcileScheduleId(b.id) : null,
         reminderDays: [...(b.reminderDays ?? [])].sort((x, y) => x - y),
         provider: { enabled: p.enabled, url: p.url ?? null, accountId: p.accountId ?? null },
         webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
@@ -104,9 +105,10 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${scopeOf(res).companies.map((c) => c.id)}::text[]) ORDER BY id`;
     res.json({
-      data: rows.map(({ reconcileSeconds, providerEnabled, ...c }) => ({
+      data: rows.map(({ providerEnabled, reconcileSeconds, ...c }) => ({
         ...c,
-        reconcile: { everySeconds: reconcileSeconds, scheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null },
+        reconcileSeconds,
+        reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null,
       })),
     });
   });
