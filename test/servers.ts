@@ -3,6 +3,7 @@
  * sandbox's databases, migrated), one Temporal dev server, one mail catcher (maildev) and one
  * workflow bundle.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +11,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg } from '../lib/embedded-pg.js';
 import { startMailDev } from '../lib/maildev.js';
-import { BILLFLOW_MIGRATIONS, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
+import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
 import { freePort, startTemporalDevServer } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
 
@@ -72,7 +73,30 @@ function reapLeftovers(): void {
   }
 }
 
-export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
+/** maildev in a child process (the benchmark: SMTP parsing off the worker's event loop), printing "ready" when it listens. */
+async function mailCatcherProcess(smtpPort: number, webPort: number): Promise<{ pid: number; smtpPort: number; webUrl: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'mail-catcher.ts'), String(smtpPort), String(webPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`mail catcher exited with ${code}`)));
+  });
+  return {
+    pid: child.pid!,
+    smtpPort,
+    webUrl: `http://127.0.0.1:${webPort}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: boolean }): Promise<Servers> {
   const tools = readToolsFile() as { temporal: string; chromium: string; testServer?: string };
   reapLeftovers();
   const tmp = mkdtempSync(path.join(os.tmpdir(), RUN_PREFIX));
@@ -87,9 +111,10 @@ export async function startServers(opts: { webUi: boolean }): Promise<Servers> {
     startEmbeddedPg({ dataDir: path.join(tmp, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
     startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }),
     bundle(WORKFLOWS_ENTRY, 'workflows'),
-    startMailDev({ smtpPort, webPort: mailWebPort }),
+    opts.mailCatcherProcess ? mailCatcherProcess(smtpPort, mailWebPort) : startMailDev({ smtpPort, webPort: mailWebPort }),
   ]);
-  writeFileSync(path.join(tmp, OWNER_FILE), JSON.stringify({ pid: process.pid, children: [temporal.process.pid] }));
+  const children = [temporal.process.pid, ...('pid' in mailDev ? [mailDev.pid] : [])];
+  writeFileSync(path.join(tmp, OWNER_FILE), JSON.stringify({ pid: process.pid, children }));
   for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
     const sql = connect(pg.url(db), { max: 1 });
     await migrate(sql, dir);

@@ -4,7 +4,7 @@
  * production.
  */
 import nodemailer from 'nodemailer';
-import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
+import type SMTPPool from 'nodemailer/lib/smtp-pool/index.js';
 import type { SmtpConfig } from '../../lib/config.js';
 
 export interface MailAttachment {
@@ -58,7 +58,11 @@ function classify(e: unknown): MailError {
 }
 
 export function createMailer(cfg: SmtpConfig): Mailer {
-  const options: SMTPTransport.Options = {
+  const options: SMTPPool.Options = {
+    // Bill runs send hundreds of messages: reuse a few connections instead of a handshake per message.
+    pool: true,
+    maxConnections: 3,
+    maxMessages: 100,
     host: cfg.host,
     port: cfg.port,
     secure: cfg.secure,
