@@ -7,6 +7,40 @@ import { billPaths, billSchemas } from './openapi-bills.js';
 import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId, withCompanyHeader } from './openapi-parts.js';
 
 
+/** Company settings set at registration and changeable with PATCH (no defaults here: a PATCH changes only what it names). */
+const companySettings = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  paymentImportSeconds: { type: 'integer', minimum: 1, description: 'How often an open invoice imports payments from the provider (default 3600).' },
+  reminderDays: {
+    type: 'array',
+    uniqueItems: true,
+    maxItems: 10,
+    items: { type: 'integer', minimum: -30, maximum: 365 },
+    description:
+      'Days relative to the due date (0 = the due date, -3 = three days before, 7 = a week after) on which the client of a Final invoice ' +
+      'that still owes something gets a reminder email with the outstanding amount, the Pay Now URL and the PDF. None by default.',
+  },
+  reconcileSeconds: {
+    type: 'integer',
+    minimum: 60,
+    description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift (default 86400).",
+  },
+};
+
+const providerAccount = {
+  type: 'object',
+  additionalProperties: false,
+  description: "The company's own Bill & Pay account. With enabled=false invoices never go to the provider.",
+  properties: {
+    enabled: { type: 'boolean' },
+    url: { type: 'string', format: 'uri', minLength: 1 },
+    // Sent in HTTP headers or used as HMAC keys: printable ASCII only, so a pasted placeholder ("sk_test_…") is refused here.
+    accountId: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
+    apiKey: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
+    webhookSecret: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
+  },
+};
+
 const schemas = {
   ...billSchemas,
   OrganisationCreate: {
@@ -30,44 +64,24 @@ const schemas = {
     required: ['id', 'name'],
     properties: {
       id: { ...id, description: "The ERP's company code; part of every invoice workflow id." },
-      name: { type: 'string', minLength: 1, maxLength: 200 },
       organisationId: {
         ...id,
         description: "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
       },
       currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
-      paymentImportSeconds: { type: 'integer', minimum: 1, default: 3600, description: 'How often an open invoice imports payments from the provider.' },
-      reminderDays: {
-        type: 'array',
-        uniqueItems: true,
-        maxItems: 10,
-        items: { type: 'integer', minimum: -30, maximum: 365 },
-        default: [],
-        description:
-          'Days relative to the due date (0 = the due date, -3 = three days before, 7 = a week after) on which the client of a Final invoice ' +
-          'that still owes something gets a reminder email with the outstanding amount, the Pay Now URL and the PDF. None by default.',
-      },
-      reconcileSeconds: {
-        type: 'integer',
-        minimum: 60,
-        default: 86_400,
-        description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift.",
-      },
-      provider: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['enabled'],
-        description: "The company's own Bill & Pay account. With enabled=false invoices never go to the provider.",
-        properties: {
-          enabled: { type: 'boolean' },
-          url: { type: 'string', format: 'uri', minLength: 1 },
-          // Sent in HTTP headers or used as HMAC keys: printable ASCII only, so a pasted placeholder ("sk_test_…") is refused here.
-          accountId: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-          apiKey: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-          webhookSecret: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-        },
-      },
+      name: companySettings.name,
+      paymentImportSeconds: { ...companySettings.paymentImportSeconds, default: 3600 },
+      reminderDays: { ...companySettings.reminderDays, default: [] },
+      reconcileSeconds: { ...companySettings.reconcileSeconds, default: 86_400 },
+      provider: { ...providerAccount, required: ['enabled'] },
     },
+  },
+  CompanyPatch: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'Only the fields given change. Invoices use the new settings from their next status change; the reconciliation schedule follows at once.',
+    properties: { ...companySettings, provider: providerAccount },
   },
   Company: {
     type: 'object',
@@ -472,6 +486,19 @@ export const openapi = {
         parameters: [idempotencyKey, requestId],
         requestBody: body('CompanyCreate'),
         responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem },
+      },
+    },
+    '/v1/companies/{id}': {
+      patch: {
+        summary: "Change a company's provider account, intervals or reminder days (operator key)",
+        description:
+          'Only the fields given change; turning the provider integration on needs url, accountId, apiKey and webhookSecret (given now or ' +
+          'before). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
+          'the integration is turned off.',
+        security: [{ operator: [] }],
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey, requestId],
+        requestBody: body('CompanyPatch'),
+        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem },
       },
     },
     '/v1/clients': {

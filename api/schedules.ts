@@ -3,7 +3,7 @@
  * its reconciliation every `reconcileSeconds`. Made when the company is registered, and checked for
  * every company when the API starts (which repairs one whose creation failed).
  */
-import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
@@ -45,6 +45,15 @@ export async function ensureReconcileSchedule(temporal: Client, taskQueue: strin
     throw e;
   }
   return true;
+}
+
+/** Removes the company's schedule (its integration was turned off); none there counts as done. */
+export async function removeReconcileSchedule(temporal: Client, companyId: string): Promise<void> {
+  try {
+    await temporal.schedule.getHandle(reconcileScheduleId(companyId)).delete();
+  } catch (e) {
+    if (!(e instanceof ScheduleNotFoundError) && (e as { code?: number }).code !== 12) throw e;
+  }
 }
 
 export async function ensureAllReconcileSchedules(sql: Sql, temporal: Client, taskQueue: string, log: Logger): Promise<void> {

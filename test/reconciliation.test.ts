@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileScheduleId } from '../workflows/reconcile-contract.js';
-import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
@@ -164,6 +164,32 @@ describe('reconciliation', () => {
     expect(r.body).toMatchObject({ type: expect.stringContaining('reconciliation-failed'), detail: expect.stringContaining('401') });
     const listed = await http<{ data: { id: string; status: string; failed: string }[] }>(stack.apiUrl, 'GET', '/v1/reconciliations', { key: revoked.apiKey });
     expect(listed.body.data).toEqual([expect.objectContaining({ status: 'failed', failed: expect.stringContaining('401') })]);
+  });
+
+  it('follows the company settings the operator changes', async () => {
+    const t = await createTenant(stack);
+    const patch = (body: unknown, id = t.companyId) => http<Body>(stack.apiUrl, 'PATCH', `/v1/companies/${id}`, { key: ADMIN_KEY, body });
+    const changed = await patch({ reconcileSeconds: 3600, reminderDays: [7, 0] });
+    expect(changed.status, JSON.stringify(changed.body)).toBe(200);
+    expect(changed.body).toMatchObject({ reconcileSeconds: 3600, reminderDays: [0, 7], paymentImportSeconds: 3600, reconcileScheduleId: reconcileScheduleId(t.companyId) });
+    const schedule = stack.temporal.schedule.getHandle(reconcileScheduleId(t.companyId));
+    expect((await schedule.describe()).spec.intervals).toEqual([expect.objectContaining({ every: 3_600_000 })]);
+
+    // Turning the integration off removes the schedule; a reconciliation is then refused.
+    expect((await patch({ provider: { enabled: false } })).body).toMatchObject({ provider: { enabled: false }, reconcileScheduleId: null });
+    await expect(schedule.describe()).rejects.toThrow();
+    expect((await http(stack.apiUrl, 'POST', '/v1/reconciliations', { key: t.apiKey })).status).toBe(409);
+    // On again with the stored account: the schedule is back.
+    expect((await patch({ provider: { enabled: true } })).status).toBe(200);
+    expect((await schedule.describe()).scheduleId).toBe(reconcileScheduleId(t.companyId));
+
+    const bare = `co-${randomUUID().slice(0, 8)}`;
+    expect((await http(stack.apiUrl, 'POST', '/v1/companies', { key: ADMIN_KEY, body: { id: bare, name: 'No account yet' } })).status).toBe(201);
+    const missing = await patch({ provider: { enabled: true, url: stack.sandboxUrl } }, bare);
+    expect(missing.body).toMatchObject({ status: 422, field: 'provider.accountId' });
+    expect((await patch({ name: 'x' }, 'no-such-company')).status).toBe(404);
+    expect((await patch({})).status).toBe(422);
+    expect((await http(stack.apiUrl, 'PATCH', `/v1/companies/${t.companyId}`, { key: t.apiKey, body: { name: 'x' } })).status).toBe(401);
   });
 
   it('is refused for a company without the provider integration', async () => {

@@ -4,7 +4,7 @@ import { Router } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { operatorAuth, scopeOf, sha256 } from '../middleware.js';
-import { ensureReconcileSchedule } from '../schedules.js';
+import { ensureReconcileSchedule, removeReconcileSchedule } from '../schedules.js';
 import { reconcileScheduleId } from '../../workflows/reconcile-contract.js';
 import { validateBody } from '../validate.js';
 
@@ -98,19 +98,56 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       });
   });
 
-  r.get('/v1/companies', mw.erpAuth, async (_req, res) => {
+  /**
+   * The operator changes a company's settings: its provider account (or turning the integration
+   * on or off), intervals and reminder days. Invoices use them from their next status change; the
+   * reconciliation schedule follows at once.
+   */
+  r.patch('/v1/companies/:id', operator, mw.idempotency, validateBody('CompanyPatch'), async (req, res) => {
+    const id = String(req.params.id);
+    const b = req.body as Omit<CompanyBody, 'id' | 'organisationId' | 'currency'> & { provider?: Partial<NonNullable<CompanyBody['provider']>> };
+    const updated = await deps.sql.begin(async (tx) => {
+      const [cur] = await tx<{ enabled: boolean; url: string | null; accountId: string | null; apiKey: string | null; webhookSecret: string | null }[]>`
+        SELECT provider_enabled AS enabled, provider_url AS url, provider_account_id AS "accountId", provider_api_key AS "apiKey",
+          provider_webhook_secret AS "webhookSecret"
+        FROM companies WHERE id = ${id} FOR UPDATE`;
+      if (!cur) return null;
+      const p = { ...cur, ...b.provider };
+      if (p.enabled) {
+        for (const f of ['url', 'accountId', 'apiKey', 'webhookSecret'] as const) {
+          if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
+        }
+      }
+      const [row] = await tx<{ id: string; reconcileSeconds: number; enabled: boolean }[]>`
+        UPDATE companies SET
+          name = coalesce(${b.name ?? null}, name),
+          payment_import_seconds = coalesce(${b.paymentImportSeconds ?? null}::int, payment_import_seconds),
+          reconcile_seconds = coalesce(${b.reconcileSeconds ?? null}::int, reconcile_seconds),
+          reminder_days = coalesce(${b.reminderDays ? [...b.reminderDays].sort((x, y) => x - y) : null}::int[], reminder_days),
+          provider_enabled = ${p.enabled}, provider_url = ${p.url}, provider_account_id = ${p.accountId},
+          provider_api_key = ${p.apiKey}, provider_webhook_secret = ${p.webhookSecret}
+        WHERE id = ${id}
+        RETURNING id, reconcile_seconds AS "reconcileSeconds", provider_enabled AS enabled`;
+      return row!;
+    });
+    if (!updated) throw new HttpProblem(404, 'not-found', `company ${id} not found`);
+    if (updated.enabled) await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id, reconcileSeconds: updated.reconcileSeconds });
+    else await removeReconcileSchedule(deps.temporal, id);
+    res.json((await companyViews([id]))[0]);
+  });
+
+  /** Companies as the API shows them (never their keys or secrets). */
+  async function companyViews(ids: string[]) {
     const rows = await deps.sql`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
         reconcile_seconds AS "reconcileSeconds", provider_enabled AS "providerEnabled", reminder_days AS "reminderDays",
         json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
-      FROM companies WHERE id = ANY(${scopeOf(res).companies.map((c) => c.id)}::text[]) ORDER BY id`;
-    res.json({
-      data: rows.map(({ providerEnabled, reconcileSeconds, ...c }) => ({
-        ...c,
-        reconcileSeconds,
-        reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null,
-      })),
-    });
+      FROM companies WHERE id = ANY(${ids}::text[]) ORDER BY id`;
+    return rows.map(({ providerEnabled, ...c }) => ({ ...c, reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null }));
+  }
+
+  r.get('/v1/companies', mw.erpAuth, async (_req, res) => {
+    res.json({ data: await companyViews(scopeOf(res).companies.map((c) => c.id)) });
   });
   return r;
 }
