@@ -9,7 +9,8 @@ import { publicUrls, sandboxDatabaseUrl, sandboxHost, sandboxPort } from '../lib
 import { SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { createSandbox } from './app.js';
 
-const log = (msg: string) => process.stderr.write(`[sandbox] ${msg}\n`);
+// Unprefixed: `npm start` and docker compose both name the process on each line.
+const log = (msg: string) => process.stderr.write(`${msg}\n`);
 
 const sql = connect(sandboxDatabaseUrl());
 const applied = await migrate(sql, SANDBOX_MIGRATIONS);
