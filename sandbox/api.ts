@@ -52,6 +52,16 @@ function account(res: Response): AccountRow {
   return a;
 }
 
+/** A list's page size: `limit`, 1 to 100, 50 when absent. */
+function pageLimit(req: Request): number {
+  const text = param(req, 'limit') ?? '50';
+  const limit = Number(text);
+  if (!/^\d+$/.test(text) || limit < 1 || limit > 100) {
+    throw new HttpProblem(400, 'invalid-parameter', 'limit must be an integer from 1 to 100', 'limit');
+  }
+  return limit;
+}
+
 /** One query-string value; repeated parameters are refused rather than silently picked from. */
 function param(req: Request, name: string): string | undefined {
   const v = req.query[name];
@@ -279,11 +289,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
     const customerId = param(req, 'customerId');
     const number = param(req, 'number');
     const after = param(req, 'after');
-    const limitText = param(req, 'limit') ?? '50';
-    const limit = Number(limitText);
-    if (!/^\d+$/.test(limitText) || limit < 1 || limit > 100) {
-      throw new HttpProblem(400, 'invalid-parameter', 'limit must be an integer from 1 to 100', 'limit');
-    }
+    const limit = pageLimit(req);
     // Ids are the cursor: stable, unique, and known to the caller.
     const rows = await sql<InvoiceRow[]>`
       SELECT * FROM invoice_view
@@ -378,11 +384,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
     const invoiceId = param(req, 'invoiceId');
     const customerId = param(req, 'customerId');
     const after = param(req, 'after');
-    const limitText = param(req, 'limit') ?? '50';
-    const limit = Number(limitText);
-    if (!/^\d+$/.test(limitText) || limit < 1 || limit > 100) {
-      throw new HttpProblem(400, 'invalid-parameter', 'limit must be an integer from 1 to 100', 'limit');
-    }
+    const limit = pageLimit(req);
     const includeRemoved = param(req, 'includeRemoved') === 'true';
     const afterSeq = after === undefined ? 0 : decodeCursor(after, 'after');
     const rows = await sql<PaymentRow[]>`

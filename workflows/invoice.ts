@@ -185,9 +185,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (changed) await publish();
   }
 
-  async function importPayments(): Promise<void> {
+  /** Imports the provider's payments for this invoice's record and applies the new ones; `via` sets how hard it tries. */
+  async function importPayments(via: typeof importBeforeChange = acts.importProviderPayments, requestId?: string): Promise<void> {
     if (!state.providerInvoiceId) return;
-    const found = await acts.importProviderPayments({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: `import-${uuid4()}` });
+    const found = await via({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: requestId ?? `import-${uuid4()}` });
     await applyPayments(found);
   }
 
@@ -223,9 +224,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (reminderRefusal(state, r.revision)) return;
     const requestId = `reminder-${state.number}-r${r.revision}-d${r.daysAfterDue}`;
     try {
-      if (state.sentToProvider && state.providerInvoiceId) {
-        await applyPayments(await importBeforeChange({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId }));
-      }
+      await importPayments(importBeforeChange, requestId);
       if (state.outstanding <= 0) return;
       const outcome = await repairActs.sendReminder({ invoice: state, daysAfterDue: r.daysAfterDue, requestId });
       log.info('reminder', { number: state.number, revision: r.revision, daysAfterDue: r.daysAfterDue, outcome });
@@ -282,8 +281,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
     if (state.status !== 'Final') return;
     const before = state.payments.length;
-    const found = await repairActs.importProviderPayments({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
-    await applyPayments(found);
+    await importPayments(repairActs.importProviderPayments, requestId);
     if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
     // Read again after the import, so a payment made meanwhile is not undone by the update below.
     const now = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
@@ -569,7 +567,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
     else await condition(wake);
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
-    else if (importDue) await lock.run(importPayments);
+    else if (importDue) await lock.run(() => importPayments());
     if (resyncs.length > 0) {
       await lock.run(async () => {
         for (const r of resyncs.splice(0)) await resync(r);

@@ -19,6 +19,14 @@ interface CompanyBody {
   provider?: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
 }
 
+/** An enabled integration needs the whole provider account, given now or stored before. */
+function requireCompleteAccount(p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null }): void {
+  if (!p.enabled) return;
+  for (const f of ['url', 'accountId', 'apiKey', 'webhookSecret'] as const) {
+    if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
+  }
+}
+
 const newApiKey = () => `bf_${randomBytes(24).toString('base64url')}`;
 
 export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -38,11 +46,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/companies', operator, mw.idempotency, validateBody('CompanyCreate'), async (req, res) => {
     const b = req.body as CompanyBody;
     const p = b.provider ?? { enabled: false };
-    if (p.enabled) {
-      for (const f of ['url', 'accountId', 'apiKey', 'webhookSecret'] as const) {
-        if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
-      }
-    }
+    requireCompleteAccount(p);
     const apiKey = newApiKey();
     const organisationId = b.organisationId ?? null;
     const created = await deps.sql.begin(async (tx) => {
@@ -113,11 +117,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         FROM companies WHERE id = ${id} FOR UPDATE`;
       if (!cur) return null;
       const p = { ...cur, ...b.provider };
-      if (p.enabled) {
-        for (const f of ['url', 'accountId', 'apiKey', 'webhookSecret'] as const) {
-          if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
-        }
-      }
+      requireCompleteAccount(p);
       const [row] = await tx<{ id: string; reconcileSeconds: number; enabled: boolean }[]>`
         UPDATE companies SET
           name = coalesce(${b.name ?? null}, name),
