@@ -244,13 +244,15 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       prepaymentId: string;
       amount: number;
       applicationKey: string;
+      /** The provider call's key (default: one per application); a new record gets its own payment. */
+      idempotencyKey?: string;
       requestId: string;
     }): Promise<{ providerPaymentId: string }> {
       const api = new BillPayClient(await account(input.companyId));
       const payment = await provider('re-create prepayment payment', () =>
         api.createPayment(
           { customerId: input.customerId, allocations: [{ invoiceId: input.providerInvoiceId, amount: input.amount }], method: 'prepayment', reference: input.prepaymentId },
-          `${input.applicationKey}:provider-payment`,
+          input.idempotencyKey ?? `${input.applicationKey}:provider-payment`,
           input.requestId,
         ),
       );

@@ -210,7 +210,8 @@ const schemas = {
           type: 'object',
           description:
             'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
-            'delete-provider-invoice | create-provider-invoice | update-provider-invoice | render-pdf | attach-pdf | skip-provider (reason)',
+            'delete-provider-invoice | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
+            'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
         },
       },
       payNowUrl: { type: 'string', enum: ['new', 'same', 'removed', 'none', 'unchanged'] },
@@ -331,6 +332,17 @@ const schemas = {
       revision: { type: 'integer' },
       payments: { type: 'array', items: { type: 'object' } },
       history: { type: 'array', items: { type: 'object' } },
+      pendingChange: { type: ['object', 'null'], description: 'A status change under way (e.g. waiting out a provider outage after a 202).' },
+      email: {
+        type: ['object', 'null'],
+        description: "The latest Final's invoice email: `status` sent, or failed when the mail server refused it for good (`detail` says why); the Final stands either way.",
+        properties: { revision: { type: 'integer' }, status: { type: 'string', enum: ['sent', 'failed'] }, to: { type: ['string', 'null'] }, detail: { type: 'string' }, at: { type: 'string' } },
+      },
+      lastFailure: {
+        type: ['object', 'null'],
+        description: 'The last status change or release that failed for good (a provider refusal): the reason and what was undone at the provider. Cleared by the next change that succeeds.',
+        properties: { to: { type: 'string' }, requestId: { type: 'string' }, at: { type: 'string' }, reason: { type: 'string' }, undone: { type: 'array', items: { type: 'string' } } },
+      },
       workflowId: { type: 'string' },
     },
   },

@@ -63,3 +63,10 @@ export function quickPayError(bill: { number: string; status: InvoiceStatus; set
   if (bill.held) return `invoice ${bill.number} is held as an exceptional bill; release it first`;
   return null;
 }
+
+/** Why a bill cannot be released now, or null when it can: only a held bill that is still Final goes out. */
+export function releaseError(bill: { number: string; status: InvoiceStatus; held: boolean }): string | null {
+  if (!bill.held) return `invoice ${bill.number} is not held`;
+  if (bill.status !== 'Final') return `invoice ${bill.number} is ${bill.status} now, not Final: it is sent when it becomes Final again`;
+  return null;
+}

@@ -16,6 +16,8 @@ export interface PlanInvoice {
   sentToProvider: boolean;
   providerInvoiceId: string | null;
   payNowUrl: string | null;
+  /** Client prepayments applied to the invoice; `providerPaymentId` null: not (or no longer) a payment at the provider. */
+  prepaymentApplications?: readonly { prepaymentId: string; amount: Minor; providerPaymentId: string | null }[];
 }
 
 /** A provider payment found by the pre-change import that this invoice has not applied yet. */
@@ -41,6 +43,10 @@ export type Step =
   | { kind: 'create-provider-invoice'; outstanding: Minor }
   | { kind: 'update-provider-invoice'; providerInvoiceId: string; outstanding: Minor }
   | { kind: 'attach-pdf' }
+  /** A prepayment applied while the invoice was not Final at the provider becomes a payment on its record, so the provider's books add up. */
+  | { kind: 'recreate-prepayment-payment'; prepaymentId: string; amount: Minor; application: number }
+  /** Going back to Draft deletes the record: the prepayment's payment on it is removed first (re-created at the next Final). */
+  | { kind: 'remove-prepayment-payment'; prepaymentId: string; paymentId: string; application: number }
   /** The final invoice is emailed to the client, PDF attached; with its Pay Now URL when the client's template uses it. */
   | { kind: 'email-invoice'; to: string; withPayNowUrl: boolean }
   | { kind: 'skip-provider'; reason: string }
@@ -73,9 +79,14 @@ export interface PlanInput {
   email: { to: string; usesPayNowUrl: boolean } | null;
   /** The exceptional-bill classification to hold the invoice for (null: not exceptional, or released). */
   hold: string | null;
+  /**
+   * Applied prepayments are payments at the provider: re-created when the invoice becomes Final,
+   * removed when its record is deleted. False only to replay invoices that ran before this rule.
+   */
+  prepaymentsAtProvider?: boolean;
 }
 
-export function planStatusChange({ invoice, to, providerEnabled, importedFirst, found, stillHeldBy, email, hold }: PlanInput): Plan {
+export function planStatusChange({ invoice, to, providerEnabled, importedFirst, found, stillHeldBy, email, hold, prepaymentsAtProvider = false }: PlanInput): Plan {
   const steps: Step[] = [];
   const feed: FeedEntry[] = [];
   const from = invoice.status;
@@ -103,7 +114,11 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
     payments = [];
   }
 
+  const applications = prepaymentsAtProvider ? (invoice.prepaymentApplications ?? []) : [];
   if (to === 'Draft' && atProvider && invoice.providerInvoiceId) {
+    applications.forEach((a, application) => {
+      if (a.providerPaymentId) steps.push({ kind: 'remove-prepayment-payment', prepaymentId: a.prepaymentId, paymentId: a.providerPaymentId, application });
+    });
     steps.push({ kind: 'delete-provider-invoice', providerInvoiceId: invoice.providerInvoiceId });
     atProvider = false;
     payNowUrl = 'removed';
@@ -114,13 +129,17 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
     payNowUrl = atProvider ? 'unchanged' : 'none';
   } else if (to === 'Final') {
     const outstanding = outstandingAmount(invoice.total, invoice.prepaymentsApplied, payments);
+    // The record is made to owe these too, then each becomes a payment on it: amount = payments + outstanding.
+    const unpaid = applications.flatMap((a, application) => (a.providerPaymentId ? [] : [{ ...a, application }]));
+    const pending: Step[] = unpaid.map((a) => ({ kind: 'recreate-prepayment-payment', prepaymentId: a.prepaymentId, amount: a.amount, application: a.application }));
+    const pendingSum = unpaid.reduce((s, a) => s + a.amount, 0);
     if (atProvider && invoice.providerInvoiceId && providerEnabled) {
       // A reissue keeps the provider's record and its Pay Now URL; only the figures change.
-      const owed = owedAtProvider(outstanding);
-      steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      const owed = owedAtProvider(outstanding) + pendingSum;
+      steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, ...pending, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
       payNowUrl = 'same';
     } else if (sendsToProvider(providerEnabled, outstanding)) {
-      steps.push({ kind: 'create-provider-invoice', outstanding }, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      steps.push({ kind: 'create-provider-invoice', outstanding: outstanding + pendingSum }, ...pending, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
       payNowUrl = 'new';
     } else {
       const reason = !providerEnabled

@@ -106,6 +106,13 @@ export const requestSchemas = {
       status: { type: 'integer', minimum: 400, maximum: 599, default: 503 },
       delayMs: { type: 'integer', minimum: 0, maximum: 120_000, default: 0 },
       count: { type: 'integer', minimum: 1, description: 'How many following API requests are affected; omit for "until cleared".' },
+      match: {
+        type: 'string',
+        minLength: 3,
+        maxLength: 200,
+        pattern: '^(GET|POST|PATCH|PUT|DELETE) /\\S*$',
+        description: 'Only requests of this method and path are affected (and counted); `*` stands for any characters, e.g. `PUT /v1/invoices/*/pdf`.',
+      },
     },
   },
 };
@@ -194,6 +201,7 @@ const responseSchemas = {
       status: { type: 'integer' },
       delayMs: { type: 'integer' },
       remaining: { type: ['integer', 'null'], description: 'Requests still affected; null means until cleared.' },
+      match: { type: ['string', 'null'], description: 'The method and path affected; null: every API request.' },
     },
   },
   RequestLogEntry: {

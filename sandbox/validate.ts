@@ -47,6 +47,7 @@ export interface FaultSet {
   status?: number;
   delayMs?: number;
   count?: number;
+  match?: string;
 }
 
 /** Returns the body typed as `T` when it matches the named schema; throws a 422 problem otherwise. */

@@ -122,6 +122,9 @@ describe('Final -> Reissue -> Final', () => {
     // Same provider record, new figures and a new PDF; the original Pay Now page shows the new balance.
     const remote = await provider<{ amount: number; outstanding: number; pdf: { sha256: string } }>('GET', `/v1/invoices/${inv.providerInvoiceId}`);
     expect(remote.body).toMatchObject({ amount: 110_000, outstanding: 90_000 });
+    // The applied prepayment is a payment on the record again, so the provider's books add up.
+    const live = await provider<{ data: { method: string; amount: number }[] }>('GET', `/v1/payments?invoiceId=${inv.providerInvoiceId}`);
+    expect(live.body.data).toEqual([expect.objectContaining({ method: 'prepayment', amount: 20_000 })]);
     const [doc] = await stack.sql<{ sha256: string }[]>`SELECT d.sha256 FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${inv.number}`;
     expect(remote.body.pdf.sha256).toBe(doc!.sha256);
     const page = await fetch(inv.payNowUrl!);

@@ -27,6 +27,9 @@ export function remindersWorkflowId(companyId: string, number: string, revision:
 export interface ReminderRequest {
   revision: number;
   daysAfterDue: number;
+  /** Set when an earlier try failed (provider or SMTP outage): tries so far, and when to try next (epoch ms). */
+  attempts?: number;
+  notBefore?: number;
 }
 
 export interface RemindersInput {
@@ -103,7 +106,14 @@ export interface InvoiceState extends InvoiceDraft {
   /** Payments that became client prepayments when the invoice left Final; never applied again. */
   convertedPayments: AppliedPayment[];
   /** Prepayments the ERP applied to this invoice, and the provider payments re-created for them. */
-  prepaymentApplications: { prepaymentId: string; amount: Minor; providerPaymentId: string | null; requestId: string }[];
+  prepaymentApplications: {
+    prepaymentId: string;
+    amount: Minor;
+    providerPaymentId: string | null;
+    requestId: string;
+    /** The ERP request that applied it (absent on applications made before requests were keyed). */
+    operationKey?: string;
+  }[];
   /** Backup attachments printed with the invoice: emailed with it, never sent to the provider. */
   backupDocumentIds: string[];
   history: StatusChange[];
@@ -117,6 +127,12 @@ export interface InvoiceState extends InvoiceDraft {
   held: boolean;
   /** Bumped on every read-model write, so a stale retried write can never win. */
   version: number;
+  /** The invoice email of the latest Final: sent, or refused by the mail server for good (the Final stands). */
+  email?: { revision: number; status: 'sent' | 'failed'; to: string | null; detail: string; at: string } | null;
+  /** The last status change or release that failed, and what was undone; cleared by the next one that succeeds. */
+  lastFailure?: { to: InvoiceStatus; requestId: string; at: string; reason: string; undone: string[] } | null;
+  /** Quick Pay requests already applied, by the ERP's request key, so a retry is answered, not applied twice. */
+  quickPayKeys?: string[];
 }
 
 export interface InvoiceWorkflowInput {
@@ -176,12 +192,16 @@ export interface QuickPayRequest {
   receivedByUser: string;
   receivedByUnit: string;
   requestId: string;
+  /** The ERP request's Idempotency-Key (else its X-Request-Id): the same key never pays twice, across continue-as-new too. */
+  operationKey?: string;
 }
 
 export interface ApplyPrepaymentRequest {
   prepaymentId: string;
   amount: Minor;
   requestId: string;
+  /** As for Quick Pay: one application per ERP request key. */
+  operationKey?: string;
 }
 
 /** A provider payment as the webhook and the importer both see it. */

@@ -23,7 +23,7 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
-import { classifyBill, lifecycleMoveError, quickPayError, type Classification, type LifecycleState } from '../domain/bill.js';
+import { classifyBill, lifecycleMoveError, quickPayError, releaseError, type Classification, type LifecycleState } from '../domain/bill.js';
 import { datesError, invoiceTotal, outstandingAmount, owedAtProvider, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
 import { reminderRefusal } from '../domain/reminders.js';
@@ -56,25 +56,48 @@ import { invoiceRemindersWorkflow } from './reminders.js';
 import { initialState } from './state.js';
 
 const acts = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+  // Short: every call is idempotent, so a worker killed mid-call costs seconds, not minutes,
+  // before another worker tries again (provider calls time out after 15 s themselves).
+  startToCloseTimeout: '20 seconds',
   // Provider outages are waited out here, visibly, as a retrying activity in the Web UI.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-/**
- * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
- * be reached after a few quick tries, the change is refused rather than left waiting.
- */
 /** A reconciliation's repair tries the provider a few times; the next reconciliation tries again. */
 const repairActs = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
 });
 
+/**
+ * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
+ * be reached after a few quick tries, the change is refused rather than left waiting.
+ */
+/** A reminder that failed (provider or SMTP outage) is tried again after 1, 2, 4 ... minutes, at most hourly, 12 times in all. */
+const REMINDER_ATTEMPTS = 12;
+const REMINDER_RETRY_FIRST_MS = 60_000;
+const REMINDER_RETRY_MAX_MS = 3_600_000;
+
+/** How many Quick Pay request keys an invoice remembers (a retry comes within hours, not after hundreds of payments). */
+const KEPT_REQUEST_KEYS = 50;
+
 const importBeforeChange = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
 }).importProviderPayments;
+
+/** The reason behind an activity failure, as a person reads it. */
+function failureMessage(e: unknown): string {
+  return e instanceof ActivityFailure && e.cause ? e.cause.message : e instanceof Error ? e.message : String(e);
+}
+
+/** The rule type behind a failure (ProviderRejected, ...), so the API maps it to its problem type. */
+function failureType(e: unknown): string {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c instanceof ApplicationFailure && c.type) return c.type;
+  }
+  return 'ChangeFailed';
+}
 
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
@@ -118,13 +141,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       },
     },
   );
-  setHandler(releaseUpdate, (req) => lock.run(() => release(req)), {
-    validator: (_req) => {
-      if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
-    },
-  });
+  setHandler(releaseUpdate, (req) => lock.run(() => release(req)), { validator: (_req) => checkRelease() });
   setHandler(quickPayUpdate, (req) => lock.run(() => quickPay(req)), {
-    validator: (_req) => {
+    validator: (req) => {
+      if (quickPayDone(req)) return;
       const err = quickPayError(state);
       if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
     },
@@ -205,7 +225,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       await repairRecords(req, actions);
     } catch (e) {
       if (isCancellation(e)) throw e;
-      const why = e instanceof ActivityFailure && e.cause ? e.cause.message : String(e);
+      const why = failureMessage(e);
       log.warn('resync failed', { number: state.number, reconciliationId: req.reconciliationId, error: why });
       actions.push(`could not finish the repair: ${why}`);
     }
@@ -230,7 +250,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       log.info('reminder', { number: state.number, revision: r.revision, daysAfterDue: r.daysAfterDue, outcome });
     } catch (e) {
       if (isCancellation(e)) throw e;
-      log.warn('reminder not sent', { number: state.number, daysAfterDue: r.daysAfterDue, error: String(e) });
+      const attempts = (r.attempts ?? 1) + 1;
+      // Invoices that dropped a failed reminder replay as they ran; now it is tried again later.
+      if (attempts <= REMINDER_ATTEMPTS && patched('reminder-retry')) {
+        const waitMs = Math.min(REMINDER_RETRY_MAX_MS, REMINDER_RETRY_FIRST_MS * 2 ** (attempts - 2));
+        log.warn('reminder not sent yet; trying again later', { number: state.number, daysAfterDue: r.daysAfterDue, attempts, waitMs, error: failureMessage(e) });
+        remindersDue.push({ ...r, attempts, notBefore: Date.now() + waitMs });
+      } else {
+        log.warn('reminder not sent', { number: state.number, daysAfterDue: r.daysAfterDue, error: failureMessage(e) });
+      }
     }
   }
 
@@ -275,6 +303,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.payNowUrl = null;
         state.sentToProvider = false;
         state.paymentImportSeconds = null;
+        // Their payments went with the lost record: the next Final re-creates them on the new one.
+        for (const a of state.prepaymentApplications) a.providerPaymentId = null;
         actions.push(`forgot provider record ${lost}, which the provider had lost; ${state.status === 'Final' ? 'nothing is owed, so none is re-created' : 'the next Final creates one'}`);
       }
       return;
@@ -317,7 +347,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
           (p) => !known(p.paymentId) && p.method !== 'prepayment',
         );
       } catch (e) {
-        const why = e instanceof ActivityFailure && e.cause ? e.cause.message : String(e);
+        const why = failureMessage(e);
         throw ApplicationFailure.nonRetryable(
           `payments could not be imported from the provider, so the change to ${req.to} was refused and nothing changed: ${why}`,
           'ProviderUnavailable',
@@ -334,11 +364,23 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
       classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
     }
-    const plan = planStatusChange({ invoice: state, to: req.to, providerEnabled: company.providerEnabled, importedFirst: importFirst, found, stillHeldBy, email, hold: classification });
+    const plan = planStatusChange({
+      invoice: state,
+      to: req.to,
+      providerEnabled: company.providerEnabled,
+      importedFirst: importFirst,
+      found,
+      stillHeldBy,
+      email,
+      hold: classification,
+      // Invoices whose prepayments were left off the provider's books replay as they ran.
+      prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+    });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
     log.info('status change', { number, from: state.status, to: req.to, requestId: req.requestId, steps: plan.steps.map((s) => s.kind) });
     const from = state.status;
+    const before = recordSnapshot();
     if (req.to === 'Final') {
       state.revision += 1;
       state.backupDocumentIds = req.backupDocumentIds ?? [];
@@ -346,17 +388,103 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       state.held = false;
     }
     state.pendingChange = { to: req.to, requestId: req.requestId, since: new Date().toISOString() };
-    const executed: Step[] = [];
-    for (const step of plan.steps) executed.push(await execute(step, req.requestId, found, company.paymentImportSeconds));
+    const executed = await executePlan(plan.steps, req.to, req.requestId, found, company.paymentImportSeconds, before);
     state.status = req.to;
     state.pendingChange = null;
+    state.lastFailure = null;
     state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
     // A bill exists only while Final: it is Posted again each time the invoice becomes Final.
     if (req.to === 'Final') await moveLifecycle('Posted', 'billflow', req.requestId);
-    else state.lifecycleState = null;
+    else {
+      state.lifecycleState = null;
+      // A held bill that leaves Final is no longer waiting for release: its next Final decides again.
+      state.held = false;
+    }
     await publish();
     await startReminders(company.reminderDays ?? []);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
+  }
+
+  /** What a change to Final may alter at the provider, kept so a failed change can be undone. */
+  function recordSnapshot() {
+    return {
+      providerInvoiceId: state.providerInvoiceId,
+      payNowUrl: state.payNowUrl,
+      sentToProvider: state.sentToProvider,
+      paymentImportSeconds: state.paymentImportSeconds,
+      pdf: state.pdf,
+      classification: state.classification,
+      held: state.held,
+      backupDocumentIds: state.backupDocumentIds,
+      applications: state.prepaymentApplications.map((a) => a.providerPaymentId),
+    };
+  }
+
+  /**
+   * Runs a plan's steps in order. When one fails for good (a provider refusal; outages are waited
+   * out by the activities' retries), what the change did at the provider is undone (a record it
+   * created is deleted, a payment it re-created is removed), the invoice stays in its status with
+   * the failure recorded on it, and the caller gets the reason. A change that leaves Final keeps
+   * the steps it finished (payments already converted stay converted) and continues when retried.
+   */
+  async function executePlan(
+    steps: Step[],
+    to: ChangeStatusRequest['to'],
+    requestId: string,
+    found: ProviderPayment[],
+    importSeconds: number,
+    before: ReturnType<typeof recordSnapshot>,
+  ): Promise<Step[]> {
+    const executed: Step[] = [];
+    try {
+      for (const step of steps) executed.push(await execute(step, requestId, found, importSeconds));
+      return executed;
+    } catch (e) {
+      if (isCancellation(e) || !patched('undo-failed-change')) throw e;
+      const reason = failureMessage(e);
+      const undone = to === 'Final' ? await undoFinal(executed, before, requestId) : [];
+      state.pendingChange = null;
+      state.lastFailure = { to, requestId, at: new Date().toISOString(), reason, undone };
+      log.warn('status change failed', { number: state.number, to, requestId, reason, undone });
+      await publish();
+      throw ApplicationFailure.nonRetryable(
+        `the change to ${to} failed and the invoice stays ${state.status}${undone.length ? ` (undone: ${undone.join('; ')})` : ''}: ${reason}`,
+        failureType(e),
+      );
+    }
+  }
+
+  /** Takes back, newest first, what a failed change to Final did at the provider. */
+  async function undoFinal(executed: Step[], before: ReturnType<typeof recordSnapshot>, requestId: string): Promise<string[]> {
+    const { companyId, number } = state;
+    const undone: string[] = [];
+    for (const step of [...executed].reverse()) {
+      if (step.kind === 'recreate-prepayment-payment') {
+        const a = state.prepaymentApplications[step.application]!;
+        if (a.providerPaymentId && a.providerPaymentId !== before.applications[step.application]) {
+          await acts.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
+          undone.push(`removed the prepayment's provider payment ${a.providerPaymentId}`);
+        }
+      } else if (step.kind === 'create-provider-invoice' && state.providerInvoiceId && state.providerInvoiceId !== before.providerInvoiceId) {
+        await acts.deleteProviderInvoice({
+          companyId,
+          providerInvoiceId: state.providerInvoiceId,
+          idempotencyKey: `${companyId}:${number}:${state.revision}:undo-create-invoice`,
+          requestId,
+        });
+        undone.push(`deleted provider record ${state.providerInvoiceId} (its Pay Now URL no longer works)`);
+      }
+    }
+    state.providerInvoiceId = before.providerInvoiceId;
+    state.payNowUrl = before.payNowUrl;
+    state.sentToProvider = before.sentToProvider;
+    state.paymentImportSeconds = before.paymentImportSeconds;
+    state.pdf = before.pdf;
+    state.classification = before.classification;
+    state.held = before.held;
+    state.backupDocumentIds = before.backupDocumentIds;
+    state.prepaymentApplications.forEach((a, i) => (a.providerPaymentId = before.applications[i] ?? null));
+    return undone;
   }
 
   /** Makes the invoice's record at the provider (its client's customer first) and points the invoice at it. */
@@ -438,8 +566,30 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'attach-pdf':
         await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
         return step;
+      case 'recreate-prepayment-payment': {
+        const a = state.prepaymentApplications[step.application]!;
+        a.providerPaymentId = (
+          await acts.recreatePrepaymentPayment({
+            companyId,
+            customerId: state.providerCustomerId!,
+            providerInvoiceId: state.providerInvoiceId!,
+            prepaymentId: a.prepaymentId,
+            amount: a.amount,
+            applicationKey: applicationKey(step.application),
+            // One payment per provider record: a record made after a Draft gets its own.
+            idempotencyKey: `${applicationKey(step.application)}:${state.providerInvoiceId}:provider-payment`,
+            requestId,
+          })
+        ).providerPaymentId;
+        return step;
+      }
+      case 'remove-prepayment-payment': {
+        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        state.prepaymentApplications[step.application]!.providerPaymentId = null;
+        return step;
+      }
       case 'email-invoice':
-        await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
+        await emailInvoice(step, requestId);
         return step;
       case 'hold-exceptional':
         state.held = true;
@@ -447,6 +597,28 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'skip-provider':
         return step;
     }
+  }
+
+  /**
+   * The email goes last: nothing after it could need undoing. A mail server's refusal for good
+   * (an unknown mailbox) never fails the Final: it is recorded on the invoice for the ERP to see.
+   */
+  async function emailInvoice(step: Extract<Step, { kind: 'email-invoice' }>, requestId: string): Promise<void> {
+    try {
+      await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
+      state.email = { revision: state.revision, status: 'sent', to: step.to, detail: 'sent', at: new Date().toISOString() };
+    } catch (e) {
+      if (isCancellation(e) || !patched('email-outcome')) throw e;
+      const detail = failureMessage(e);
+      log.warn('invoice email refused', { number: state.number, revision: state.revision, to: step.to, detail, requestId });
+      state.email = { revision: state.revision, status: 'failed', to: step.to, detail, at: new Date().toISOString() };
+    }
+  }
+
+  /** The idempotency key of the n-th prepayment application: by the ERP's request when it gave one. */
+  function applicationKey(n: number): string {
+    const a = state.prepaymentApplications[n];
+    return a?.operationKey ? `${state.companyId}:${state.number}:prepayment:${a.operationKey}` : `${state.companyId}:${state.number}:prepayment:${n + 1}`;
   }
 
   async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
@@ -483,25 +655,49 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
-    if (!state.held) throw ApplicationFailure.nonRetryable(`invoice ${state.number} is not held`, 'NotHeld');
+    checkRelease();
     const company = await acts.getCompanySettings({ companyId: state.companyId });
     const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
-    const plan = planStatusChange({ invoice: state, to: 'Final', providerEnabled: company.providerEnabled, importedFirst: false, found: [], stillHeldBy: {}, email, hold: null });
-    const executed: Step[] = [];
-    for (const step of plan.steps) executed.push(await execute(step, req.requestId, [], company.paymentImportSeconds));
+    const plan = planStatusChange({
+      invoice: state,
+      to: 'Final',
+      providerEnabled: company.providerEnabled,
+      importedFirst: false,
+      found: [],
+      stillHeldBy: {},
+      email,
+      hold: null,
+      prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+    });
+    const executed = await executePlan(plan.steps, 'Final', req.requestId, [], company.paymentImportSeconds, recordSnapshot());
     state.held = false;
+    state.lastFailure = null;
     state.history.push({ at: new Date().toISOString(), from: 'Final', to: 'Final', requestId: req.requestId, releasedBy: req.by });
     await publish();
     await startReminders(company.reminderDays ?? []);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
+  function checkRelease(): void {
+    const err = releaseError(state);
+    if (err) throw ApplicationFailure.nonRetryable(err, 'NotHeld');
+  }
+
+  /** True when this ERP request's Quick Pay was already applied: its retry gets the invoice, not a second payment. */
+  function quickPayDone(req: QuickPayRequest): boolean {
+    return req.operationKey !== undefined && (state.quickPayKeys ?? []).includes(req.operationKey);
+  }
+
   /** Quick Pay: settles the whole unsettled balance in one payment, recorded at the provider like any other. */
   async function quickPay(req: QuickPayRequest): Promise<InvoiceState> {
+    if (quickPayDone(req)) return state;
     const err = quickPayError(state);
     if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
     const amount = state.outstanding;
-    const key = `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
+    // Keyed by the ERP's request, so a retry that reaches a new run (continue-as-new) cannot pay twice.
+    const key = req.operationKey
+      ? `${state.companyId}:${state.number}:quickpay:${req.operationKey}`
+      : `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
     const atProvider = state.sentToProvider && state.providerInvoiceId !== null && state.providerCustomerId !== null;
     const paid = await acts.recordQuickPay({
       companyId: state.companyId,
@@ -512,11 +708,17 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       idempotencyKey: key,
     });
     await applyOne({ paymentId: paid.paymentId, amount, fee: 0, paidAt: paid.paidAt, coveredInvoices: [state.number], totalAmount: amount, method: 'quickpay', source: 'quickpay', requestId: req.requestId });
+    if (req.operationKey) state.quickPayKeys = [...(state.quickPayKeys ?? []), req.operationKey].slice(-KEPT_REQUEST_KEYS);
     await publish();
     return state;
   }
 
+  function prepaymentDone(req: ApplyPrepaymentRequest): boolean {
+    return req.operationKey !== undefined && state.prepaymentApplications.some((a) => a.operationKey === req.operationKey);
+  }
+
   function checkPrepayment(req: ApplyPrepaymentRequest): void {
+    if (prepaymentDone(req)) return;
     const err = prepaymentError(state.number, req.amount, outstandingAmount(state.total, state.prepaymentsApplied, state.payments));
     if (err) throw ApplicationFailure.nonRetryable(err, 'InvalidPrepayment');
   }
@@ -530,9 +732,12 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   /** Applies a client prepayment; at the provider the payment is created again against this invoice. */
   async function applyPrepayment(req: ApplyPrepaymentRequest): Promise<InvoiceState> {
+    if (prepaymentDone(req)) return state;
     checkPrepayment(req);
     const { companyId, number } = state;
-    const applicationKey = `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
+    const applicationKey = req.operationKey
+      ? `${companyId}:${number}:prepayment:${req.operationKey}`
+      : `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
     await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
     let providerPaymentId: string | null = null;
     if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
@@ -548,7 +753,13 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         })
       ).providerPaymentId;
     }
-    state.prepaymentApplications.push({ prepaymentId: req.prepaymentId, amount: req.amount, providerPaymentId, requestId: req.requestId });
+    state.prepaymentApplications.push({
+      prepaymentId: req.prepaymentId,
+      amount: req.amount,
+      providerPaymentId,
+      requestId: req.requestId,
+      ...(req.operationKey ? { operationKey: req.operationKey } : {}),
+    });
     state.prepaymentsApplied += req.amount;
     await publish();
     return state;
@@ -559,13 +770,20 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   const historyIsLong = () =>
     workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength > input.continueAsNewAfterEvents);
   const importing = () => state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
+  /** A reminder is due now unless it waits to be tried again after a failure. */
+  const reminderReady = (r: ReminderRequest) => (r.notBefore ?? 0) <= Date.now();
   for (;;) {
-    // Wake for payments, for continue-as-new, and when a status change starts or stops the import timer.
+    // Wake for payments, for continue-as-new, when a status change starts or stops the import
+    // timer, and when a reminder that failed is due to be tried again.
     const wasImporting = importing();
-    const wake = () => inbox.length > 0 || resyncs.length > 0 || remindersDue.length > 0 || historyIsLong() || importing() !== wasImporting;
-    let importDue = false;
-    if (wasImporting) importDue = !(await condition(wake, state.paymentImportSeconds! * 1000));
-    else await condition(wake);
+    const wake = () => inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || historyIsLong() || importing() !== wasImporting;
+    const importAt = wasImporting ? Date.now() + state.paymentImportSeconds! * 1000 : Infinity;
+    const retryAt = Math.min(...remindersDue.map((r) => r.notBefore ?? Infinity));
+    const wakeAt = Math.min(importAt, retryAt);
+    let timedOut = false;
+    if (wakeAt === Infinity) await condition(wake);
+    else timedOut = !(await condition(wake, wakeAt - Date.now()));
+    const importDue = timedOut && Date.now() >= importAt;
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(() => importPayments());
     if (resyncs.length > 0) {
@@ -573,9 +791,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         for (const r of resyncs.splice(0)) await resync(r);
       });
     }
-    if (remindersDue.length > 0) {
+    if (remindersDue.some(reminderReady)) {
       await lock.run(async () => {
-        for (const r of remindersDue.splice(0)) await remind(r);
+        const ready = remindersDue.filter(reminderReady);
+        remindersDue.splice(0, remindersDue.length, ...remindersDue.filter((r) => !reminderReady(r)));
+        for (const r of ready) await remind(r);
       });
     }
     if (historyIsLong()) {

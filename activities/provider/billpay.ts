@@ -67,7 +67,7 @@ interface CallOptions {
 export class BillPayClient {
   constructor(
     private readonly account: ProviderAccount,
-    private readonly timeoutMs = 30_000,
+    private readonly timeoutMs = 15_000,
   ) {}
 
   private async call<T>(method: string, path: string, opts: CallOptions): Promise<T> {

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { Router } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { LifecycleState } from '../../domain/bill.js';
 import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
@@ -37,6 +37,15 @@ function view(state: InvoiceState) {
 function waitMs(prefer: string | undefined, fallbackMs: number): number {
   const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
   return m ? Math.min(Number(m[1]) * 1000, fallbackMs) : fallbackMs;
+}
+
+/**
+ * What makes a money-moving request one operation for the workflow: the ERP's Idempotency-Key,
+ * else its X-Request-Id. A retry of it then never applies twice, even in a new workflow run.
+ */
+function operationKey(req: Request, res: Response): string {
+  const key = req.get('idempotency-key');
+  return key ? `idem:${key}` : `req:${res.locals.requestId as string}`;
 }
 
 export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -242,7 +251,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     if (pre.remaining < body.amount) {
       throw new HttpProblem(422, 'prepayment-exhausted', `prepayment ${body.prepaymentId} has ${pre.remaining} left, less than ${body.amount}`, 'amount');
     }
-    const arg = { prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string };
+    const arg = { prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
     res.json(view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
   });
 
@@ -259,7 +268,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   });
 
   r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
-    const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string };
+    const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
     res.json(view(await update(companyOf(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
   });
 
