@@ -84,3 +84,36 @@ it('reminds on the due date and a week later with what is still owed, and stops 
     expect.objectContaining({ daysAfterDue: 7, outstanding: 50_000, recipient: to }),
   ]);
 });
+
+it('tries a reminder again after a provider outage on its day, and sends it once', async () => {
+  const t = await createTenant(stack, { reminderDays: [0], paymentImportSeconds: 30 * 86_400 });
+  // The environment's clock, which the test above moved weeks ahead.
+  const now = await env.currentTimeMs();
+  const envDay = (offset: number) => new Date(now + offset * 86_400_000).toISOString().slice(0, 10);
+  const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: t.apiKey, body });
+  const sandbox = (method: string, p: string, body?: unknown) => http<{ data: { path: string; status: number }[] }>(stack.sandboxUrl, method, p, { key: t.account.apiKey, body });
+  const to = freshAddress();
+  const clientId = `cl-${randomUUID().slice(0, 6)}`;
+  await api('POST', '/v1/clients', { id: clientId, name: 'Quarry Road Partners', email: to });
+  const number = `INV-${randomUUID().slice(0, 8)}`;
+  expect((await api('POST', '/v1/invoices', { number, clientId, invoiceDate: envDay(0), dueDate: envDay(2), lines: [{ description: 'Survey', amount: 20_000 }] })).status).toBe(201);
+  expect((await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' })).status).toBe(200);
+
+  // The provider is down when the due date comes: the reminder's import of payments fails.
+  await sandbox('POST', '/v1/sandbox/faults', { mode: 'error', status: 503 });
+  await env.sleep(Date.parse(`${envDay(2)}T00:00:00Z`) - (await env.currentTimeMs()) + 20_000);
+  await eventually(async () => {
+    const log = await sandbox('GET', '/v1/sandbox/requests');
+    return log.body.data.some((r) => r.path.startsWith('/v1/payments') && r.status === 503) ? true : undefined;
+  }, 'the reminder to meet the outage');
+  expect((await box.to(to)).filter((m) => m.subject.startsWith('Reminder:'))).toEqual([]);
+
+  // Back a little later: the next try sends it, once.
+  await sandbox('POST', '/v1/sandbox/faults', { mode: 'none' });
+  await env.sleep('10 minutes');
+  await box.waitForMessage((m) => m.subject === `Reminder: invoice ${number} from Company ${t.companyId} is due today`);
+  await env.sleep('2 hours');
+  const listed = await http<{ sent: { daysAfterDue: number }[] }>(stack.apiUrl, 'GET', `/v1/invoices/${number}/reminders`, { key: t.apiKey });
+  expect(listed.body.sent).toEqual([expect.objectContaining({ daysAfterDue: 0 })]);
+  expect((await box.to(to)).filter((m) => m.subject.startsWith('Reminder:'))).toHaveLength(1);
+});
