@@ -1,6 +1,8 @@
 /**
- * Histories recorded from earlier versions of the invoice workflow must keep replaying on today's
- * code: a change that breaks determinism fails here before it breaks running invoices.
+ * Histories recorded from earlier versions of every workflow type must keep replaying on today's
+ * code: a change that breaks determinism fails here before it breaks running workflows. Files are
+ * only ever added (test/histories/record.ts records missing ones); each replays as the workflow
+ * type its first event names, from the same bundle the workers run.
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -8,12 +10,18 @@ import proto from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { expect, inject, it } from 'vitest';
 import { ROOT } from '../lib/paths.js';
+import * as workflows from '../workflows/index.js';
 
 const dir = path.join(ROOT, 'test', 'histories');
-const files = readdirSync(dir).filter((f) => f.endsWith('.binpb'));
+const histories = readdirSync(dir)
+  .filter((f) => f.endsWith('.binpb'))
+  .map((file) => {
+    const history = proto.temporal.api.history.v1.History.decode(readFileSync(path.join(dir, file)));
+    const type = history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowType?.name ?? '(no start event)';
+    return { file, type, history };
+  });
 
-it.each(files)('replays %s on the current workflow code', async (file) => {
-  const history = proto.temporal.api.history.v1.History.decode(readFileSync(path.join(dir, file)));
+it.each(histories)('replays $file ($type) on the current workflow code', async ({ file, history }) => {
   const results = Worker.runReplayHistories({ workflowBundle: { codePath: inject('workflowBundlePath') } }, [{ workflowId: file, history }]);
   let replayed = 0;
   for await (const result of results) {
@@ -21,4 +29,8 @@ it.each(files)('replays %s on the current workflow code', async (file) => {
     replayed++;
   }
   expect(replayed).toBe(1);
+});
+
+it('has a recorded history of every workflow type the workers run', () => {
+  expect(new Set(histories.map((h) => h.type))).toEqual(new Set(Object.keys(workflows)));
 });

@@ -105,6 +105,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
   const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
   const remindersDue: ReminderRequest[] = [...(input.pendingReminders ?? [])];
+  // Code from ec105e9 on repairs through repairRecords: it wrote the 'resync-signal' marker when a
+  // repair was signalled and passes pendingReminders on continue-as-new. Runs of earlier code
+  // replay their repairs with legacyResync.
+  let carefulRepair = input.pendingReminders !== undefined;
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -156,8 +160,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     inbox.push(p);
   });
   setHandler(resyncSignal, (r) => {
-    // A repair signalled to a run of code without this handler was ignored there; replay ignores it too.
-    if (patched('resync-signal')) resyncs.push(r);
+    // Every version since reconciliation began acts on this signal; only how it repairs changed.
+    if (patched('resync-signal')) carefulRepair = true;
+    resyncs.push(r);
   });
   setHandler(reminderSignal, (r) => {
     if (patched('reminder-signal')) remindersDue.push(r);
@@ -220,6 +225,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
    * with the reconciliation, and a failure never ends this workflow.
    */
   async function resync(req: ResyncRequest): Promise<void> {
+    if (!carefulRepair) return legacyResync(req);
     const actions: string[] = [];
     try {
       await repairRecords(req, actions);
@@ -232,6 +238,56 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (actions.length === 0) actions.push('nothing to repair: already in step');
     log.info('resynced with the provider', { number: state.number, reconciliationId: req.reconciliationId, actions, requestId: req.requestId });
     await acts.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
+    await publish();
+  }
+
+  /** The repair as runs before ec105e9 made it (activities retried until they succeeded), so their histories replay. */
+  async function legacyResync(req: ResyncRequest): Promise<void> {
+    const { companyId, number } = state;
+    const { requestId } = req;
+    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}:${req.reconciliationId}`;
+    const actions: string[] = [];
+    for (const id of req.staleRecordIds.filter((x) => x !== state.providerInvoiceId)) {
+      await acts.deleteProviderInvoice({ companyId, providerInvoiceId: id, idempotencyKey: key(`delete-stale-${id}`), requestId });
+      actions.push(`deleted provider record ${id}, which this invoice does not use`);
+    }
+    if (state.sentToProvider && state.providerInvoiceId && state.status !== 'Draft') {
+      const remote = await acts.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+      if (!remote && state.status === 'Final') {
+        const lost = state.providerInvoiceId;
+        const created = await createRecord(acts, state.outstanding, key('recreate-invoice'), requestId);
+        if (state.pdf) {
+          await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
+        }
+        actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
+      } else if (!remote) {
+        actions.push(`forgot provider record ${state.providerInvoiceId}, which the provider had lost; the next Final creates a new one`);
+        state.providerInvoiceId = null;
+        state.payNowUrl = null;
+        state.sentToProvider = false;
+        state.paymentImportSeconds = null;
+      } else if (state.status === 'Final') {
+        const before = state.payments.length;
+        await importPayments();
+        if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
+        if (remote.amount !== state.total || remote.outstanding !== state.outstanding) {
+          await acts.updateProviderInvoice({
+            companyId,
+            providerInvoiceId: state.providerInvoiceId,
+            number,
+            invoiceDate: state.invoiceDate,
+            amount: state.total,
+            outstanding: state.outstanding,
+            idempotencyKey: key('resync-invoice'),
+            requestId,
+          });
+          actions.push(`set provider amount/outstanding ${remote.amount}/${remote.outstanding} to ${state.total}/${state.outstanding}`);
+        }
+      }
+    }
+    if (actions.length === 0) actions.push('nothing to repair: already in step');
+    log.info('resynced with the provider', { number, reconciliationId: req.reconciliationId, actions, requestId });
+    await acts.recordRepair({ reconciliationId: req.reconciliationId, number, actions });
     await publish();
   }
 
