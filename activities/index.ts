@@ -26,6 +26,11 @@ export interface ActivityDeps {
   mailer: Mailer;
 }
 
+/** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
+export type SendOutcome = 'sent' | 'already-sent' | 'unconfirmed';
+
+type Query = () => Promise<readonly unknown[]>;
+
 export interface CompanySettings {
   providerEnabled: boolean;
   paymentImportSeconds: number;
@@ -44,6 +49,23 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       if (e instanceof MailError && e.permanent) throw ApplicationFailure.nonRetryable(e.message, 'MailRejected');
       throw e;
     }
+  }
+
+  /**
+   * At most once: the message is claimed in the database first, sent, then confirmed. A refused
+   * send gives the claim back (nothing went out, so a retry may send); a claim an earlier attempt
+   * left unconfirmed (cut off between sending and confirming) is reported, never sent again.
+   */
+  async function sendOnce(claim: Query, release: Query, confirm: Query, mail: OutgoingMail): Promise<SendOutcome> {
+    if ((await claim()).length === 0) return 'unconfirmed';
+    try {
+      await deliver(mail);
+    } catch (e) {
+      await release();
+      throw e;
+    }
+    await confirm();
+    return 'sent';
   }
 
   return {
@@ -345,11 +367,15 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       return c.email ? { to: c.email, usesPayNowUrl: templateUsesPayNowUrl(c.template) } : null;
     },
 
-    /** Emails the final invoice (PDF and backup attachments) to the client, once per revision. */
-    async sendInvoiceEmail({ invoice, requestId }: { invoice: InvoiceState; requestId: string }): Promise<{ messageId: string }> {
-      const [sent] = await sql<{ message_id: string }[]>`
-        SELECT message_id FROM invoice_emails WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
-      if (sent) return { messageId: sent.message_id };
+    /**
+     * Emails the final invoice (PDF and backup attachments) to the client, at most once per
+     * revision: 'unconfirmed' when an earlier attempt claimed the send and was cut off (a crash
+     * between sending and recording), which is reported rather than risking a second email.
+     */
+    async sendInvoiceEmail({ invoice, requestId }: { invoice: InvoiceState; requestId: string }): Promise<{ messageId: string; outcome?: SendOutcome }> {
+      const [sent] = await sql<{ message_id: string; sent_at: Date | null }[]>`
+        SELECT message_id, sent_at FROM invoice_emails WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
+      if (sent) return { messageId: sent.message_id, outcome: sent.sent_at ? 'already-sent' : 'unconfirmed' };
       const [row] = await sql<{ company_name: string; client_name: string; email: string | null; template: EmailTemplate | null }[]>`
         SELECT co.name AS company_name, cl.name AS client_name, cl.email, cl.invoice_email_template AS template
         FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${invoice.companyId} AND cl.id = ${invoice.clientId}`;
@@ -364,7 +390,15 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
         payNowUrl: invoice.payNowUrl,
       });
       const messageId = `<${invoice.companyId}.${invoice.number}.r${invoice.revision}@billflow>`;
-      await deliver({
+      const claim = () => sql`
+        INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
+        VALUES (${invoice.companyId}, ${invoice.number}, ${invoice.revision}, ${row.email}, ${messageId}, ${mail.usesPayNowUrl}, ${requestId})
+        ON CONFLICT DO NOTHING RETURNING 1`;
+      const release = () => sql`
+        DELETE FROM invoice_emails WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision} AND sent_at IS NULL`;
+      const confirm = () => sql`
+        UPDATE invoice_emails SET sent_at = now() WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
+      const outcome = await sendOnce(claim, release, confirm, {
         to: row.email,
         subject: mail.subject,
         text: mail.text,
@@ -375,12 +409,8 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
           return { filename: d.filename ?? `invoice-${invoice.number}.pdf`, content: d.bytes, contentType: d.content_type };
         }),
       });
-      await sql`
-        INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
-        VALUES (${invoice.companyId}, ${invoice.number}, ${invoice.revision}, ${row.email}, ${messageId}, ${mail.usesPayNowUrl}, ${requestId})
-        ON CONFLICT DO NOTHING`;
-      log.info('invoice emailed', { number: invoice.number, to: row.email, withPayNowUrl: mail.usesPayNowUrl, requestId });
-      return { messageId };
+      log.info('invoice emailed', { number: invoice.number, to: row.email, withPayNowUrl: mail.usesPayNowUrl, outcome, requestId });
+      return { messageId, outcome };
     },
 
     /** Whether a reminder for this revision is still due, as the invoice's workflow last published it (it checks again). */
@@ -394,12 +424,12 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
      * Emails one due-date reminder for the invoice as its workflow holds it now: once per revision
      * and day (a resend after a crash between sending and recording carries the same Message-ID).
      */
-    async sendReminder(input: { invoice: InvoiceState; daysAfterDue: number; requestId: string }): Promise<'sent' | 'already-sent' | 'no-email'> {
+    async sendReminder(input: { invoice: InvoiceState; daysAfterDue: number; requestId: string }): Promise<SendOutcome | 'no-email'> {
       const { invoice, daysAfterDue, requestId } = input;
       const { companyId, number, revision } = invoice;
-      const [done] = await sql`
-        SELECT 1 FROM invoice_reminders WHERE company_id = ${companyId} AND invoice_number = ${number} AND revision = ${revision} AND days_after_due = ${daysAfterDue}`;
-      if (done) return 'already-sent';
+      const [done] = await sql<{ sent_at: Date | null }[]>`
+        SELECT sent_at FROM invoice_reminders WHERE company_id = ${companyId} AND invoice_number = ${number} AND revision = ${revision} AND days_after_due = ${daysAfterDue}`;
+      if (done) return done.sent_at ? 'already-sent' : 'unconfirmed';
       const [row] = await sql<{ company_name: string; client_name: string; email: string | null }[]>`
         SELECT co.name AS company_name, cl.name AS client_name, cl.email
         FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${companyId} AND cl.id = ${invoice.clientId}`;
@@ -413,19 +443,24 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       });
       const messageId = `<${companyId}.${number}.r${revision}.reminder${daysAfterDue}@billflow>`;
       const [pdf] = invoice.pdf ? await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${invoice.pdf.documentId}` : [];
-      await deliver({
+      const day = () => sql`company_id = ${companyId} AND invoice_number = ${number} AND revision = ${revision} AND days_after_due = ${daysAfterDue}`;
+      const outcome = await sendOnce(
+        () => sql`
+          INSERT INTO invoice_reminders (company_id, invoice_number, revision, days_after_due, recipient, message_id, outstanding)
+          VALUES (${companyId}, ${number}, ${revision}, ${daysAfterDue}, ${row.email}, ${messageId}, ${invoice.outstanding}) ON CONFLICT DO NOTHING RETURNING 1`,
+        () => sql`DELETE FROM invoice_reminders WHERE ${day()} AND sent_at IS NULL`,
+        () => sql`UPDATE invoice_reminders SET sent_at = now() WHERE ${day()}`,
+        {
         to: row.email,
         subject: mail.subject,
         text: mail.text,
         messageId,
         headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
         attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
-      });
-      await sql`
-        INSERT INTO invoice_reminders (company_id, invoice_number, revision, days_after_due, recipient, message_id, outstanding)
-        VALUES (${companyId}, ${number}, ${revision}, ${daysAfterDue}, ${row.email}, ${messageId}, ${invoice.outstanding}) ON CONFLICT DO NOTHING`;
-      log.info('reminder sent', { number, revision, daysAfterDue, to: row.email, outstanding: invoice.outstanding });
-      return 'sent';
+        },
+      );
+      log.info('reminder sent', { number, revision, daysAfterDue, to: row.email, outstanding: invoice.outstanding, outcome });
+      return outcome;
     },
 
     /** Writes the read model; a stale (retried, older) write never overwrites a newer one. */

@@ -333,10 +333,11 @@ const schemas = {
       payments: { type: 'array', items: { type: 'object' } },
       history: { type: 'array', items: { type: 'object' } },
       pendingChange: { type: ['object', 'null'], description: 'A status change under way (e.g. waiting out a provider outage after a 202).' },
-      email: {
+      emailDelivery: {
         type: ['object', 'null'],
-        description: "The latest Final's invoice email: `status` sent, or failed when the mail server refused it for good (`detail` says why); the Final stands either way.",
-        properties: { revision: { type: 'integer' }, status: { type: 'string', enum: ['sent', 'failed'] }, to: { type: ['string', 'null'] }, detail: { type: 'string' }, at: { type: 'string' } },
+        description:
+          "The latest Final's invoice email: `status` sent; failed when the mail server refused it for good (`detail` says why); unconfirmed when a crash cut the send off (it is never sent twice). The Final stands either way.",
+        properties: { revision: { type: 'integer' }, status: { type: 'string', enum: ['sent', 'failed', 'unconfirmed'] }, to: { type: ['string', 'null'] }, detail: { type: 'string' }, at: { type: 'string' } },
       },
       lastFailure: {
         type: ['object', 'null'],
@@ -657,7 +658,7 @@ export const openapi = {
       get: {
         summary: 'Due-date reminders: the company\'s reminder days and each reminder sent for this invoice',
         parameters: [number],
-        responses: { 200: { description: '`{ dueDate, reminderDays, sent: [{ revision, daysAfterDue, recipient, outstanding, messageId, sentAt }] }`' }, 401: problem, 404: problem },
+        responses: { 200: { description: '`{ dueDate, reminderDays, sent: [{ revision, daysAfterDue, recipient, outstanding, messageId, sentAt }] }`; sentAt is null when a crash cut the send off (it is not sent twice)' }, 401: problem, 404: problem },
       },
     },
     '/v1/invoices/{number}/pdf': {

@@ -58,7 +58,7 @@ type Invoice = Body & {
   providerInvoiceId: string | null;
   pendingChange: unknown;
   held: boolean;
-  email?: { status: string; detail: string; revision: number } | null;
+  emailDelivery?: { status: string; detail: string; revision: number } | null;
   lastFailure?: { reason: string; undone: string[] } | null;
   plan: { steps: { kind: string }[] };
 };
@@ -175,11 +175,30 @@ describe('a change that fails partway', () => {
     const final = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
     expect(final.body).toMatchObject({ status: 'Final', revision: 1, pendingChange: null, lastFailure: null });
-    expect(final.body.email).toMatchObject({ status: 'failed', revision: 1, detail: expect.stringContaining('550') });
+    expect(final.body.emailDelivery).toMatchObject({ status: 'failed', revision: 1, detail: expect.stringContaining('550') });
+    // Nothing went out, so nothing stays claimed: a later resend is free to try.
+    expect(await stack.sql`SELECT 1 FROM invoice_emails WHERE company_id = ${tenant.companyId} AND invoice_number = ${number}`).toHaveLength(0);
     expect(final.body.payNowUrl).toMatch(/\/pay\//);
     // The provider's record is the invoice's, open and payable.
     expect((await provider('GET', `/v1/invoices/${final.body.providerInvoiceId}`)).body).toMatchObject({ number, outstanding: 40_000 });
     expect((await api('GET', `/v1/invoices?status=Final&limit=200`)).body.data).toContainEqual(expect.objectContaining({ number }));
+  });
+
+  it('never emails a revision twice: a send a crash cut off is reported as unconfirmed, not repeated', async () => {
+    const to = `ap-${randomUUID().slice(0, 8)}@harbor.example`;
+    const number = await draft(await newClient(to), 25_000);
+    // What a worker killed between handing the message to SMTP and confirming it leaves behind.
+    await stack.sql`
+      INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
+      VALUES (${tenant.companyId}, ${number}, 1, ${to}, ${`<${tenant.companyId}.${number}.r1@billflow>`}, false, 'crashed-attempt')`;
+    const final = await status(number, 'Final');
+    expect(final.emailDelivery).toMatchObject({ status: 'unconfirmed', revision: 1 });
+    expect(accepted).not.toContain(to);
+    // The next revision is its own email, sent once.
+    await status(number, 'Reissue');
+    const again = await status(number, 'Final');
+    expect(again.emailDelivery).toMatchObject({ status: 'sent', revision: 2 });
+    expect(accepted.filter((a) => a === to)).toHaveLength(1);
   });
 
   it('undoes what a Final did at the provider when the provider refuses a later step, and the retry then succeeds', async () => {

@@ -127,8 +127,8 @@ export interface InvoiceState extends InvoiceDraft {
   held: boolean;
   /** Bumped on every read-model write, so a stale retried write can never win. */
   version: number;
-  /** The invoice email of the latest Final: sent, or refused by the mail server for good (the Final stands). */
-  email?: { revision: number; status: 'sent' | 'failed'; to: string | null; detail: string; at: string } | null;
+  /** The invoice email of the latest Final: sent, refused by the mail server for good, or cut off by a crash mid-send (the Final stands). */
+  emailDelivery?: { revision: number; status: 'sent' | 'failed' | 'unconfirmed'; to: string | null; detail: string; at: string } | null;
   /** The last status change or release that failed, and what was undone; cleared by the next one that succeeds. */
   lastFailure?: { to: InvoiceStatus; requestId: string; at: string; reason: string; undone: string[] } | null;
   /** Quick Pay requests already applied, by the ERP's request key, so a retry is answered, not applied twice. */

@@ -661,13 +661,16 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
    */
   async function emailInvoice(step: Extract<Step, { kind: 'email-invoice' }>, requestId: string): Promise<void> {
     try {
-      await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
-      state.email = { revision: state.revision, status: 'sent', to: step.to, detail: 'sent', at: new Date().toISOString() };
+      const { outcome } = await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
+      state.emailDelivery =
+        outcome === 'unconfirmed'
+          ? { revision: state.revision, status: 'unconfirmed', to: step.to, detail: 'a crash cut an earlier send off: it may not have gone out, and is not sent twice', at: new Date().toISOString() }
+          : { revision: state.revision, status: 'sent', to: step.to, detail: 'sent', at: new Date().toISOString() };
     } catch (e) {
       if (isCancellation(e) || !patched('email-outcome')) throw e;
       const detail = failureMessage(e);
       log.warn('invoice email refused', { number: state.number, revision: state.revision, to: step.to, detail, requestId });
-      state.email = { revision: state.revision, status: 'failed', to: step.to, detail, at: new Date().toISOString() };
+      state.emailDelivery = { revision: state.revision, status: 'failed', to: step.to, detail, at: new Date().toISOString() };
     }
   }
 

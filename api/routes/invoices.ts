@@ -170,7 +170,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     if (!inv) throw new HttpProblem(404, 'not-found', `invoice ${number} not found`);
     const sent = await sql`
       SELECT revision, days_after_due AS "daysAfterDue", recipient, outstanding, message_id AS "messageId", sent_at AS "sentAt"
-      FROM invoice_reminders WHERE company_id = ${c.id} AND invoice_number = ${number} ORDER BY sent_at`;
+      FROM invoice_reminders WHERE company_id = ${c.id} AND invoice_number = ${number} ORDER BY claimed_at`;
     res.json({ dueDate: inv.due_date, reminderDays: inv.reminder_days, sent });
   });
 
