@@ -5,8 +5,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { freshAddress, mailbox } from './mail.js';
+import { webhookDelivered, workflowIdle } from './settled.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -193,8 +195,10 @@ describe('Quick Pay', () => {
     const again = await api('POST', `/v1/invoices/${number}/quick-pay`, details);
     expect(again.status).toBe(409);
     expect(again.body).toMatchObject({ type: expect.stringContaining('quick-pay-refused'), detail: expect.stringContaining('already settled') });
-    // The provider's webhook for the Quick Pay payment does not count it twice.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The provider's webhook for the Quick Pay payment does not count it twice, once billflow has
+    // answered it and the invoice's workflow has handled the signal.
+    await webhookDelivered(stack, tenant, quick.paymentId);
+    await workflowIdle(stack.temporal, invoiceWorkflowId(tenant.companyId, number));
     expect((await api('GET', `/v1/invoices/${number}`)).body).toMatchObject({ outstanding: 0, paid: 100_000 });
   });
 });

@@ -133,9 +133,14 @@ describe('message templates', () => {
     expect((await api('POST', `/v1/message-templates/${template.body.id}/preview`, { invoiceNumber: draftNumber })).body).toMatchObject({ status: 409, type: expect.stringContaining('not-a-bill') });
     expect((await api('POST', `/v1/message-templates/${template.body.id}/preview`, { invoiceNumber: 'NOPE-1' })).status).toBe(404);
 
-    // Nothing was sent: the client only has the invoice email of the Final.
-    await new Promise((r) => setTimeout(r, 500));
-    expect((await box.to(email)).map((m) => m.subject)).not.toContain(preview.body.subject);
+    // The previews sent nothing. Sending the message for real, through the same channel to the same
+    // client, is what a preview's email would have come with; once it has arrived, it is the only
+    // message with that subject.
+    const sent = await api<Run>('POST', `/v1/message-templates/${template.body.id}/send`, { invoiceNumbers: [bill.number] }, { prefer: 'wait=30' });
+    expect(sent.body, JSON.stringify(sent.body)).toMatchObject({ status: 'completed', sent: 1 });
+    const real = await box.waitForMessage(fromRun(sent.body.id));
+    expect(real.subject).toBe(preview.body.subject);
+    expect((await box.to(email)).filter((m) => m.subject === preview.body.subject).map((m) => m.id)).toEqual([real.id]);
   });
 });
 

@@ -7,6 +7,7 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { invoiceWorkflowId, searchAttributes as sa, type InvoiceDraft } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { webhookDelivered, workflowIdle } from './settled.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -39,14 +40,18 @@ it('continues as new with its state when the history passes the threshold', asyn
   // Eight separate payments at the provider, each reaching the workflow by webhook.
   const providerInvoiceId = final.body.providerInvoiceId as string;
   const customer = (await http<{ customerId: string }>(stack.sandboxUrl, 'GET', `/v1/invoices/${providerInvoiceId}`, { key: tenant.account.apiKey })).body.customerId;
+  const paymentIds: string[] = [];
   for (let i = 0; i < 8; i++) {
-    const paid = await http(stack.sandboxUrl, 'POST', '/v1/payments', { key: tenant.account.apiKey, body: { customerId: customer, allocations: [{ invoiceId: providerInvoiceId, amount: 5_000 }], method: 'card' } });
+    const paid = await http<{ id: string }>(stack.sandboxUrl, 'POST', '/v1/payments', { key: tenant.account.apiKey, body: { customerId: customer, allocations: [{ invoiceId: providerInvoiceId, amount: 5_000 }], method: 'card' } });
     expect(paid.status).toBe(201);
+    paymentIds.push(paid.body.id);
   }
-  const settled = await eventually(async () => {
-    const r = await api('GET', `/v1/invoices/${number}`);
-    return r.body.outstanding === 60_000 ? r.body : undefined;
-  }, 'all eight payments to be applied');
+  await eventually(async () => ((await api('GET', `/v1/invoices/${number}`)).body.outstanding === 60_000 ? true : undefined), 'all eight payments to be applied');
+  // Nothing applied twice, once every webhook was answered and the (latest) run has handled them.
+  for (const id of paymentIds) await webhookDelivered(stack, tenant, id);
+  await workflowIdle(stack.temporal, workflowId);
+  const settled = (await api('GET', `/v1/invoices/${number}`)).body;
+  expect(settled.outstanding).toBe(60_000);
   expect(settled.payments).toHaveLength(8);
   expect(settled.payNowUrl).toBe(final.body.payNowUrl);
 

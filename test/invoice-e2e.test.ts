@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { createApp } from '../api/app.js';
 import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { workflowIdle } from './settled.js';
 import { launchBrowser, pdfText } from './support.js';
 
 let stack: Stack;
@@ -116,8 +118,10 @@ describe('draft -> final -> paid', () => {
       raw: body,
       headers: { [SIGNATURE_HEADER]: signPayload(tenant.account.webhookSecret, body) },
     });
+    // Answered once the invoice's workflow has the signal; asserted once the workflow has handled it.
     expect(replay.status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1_000));
+    expect(replay.body).toMatchObject({ invoices: [number] });
+    await workflowIdle(stack.temporal, invoiceWorkflowId(tenant.companyId, number));
     const after = await api('GET', `/v1/invoices/${number}`);
     expect(after.body.payments).toHaveLength(1);
     const [count] = await stack.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM receipts WHERE company_id = ${tenant.companyId} AND provider_payment_id = ${paymentId}`;

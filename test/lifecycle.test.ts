@@ -4,8 +4,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { freshAddress, mailbox } from './mail.js';
+import { webhookDelivered, workflowIdle } from './settled.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -244,11 +246,13 @@ describe('applying a prepayment to a Final invoice', () => {
     expect(applied.body).toMatchObject({ prepaymentsApplied: 50_000, outstanding: 30_000 });
     const remote = await provider<{ outstanding: number }>('GET', `/v1/invoices/${target.providerInvoiceId}`);
     expect(remote.body.outstanding).toBe(30_000);
-    const payments = await provider<{ data: { method: string; amount: number }[] }>('GET', `/v1/payments?invoiceId=${target.providerInvoiceId}`);
+    const payments = await provider<{ data: { id: string; method: string; amount: number }[] }>('GET', `/v1/payments?invoiceId=${target.providerInvoiceId}`);
     expect(payments.body.data).toEqual([expect.objectContaining({ method: 'prepayment', amount: 50_000 })]);
 
-    // The provider's webhook for that payment does not count it a second time.
-    await new Promise((r) => setTimeout(r, 1_500));
+    // The provider's webhook for that payment does not count it a second time, once billflow has
+    // answered it and the invoice's workflow has handled the signal.
+    await webhookDelivered(stack, tenant, payments.body.data[0]!.id);
+    await workflowIdle(stack.temporal, invoiceWorkflowId(tenant.companyId, target.number));
     expect((await api('GET', `/v1/invoices/${target.number}`)).body).toMatchObject({ outstanding: 30_000, payments: [] });
     const left = await api<{ data: { remaining: number }[] }>('GET', `/v1/prepayments?clientId=${clientId}`);
     expect(left.body.data[0]!.remaining).toBe(0);

@@ -7,7 +7,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { ensureSearchAttributes } from '../lib/temporal.js';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { webhookDeliveries, workflowIdle } from './settled.js';
 import { timeSkippingEnvironment } from './support.js';
 
 let env: TestWorkflowEnvironment;
@@ -56,7 +58,8 @@ it('imports a payment whose webhook was lost when the hourly import timer fires'
   });
   expect(paid.status, JSON.stringify(paid.body)).toBe(201);
 
-  // Nothing has told billflow yet.
+  // Nothing has told billflow yet: the provider has tried its webhook, which went nowhere.
+  await webhookDeliveries(stack, tenant, paid.body.id, (ds) => ds.length > 0 && ds.every((d) => d.attempts > 0 && d.deliveredAt === null), 'the webhook to be tried and lost');
   const before = await api('GET', `/v1/invoices/${number}`);
   expect(before.body).toMatchObject({ outstanding: 80_000, payments: [] });
 
@@ -73,6 +76,7 @@ it('imports a payment whose webhook was lost when the hourly import timer fires'
   // The next hour's import finds the same payment again and applies nothing twice.
   await env.sleep('61 minutes');
   await eventually(async () => ((await importCalls()) === 2 ? true : undefined), 'the second import');
+  await workflowIdle(env.client, invoiceWorkflowId(tenant.companyId, number));
   const again = await api('GET', `/v1/invoices/${number}`);
   expect(again.body).toMatchObject({ outstanding: 50_000 });
   expect(again.body.payments).toHaveLength(1);
