@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { resolveLimit, type BillLimit } from '../domain/bill.js';
 import type { Sql } from '../lib/db.js';
 import { stableUuid } from '../lib/ids.js';
-import type { InvoiceState, ProviderPayment } from '../workflows/contract.js';
+import { quickPayReference, type InvoiceState, type ProviderPayment } from '../workflows/contract.js';
 import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
 import { MailError, type Mailer, type OutgoingMail } from './email/mailer.js';
 import { reminderRefusal, type ReminderRefusal } from '../domain/reminders.js';
@@ -330,7 +330,7 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
       companyId: string;
       number: string;
       amount: number;
-      details: { paymentType: string; paymentMethod: string; issuedOn: string; category: string; receivedByUser: string; receivedByUnit: string; requestId: string };
+      details: { paymentType: string; paymentMethod: string; issuedOn: string; category: string; receivedByUser: string; receivedByUnit: string; requestId: string; operationKey?: string };
       provider: { customerId: string; providerInvoiceId: string } | null;
       idempotencyKey: string;
     }): Promise<{ paymentId: string; paidAt: string }> {
@@ -341,7 +341,7 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
         const api = new BillPayClient(await account(input.companyId));
         const p = await provider('record Quick Pay at the provider', () =>
           api.createPayment(
-            { customerId: input.provider!.customerId, allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }], method: 'quickpay', reference: `${d.paymentType}/${d.paymentMethod}` },
+            { customerId: input.provider!.customerId, allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }], method: 'quickpay', reference: quickPayReference(d.operationKey, d.paymentType, d.paymentMethod) },
             input.idempotencyKey,
             d.requestId,
           ),

@@ -1,6 +1,7 @@
 /** Maps what Temporal answers to the problem documents the ERP sees. */
 import { isGrpcCancelledError, isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import { status } from '@grpc/grpc-js';
 import { HttpProblem } from '../lib/problem.js';
 
 const RULE_ERRORS: Record<string, [number, string]> = {
@@ -45,3 +46,29 @@ export function toProblem(err: unknown, what: string): HttpProblem | null {
   }
   return null;
 }
+
+/**
+ * The server gave an Update up because the workflow task it rode on failed (typically a
+ * continue-as-new racing new events): nothing was applied, so the Update is sent again. Updates
+ * are deduplicated by id and by the ERP's request key, so sending one again is always safe.
+ */
+export function updateAborted(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const grpc = e as { code?: number; details?: string };
+    if (grpc.code === status.FAILED_PRECONDITION && /workflow task failure/i.test(grpc.details ?? '')) return true;
+  }
+  return false;
+}
+
+/** Runs `send` again while the server aborts it (see updateAborted), until `deadline` (epoch ms). */
+export async function retryAborted<T>(send: () => Promise<T>, deadline: number): Promise<T> {
+  for (let pause = 25; ; pause = Math.min(pause * 2, 500)) {
+    try {
+      return await send();
+    } catch (e) {
+      if (!updateAborted(e) || Date.now() + pause > deadline) throw e;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+

@@ -278,7 +278,8 @@ describe('retries across continue-as-new', () => {
     await forgetKey(key);
     const retry = await api('POST', `/v1/invoices/${number}/quick-pay`, body, { 'idempotency-key': key });
     expect(retry.status, JSON.stringify(retry.body)).toBe(200);
-    expect(retry.body).toMatchObject({ outstanding: 0, payments: [expect.objectContaining({ source: 'quickpay', amount: 45_000 })] });
+    // One payment: applied by the Quick Pay, or by its webhook when the first answer was lost.
+    expect(retry.body).toMatchObject({ outstanding: 0, payments: [expect.objectContaining({ amount: 45_000 })] });
     const b = await books(first.body.providerInvoiceId!);
     expect(b.live.filter((p) => p.method === 'quickpay')).toHaveLength(1);
   });

@@ -216,8 +216,21 @@ export interface ProviderPayment {
   /** The payment's whole amount across its invoices, fee excluded. */
   totalAmount: Minor;
   method: 'card' | 'prepayment' | 'quickpay' | 'other';
+  /** The provider payment's reference; a Quick Pay's starts with its ERP request key (`quickPayReference`). */
+  reference?: string;
   source: AppliedPayment['source'];
   requestId: string;
+}
+
+/** A Quick Pay's reference at the provider: its request key first, so the payment tells which request made it. */
+export function quickPayReference(operationKey: string | undefined, paymentType: string, paymentMethod: string): string {
+  return `${operationKey ? `${operationKey} ` : ''}${paymentType}/${paymentMethod}`.slice(0, 200);
+}
+
+/** The ERP request key a Quick Pay's provider reference carries, if any. */
+export function quickPayKeyOf(reference: string | undefined): string | null {
+  const m = reference ? /^((?:idem|req):\S+) /.exec(reference) : null;
+  return m ? m[1]! : null;
 }
 
 export const stateQuery = defineQuery<InvoiceState>('state');

@@ -15,6 +15,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -33,6 +34,7 @@ import {
   lifecycleUpdate,
   remindersWorkflowId,
   paymentSignal,
+  quickPayKeyOf,
   quickPayUpdate,
   reminderSignal,
   releaseUpdate,
@@ -73,6 +75,45 @@ const repairActs = proxyActivities<Activities>({
  * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
  * be reached after a few quick tries, the change is refused rather than left waiting.
  */
+const importActs = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+/**
+ * The same activities run locally first: in the worker that runs the workflow task, recorded as a
+ * marker, with no round trip through the Temporal server (about 0.3 ms against 80). They are
+ * short and idempotent, so a local try that fails (an outage, a killed worker) is simply made
+ * again as the regular activity, which retries visibly in the Web UI.
+ */
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumAttempts: 2 },
+});
+
+/** `regular`'s activities, each tried once locally first; a refusal for good is not tried again. */
+function localFirst<T extends object>(regular: T): T {
+  return new Proxy(regular, {
+    get(target, name: string) {
+      const slow = (target as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
+      const fast = (local as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
+      return async (...args: unknown[]) => {
+        try {
+          return await fast(...args);
+        } catch (e) {
+          if (isCancellation(e) || refusedForGood(e)) throw e;
+          log.info('local activity failed; running it as a regular activity', { activity: name, error: failureMessage(e) });
+          return await slow(...args);
+        }
+      };
+    },
+  });
+}
+
+function refusedForGood(e: unknown): boolean {
+  return e instanceof ActivityFailure && e.cause instanceof ApplicationFailure && e.cause.nonRetryable === true;
+}
+
 /** A reminder that failed (provider or SMTP outage) is tried again after 1, 2, 4 ... minutes, at most hourly, 12 times in all. */
 const REMINDER_ATTEMPTS = 12;
 const REMINDER_RETRY_FIRST_MS = 60_000;
@@ -80,11 +121,6 @@ const REMINDER_RETRY_MAX_MS = 3_600_000;
 
 /** How many Quick Pay request keys an invoice remembers (a retry comes within hours, not after hundreds of payments). */
 const KEPT_REQUEST_KEYS = 50;
-
-const importBeforeChange = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
-}).importProviderPayments;
 
 /** The reason behind an activity failure, as a person reads it. */
 function failureMessage(e: unknown): string {
@@ -101,6 +137,10 @@ function failureType(e: unknown): string {
 
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
+  // Runs started on code before local activities keep making regular ones, so they replay.
+  const fast = patched('local-activities');
+  const io = fast ? localFirst(acts) : acts;
+  const importBeforeChange = (fast ? localFirst(importActs) : importActs).importProviderPayments;
   const lock = new Lock();
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
   const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
@@ -182,7 +222,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.lifecycle, value: state.lifecycleState },
       { key: sa.classification, value: state.classification },
     ]);
-    await acts.saveInvoice(state);
+    await io.saveInvoice(state);
   }
 
   /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
@@ -195,7 +235,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   async function applyOne(p: ProviderPayment): Promise<void> {
-    await acts.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
+    await io.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
     state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source, coveredInvoices: p.coveredInvoices });
   }
 
@@ -204,6 +244,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     let changed = false;
     for (const p of payments) {
       if (known(p.paymentId) || p.method === 'prepayment') continue;
+      // A Quick Pay whose answer was lost (its workflow task failed after the provider call) comes back this way.
+      const quickPayKey = p.method === 'quickpay' ? quickPayKeyOf(p.reference) : null;
+      if (quickPayKey) state.quickPayKeys = [...(state.quickPayKeys ?? []), quickPayKey].slice(-KEPT_REQUEST_KEYS);
       await applyOne(p);
       changed = true;
     }
@@ -211,7 +254,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   /** Imports the provider's payments for this invoice's record and applies the new ones; `via` sets how hard it tries. */
-  async function importPayments(via: typeof importBeforeChange = acts.importProviderPayments, requestId?: string): Promise<void> {
+  async function importPayments(via: typeof importBeforeChange = io.importProviderPayments, requestId?: string): Promise<void> {
     if (!state.providerInvoiceId) return;
     const found = await via({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: requestId ?? `import-${uuid4()}` });
     await applyPayments(found);
@@ -237,7 +280,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
     if (actions.length === 0) actions.push('nothing to repair: already in step');
     log.info('resynced with the provider', { number: state.number, reconciliationId: req.reconciliationId, actions, requestId: req.requestId });
-    await acts.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
+    await io.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
     await publish();
   }
 
@@ -350,7 +393,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (state.status === 'Final' && owed > 0) {
         const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
-        state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
+        state.pdf = await io.renderInvoicePdf({ invoice: state, requestId });
         await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
       } else {
@@ -392,7 +435,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const err = transitionError(state.status, req.to);
     if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
     const { companyId, number } = state;
-    const company = await acts.getCompanySettings({ companyId });
+    const company = await io.getCompanySettings({ companyId });
 
     // Invoices that left Final before payments were imported on leaving a reissue too replay as they ran.
     const importFirst = importsBeforeChange(state, req.to) && (state.status === 'Final' || patched('import-before-leaving-reissue'));
@@ -413,11 +456,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const leaving = req.to !== 'Final';
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     // Histories from before this shortcut asked even for no payments; they replay as they ran.
-    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await acts.paymentHolds({ companyId, number, paymentIds });
-    const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
+    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await io.paymentHolds({ companyId, number, paymentIds });
+    const email = req.to === 'Final' ? await io.getEmailSettings({ companyId, clientId: state.clientId }) : null;
     let classification: Classification | null = null;
     if (req.to === 'Final') {
-      const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
+      const limits = await io.getBillingLimits({ companyId, clientId: state.clientId });
       classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
     }
     const plan = planStatusChange({
@@ -518,11 +561,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (step.kind === 'recreate-prepayment-payment') {
         const a = state.prepaymentApplications[step.application]!;
         if (a.providerPaymentId && a.providerPaymentId !== before.applications[step.application]) {
-          await acts.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
+          await io.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
           undone.push(`removed the prepayment's provider payment ${a.providerPaymentId}`);
         }
       } else if (step.kind === 'create-provider-invoice' && state.providerInvoiceId && state.providerInvoiceId !== before.providerInvoiceId) {
-        await acts.deleteProviderInvoice({
+        await io.deleteProviderInvoice({
           companyId,
           providerInvoiceId: state.providerInvoiceId,
           idempotencyKey: `${companyId}:${number}:${state.revision}:undo-create-invoice`,
@@ -574,7 +617,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       case 'convert-to-prepayment': {
         const p = state.payments.find((x) => x.paymentId === step.paymentId)!;
-        await acts.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
+        await io.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
         state.payments = state.payments.filter((x) => x.paymentId !== p.paymentId);
         state.convertedPayments.push(p);
         return step;
@@ -582,26 +625,26 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'hold-provider-payment':
       case 'remove-provider-payment': {
         // Decided again now: another invoice of the same payment may have changed meanwhile.
-        const heldBy = (await acts.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
+        const heldBy = (await io.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
         if (heldBy.length > 0) return { kind: 'hold-provider-payment', paymentId: step.paymentId, heldBy };
-        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        await io.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
         return { kind: 'remove-provider-payment', paymentId: step.paymentId };
       }
       case 'delete-provider-invoice':
-        await acts.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
+        await io.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
         state.providerInvoiceId = null;
         state.payNowUrl = null;
         state.sentToProvider = false;
         state.paymentImportSeconds = null;
         return step;
       case 'create-provider-invoice': {
-        await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
+        await createRecord(io, step.outstanding, key('create-invoice'), requestId);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
       }
       case 'update-provider-invoice': {
-        const updated = await acts.updateProviderInvoice({
+        const updated = await io.updateProviderInvoice({
           companyId,
           providerInvoiceId: step.providerInvoiceId,
           number,
@@ -617,15 +660,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       }
       case 'render-pdf':
         // The document shows the figures as they will be once the change is done.
-        state.pdf = await acts.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
+        state.pdf = await io.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
         return step;
       case 'attach-pdf':
-        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
+        await io.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
         a.providerPaymentId = (
-          await acts.recreatePrepaymentPayment({
+          await io.recreatePrepaymentPayment({
             companyId,
             customerId: state.providerCustomerId!,
             providerInvoiceId: state.providerInvoiceId!,
@@ -640,7 +683,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       }
       case 'remove-prepayment-payment': {
-        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        await io.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
         state.prepaymentApplications[step.application]!.providerPaymentId = null;
         return step;
       }
@@ -661,7 +704,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
    */
   async function emailInvoice(step: Extract<Step, { kind: 'email-invoice' }>, requestId: string): Promise<void> {
     try {
-      const { outcome } = await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
+      const { outcome } = await io.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
       state.emailDelivery =
         outcome === 'unconfirmed'
           ? { revision: state.revision, status: 'unconfirmed', to: step.to, detail: 'a crash cut an earlier send off: it may not have gone out, and is not sent twice', at: new Date().toISOString() }
@@ -682,7 +725,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
     const from = state.lifecycleState;
-    await acts.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
+    await io.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
     state.lifecycleState = to;
     state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
   }
@@ -715,8 +758,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
     checkRelease();
-    const company = await acts.getCompanySettings({ companyId: state.companyId });
-    const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
+    const company = await io.getCompanySettings({ companyId: state.companyId });
+    const email = await io.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
     const plan = planStatusChange({
       invoice: state,
       to: 'Final',
@@ -758,7 +801,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       ? `${state.companyId}:${state.number}:quickpay:${req.operationKey}`
       : `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
     const atProvider = state.sentToProvider && state.providerInvoiceId !== null && state.providerCustomerId !== null;
-    const paid = await acts.recordQuickPay({
+    const paid = await io.recordQuickPay({
       companyId: state.companyId,
       number: state.number,
       amount,
@@ -797,11 +840,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const applicationKey = req.operationKey
       ? `${companyId}:${number}:prepayment:${req.operationKey}`
       : `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
-    await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
+    await io.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
     let providerPaymentId: string | null = null;
     if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
       providerPaymentId = (
-        await acts.recreatePrepaymentPayment({
+        await io.recreatePrepaymentPayment({
           companyId,
           customerId: state.providerCustomerId,
           providerInvoiceId: state.providerInvoiceId,

@@ -37,6 +37,7 @@ export interface BillPayPayment {
   paidAt: string;
   status: 'succeeded' | 'removed';
   method: 'card' | 'prepayment' | 'quickpay' | 'other';
+  reference?: string | null;
   allocations: { invoiceId: string; invoiceNumber: string; amount: number }[];
 }
 
@@ -236,6 +237,7 @@ export function paymentForInvoice(
     paidAt: p.paidAt,
     coveredInvoices: p.allocations.map((a) => a.invoiceNumber),
     method: p.method,
+    ...(p.reference ? { reference: p.reference } : {}),
     totalAmount: p.amount,
     source,
     requestId,

@@ -26,7 +26,7 @@ import type { invoiceWorkflow } from '../../workflows/invoice.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf, companyOf } from '../middleware.js';
 import { claimNumber, findProject } from '../organisations.js';
-import { toProblem } from '../temporal-errors.js';
+import { retryAborted, toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
 
 function view(state: InvoiceState) {
@@ -45,7 +45,9 @@ function waitMs(prefer: string | undefined, fallbackMs: number): number {
  */
 function operationKey(req: Request, res: Response): string {
   const key = req.get('idempotency-key');
-  return key ? `idem:${key}` : `req:${res.locals.requestId as string}`;
+  // Hashed: short enough to travel in a provider reference, and the same for every retry.
+  const digest = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 22);
+  return key ? `idem:${digest(key)}` : `req:${digest(res.locals.requestId as string)}`;
 }
 
 export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -64,9 +66,11 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     arg: Arg,
     idemKey: string | undefined,
   ): Promise<Ret> {
+    const waitMs = deps.updateWaitMs ?? 20_000;
     try {
-      return await within(deps.updateWaitMs ?? 20_000, () =>
-        handle(companyId, number).executeUpdate(def, { args: [arg], ...(idemKey ? { updateId: `${def.name}:${idemKey}` } : {}) }),
+      return await retryAborted(
+        () => within(waitMs, () => handle(companyId, number).executeUpdate(def, { args: [arg], ...(idemKey ? { updateId: `${def.name}:${idemKey}` } : {}) })),
+        Date.now() + waitMs,
       );
     } catch (e) {
       throw toProblem(e, `invoice ${number}`) ?? e;
@@ -195,12 +199,16 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         ? await storeBackups(c.id, number, body.backupAttachments)
         : undefined;
     try {
-      const update = await within(answerMs, () =>
-        handle(c.id, number).startUpdate(changeStatusUpdate, {
-          args: [{ to: body.status, requestId, dryRun: body.dryRun, ...(backupDocumentIds ? { backupDocumentIds } : {}) }],
-          waitForStage: WorkflowUpdateStage.ACCEPTED,
-          ...(idemKey ? { updateId: `status:${idemKey}` } : {}),
-        }),
+      const update = await retryAborted(
+        () =>
+          within(answerMs, () =>
+            handle(c.id, number).startUpdate(changeStatusUpdate, {
+              args: [{ to: body.status, requestId, dryRun: body.dryRun, ...(backupDocumentIds ? { backupDocumentIds } : {}) }],
+              waitForStage: WorkflowUpdateStage.ACCEPTED,
+              ...(idemKey ? { updateId: `status:${idemKey}` } : {}),
+            }),
+          ),
+        Date.now() + answerMs,
       );
       try {
         const result = await within(waitMs(req.get('prefer'), deps.updateWaitMs ?? 20_000), () => update.result());
