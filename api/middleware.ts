@@ -143,8 +143,13 @@ export function operatorAuth(adminKey: string): RequestHandler {
 
 const OPERATOR_SCOPE = '__operator__';
 
-/** How long an in-progress key is held for its request: longer than any answer takes (an Update waits 20 s, then 202). */
+/**
+ * How long an in-progress key is held for its request without being renewed; a request renews it
+ * while it runs (a bill run may wait 60 s for its answer), so only a dead request lets it run out.
+ */
 export const IDEMPOTENCY_LEASE_SECONDS = 60;
+/** A request that has not answered after this long stops renewing (a hung handler frees its key). */
+const LEASE_RENEW_FOR_MS = 10 * 60_000;
 /** How long answers are kept (Stripe's 24 h); expired keys are purged and may be used afresh. */
 export const IDEMPOTENCY_KEEP_HOURS = 24;
 const PURGE_EVERY_MS = 60_000;
@@ -164,6 +169,7 @@ export function idempotencyRequestHash(method: string, url: string, companyHeade
 export function idempotency(sql: Sql): RequestHandler {
   let nextPurge = 0;
   const keep = `${IDEMPOTENCY_KEEP_HOURS} hours`;
+  const lease = `${IDEMPOTENCY_LEASE_SECONDS} seconds`;
   return async (req: Request, res: Response, next: NextFunction) => {
     const key = req.get('idempotency-key');
     if (!key) return next();
@@ -181,7 +187,7 @@ export function idempotency(sql: Sql): RequestHandler {
     const token = randomUUID();
     const claimed = await sql`
       INSERT INTO idempotency_keys AS k (company_id, key, method, path, request_hash, lease_token, locked_until)
-      VALUES (${scope}, ${key}, ${req.method}, ${req.originalUrl}, ${hash}, ${token}, now() + ${`${IDEMPOTENCY_LEASE_SECONDS} seconds`}::interval)
+      VALUES (${scope}, ${key}, ${req.method}, ${req.originalUrl}, ${hash}, ${token}, now() + ${lease}::interval)
       ON CONFLICT (company_id, key) DO UPDATE SET
         method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash, status = NULL, headers = NULL, body = NULL,
         created_at = CASE WHEN k.created_at < now() - ${keep}::interval THEN now() ELSE k.created_at END,
@@ -203,10 +209,19 @@ export function idempotency(sql: Sql): RequestHandler {
       res.send(JSON.stringify(row.body));
       return;
     }
+    const renewUntil = Date.now() + LEASE_RENEW_FOR_MS;
+    const renewing = setInterval(() => {
+      if (Date.now() > renewUntil) return clearInterval(renewing);
+      sql`UPDATE idempotency_keys SET locked_until = now() + ${lease}::interval WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token} AND status IS NULL`.catch(
+        (e: unknown) => process.stderr.write(`idempotency lease for ${key} not renewed: ${String(e)}\n`),
+      );
+    }, (IDEMPOTENCY_LEASE_SECONDS * 1000) / 3);
+    renewing.unref();
     // The answer is stored when the handler gives it, before it is sent: a client that has gone
     // away meanwhile gets it on its retry, and one that got it replays it. Only the lease's holder writes.
     const json = res.json.bind(res);
     res.json = (body: unknown) => {
+      clearInterval(renewing);
       const final = res.statusCode < 500 && res.statusCode !== 202;
       const headers: Record<string, string> = { 'Content-Type': String(res.get('content-type') ?? 'application/json') };
       const location = res.get('location');
