@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../api/app.js';
 import { silentLogger } from '../lib/log.js';
 import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
-import { invoiceWorkflowId } from '../workflows/contract.js';
+import { invoiceWorkflowId, type InvoiceDraft } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 
 type Invoice = Record<string, unknown> & { number: string; status: string; outstanding: number; providerInvoiceId: string | null; payments: unknown[] };
@@ -91,6 +91,29 @@ describe('POST /v1/invoices', () => {
     expect(retry.body).toMatchObject({ number, status: 'Final', revision: 1, payNowUrl: final.body.payNowUrl });
     const other = await asErp('POST', '/v1/invoices', { ...invoiceBody(number, clientId), dueDate: '2027-01-20' });
     expect(other.status).toBe(409);
+  });
+
+  it('recognises the same create after the workflow has continued as new and the draft was revised', async () => {
+    const clientId = await newClient();
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    const body = invoiceBody(number, clientId);
+    // Started as the API starts it, with a low continue-as-new threshold (as test/continue-as-new.test.ts does).
+    const draft: InvoiceDraft = { companyId: tenant.companyId, currency: 'USD', prepaymentsApplied: 0, ...body };
+    const workflowId = invoiceWorkflowId(tenant.companyId, number);
+    const first = await stack.temporal.workflow.start('invoiceWorkflow', { taskQueue: stack.taskQueue, workflowId, args: [{ draft, continueAsNewAfterEvents: 10 }] });
+    for (const amount of [130_000, 140_000, 150_000]) {
+      const revised = await asErp('POST', `/v1/invoices/${number}/revision`, { lines: [{ description: 'Structural engineering', amount }] });
+      expect(revised.status, JSON.stringify(revised.body)).toBe(200);
+    }
+    await eventually(async () => {
+      const d = await stack.temporal.workflow.getHandle(workflowId).describe();
+      return d.runId !== first.firstExecutionRunId ? true : undefined;
+    }, 'the workflow to continue as new');
+
+    const retry = await asErp('POST', '/v1/invoices', body);
+    expect(retry.status, JSON.stringify(retry.body)).toBe(200);
+    expect(retry.body).toMatchObject({ number, total: 150_000 });
+    expect((await asErp('POST', '/v1/invoices', invoiceBody(number, clientId, 150_000))).status).toBe(409);
   });
 });
 
