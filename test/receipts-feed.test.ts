@@ -118,7 +118,12 @@ describe('the receipts feed under concurrent writers', () => {
   ] as const) {
     it(`never lets a receipt that commits late slip behind the cursor of a reader with ${who}`, async () => {
       const key = who.startsWith('a company') ? solo.apiKey : orgKey;
+      // One receipt already in the feed, so the reader below has something to read and acknowledge.
+      const seeded = receipt(first().companyId);
+      await writers.begin((tx) => insertReceipts(tx, [seeded]));
       const start = await readAll(key, null);
+      expect(start.rows.map((r) => r.providerPaymentId)).toContain(seeded.providerPaymentId);
+      const before = new Set(start.rows.map((r) => r.providerPaymentId));
       const early = receipt(first().companyId);
       const late = receipt(second().companyId);
 
@@ -134,14 +139,14 @@ describe('the receipts feed under concurrent writers', () => {
         return waiting ? true : undefined;
       }, 'writer 2 to commit or wait');
 
-      // The reader reads and acknowledges everything it was shown.
-      const seen = await readAll(key, start.cursor);
+      // The reader reads (from the start) and acknowledges everything it was shown.
+      const seen = await readAll(key, null);
       await acknowledge(key, seen.cursor);
 
       w1.commit();
       await Promise.all([w1.done, w2.done]);
       const after = await readAll(key, seen.cursor);
-      const got = [...seen.rows, ...after.rows].map((r) => r.providerPaymentId);
+      const got = [...seen.rows, ...after.rows].map((r) => r.providerPaymentId).filter((id) => !before.has(id));
       expect(got.sort()).toEqual([early.providerPaymentId, late.providerPaymentId].sort());
       // What the reader acknowledged it had been shown; the rest waits for its next acknowledgement.
       for (const r of after.rows) expect(r.acknowledged, `receipt ${r.id} acknowledged before it was read`).toBe(false);
