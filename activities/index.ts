@@ -18,6 +18,7 @@ import type { PdfRenderer } from './pdf/renderer.js';
 import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
 import { provider, providerAccount } from './provider/calls.js';
 import { createBillActivities } from './bills.js';
+import { insertReceipts } from './receipts.js';
 import { createReconcileActivities } from './reconcile.js';
 
 export interface ActivityDeps {
@@ -174,11 +175,6 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
             ${p.paidAt || new Date().toISOString()}, ${input.requestId})
           ON CONFLICT DO NOTHING`;
         await tx`
-          INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, paid_at, request_id)
-          VALUES (${input.companyId}, 'prepayment', ${p.paymentId}, ${input.number}, ${p.amount}, ${input.currency},
-            ${tx.json(p.coveredInvoices)}, ${p.paidAt || new Date().toISOString()}, ${input.requestId})
-          ON CONFLICT DO NOTHING`;
-        await tx`
           INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number, released_at)
           VALUES (${input.companyId}, ${p.paymentId}, ${input.number}, now())
           ON CONFLICT (company_id, provider_payment_id, invoice_number) DO UPDATE SET released_at = coalesce(payment_holds.released_at, now())`;
@@ -186,6 +182,20 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
           SELECT invoice_number FROM payment_holds
           WHERE company_id = ${input.companyId} AND provider_payment_id = ${p.paymentId} AND released_at IS NULL
           ORDER BY invoice_number`;
+        // Last, so the feed's lock is held only for the insert and the commit.
+        await insertReceipts(tx, [
+          {
+            companyId: input.companyId,
+            kind: 'prepayment',
+            providerPaymentId: p.paymentId,
+            invoiceNumber: input.number,
+            amount: p.amount,
+            currency: input.currency,
+            allocations: p.coveredInvoices,
+            paidAt: p.paidAt || new Date().toISOString(),
+            requestId: input.requestId,
+          },
+        ]);
         log.info('payment converted to prepayment', { number: input.number, paymentId: p.paymentId, prepaymentId, requestId: input.requestId });
         return { prepaymentId, stillHeldBy: held.map((h) => h.invoice_number) };
       });
@@ -496,17 +506,20 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
             INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number)
             VALUES (${input.companyId}, ${p.paymentId}, ${covered}) ON CONFLICT DO NOTHING`;
         }
-        const allocations = tx.json(p.coveredInvoices);
-        await tx`
-          INSERT INTO receipts (company_id, kind, provider_payment_id, amount, currency, allocations, paid_at, request_id)
-          VALUES (${input.companyId}, 'payment', ${p.paymentId}, ${p.totalAmount}, ${input.currency}, ${allocations}, ${p.paidAt}, ${p.requestId})
-          ON CONFLICT DO NOTHING`;
-        if (p.fee > 0) {
-          await tx`
-            INSERT INTO receipts (company_id, kind, provider_payment_id, amount, currency, allocations, paid_at, request_id)
-            VALUES (${input.companyId}, 'fee', ${p.paymentId}, ${p.fee}, ${input.currency}, ${allocations}, ${p.paidAt}, ${p.requestId})
-            ON CONFLICT DO NOTHING`;
-        }
+        const receipt = {
+          companyId: input.companyId,
+          providerPaymentId: p.paymentId,
+          invoiceNumber: null,
+          currency: input.currency,
+          allocations: p.coveredInvoices,
+          paidAt: p.paidAt,
+          requestId: p.requestId,
+        };
+        // The fee is a separate (miscellaneous) receipt; both last in the transaction (see insertReceipts).
+        await insertReceipts(tx, [
+          { ...receipt, kind: 'payment', amount: p.totalAmount },
+          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee }] : []),
+        ]);
       });
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
     },

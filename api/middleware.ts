@@ -144,24 +144,58 @@ export function operatorAuth(adminKey: string): RequestHandler {
 const OPERATOR_SCOPE = '__operator__';
 
 /**
+ * How long an in-progress key is held for its request without being renewed; a request renews it
+ * while it runs (a bill run may wait 60 s for its answer), so only a dead request lets it run out.
+ */
+export const IDEMPOTENCY_LEASE_SECONDS = 60;
+/** A request that has not answered after this long stops renewing (a hung handler frees its key). */
+const LEASE_RENEW_FOR_MS = 10 * 60_000;
+/** How long answers are kept (Stripe's 24 h); expired keys are purged and may be used afresh. */
+export const IDEMPOTENCY_KEEP_HOURS = 24;
+const PURGE_EVERY_MS = 60_000;
+
+/** What makes two requests "the same request" for one Idempotency-Key. */
+export function idempotencyRequestHash(method: string, url: string, companyHeader: string | undefined, body: unknown): string {
+  // The company header is part of the request: the same key for another company is another request.
+  return sha256(`${method} ${url}${companyHeader === undefined ? '' : ` ${COMPANY_HEADER}=${companyHeader}`} ${JSON.stringify(body ?? null)}`);
+}
+
+/**
  * Stripe-style `Idempotency-Key`: the first complete answer is stored and replayed to retries of
  * the same request; a key reused for a different request is refused. Answers that are not final
- * (5xx, 202 still in progress) are not stored, so a retry does the work again.
+ * (5xx, 202 still in progress) are not stored, so a retry does the work again. A request holds its
+ * key on a lease; when it dies without answering, a retry after the lease takes the key over.
  */
 export function idempotency(sql: Sql): RequestHandler {
+  let nextPurge = 0;
+  const keep = `${IDEMPOTENCY_KEEP_HOURS} hours`;
+  const lease = `${IDEMPOTENCY_LEASE_SECONDS} seconds`;
   return async (req: Request, res: Response, next: NextFunction) => {
     const key = req.get('idempotency-key');
     if (!key) return next();
     if (key.length > 255) return next(new HttpProblem(422, 'invalid-request', 'Idempotency-Key is longer than 255 characters', 'Idempotency-Key'));
     const scope = (res.locals.scope as Scope | undefined)?.idempotencyScope ?? OPERATOR_SCOPE;
-    // The company header is part of the request: the same key for another company is another request.
-    const named = req.get(COMPANY_HEADER);
-    const hash = sha256(`${req.method} ${req.originalUrl}${named === undefined ? '' : ` ${COMPANY_HEADER}=${named}`} ${JSON.stringify(req.body ?? null)}`);
-    const inserted = await sql`
-      INSERT INTO idempotency_keys (company_id, key, method, path, request_hash)
-      VALUES (${scope}, ${key}, ${req.method}, ${req.originalUrl}, ${hash})
-      ON CONFLICT DO NOTHING RETURNING key`;
-    if (inserted.length === 0) {
+    const hash = idempotencyRequestHash(req.method, req.originalUrl, req.get(COMPANY_HEADER), req.body);
+    if (Date.now() >= nextPurge) {
+      nextPurge = Date.now() + PURGE_EVERY_MS;
+      await sql`DELETE FROM idempotency_keys WHERE created_at < now() - ${keep}::interval`.catch((e: unknown) =>
+        process.stderr.write(`expired idempotency keys not purged: ${String(e)}\n`),
+      );
+    }
+    // One statement claims the key: a new key, an expired one, or (for the same request) one whose
+    // lease ran out. Concurrent claims serialise on the row, so exactly one of them wins.
+    const token = randomUUID();
+    const claimed = await sql`
+      INSERT INTO idempotency_keys AS k (company_id, key, method, path, request_hash, lease_token, locked_until)
+      VALUES (${scope}, ${key}, ${req.method}, ${req.originalUrl}, ${hash}, ${token}, now() + ${lease}::interval)
+      ON CONFLICT (company_id, key) DO UPDATE SET
+        method = EXCLUDED.method, path = EXCLUDED.path, request_hash = EXCLUDED.request_hash, status = NULL, headers = NULL, body = NULL,
+        created_at = CASE WHEN k.created_at < now() - ${keep}::interval THEN now() ELSE k.created_at END,
+        lease_token = EXCLUDED.lease_token, locked_until = EXCLUDED.locked_until
+      WHERE k.created_at < now() - ${keep}::interval
+         OR (k.status IS NULL AND k.locked_until <= now() AND k.request_hash = EXCLUDED.request_hash)
+      RETURNING key`;
+    if (claimed.length === 0) {
       const [row] = await sql<{ request_hash: string; status: number | null; headers: Record<string, string> | null; body: unknown }[]>`
         SELECT request_hash, status, headers, body FROM idempotency_keys WHERE company_id = ${scope} AND key = ${key}`;
       if (!row) return next(new HttpProblem(409, 'request-in-progress', 'a request with this Idempotency-Key just finished; retry'));
@@ -175,23 +209,32 @@ export function idempotency(sql: Sql): RequestHandler {
       res.send(JSON.stringify(row.body));
       return;
     }
-    let captured: unknown;
+    const renewUntil = Date.now() + LEASE_RENEW_FOR_MS;
+    const renewing = setInterval(() => {
+      if (Date.now() > renewUntil) return clearInterval(renewing);
+      sql`UPDATE idempotency_keys SET locked_until = now() + ${lease}::interval WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token} AND status IS NULL`.catch(
+        (e: unknown) => process.stderr.write(`idempotency lease for ${key} not renewed: ${String(e)}\n`),
+      );
+    }, (IDEMPOTENCY_LEASE_SECONDS * 1000) / 3);
+    renewing.unref();
+    // The answer is stored when the handler gives it, before it is sent: a client that has gone
+    // away meanwhile gets it on its retry, and one that got it replays it. Only the lease's holder writes.
     const json = res.json.bind(res);
     res.json = (body: unknown) => {
-      captured = body;
-      return json(body);
-    };
-    res.on('finish', () => {
+      clearInterval(renewing);
       const final = res.statusCode < 500 && res.statusCode !== 202;
       const headers: Record<string, string> = { 'Content-Type': String(res.get('content-type') ?? 'application/json') };
       const location = res.get('location');
       if (location) headers.Location = location;
       const done = final
-        ? sql`UPDATE idempotency_keys SET status = ${res.statusCode}, headers = ${sql.json(headers)}, body = ${sql.json(captured as never)}
-              WHERE company_id = ${scope} AND key = ${key}`
-        : sql`DELETE FROM idempotency_keys WHERE company_id = ${scope} AND key = ${key}`;
-      done.catch((e: unknown) => process.stderr.write(`idempotency record for ${key} not saved: ${String(e)}\n`));
-    });
+        ? sql`UPDATE idempotency_keys SET status = ${res.statusCode}, headers = ${sql.json(headers)}, body = ${sql.json(body as never)}, locked_until = NULL
+              WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`
+        : sql`DELETE FROM idempotency_keys WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`;
+      void done
+        .catch((e: unknown) => process.stderr.write(`idempotency record for ${key} not saved: ${String(e)}\n`))
+        .finally(() => json(body));
+      return res;
+    };
     next();
   };
 }

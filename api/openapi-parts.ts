@@ -9,7 +9,10 @@ export const idempotencyKey = {
   name: 'Idempotency-Key',
   in: 'header',
   required: false,
-  description: 'Retrying a request with the same key returns the first answer; reusing a key for a different request is 422.',
+  description:
+    'Retrying a request with the same key returns the first answer (kept 24 h, also when the client had gone before it was sent); ' +
+    'reusing a key for a different request is 422. While the first request is running a retry is 409 request-in-progress; ' +
+    'a request that died holds its key for at most 60 s, then a retry takes it over.',
   schema: { type: 'string', maxLength: 255 },
 };
 

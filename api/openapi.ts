@@ -544,10 +544,20 @@ export const openapi = {
         summary: 'Create a draft invoice (starts its workflow)',
         description:
           "The invoice's company is its project's company (`projectId`), else the API key's company (or the `Billflow-Company` header). " +
-          'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number in the company, or in its organisation, is 409.',
+          'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number in the company, or in its organisation, is 409. ' +
+          'Once the workflow has started the answer is 201, also when no worker answers in time (the state is then the one the workflow starts from). ' +
+          'The same create again (same number and content, e.g. a retry whose first answer was lost) is 200 with the invoice as it is now.',
         parameters: [idempotencyKey, requestId],
         requestBody: body('InvoiceCreate'),
-        responses: { 201: json('Created', 'Invoice'), 401: problem, 404: problem, 409: problem, 422: problem, 503: problem },
+        responses: {
+          201: json('Created', 'Invoice'),
+          200: json('The same invoice was created before', 'Invoice'),
+          401: problem,
+          404: problem,
+          409: problem,
+          422: problem,
+          503: problem,
+        },
       },
       get: {
         summary: 'List invoices (read model; eventually consistent)',
@@ -707,9 +717,17 @@ export const openapi = {
       post: {
         summary: "The provider's signed payment webhooks",
         security: [],
-        description: 'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400.',
+        description:
+          'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400. ' +
+          'Each invoice the payment covers is signalled on its own. An invoice whose workflow has closed does not take the payment: the answer is still 200 and names it in `closed`. ' +
+          'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
         parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: { 200: { description: 'Accepted' }, 400: problem, 404: problem },
+        responses: {
+          200: { description: 'Accepted: `{ received, invoices, unknown, closed?, detail? }` (`invoices` were signalled)' },
+          400: problem,
+          404: problem,
+          503: problem,
+        },
       },
     },
     ...billPaths,

@@ -4,10 +4,8 @@
  * webhook settles the invoice once; the ERP reads one receipt.
  */
 import { randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { createApp } from '../api/app.js';
 import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
 import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
@@ -148,22 +146,6 @@ describe('service endpoints', () => {
     const docs = await fetch(`${stack.apiUrl}/docs`);
     expect(docs.headers.get('content-type')).toContain('text/html');
     expect(await docs.text()).toContain('/v1/invoices/{number}/status');
-  });
-
-  it('answers 503 naming the worker when no worker serves the task queue', async () => {
-    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: `nobody-${randomUUID()}`, adminKey: 'x', publicApiUrl: 'http://x', log: () => {}, workerAnswerMs: 1_000 });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    try {
-      const clientId = `cl-${randomUUID().slice(0, 6)}`;
-      await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id: clientId, name: 'Nobody Home' } });
-      const created = await http(base, 'POST', '/v1/invoices', { key: tenant.apiKey, body: { number: `INV-${randomUUID().slice(0, 8)}`, clientId, invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'x', amount: 1 }] } });
-      expect(created.status).toBe(503);
-      expect(created.body).toMatchObject({ type: expect.stringContaining('worker-unavailable'), detail: expect.stringContaining('worker') });
-    } finally {
-      server.close();
-    }
   });
 });
 

@@ -1,6 +1,7 @@
 /** The ERP's invoice endpoints: each invoice is a workflow; status changes are workflow Updates. */
 import { createHash } from 'node:crypto';
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import { isDeepStrictEqual } from 'node:util';
+import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
@@ -23,11 +24,14 @@ import {
   type QuickPayRequest,
 } from '../../workflows/contract.js';
 import type { invoiceWorkflow } from '../../workflows/invoice.js';
+import { initialState } from '../../workflows/state.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf, companyOf } from '../middleware.js';
 import { claimNumber, findProject } from '../organisations.js';
 import { retryAborted, toProblem } from '../temporal-errors.js';
 import { validateBody } from '../validate.js';
+
+const GRPC_NOT_FOUND = 5;
 
 function view(state: InvoiceState) {
   return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
@@ -85,6 +89,40 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     }
   }
 
+  /**
+   * An invoice's state just after its workflow was started: the workflow's own answer, or, when no
+   * worker answers, what it last saved, or (nothing saved yet, so nothing changed) the state the
+   * workflow starts from.
+   */
+  async function stateOf(draft: InvoiceDraft): Promise<InvoiceState> {
+    try {
+      return await readState(draft.companyId, draft.number);
+    } catch (e) {
+      if (!(e instanceof HttpProblem && e.type === 'worker-unavailable')) throw e;
+      const [saved] = await sql<{ state: InvoiceState }[]>`SELECT state FROM invoices WHERE company_id = ${draft.companyId} AND number = ${draft.number}`;
+      return saved?.state ?? initialState(draft);
+    }
+  }
+
+  /** The draft an invoice's workflow was first started with (its first run's input), if Temporal still has it. */
+  async function createdFrom(companyId: string, number: string): Promise<InvoiceDraft | null> {
+    const workflowId = invoiceWorkflowId(companyId, number);
+    try {
+      const first = await within(answerMs, async () => {
+        const d = await handle(companyId, number).describe();
+        const runId = d.raw.workflowExecutionInfo?.firstRunId || d.runId;
+        return temporal.workflowService.getWorkflowExecutionHistory({ namespace: temporal.options.namespace, execution: { workflowId, runId }, maximumPageSize: 1 });
+      });
+      const payload = first.history?.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+      if (!payload) return null;
+      return (temporal.options.loadedDataConverter.payloadConverter.fromPayload(payload) as { draft?: InvoiceDraft }).draft ?? null;
+    } catch (e) {
+      // The first run's history is gone (past retention): the create cannot be recognised as the same.
+      if (e instanceof WorkflowNotFoundError || (isGrpcServiceError(e) && e.code === GRPC_NOT_FOUND)) return null;
+      throw toProblem(e, `invoice ${number}`) ?? e;
+    }
+  }
+
   r.post('/v1/invoices', mw.erpAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
     const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency' | 'clientId'> & { clientId?: string };
     const lines = validateLines(b.lines);
@@ -112,6 +150,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       lines,
       prepaymentsApplied: b.prepaymentsApplied ?? 0,
     };
+    const location = `/v1/invoices/${encodeURIComponent(b.number)}`;
     try {
       await temporal.workflow.start('invoiceWorkflow', {
         taskQueue: deps.taskQueue,
@@ -127,13 +166,16 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         staticSummary: `Invoice ${b.number} for ${clientId}${project ? ` on project ${project.id}` : ''} (${c.name})`,
       });
     } catch (e) {
-      if (e instanceof WorkflowExecutionAlreadyStartedError) {
+      if (!(e instanceof WorkflowExecutionAlreadyStartedError)) throw e;
+      // A retry of the same create (its first answer lost) gets the invoice; another invoice under this number does not.
+      if (!isDeepStrictEqual(await createdFrom(c.id, b.number), draft)) {
         throw new HttpProblem(409, 'invoice-exists', `invoice ${b.number} already exists for company ${c.id}`, 'number');
       }
-      throw e;
+      res.status(200).location(location).json(view(await stateOf(draft)));
+      return;
     }
-    const state = await readState(c.id, b.number);
-    res.status(201).location(`/v1/invoices/${encodeURIComponent(b.number)}`).json(view(state));
+    // The invoice exists from here on: its answer says so even when no worker answers the Query.
+    res.status(201).location(location).json(view(await stateOf(draft)));
   });
 
   r.get('/v1/invoices', mw.erpAuth, async (req, res) => {

@@ -2,6 +2,7 @@
  * The provider's signed payment webhooks. The signature is checked against the raw body; each
  * payment is signalled to every invoice workflow it covers, which applies it once.
  */
+import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
 import { HttpProblem } from '../../lib/problem.js';
@@ -46,13 +47,38 @@ export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
         : await sql<{ number: string; provider_invoice_id: string }[]>`
             SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
     const requestId = res.locals.requestId as string;
-    for (const inv of known) {
-      const p = paymentForInvoice(payment, inv.provider_invoice_id, 'webhook', requestId);
-      if (p) await temporal.workflow.getHandle(invoiceWorkflowId(companyId, inv.number)).signal(paymentSignal, p);
+    // Each invoice is signalled on its own: one that cannot be reached never keeps the others from their payment.
+    const outcomes = await Promise.all(
+      known.map(async (inv) => {
+        const p = paymentForInvoice(payment, inv.provider_invoice_id, 'webhook', requestId);
+        if (!p) return { number: inv.number, outcome: 'signalled' as const };
+        try {
+          await temporal.workflow.getHandle(invoiceWorkflowId(companyId, inv.number)).signal(paymentSignal, p);
+          return { number: inv.number, outcome: 'signalled' as const };
+        } catch (e) {
+          // A closed workflow (completed, terminated) takes no more payments: redelivery would never change that.
+          if (e instanceof WorkflowNotFoundError) return { number: inv.number, outcome: 'closed' as const };
+          return { number: inv.number, outcome: 'failed' as const, error: e };
+        }
+      }),
+    );
+    const closed = outcomes.filter((o) => o.outcome === 'closed').map((o) => o.number);
+    if (closed.length) log('webhook payment not applied: the invoice workflow is closed', { companyId, paymentId: payment.id, invoices: closed, requestId });
+    const failed = outcomes.filter((o) => o.outcome === 'failed');
+    if (failed.length) {
+      log('webhook payment not signalled; the provider will redeliver', { companyId, paymentId: payment.id, failed: failed.map((f) => ({ number: f.number, error: String(f.error) })), requestId });
+      // Redelivery is safe: the workflows that did get the payment apply it once.
+      throw new HttpProblem(503, 'temporal-unavailable', `payment ${payment.id} could not be signalled to invoice(s) ${failed.map((f) => f.number).join(', ')}; deliver it again`);
     }
     const unknown = ids.filter((id) => !known.some((k) => k.provider_invoice_id === id));
     if (unknown.length) log('webhook names provider invoices billflow does not know', { companyId, unknown, requestId });
-    res.json({ received: event.id, invoices: known.map((k) => k.number), unknown });
+    const signalled = outcomes.filter((o) => o.outcome === 'signalled').map((o) => o.number);
+    res.json({
+      received: event.id,
+      invoices: signalled,
+      unknown,
+      ...(closed.length ? { closed, detail: `invoice(s) ${closed.join(', ')} no longer run (their workflow has closed): the payment was not applied to them` } : {}),
+    });
   });
   return r;
 }

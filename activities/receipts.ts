@@ -1,0 +1,46 @@
+/**
+ * The one way a receipt enters the ERP's feed. The feed's cursor is `receipts.seq`, and a reader
+ * pages with `after` and acknowledges with `upTo`, so a receipt must never become visible with a
+ * seq at or below one a reader has already seen.
+ */
+import type { TransactionSql } from 'postgres';
+
+export interface NewReceipt {
+  companyId: string;
+  kind: 'payment' | 'fee' | 'prepayment';
+  providerPaymentId: string;
+  /** Set for a prepayment (one per payment and invoice); null otherwise. */
+  invoiceNumber: string | null;
+  amount: number;
+  currency: string;
+  /** The invoice numbers the payment covered. */
+  allocations: string[];
+  paidAt: string;
+  requestId: string;
+}
+
+/**
+ * Adds receipts once each (a repeat is ignored), inside the caller's transaction, and holds the
+ * feed's lock until that transaction ends, so receipts of one feed commit in seq order.
+ *
+ * The lock is per feed: an organisation's companies share one (its key reads them as one feed), a
+ * company outside any organisation has its own. Call this as the last statement of the
+ * transaction that takes row locks: the lock is then held only for the insert and the commit, and
+ * a transaction holding it never waits for another lock (no deadlock with callers waiting for it).
+ * The sequence must keep its default CACHE 1, or sessions would hand out seqs out of order.
+ */
+export async function insertReceipts(tx: TransactionSql, receipts: NewReceipt[]): Promise<void> {
+  const companies = [...new Set(receipts.map((r) => r.companyId))];
+  if (companies.length !== 1) throw new Error(`insertReceipts takes the receipts of one company at a time (got ${companies.length})`);
+  await tx`
+    SELECT pg_advisory_xact_lock(hashtext('billflow.receipts'), hashtext(coalesce(organisation_id, id)))
+    FROM companies WHERE id = ${companies[0]!}`;
+  for (const r of receipts) {
+    await tx`
+      INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, paid_at, request_id)
+      VALUES (${r.companyId}, ${r.kind}, ${r.providerPaymentId}, ${r.invoiceNumber}, ${r.amount}, ${r.currency},
+        ${tx.json(r.allocations)}, ${r.paidAt}, ${r.requestId})
+      ON CONFLICT DO NOTHING`;
+  }
+}
+
