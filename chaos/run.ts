@@ -316,8 +316,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
             await lc.run();
           } catch (e) {
             const why = e instanceof StepFailed || e instanceof GaveUp ? e.message : `${e instanceof Error ? e.stack : String(e)}`;
-            failed.set(lc.id, `${lc.kind}: ${why}`);
+            lc.problems.push(why);
           }
+          if (lc.problems.length) failed.set(lc.id, `${lc.kind}: ${lc.problems.join('; ')}`);
           onDone();
         }
       }),

@@ -52,6 +52,9 @@ const dollars = (lo: number, hi: number) => (lo + Math.floor(Math.random() * (hi
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class Lifecycle {
+  /** Answers an ERP could not have gone on from, that the run stepped over to see the rest. */
+  readonly problems: string[] = [];
+
   constructor(
     readonly id: string,
     readonly kind: ScenarioKind,
@@ -72,7 +75,14 @@ export class Lifecycle {
     const number = `${this.id}-${n}`;
     const inv = this.env.ledger.invoice({ lifecycle: this.id, companyId: this.co.id, number, clientId, total });
     const body = { number, clientId, invoiceDate: this.env.today, dueDate: this.env.dueDate, lines: [{ description: `Engineering services (${this.kind})`, amount: total }] };
-    expectStatus(`POST /v1/invoices ${number}`, await this.erp('POST', '/v1/invoices', body, `create:${number}`), 201);
+    const created = await this.erp('POST', '/v1/invoices', body, `create:${number}`);
+    if (created.status === 409 && String(created.body.type).endsWith('invoice-exists')) {
+      // Only this lifecycle uses the number: its own earlier attempt made it, and the retry with the same key was refused.
+      // An ERP would stop here; the run notes it and goes on, so that the rest of the lifecycle is still exercised.
+      this.problems.push(`POST /v1/invoices ${number}: a retry with the same Idempotency-Key answered 409 invoice-exists (the first attempt had created it)`);
+      return inv;
+    }
+    expectStatus(`POST /v1/invoices ${number}`, created, 201);
     return inv;
   }
 
@@ -95,11 +105,14 @@ export class Lifecycle {
   }
 
   private async final(inv: LedgerInvoice, step: number, opts: { held?: boolean } = {}): Promise<Json> {
-    const body = await this.status(inv, 'Final', step);
-    if (Boolean(body.held) !== Boolean(opts.held)) throw new StepFailed(`Final of ${inv.number} answered held=${body.held}, expected ${Boolean(opts.held)}`);
+    // Intended before it is asked for: a Final that half happens still owes its email and provider record.
     if (!opts.held) {
       inv.emails += 1;
       if (inv.liveUrl === null) inv.providerRecords += 1;
+    }
+    const body = await this.status(inv, 'Final', step);
+    if (Boolean(body.held) !== Boolean(opts.held)) throw new StepFailed(`Final of ${inv.number} answered held=${body.held}, expected ${Boolean(opts.held)}`);
+    if (!opts.held) {
       if (typeof body.payNowUrl !== 'string') throw new StepFailed(`Final of ${inv.number} answered without a Pay Now URL`);
       inv.liveUrl = body.payNowUrl;
     }
@@ -195,10 +208,10 @@ export class Lifecycle {
       case 'held-release': {
         const inv = await this.create(1, client, this.co.heldAbove + dollars(100, 2_000));
         await this.final(inv, 1, { held: true });
-        const released = await this.erp('POST', `/v1/invoices/${inv.number}/release`, { by: 'chaos operator' }, `release:${inv.number}`);
-        const body = expectStatus(`POST /v1/invoices/${inv.number}/release`, released, 200);
         inv.emails += 1;
         inv.providerRecords += 1;
+        const released = await this.erp('POST', `/v1/invoices/${inv.number}/release`, { by: 'chaos operator' }, `release:${inv.number}`);
+        const body = expectStatus(`POST /v1/invoices/${inv.number}/release`, released, 200);
         inv.liveUrl = body.payNowUrl as string;
         await this.pay([{ inv, amount: inv.total }], this.co.fixedFee, 1);
         return;

@@ -7,7 +7,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface SmtpFront {
   port: number;
-  /** Refuse new connections for `ms` from now. */
+  /** Drop open sessions and refuse new connections for `ms` from now. */
   refuseFor(ms: number): void;
   refused(): number;
   stop(): Promise<void>;
@@ -45,6 +45,8 @@ export async function startSmtpFront(opts: { port: number; targetPort: number })
     port: opts.port,
     refuseFor(ms) {
       refuseUntil = Date.now() + ms;
+      // Pooled sessions would otherwise go on sending through the window: the server goes away for them too.
+      for (const s of open) s.destroy();
     },
     refused: () => refused,
     stop: () =>
