@@ -6,7 +6,7 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import type { Sql } from '../lib/db.js';
 import { HttpProblem } from '../lib/problem.js';
-import { applyFault, currentFault, setFault } from './faults.js';
+import { applyFault, currentFault, injectedFaults, setFault } from './faults.js';
 import { newId, newToken, sha256Hex } from './ids.js';
 import {
   accountJson,
@@ -177,6 +177,10 @@ export function apiRouter(deps: ApiDeps): express.Router {
     })),
   );
 
+  r.get('/sandbox/faults/injected', async (_req, res) => {
+    res.json(await injectedFaults(sql, account(res).id));
+  });
+
   r.get('/sandbox/webhook-deliveries', async (req, res) => {
     const a = account(res);
     const paymentId = param(req, 'paymentId');
@@ -191,9 +195,10 @@ export function apiRouter(deps: ApiDeps): express.Router {
         last_error: string | null;
         delivered_at: Date | null;
         body: string;
+        fault: string | null;
       }[]
     >`
-      SELECT id, type, payment_id, url, attempts, last_status, last_error, delivered_at, body FROM webhook_deliveries
+      SELECT id, type, payment_id, url, attempts, last_status, last_error, delivered_at, body, fault FROM webhook_deliveries
       WHERE account_id = ${a.id} ${paymentId === undefined ? sql`` : sql`AND payment_id = ${paymentId}`}
       ORDER BY created_at, id LIMIT 1000`;
     res.json({
@@ -207,6 +212,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
         lastError: d.last_error,
         deliveredAt: d.delivered_at,
         body: d.body,
+        fault: d.fault,
       })),
     });
   });

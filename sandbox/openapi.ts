@@ -26,6 +26,7 @@ const feeRule = {
     percentBps: { type: 'integer', minimum: 0, maximum: 10_000, description: 'Basis points: 250 = 2.5 %.' },
   },
 };
+const rate = { type: 'number', minimum: 0, maximum: 1, default: 0 };
 const webhookUrl = { type: ['string', 'null'], format: 'uri', maxLength: 2000, description: 'http(s) URL that receives signed events.' };
 
 export const requestSchemas = {
@@ -102,7 +103,14 @@ export const requestSchemas = {
     additionalProperties: false,
     required: ['mode'],
     properties: {
-      mode: { type: 'string', enum: ['none', 'error', 'delay'] },
+      mode: {
+        type: 'string',
+        enum: ['none', 'error', 'delay', 'chaos'],
+        description:
+          'error: every affected request answers `status`; delay: every affected request waits `delayMs`; chaos: each request at random answers `status` ' +
+          '(errorRate), waits `delayMs` (delayRate), or runs and commits and then loses its answer, the connection closed without a response (dropResponseRate); ' +
+          'none: no fault (also clears the webhook faults).',
+      },
       status: { type: 'integer', minimum: 400, maximum: 599, default: 503 },
       delayMs: { type: 'integer', minimum: 0, maximum: 120_000, default: 0 },
       count: { type: 'integer', minimum: 1, description: 'How many following API requests are affected; omit for "until cleared".' },
@@ -112,6 +120,20 @@ export const requestSchemas = {
         maxLength: 200,
         pattern: '^(GET|POST|PATCH|PUT|DELETE) /\\S*$',
         description: 'Only requests of this method and path are affected (and counted); `*` stands for any characters, e.g. `PUT /v1/invoices/*/pdf`.',
+        },
+      errorRate: { ...rate, description: 'Mode chaos: share of requests that answer `status`.' },
+      delayRate: { ...rate, description: 'Mode chaos: share of requests delayed by `delayMs` (errorRate + delayRate at most 1 in effect).' },
+      dropResponseRate: { ...rate, description: 'Mode chaos: share of the other requests that run and commit, then lose their answer.' },
+      webhooks: {
+        type: 'object',
+        additionalProperties: false,
+        description: "Faults in the account's webhook events, in any mode, decided once per event before its first attempt.",
+        properties: {
+          duplicateRate: { ...rate, description: 'Share of events delivered twice (same event id and body).' },
+          holdRate: { ...rate, description: 'Share of events held back for holdMs, so later events arrive before them.' },
+          holdMs: { type: 'integer', minimum: 0, maximum: 600_000, default: 0 },
+          loseRate: { ...rate, description: 'Share of events marked delivered and never sent.' },
+        },
       },
     },
   },
@@ -197,11 +219,32 @@ const responseSchemas = {
   Fault: {
     type: 'object',
     properties: {
-      mode: { type: 'string', enum: ['none', 'error', 'delay'] },
+      mode: { type: 'string', enum: ['none', 'error', 'delay', 'chaos'] },
       status: { type: 'integer' },
       delayMs: { type: 'integer' },
       remaining: { type: ['integer', 'null'], description: 'Requests still affected; null means until cleared.' },
       match: { type: ['string', 'null'], description: 'The method and path affected; null: every API request.' },
+      errorRate: { type: 'number', description: 'Mode chaos only.' },
+      delayRate: { type: 'number', description: 'Mode chaos only.' },
+      dropResponseRate: { type: 'number', description: 'Mode chaos only.' },
+      webhooks: {
+        type: 'object',
+        description: 'Only when webhook faults are set.',
+        properties: { duplicateRate: { type: 'number' }, holdRate: { type: 'number' }, holdMs: { type: 'integer' }, loseRate: { type: 'number' } },
+      },
+    },
+  },
+  InjectedFaults: {
+    type: 'object',
+    description: "How many faults were injected into the account's traffic since it was created.",
+    properties: {
+      errors: { type: 'integer' },
+      delays: { type: 'integer' },
+      droppedResponses: { type: 'integer', description: 'Requests that ran (and committed) but whose answer was lost.' },
+      webhooks: {
+        type: 'object',
+        properties: { duplicated: { type: 'integer' }, held: { type: 'integer' }, lost: { type: 'integer' } },
+      },
     },
   },
   RequestLogEntry: {
@@ -226,6 +269,11 @@ const responseSchemas = {
       lastError: { type: ['string', 'null'] },
       deliveredAt: { type: ['string', 'null'], format: 'date-time' },
       body: { type: 'string', description: 'The exact JSON text that was signed and sent.' },
+      fault: {
+        type: ['string', 'null'],
+        enum: ['duplicated', 'held', 'lost', null],
+        description: 'The injected webhook fault: sent twice, held back (sent late, out of order), or lost (marked delivered, never sent).',
+      },
     },
   },
   Problem: {
@@ -385,11 +433,15 @@ export const openapi = {
     '/v1/sandbox/faults': {
       get: { summary: "The account's injected fault", responses: { 200: ok('The fault', ref('Fault')), 401: problem } },
       post: {
-        summary: "Make the account's other API requests fail (error) or slow down (delay), for count requests or until cleared (mode none)",
+        summary:
+          "Make the account's other API requests fail (error), slow down (delay) or misbehave at random (chaos), for count requests or until cleared (mode none); and its webhooks duplicated, held back or lost",
         parameters: [idempotent],
         requestBody: body('FaultSet'),
         responses: { 200: ok('The fault', ref('Fault')), 401: problem, 422: problem },
       },
+    },
+    '/v1/sandbox/faults/injected': {
+      get: { summary: 'Counts of the faults injected so far', responses: { 200: ok('The counts', ref('InjectedFaults')), 401: problem } },
     },
     '/v1/sandbox/webhook-deliveries': {
       get: {

@@ -43,11 +43,15 @@ export interface PaymentCreate {
   fee?: number;
 }
 export interface FaultSet {
-  mode: 'none' | 'error' | 'delay';
+  mode: 'none' | 'error' | 'delay' | 'chaos';
   status?: number;
   delayMs?: number;
   count?: number;
   match?: string;
+  errorRate?: number;
+  delayRate?: number;
+  dropResponseRate?: number;
+  webhooks?: { duplicateRate?: number; holdRate?: number; holdMs?: number; loseRate?: number };
 }
 
 /** Returns the body typed as `T` when it matches the named schema; throws a 422 problem otherwise. */

@@ -2,7 +2,8 @@
  * Signed webhooks through an outbox: an event row is written in the same transaction as the
  * payment change, then delivered in the background with exponential backoff. Rows are claimed
  * with a lease (`FOR UPDATE SKIP LOCKED`), so several sandbox instances on one database share the
- * work, and a restarted sandbox picks up whatever was left undelivered.
+ * work, and a restarted sandbox picks up whatever was left undelivered. Injected webhook faults
+ * (sandbox/faults.ts) duplicate, hold back or lose an event before its first attempt.
  */
 import type { Sql } from '../lib/db.js';
 import { SIGNATURE_HEADER, signPayload } from '../lib/signature.js';
@@ -41,6 +42,12 @@ interface Claimed {
   body: string;
   attempts: number;
   webhook_secret: string;
+  fault: 'duplicated' | 'held' | 'lost' | null;
+  /** The account's webhook fault rates (0 without a fault). */
+  duplicate_rate: number;
+  hold_rate: number;
+  hold_ms: number;
+  lose_rate: number;
 }
 
 export class WebhookDispatcher {
@@ -95,12 +102,14 @@ export class WebhookDispatcher {
   private async tick(): Promise<number> {
     const due = await this.sql<Claimed[]>`
       UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => ${LEASE_SECONDS})
-      FROM accounts a
+      FROM accounts a LEFT JOIN faults f ON f.account_id = a.id
       WHERE a.id = d.account_id AND d.id IN (
         SELECT id FROM webhook_deliveries
         WHERE delivered_at IS NULL AND next_attempt_at <= now()
         ORDER BY next_attempt_at LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
-      RETURNING d.id, d.url, d.body, d.attempts, a.webhook_secret`;
+      RETURNING d.id, d.url, d.body, d.attempts, a.webhook_secret, d.fault,
+        coalesce(f.webhook_duplicate_rate, 0) AS duplicate_rate, coalesce(f.webhook_hold_rate, 0) AS hold_rate,
+        coalesce(f.webhook_hold_ms, 0) AS hold_ms, coalesce(f.webhook_lose_rate, 0) AS lose_rate`;
     await Promise.all(due.map((d) => this.attempt(d)));
     if (due.length === BATCH) return 0;
     // NULL when nothing is pending (GREATEST would turn that into 0 and spin the loop).
@@ -110,9 +119,32 @@ export class WebhookDispatcher {
     return next?.wait_ms == null ? POLL_MS : Math.min(Math.max(0, Number(next.wait_ms)), POLL_MS);
   }
 
-  private async attempt(d: Claimed): Promise<void> {
-    let status: number | null = null;
-    let error: string | null = null;
+  /**
+   * The injected webhook fault for a delivery not yet attempted: lost (marked delivered, never
+   * sent) and held (sent after `hold_ms`, so later events overtake it) are recorded here and end
+   * this attempt; duplicated is sent twice below.
+   */
+  private async injectFault(d: Claimed): Promise<'duplicated' | 'handled' | null> {
+    if (d.attempts > 0 || d.fault !== null) return null;
+    const roll = Math.random();
+    if (roll < d.lose_rate) {
+      await this.sql`UPDATE webhook_deliveries SET fault = 'lost', delivered_at = now(), next_attempt_at = NULL WHERE id = ${d.id}`;
+      return 'handled';
+    }
+    if (roll < d.lose_rate + d.hold_rate) {
+      await this.sql`
+        UPDATE webhook_deliveries SET fault = 'held', next_attempt_at = now() + ${d.hold_ms}::int * interval '1 millisecond'
+        WHERE id = ${d.id}`;
+      return 'handled';
+    }
+    if (roll < d.lose_rate + d.hold_rate + d.duplicate_rate) {
+      await this.sql`UPDATE webhook_deliveries SET fault = 'duplicated' WHERE id = ${d.id}`;
+      return 'duplicated';
+    }
+    return null;
+  }
+
+  private async send(d: Claimed): Promise<{ status: number | null; error: string | null }> {
     try {
       const res = await fetch(d.url, {
         method: 'POST',
@@ -121,14 +153,21 @@ export class WebhookDispatcher {
         redirect: 'manual',
         signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
       });
-      status = res.status;
       await res.body?.cancel();
-      if (!res.ok) error = `receiver answered ${res.status}`;
+      return { status: res.status, error: res.ok ? null : `receiver answered ${res.status}` };
     } catch (err) {
       // fetch reports "fetch failed"; the cause says why (ECONNREFUSED, timeout, ...).
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      error = err instanceof Error ? `${err.message}${cause}` : String(err);
+      return { status: null, error: err instanceof Error ? `${err.message}${cause}` : String(err) };
     }
+  }
+
+  private async attempt(d: Claimed): Promise<void> {
+    const fault = await this.injectFault(d);
+    if (fault === 'handled') return;
+    const { status, error } = await this.send(d);
+    // A duplicate is the same event (id, body, signature) a second time, as a provider's retry after a lost acknowledgement.
+    if (fault === 'duplicated' && error === null) await this.send(d);
     const attempts = d.attempts + 1;
     if (error === null) {
       await this.sql`

@@ -715,3 +715,99 @@ describe('webhooks', () => {
     }
   });
 });
+
+// --- chaos faults (for npm run chaos) ---------------------------------------------------------------
+
+describe('chaos faults', () => {
+  const pay = (a: Account, customerId: string, invoiceId: string, amount: number, headers?: Record<string, string>) =>
+    a.api('POST', '/v1/payments', { customerId, allocations: [{ invoiceId, amount }], method: 'other' }, headers);
+
+  it('answers errors at the given rate and counts them', async () => {
+    const a = await newAccount();
+    const set = await a.api('POST', '/v1/sandbox/faults', { mode: 'chaos', status: 502, errorRate: 1 });
+    expect(set.body).toEqual({ mode: 'chaos', status: 502, delayMs: 0, remaining: null, errorRate: 1, delayRate: 0, dropResponseRate: 0 });
+    for (let i = 0; i < 3; i++) expect((await a.api('GET', '/v1/customers')).status).toBe(502);
+    await a.api('POST', '/v1/sandbox/faults', { mode: 'chaos', errorRate: 0, delayRate: 0 });
+    expect((await a.api('GET', '/v1/customers')).status).toBe(200);
+    expect((await a.api('GET', '/v1/sandbox/faults/injected')).body).toEqual({ errors: 3, delays: 0, droppedResponses: 0, webhooks: { duplicated: 0, held: 0, lost: 0 } });
+  });
+
+  it('commits a request whose answer it then drops, and replays that answer to the retry', async () => {
+    const a = await newAccount();
+    const customer = await newCustomer(a);
+    const inv = await newInvoice(a, customer.id, 9000);
+    await a.api('POST', '/v1/sandbox/faults', { mode: 'chaos', dropResponseRate: 1 });
+    const key = { 'idempotency-key': `drop-${randomUUID()}` };
+    await expect(pay(a, customer.id, inv.id, 4000, key)).rejects.toThrow(/fetch failed/);
+    await a.api('POST', '/v1/sandbox/faults', { mode: 'none' });
+
+    // The payment is there although its creator never heard of it; the retry gets the first answer.
+    const [payment] = await paymentsOf(a);
+    expect(payment).toMatchObject({ amount: 4000, status: 'succeeded' });
+    expect(await getInvoice(a, inv.id)).toMatchObject({ outstanding: 5000 });
+    const retry = await pay(a, customer.id, inv.id, 4000, key);
+    expect(retry.status).toBe(201);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(retry.body.id).toBe(payment!.id);
+    expect(await paymentsOf(a)).toHaveLength(1);
+    expect((await a.api('GET', '/v1/sandbox/faults/injected')).body).toMatchObject({ errors: 0, droppedResponses: 1 });
+  });
+
+  it('delivers a duplicated webhook twice with the same event id', async () => {
+    const hook = await receiver();
+    try {
+      const a = await newAccount({ webhookUrl: hook.url });
+      const customer = await newCustomer(a);
+      const inv = await newInvoice(a, customer.id, 3000);
+      const set = await a.api('POST', '/v1/sandbox/faults', { mode: 'none', webhooks: { duplicateRate: 1 } });
+      expect(set.body.webhooks).toEqual({ duplicateRate: 1, holdRate: 0, holdMs: 0, loseRate: 0 });
+      const paid = await pay(a, customer.id, inv.id, 3000);
+      await eventually(() => Promise.resolve(hook.calls.length >= 2 ? true : undefined), 'the event twice');
+      const [first, second] = hook.calls.map((c) => JSON.parse(c.body) as Json);
+      expect(first!.id).toBe(second!.id);
+      expect(first!.data.payment.id).toBe(paid.body.id);
+      for (const c of hook.calls) expect(verifySignature(a.webhookSecret, c.body, c.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBeNull();
+      const [d] = (await a.api('GET', `/v1/sandbox/webhook-deliveries?paymentId=${paid.body.id}`)).body.data as Json[];
+      expect(d).toMatchObject({ fault: 'duplicated', attempts: 1, eventId: first!.id });
+      expect(d!.deliveredAt).not.toBeNull();
+    } finally {
+      await hook.close();
+    }
+  });
+
+  it('never sends a lost webhook, and sends a held one after the events that followed it', async () => {
+    const hook = await receiver();
+    try {
+      const a = await newAccount({ webhookUrl: hook.url });
+      const customer = await newCustomer(a);
+      const inv = await newInvoice(a, customer.id, 9000);
+      await a.api('POST', '/v1/sandbox/faults', { mode: 'none', webhooks: { loseRate: 1 } });
+      const lost = await pay(a, customer.id, inv.id, 1000);
+      await eventually(async () => {
+        const [d] = (await a.api('GET', `/v1/sandbox/webhook-deliveries?paymentId=${lost.body.id}`)).body.data as Json[];
+        return d?.fault === 'lost' ? d : undefined;
+      }, 'the event to be lost');
+      await a.api('POST', '/v1/sandbox/faults', { mode: 'none', webhooks: { holdRate: 1, holdMs: 1500 } });
+      const held = await pay(a, customer.id, inv.id, 2000);
+      await eventually(async () => {
+        const [d] = (await a.api('GET', `/v1/sandbox/webhook-deliveries?paymentId=${held.body.id}`)).body.data as Json[];
+        return d?.fault === 'held' ? d : undefined;
+      }, 'the event to be held back');
+      await a.api('POST', '/v1/sandbox/faults', { mode: 'none' });
+      const plain = await pay(a, customer.id, inv.id, 3000);
+
+      // Wait for the held event, which comes last; the lost one never comes.
+      await eventually(() => Promise.resolve(hook.calls.some((c) => c.body.includes(held.body.id as string)) ? true : undefined), 'the held event');
+      expect(hook.calls.map((c) => (JSON.parse(c.body) as Json).data.payment.id)).toEqual([plain.body.id, held.body.id]);
+      const deliveries = (await a.api('GET', '/v1/sandbox/webhook-deliveries')).body.data as Json[];
+      expect(deliveries.map((d) => [d.paymentId, d.fault, d.attempts])).toEqual([
+        [lost.body.id, 'lost', 0],
+        [held.body.id, 'held', 1],
+        [plain.body.id, null, 1],
+      ]);
+      expect((await a.api('GET', '/v1/sandbox/faults/injected')).body.webhooks).toEqual({ duplicated: 0, held: 1, lost: 1 });
+    } finally {
+      await hook.close();
+    }
+  });
+});
