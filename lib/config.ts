@@ -170,6 +170,6 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'MAILDEV_WEB_PORT', roles: ['start'], default: '1080', description: "the mail catcher's web page and REST API port" },
   { name: 'EMBEDDED_PG_PORT', roles: ['start'], default: '5433', description: 'port of the embedded PostgreSQL' },
   { name: 'BILLFLOW_DATA_DIR', roles: ['start'], default: './data', description: 'embedded PostgreSQL, Temporal SQLite file, logs' },
-  { name: 'BILLFLOW_CACHE_DIR', roles: ['start'], default: '~/.cache/billflow', description: 'built tools (Temporal CLI, test server classpath)' },
+  { name: 'BILLFLOW_CACHE_DIR', roles: ['worker', 'start'], default: '~/.cache/billflow', description: 'built tools (Temporal CLI, test server classpath) and workflow bundles' },
   { name: 'TEMPORAL_CLI_PATH', roles: ['start'], default: 'PATH, then the cache', description: 'use this Temporal CLI binary' },
 ];

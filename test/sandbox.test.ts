@@ -594,7 +594,7 @@ describe('sandbox behaviour for resilience tests', () => {
   it('injects errors for a number of requests, and until cleared', async () => {
     const a = await newAccount();
     const set = await a.api('POST', '/v1/sandbox/faults', { mode: 'error', status: 503, count: 2 });
-    expect(set.body).toEqual({ mode: 'error', status: 503, delayMs: 0, remaining: 2 });
+    expect(set.body).toEqual({ mode: 'error', status: 503, delayMs: 0, remaining: 2, match: null });
     const failed = [await a.api('GET', '/v1/customers'), await a.api('POST', '/v1/customers', { externalId: 'X', name: 'X' })];
     expect(failed.map((r) => r.status)).toEqual([503, 503]);
     expect(failed[1]!.body.type).toMatch(/\/injected-fault$/);
@@ -725,7 +725,7 @@ describe('chaos faults', () => {
   it('answers errors at the given rate and counts them', async () => {
     const a = await newAccount();
     const set = await a.api('POST', '/v1/sandbox/faults', { mode: 'chaos', status: 502, errorRate: 1 });
-    expect(set.body).toEqual({ mode: 'chaos', status: 502, delayMs: 0, remaining: null, errorRate: 1, delayRate: 0, dropResponseRate: 0 });
+    expect(set.body).toEqual({ mode: 'chaos', status: 502, delayMs: 0, remaining: null, match: null, errorRate: 1, delayRate: 0, dropResponseRate: 0 });
     for (let i = 0; i < 3; i++) expect((await a.api('GET', '/v1/customers')).status).toBe(502);
     await a.api('POST', '/v1/sandbox/faults', { mode: 'chaos', errorRate: 0, delayRate: 0 });
     expect((await a.api('GET', '/v1/customers')).status).toBe(200);

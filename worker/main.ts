@@ -5,6 +5,7 @@ import { chromiumPath, databaseUrl, pdfConcurrency, smtpConfig, temporalConfig }
 import { connect } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
 import { connectWorker } from '../lib/temporal.js';
+import { cachedWorkflowBundle } from './bundle.js';
 import { createWorker } from './create.js';
 
 const log = createLogger('worker');
@@ -20,7 +21,9 @@ const cfg = temporalConfig();
 const sql = connect(databaseUrl());
 const mailer = createMailer(smtpConfig());
 const connection = await connectWorker(cfg);
+const workflowBundlePath = await cachedWorkflowBundle();
 const { worker, renderer } = await createWorker({
+  workflowBundlePath,
   connection,
   namespace: cfg.namespace,
   taskQueue: cfg.taskQueue,
