@@ -1,8 +1,10 @@
 /**
  * `npm start`'s engine (scripts/engine.ts) as a user runs it, on its own data folder and ports:
- * the worker and then the Temporal dev server are killed with SIGKILL, and the engine brings each
- * back while the API stays up; an invoice made Final right after the worker's death completes,
- * and the invoice is still there (and changes again) after Temporal's restart on its SQLite file.
+ * the worker (under a bill run's batch) and then the Temporal dev server are killed with SIGKILL,
+ * and the engine brings each back while the API stays up; an invoice made Final right after the
+ * worker's death completes, the interrupted batch is retried within seconds of its heartbeat
+ * timeout, and the invoice is still there (and changes again) after Temporal's restart on its
+ * SQLite file.
  * SIGINT then stops everything, leaving no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,6 +16,7 @@ import { ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
 
 const ADMIN = 'bf_admin_supervisor_test';
+const BILLS = 60;
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'billflow-supervise-'));
 let engine: ChildProcess;
 let output = '';
@@ -177,7 +180,7 @@ describe('npm start supervises its processes', () => {
     expect(company.status).toBe(201);
     const key = company.body!.apiKey as string;
     expect((await call('POST', `${api}/v1/clients`, key, { id: 'CL-1', name: 'Riverside Architects', email: 'ap@riverside.example' })).status).toBe(201);
-    for (const number of ['INV-1', 'INV-2']) {
+    const draft = async (number: string) => {
       const created = await call('POST', `${api}/v1/invoices`, key, {
         number,
         clientId: 'CL-1',
@@ -186,9 +189,21 @@ describe('npm start supervises its processes', () => {
         lines: [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15000, amount: 150000 }],
       });
       expect(created.status).toBe(201);
-    }
+    };
+    await draft('INV-1');
+    await draft('INV-2');
     // A first Final, so the worker has its Chromium running when it is killed.
     await changeStatus(key, 'INV-1', 'Final');
+    // Final bills for a sending run, whose batch (one activity for all of them) the kill interrupts.
+    const bills = Array.from({ length: BILLS }, (_, i) => `B-${i + 1}`);
+    for (let i = 0; i < bills.length; i += 8) {
+      await Promise.all(
+        bills.slice(i, i + 8).map(async (n) => {
+          await draft(n);
+          await changeStatus(key, n, 'Final');
+        }),
+      );
+    }
 
     const health = watchHealth();
 
@@ -196,10 +211,26 @@ describe('npm start supervises its processes', () => {
     const worker = child('worker/main.ts')!;
     const chromiums = descendants(worker).filter((p) => cmdline(p).includes('chromium'));
     expect(chromiums.length).toBeGreaterThan(0);
+    const run = await call('POST', `${api}/v1/bill-runs`, key, { criteria: { invoiceNumbers: bills } });
+    expect(run.status).toBe(201);
+    const runUrl = `${api}/v1/bill-runs/${String(run.body!.id)}`;
+    await until('the run\'s batch under way', 60_000, async () => {
+      const r = (await call('GET', runUrl, key)).body!;
+      if (r.status === 'completed') throw new Error('the run finished before the worker could be killed under its batch');
+      return Number(r.sent) > 0 && Number(r.pending) > 0 ? true : undefined;
+    });
     const killedWorker = Date.now();
     process.kill(worker, 'SIGKILL');
     await changeStatus(key, 'INV-2', 'Final');
     const workerRecovery = Date.now() - killedWorker;
+    // The interrupted batch is retried once its heartbeat times out, by the restarted worker.
+    const finished = await until('the bill run completed', 180_000, async () => {
+      const r = (await call('GET', runUrl, key)).body!;
+      return r.status === 'completed' ? r : undefined;
+    });
+    const batchRecovery = Date.now() - killedWorker;
+    expect(finished).toMatchObject({ total: BILLS, sent: BILLS, failed: 0 });
+    expect(batchRecovery).toBeLessThan(75_000);
     expect(child('worker/main.ts')).not.toBe(worker);
     // The dead worker's Chromium went with it (no browser per restart left behind).
     await until('the killed worker\'s Chromium has exited', 10_000, () => (chromiums.some(alive) ? undefined : true));
@@ -256,7 +287,7 @@ describe('npm start supervises its processes', () => {
     expect(existsSync(path.join(dataDir, 'billflow.pid'))).toBe(false);
 
     console.log(
-      `supervision: worker killed -> interrupted Final completed in ${secs(workerRecovery)}; ` +
+      `supervision: worker killed -> Final sent after it completed in ${secs(workerRecovery)}, interrupted bill run completed in ${secs(batchRecovery)}; ` +
         `Temporal killed -> invoice read and changed again in ${secs(temporalRecovery)}; stopped ${all.length} processes in ${secs(stopTime)}`,
     );
   }, 400_000);
