@@ -26,10 +26,10 @@ const MAX_DELAY_MS = 30_000;
 const STABLE_MS = 60_000;
 
 /** Delay before the next start after `inARow` exits without a stable minute in between. */
-export const restartDelay = (inARow: number): number => Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** inARow);
+const restartDelay = (inARow: number): number => Math.min(MAX_DELAY_MS, FIRST_DELAY_MS * 2 ** inARow);
 
 /** Resolves when the process has exited (at once if it already has). */
-export function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   // Node sets exitCode/signalCode just before it emits 'exit', so this check cannot miss the event.
   if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve({ code: proc.exitCode, signal: proc.signalCode });
   return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));

@@ -39,7 +39,7 @@ interface Session {
 }
 
 /** A render cut short because Chromium or the page's renderer process died; retryable. */
-export class RenderInterrupted extends Error {
+class RenderInterrupted extends Error {
   constructor(what: string, cause: unknown) {
     super(`PDF render interrupted: ${what} (${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)})`, { cause });
     this.name = 'RenderInterrupted';
