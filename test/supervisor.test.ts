@@ -219,10 +219,15 @@ describe('npm start supervises its processes', () => {
       if (r.status === 'completed') throw new Error('the run finished before the worker could be killed under its batch');
       return Number(r.sent) > 0 && Number(r.pending) > 0 ? true : undefined;
     });
+    const workerStarts = () => readFileSync(path.join(dataDir, 'logs', 'worker.log'), 'utf8').split('"msg":"worker started"').length - 1;
+    const startsBefore = workerStarts();
     const killedWorker = Date.now();
     process.kill(worker, 'SIGKILL');
+    let workerBack = 0;
+    const back = until('the restarted worker polling', 90_000, () => (workerStarts() > startsBefore ? (workerBack = Date.now() - killedWorker) : undefined));
     await changeStatus(key, 'INV-2', 'Final');
     const workerRecovery = Date.now() - killedWorker;
+    await back;
     // The interrupted batch is retried once its heartbeat times out, by the restarted worker.
     const finished = await until('the bill run completed', 180_000, async () => {
       const r = (await call('GET', runUrl, key)).body!;
@@ -287,7 +292,8 @@ describe('npm start supervises its processes', () => {
     expect(existsSync(path.join(dataDir, 'billflow.pid'))).toBe(false);
 
     console.log(
-      `supervision: worker killed -> Final sent after it completed in ${secs(workerRecovery)}, interrupted bill run completed in ${secs(batchRecovery)}; ` +
+      `supervision: worker killed -> polling again after ${secs(workerBack)}, Final sent after the kill completed in ${secs(workerRecovery)}, ` +
+        `interrupted bill run completed in ${secs(batchRecovery)}; ` +
         `Temporal killed -> invoice read and changed again in ${secs(temporalRecovery)}; stopped ${all.length} processes in ${secs(stopTime)}`,
     );
   }, 400_000);
