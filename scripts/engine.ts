@@ -64,6 +64,32 @@ function claimDataDir(): void {
 }
 claimDataDir();
 
+/**
+ * An engine that was killed (SIGKILL) could not stop its processes; they would hold the ports.
+ * Its pids.json names them: stop those still running the same program (a pid may have been reused).
+ */
+function stopLeftovers(): void {
+  let pids: Record<string, number>;
+  try {
+    pids = JSON.parse(readFileSync(pidsFile, 'utf8')) as Record<string, number>;
+  } catch {
+    return;
+  }
+  for (const [name, pid] of Object.entries(pids)) {
+    if (name === 'engine') continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone, or no /proc to tell
+    }
+    if (!cmd.includes(name === 'temporal' ? dataDir : ROOT)) continue;
+    say(`stopping ${name} (pid ${pid}), left running by an engine that was killed`);
+    process.kill(pid, 'SIGKILL');
+  }
+}
+stopLeftovers();
+
 /** The operator key: from the environment, else generated once and kept in the data folder. */
 function operatorKey(): string {
   if (env.BILLFLOW_ADMIN_KEY) return env.BILLFLOW_ADMIN_KEY;
@@ -99,8 +125,8 @@ async function stopAll(code: number): Promise<never> {
   say(`stopped in ${((Date.now() - since) / 1000).toFixed(1)} s`);
   process.exit(code);
 }
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
+// SIGHUP too: a closed terminal must not leave the processes running without their supervisor.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
 const quietBundler = {
   log: () => {},
