@@ -60,6 +60,7 @@ export class Supervisor {
 
   /** Starts a service for the first time and supervises it; a failure here is thrown (the engine did not start). */
   async add(service: Service): Promise<void> {
+    if (this.stopping.signal.aborted) throw new Error(`${service.name} not started: stopping`);
     const slot: Slot = { service, startedAt: 0, restarts: 0, inARow: 0 };
     this.slots.push(slot);
     await this.launch(slot);

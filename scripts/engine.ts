@@ -243,6 +243,7 @@ try {
     ].join('\n'),
   );
 } catch (e) {
-  say(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+  // Ctrl-C during the start fails what was still starting: that is no start failure.
+  if (!stopping) say(`start failed: ${e instanceof Error ? e.message : String(e)}`);
   await stopAll(1);
 }
