@@ -272,7 +272,11 @@ export function createBillActivities({ sql, renderer, mailer }: ActivityDeps) {
       const results = await Promise.allSettled(
         items.map((item) =>
           slots.run(async () => {
+            // An attempt the server gave up on (its heartbeat timed out: a retry has the bills) or a
+            // worker shutting down takes no further bill, so two attempts do not send the same one.
+            ctx.cancellationSignal.throwIfAborted();
             await record(companyId, runId, run.kind, item, await decide(item));
+            // Per bill: a batch whose worker died is retried once the heartbeat timeout passes.
             ctx.heartbeat({ seq: item.seq });
           }),
         ),

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { SEARCH_ATTRIBUTE_FLAGS } from '../workflows/contract.js';
+import { stopProcess, untilReady } from './supervisor.js';
 
 export interface DevServer {
   address: string;
@@ -34,6 +35,8 @@ export async function startTemporalDevServer(opts: {
   /** SQLite file; omitted means in memory. */
   dbFile?: string;
   log?: (line: string) => void;
+  /** Aborts a start under way (the server is stopped). */
+  signal?: AbortSignal;
 }): Promise<DevServer> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'error'];
   args.push(...SEARCH_ATTRIBUTE_FLAGS.flatMap((sa) => ['--search-attribute', sa]));
@@ -44,22 +47,15 @@ export async function startTemporalDevServer(opts: {
   const log = opts.log ?? (() => {});
   child.stdout?.on('data', (b: Buffer) => log(b.toString()));
   child.stderr?.on('data', (b: Buffer) => log(b.toString()));
-  const exited = new Promise<never>((_, reject) =>
-    child.once('exit', (code) => reject(new Error(`temporal server exited early with code ${code}`))),
-  );
-  await Promise.race([waitForPort('127.0.0.1', opts.port, 60_000), exited]);
+  // (Ctrl-C reaches the whole process group, so the server may have exited by itself already.)
+  const stop = () => stopProcess(child, 5_000);
+  // A start that fails (or is aborted) leaves no server behind.
+  await untilReady('temporal server', child, waitForPort('127.0.0.1', opts.port, 60_000), opts.signal, stop);
   return {
     address: `127.0.0.1:${opts.port}`,
     uiUrl: opts.uiPort === null ? null : `http://127.0.0.1:${opts.uiPort}`,
     process: child,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        // Ctrl-C reaches the whole process group, so the server may have exited by itself already.
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-        setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-      }),
+    stop,
   };
 }
 

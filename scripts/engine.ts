@@ -1,18 +1,23 @@
 /**
  * The whole engine on one machine: embedded PostgreSQL, the Temporal dev server (SQLite file, Web
  * UI), a mail catcher (maildev), the provider sandbox, the worker and the API, each a real process.
- * Data stays in ./data between starts; Ctrl-C stops everything and leaves no process behind.
+ * Each process but PostgreSQL is supervised: one that dies is restarted with backoff while the
+ * rest stays up. Data stays in ./data between starts; the engine's pid is in data/billflow.pid and
+ * its processes' in data/pids.json. Ctrl-C (or SIGINT/SIGTERM to that pid) stops everything and
+ * leaves no process behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
-import { startMailDev, type MailDev } from '../lib/maildev.js';
-import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
-import { startTemporalDevServer, waitForPort, type DevServer } from '../lib/temporal-dev.js';
+import { createLogger } from '../lib/log.js';
+import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
+import { stopProcess, Supervisor, untilReady, type Service } from '../lib/supervisor.js';
+import { startTemporalDevServer, waitForPort } from '../lib/temporal-dev.js';
 import { readToolsFile } from './tools.mjs';
 
 const env = process.env;
@@ -21,6 +26,69 @@ const logDir = path.join(dataDir, 'logs');
 mkdirSync(logDir, { recursive: true });
 const started = Date.now();
 const say = (msg: string) => process.stdout.write(`[billflow] ${msg}\n`);
+const engineLog = createLogger('engine', createWriteStream(path.join(logDir, 'engine.log'), { flags: 'a' }));
+const pidFile = path.join(dataDir, 'billflow.pid');
+const pidsFile = path.join(dataDir, 'pids.json');
+
+/** A live engine's pid (pids are reused: a live process that is not an engine does not count). */
+function liveEngine(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('engine.ts');
+  } catch {
+    return true; // no /proc to tell: alive is enough
+  }
+}
+
+/** Claims the data folder for this engine, or exits at once naming the engine that has it. */
+function claimDataDir(): void {
+  for (;;) {
+    try {
+      writeFileSync(pidFile, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    if (liveEngine(pid)) {
+      say(`billflow is already running on ${dataDir} (pid ${pid}); stop it with: kill -INT ${pid}`);
+      process.exit(1);
+    }
+    rmSync(pidFile, { force: true }); // left by an engine that was killed
+  }
+}
+claimDataDir();
+
+/**
+ * An engine that was killed (SIGKILL) could not stop its processes; they would hold the ports.
+ * Its pids.json names them: stop those still running the same program (a pid may have been reused).
+ */
+function stopLeftovers(): void {
+  let pids: Record<string, number>;
+  try {
+    pids = JSON.parse(readFileSync(pidsFile, 'utf8')) as Record<string, number>;
+  } catch {
+    return;
+  }
+  for (const [name, pid] of Object.entries(pids)) {
+    if (name === 'engine') continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue; // gone, or no /proc to tell
+    }
+    if (!cmd.includes(name === 'temporal' ? dataDir : ROOT)) continue;
+    say(`stopping ${name} (pid ${pid}), left running by an engine that was killed`);
+    process.kill(pid, 'SIGKILL');
+  }
+}
+stopLeftovers();
 
 /** The operator key: from the environment, else generated once and kept in the data folder. */
 function operatorKey(): string {
@@ -30,10 +98,18 @@ function operatorKey(): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-const children: { name: string; proc: ChildProcess }[] = [];
+const supervisor = new Supervisor({
+  report: (line, fields) => {
+    say(line);
+    engineLog('restart', fields);
+  },
+  // Written whole and renamed, so a reader never sees half a file.
+  pids: (pids) => {
+    writeFileSync(`${pidsFile}.tmp`, `${JSON.stringify({ engine: process.pid, ...pids })}\n`);
+    renameSync(`${pidsFile}.tmp`, pidsFile);
+  },
+});
 let pg: EmbeddedPg | undefined;
-let temporal: DevServer | undefined;
-let mailDev: MailDev | undefined;
 let stopping = false;
 
 async function stopAll(code: number): Promise<never> {
@@ -42,41 +118,46 @@ async function stopAll(code: number): Promise<never> {
   const since = Date.now();
   say('stopping...');
   // Reverse start order: API and worker first, the servers they use last.
-  for (const { proc } of [...children].reverse()) {
-    if (proc.exitCode !== null || proc.signalCode !== null) continue;
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-  }
-  await mailDev?.stop();
-  await temporal?.stop();
+  await supervisor.stop();
   await pg?.stop();
+  rmSync(pidsFile, { force: true });
+  rmSync(pidFile, { force: true });
   say(`stopped in ${((Date.now() - since) / 1000).toFixed(1)} s`);
   process.exit(code);
 }
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
+// SIGHUP too: a closed terminal must not leave the processes running without their supervisor.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
-function startChild(name: string, entry: string, childEnv: Record<string, string>): ChildProcess {
+const quietBundler = {
+  log: () => {},
+  trace: () => {},
+  debug: () => {},
+  info: () => {},
+  warn: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
+  error: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
+};
+
+/** A Node process of ours (tsx), logging to logs/<name>.log; ready once each of `ports` answers. */
+function nodeService(name: string, entry: string[], childEnv: Record<string, string>, ports: number[]): Service {
   const log = createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
-    cwd: ROOT,
-    env: { ...env, ...childEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  proc.stdout!.pipe(log);
-  proc.stderr!.on('data', (b: Buffer) => {
-    log.write(b);
-    process.stderr.write(`[${name}] ${b.toString()}`);
-  });
-  proc.on('exit', (code, signal) => {
-    if (stopping) return;
-    say(`${name} exited unexpectedly (code ${code}, signal ${signal}); see ${path.join(logDir, `${name}.log`)}`);
-    void stopAll(1);
-  });
-  children.push({ name, proc });
-  return proc;
+  return {
+    name,
+    start: async (signal) => {
+      const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry[0]!), ...entry.slice(1)], {
+        cwd: ROOT,
+        env: { ...env, ...childEnv },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      proc.stdout!.pipe(log, { end: false });
+      proc.stderr!.on('data', (b: Buffer) => {
+        log.write(b);
+        process.stderr.write(`[${name}] ${b.toString()}`);
+      });
+      const stop = () => stopProcess(proc, 10_000);
+      await untilReady(name, proc, Promise.all(ports.map((p) => waitForPort('127.0.0.1', p, 60_000))), signal, stop);
+      return { process: proc, stop };
+    },
+  };
 }
 
 try {
@@ -88,20 +169,31 @@ try {
 
   const external = env.DATABASE_URL;
   const temporalLog = createWriteStream(path.join(logDir, 'temporal.log'), { flags: 'a' });
-  const [pgStarted, devStarted] = await Promise.all([
+  // Restarted on the same SQLite file and ports, so workflows and clients carry on where they were.
+  const temporal: Service = {
+    name: 'temporal',
+    start: (signal) =>
+      startTemporalDevServer({
+        binary: tools.temporal,
+        port: temporalPort,
+        uiPort,
+        dbFile: path.join(dataDir, 'temporal.db'),
+        log: (l) => temporalLog.write(l),
+        signal,
+      }),
+  };
+  // The workflows are bundled once for every start of the worker: a restarted worker is polling
+  // in seconds instead of after a webpack run, and runs the same workflow code as before.
+  const bundlePath = path.join(dataDir, 'workflow-bundle.js');
+  const bundled = bundleWorkflowCode({ workflowsPath: WORKFLOWS_ENTRY, logger: quietBundler }).then(({ code }) => writeFileSync(bundlePath, code));
+  // All settle before a failure is thrown, so a PostgreSQL that did start is stopped too.
+  const [pgStarted, ...others] = await Promise.allSettled([
     external ? undefined : startEmbeddedPg({ dataDir: path.join(dataDir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
-    env.TEMPORAL_ADDRESS
-      ? undefined
-      : startTemporalDevServer({
-          binary: tools.temporal,
-          port: temporalPort,
-          uiPort,
-          dbFile: path.join(dataDir, 'temporal.db'),
-          log: (l) => temporalLog.write(l),
-        }),
+    env.TEMPORAL_ADDRESS ? undefined : supervisor.add(temporal),
+    bundled,
   ]);
-  pg = pgStarted;
-  temporal = devStarted;
+  if (pgStarted.status === 'fulfilled') pg = pgStarted.value;
+  for (const r of [pgStarted, ...others]) if (r.status === 'rejected') throw r.reason;
   const databaseUrl = external ?? pg!.url('billflow');
   const sandboxDatabaseUrl = env.SANDBOX_DATABASE_URL ?? pg?.url('sandbox');
   if (!sandboxDatabaseUrl) throw new Error('SANDBOX_DATABASE_URL must be set when DATABASE_URL is');
@@ -111,28 +203,29 @@ try {
     await sql.end();
   }
 
-  // The mail catcher, unless SMTP_HOST names a real SMTP server.
+  // The mail catcher in a process of its own (so it can be restarted), unless SMTP_HOST names a real SMTP server.
   const mail: Record<string, string> = {};
+  const mailPorts = mailDevPorts();
   if (!env.SMTP_HOST) {
-    const ports = mailDevPorts();
-    mailDev = await startMailDev({ smtpPort: ports.smtp, webPort: ports.web });
-    Object.assign(mail, { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(mailDev.smtpPort) });
+    await supervisor.add(nodeService('maildev', ['scripts/mail-catcher.ts', String(mailPorts.smtp), String(mailPorts.web)], {}, [mailPorts.smtp, mailPorts.web]));
+    Object.assign(mail, { SMTP_HOST: '127.0.0.1', SMTP_PORT: String(mailPorts.smtp) });
   }
 
   const adminKey = operatorKey();
   const common = {
     DATABASE_URL: databaseUrl,
     SANDBOX_DATABASE_URL: sandboxDatabaseUrl,
-    TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS ?? temporal!.address,
+    TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS ?? `127.0.0.1:${temporalPort}`,
     CHROMIUM_PATH: env.CHROMIUM_PATH ?? tools.chromium,
     BILLFLOW_ADMIN_KEY: adminKey,
   };
-  startChild('sandbox', 'sandbox/main.ts', common);
-  startChild('worker', 'worker/main.ts', { ...common, ...mail });
-  startChild('api', 'api/main.ts', common);
-  await Promise.all([waitForPort('127.0.0.1', apiPort(), 60_000), waitForPort('127.0.0.1', sandboxPort(), 60_000)]);
+  await Promise.all([
+    supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
+    supervisor.add(nodeService('worker', ['worker/main.ts', '--workflow-bundle', bundlePath], { ...common, ...mail }, [])),
+    supervisor.add(nodeService('api', ['api/main.ts'], common, [apiPort()])),
+  ]);
 
-  const ui = temporal?.uiUrl ?? env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)';
+  const ui = env.TEMPORAL_ADDRESS ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(
     [
@@ -141,15 +234,16 @@ try {
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
       `  Temporal Web UI  ${ui}`,
       `  Provider sandbox ${urls.sandbox}`,
-      mailDev ? `  Mail catcher     ${mailDev.webUrl}` : `  Mail (SMTP)      ${smtpConfig().host}:${smtpConfig().port}`,
+      env.SMTP_HOST ? `  Mail (SMTP)      ${smtpConfig().host}:${smtpConfig().port}` : `  Mail catcher     http://127.0.0.1:${mailPorts.web}`,
       `  Operator key     ${adminKey}`,
       `  Data and logs    ${dataDir}`,
       '',
-      '  Try it: npm run demo      Stop: Ctrl-C',
+      `  Try it: npm run demo      Stop: Ctrl-C (or kill -INT ${process.pid}, also in ${pidFile})`,
       '',
     ].join('\n'),
   );
 } catch (e) {
-  say(`start failed: ${e instanceof Error ? e.message : String(e)}`);
+  // Ctrl-C during the start fails what was still starting: that is no start failure.
+  if (!stopping) say(`start failed: ${e instanceof Error ? e.message : String(e)}`);
   await stopAll(1);
 }

@@ -21,15 +21,20 @@ import {
 import type { BillActivities } from '../activities/bills.js';
 import { billRunProgressQuery, type BillRunCounts, type BillRunInput, type BillRunProgress } from './bill-run-contract.js';
 
+// Short activities (one query, one render, one merge): a worker that dies under one is noticed within a minute.
 const acts = proxyActivities<BillActivities>({
-  startToCloseTimeout: '5 minutes',
+  startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
-/** Each bill's outcome is written as it happens, so a retried batch resumes where it stopped. */
+/**
+ * Each bill's outcome is written as it happens, so a retried batch resumes where it stopped. A
+ * batch heartbeats per bill: one whose worker died is retried by another worker 30 s after its
+ * last bill, not at the 20 minutes that bound a live one.
+ */
 const batchActs = proxyActivities<BillActivities>({
   startToCloseTimeout: '20 minutes',
-  heartbeatTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 4 },
 });
 

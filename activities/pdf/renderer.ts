@@ -1,7 +1,9 @@
 /**
  * Renders HTML to PDF in one warm Chromium per worker process. Pages are pooled and reused (a
  * fresh page per render costs more than the render itself), at most `concurrency` at once, and a
- * page is replaced after a number of uses so its memory is given back.
+ * page is replaced after a number of uses so its memory is given back. A Chromium that dies
+ * (killed, crashed, out of memory) is replaced by a new one for the next render, and a render it
+ * interrupted is tried once more.
  */
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { Semaphore } from '../../lib/semaphore.js';
@@ -25,48 +27,97 @@ export const PDF_OPTIONS = {
 interface PooledPage {
   page: Page;
   uses: number;
+  /** Its renderer process died (killed, out of memory): the page is useless from then on. */
+  crashed: boolean;
+}
+
+/** One launched Chromium with its offline context and idle pages. */
+interface Session {
+  browser: Browser;
+  context: BrowserContext;
+  idle: PooledPage[];
+}
+
+/** A render cut short because Chromium or the page's renderer process died; retryable. */
+class RenderInterrupted extends Error {
+  constructor(what: string, cause: unknown) {
+    super(`PDF render interrupted: ${what} (${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)})`, { cause });
+    this.name = 'RenderInterrupted';
+  }
 }
 
 export class PdfRenderer {
-  private started: Promise<{ browser: Browser; context: BrowserContext }> | null = null;
-  private readonly idle: PooledPage[] = [];
+  private session: Session | null = null;
+  private launching: Promise<Session> | null = null;
   private readonly slots: Semaphore;
 
   constructor(private readonly opts: RendererOptions) {
     this.slots = new Semaphore(opts.concurrency);
   }
 
-  private start(): Promise<{ browser: Browser; context: BrowserContext }> {
-    this.started ??= (async () => {
-      const browser = await chromium.launch({ executablePath: this.opts.executablePath, args: CHROMIUM_ARGS });
+  /** The running browser, or a new one when there is none yet or it has gone (killed, crashed). */
+  private current(): Promise<Session> {
+    // Playwright marks the browser disconnected (and emits 'disconnected') before it fails the calls that were under way.
+    if (this.session?.browser.isConnected()) return Promise.resolve(this.session);
+    this.launching ??= this.launch().finally(() => (this.launching = null));
+    return this.launching;
+  }
+
+  private async launch(): Promise<Session> {
+    // A dead browser's pages went with it; nothing of it is kept.
+    this.session = null;
+    const browser = await chromium.launch({ executablePath: this.opts.executablePath, args: CHROMIUM_ARGS });
+    try {
       // Offline context: templates must be self-contained; nothing is fetched while printing.
       const context = await browser.newContext({ offline: true, javaScriptEnabled: false });
-      return { browser, context };
-    })();
-    return this.started;
+      this.session = { browser, context, idle: [] };
+      return this.session;
+    } catch (e) {
+      await browser.close().catch(() => {});
+      throw e;
+    }
   }
 
   async render(html: string): Promise<Buffer> {
     return this.slots.run(async () => {
-      const { context } = await this.start();
-      const pooled = this.idle.pop() ?? { page: await context.newPage(), uses: 0 };
       try {
-        // No document.fonts.ready round trip: templates use only installed fonts (no @font-face,
-        // and the context is offline), which are ready once the page has loaded.
-        await pooled.page.setContent(html, { waitUntil: 'load' });
-        return await pooled.page.pdf(PDF_OPTIONS);
-      } finally {
-        pooled.uses++;
-        if (pooled.uses >= USES_PER_PAGE || pooled.page.isClosed()) await pooled.page.close().catch(() => {});
-        else this.idle.push(pooled);
+        return await this.renderOnce(html);
+      } catch (e) {
+        if (!(e instanceof RenderInterrupted)) throw e;
+        // Once more on a fresh page, in a new browser if the old one is gone; a second failure is the activity's to retry.
+        return this.renderOnce(html);
       }
     });
   }
 
+  private async renderOnce(html: string): Promise<Buffer> {
+    const session = await this.current();
+    let pooled = session.idle.pop();
+    try {
+      if (!pooled) {
+        const fresh: PooledPage = { page: await session.context.newPage(), uses: 0, crashed: false };
+        fresh.page.once('crash', () => (fresh.crashed = true));
+        pooled = fresh;
+      }
+      // No document.fonts.ready round trip: templates use only installed fonts (no @font-face,
+      // and the context is offline), which are ready once the page has loaded.
+      await pooled.page.setContent(html, { waitUntil: 'load' });
+      const pdf = await pooled.page.pdf(PDF_OPTIONS);
+      pooled.uses++;
+      if (pooled.uses >= USES_PER_PAGE) await pooled.page.close().catch(() => {});
+      else session.idle.push(pooled);
+      return pdf;
+    } catch (e) {
+      const gone = !session.browser.isConnected() ? 'Chromium exited' : pooled?.crashed ? "the page's renderer process crashed" : null;
+      // A page that failed is never used again.
+      await pooled?.page.close().catch(() => {});
+      throw gone ? new RenderInterrupted(gone, e) : e;
+    }
+  }
+
   async close(): Promise<void> {
-    const started = this.started;
-    this.started = null;
-    this.idle.length = 0;
-    if (started) await (await started).browser.close();
+    const session = this.session ?? (await this.launching?.catch(() => null));
+    this.session = null;
+    if (session) await session.browser.close();
   }
 }

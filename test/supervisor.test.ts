@@ -1,0 +1,300 @@
+/**
+ * `npm start`'s engine (scripts/engine.ts) as a user runs it, on its own data folder and ports:
+ * the worker (under a bill run's batch) and then the Temporal dev server are killed with SIGKILL,
+ * and the engine brings each back while the API stays up; an invoice made Final right after the
+ * worker's death completes, the interrupted batch is retried within seconds of its heartbeat
+ * timeout, and the invoice is still there (and changes again) after Temporal's restart on its
+ * SQLite file.
+ * SIGINT then stops everything, leaving no process behind.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT } from '../lib/paths.js';
+import { freePort } from '../lib/temporal-dev.js';
+
+const ADMIN = 'bf_admin_supervisor_test';
+const BILLS = 60;
+const dataDir = mkdtempSync(path.join(os.tmpdir(), 'billflow-supervise-'));
+let engine: ChildProcess;
+let output = '';
+let api = '';
+let sandbox = '';
+
+/** Every process's parent, from /proc. */
+function parents(): Map<number, number> {
+  const map = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      map.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return map;
+}
+
+function descendants(root: number): number[] {
+  const ppid = parents();
+  const found: number[] = [];
+  for (let frontier = [root]; frontier.length > 0; ) {
+    const next = [...ppid].filter(([, parent]) => frontier.includes(parent)).map(([pid]) => pid);
+    found.push(...next);
+    frontier = next;
+  }
+  return found;
+}
+
+function cmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+  } catch {
+    return '';
+  }
+}
+
+const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+
+const childrenOf = (pid: number) => [...parents()].filter(([, parent]) => parent === pid).map(([p]) => p);
+
+/** The engine's child whose command line contains `marker` (found from /proc, not from what the engine says). */
+function child(marker: string): number | undefined {
+  return childrenOf(engine.pid!).find((p) => cmdline(p).includes(marker));
+}
+
+async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let last: unknown;
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}\n--- engine output ---\n${output}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function call(method: string, url: string, key: string | null, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, unknown> | null };
+}
+
+/** A status change as an ERP would send it: retried with its Idempotency-Key until the API takes it (no worker: 503). */
+async function changeStatus(key: string, number: string, status: string): Promise<void> {
+  await until(`${number} -> ${status} accepted`, 90_000, async () => {
+    const r = await call('POST', `${api}/v1/invoices/${number}/status`, key, { status }, { 'idempotency-key': `${number}-${status}` });
+    if (r.status === 200 || r.status === 202) return true;
+    if (r.status !== 503) throw new Error(`status change answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return undefined;
+  });
+  await until(`${number} is ${status}`, 90_000, async () => {
+    const r = await call('GET', `${api}/v1/invoices/${number}`, key);
+    return r.body?.status === status ? true : undefined;
+  });
+}
+
+/** Polls /healthz all along; every answer that is not 200 is counted. */
+function watchHealth(): { failures: string[]; stop(): Promise<void> } {
+  const failures: string[] = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      try {
+        const r = await fetch(`${api}/healthz`, { signal: AbortSignal.timeout(5_000) });
+        if (r.status !== 200) failures.push(`${new Date().toISOString()} ${r.status}`);
+      } catch (e) {
+        failures.push(`${new Date().toISOString()} ${String(e)}`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  })();
+  return {
+    failures,
+    stop: async () => {
+      on = false;
+      await loop;
+    },
+  };
+}
+
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+beforeAll(async () => {
+  const ports = {
+    API_PORT: await freePort(),
+    SANDBOX_PORT: await freePort(),
+    TEMPORAL_PORT: await freePort(),
+    TEMPORAL_UI_PORT: await freePort(),
+    EMBEDDED_PG_PORT: await freePort(),
+    MAILDEV_SMTP_PORT: await freePort(),
+    MAILDEV_WEB_PORT: await freePort(),
+  };
+  api = `http://127.0.0.1:${ports.API_PORT}`;
+  sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;
+  // Only this engine's own settings: nothing pointing at the test run's shared servers.
+  const env: Record<string, string | undefined> = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
+  for (const k of ['DATABASE_URL', 'SANDBOX_DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'SMTP_HOST', 'SMTP_PORT', 'API_PUBLIC_URL', 'SANDBOX_PUBLIC_URL']) delete env[k];
+  Object.assign(env, { BILLFLOW_DATA_DIR: dataDir, BILLFLOW_ADMIN_KEY: ADMIN });
+  engine = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  engine.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  engine.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+  await until('engine ready', 170_000, () => {
+    if (engine.exitCode !== null) throw new Error(`engine exited with code ${engine.exitCode}`);
+    return output.includes('[billflow] ready in') ? true : undefined;
+  });
+}, 180_000);
+
+afterAll(async () => {
+  // Only if a test failed before stopping it: leave nothing running.
+  if (engine?.exitCode === null && engine.signalCode === null) {
+    const all = descendants(engine.pid!);
+    engine.kill('SIGINT');
+    await until('engine stopped', 30_000, () => (engine.exitCode !== null || engine.signalCode !== null ? true : undefined)).catch(() => {});
+    for (const pid of all.filter(alive)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(dataDir, { recursive: true, force: true });
+}, 60_000);
+
+describe('npm start supervises its processes', () => {
+  it('restarts a killed worker and Temporal dev server while the API stays up, then stops leaving nothing behind', async () => {
+    // The README's Quickstart: a provider account, the company, a client, two draft invoices.
+    const acct = (await call('POST', `${sandbox}/v1/accounts`, null, { name: 'Acme Engineering', webhookUrl: `${api}/webhooks/provider/acme` })).body!;
+    const company = await call('POST', `${api}/v1/companies`, ADMIN, {
+      id: 'acme',
+      name: 'Acme Engineering',
+      provider: { enabled: true, url: sandbox, accountId: acct.id, apiKey: acct.apiKey, webhookSecret: acct.webhookSecret },
+    });
+    expect(company.status).toBe(201);
+    const key = company.body!.apiKey as string;
+    expect((await call('POST', `${api}/v1/clients`, key, { id: 'CL-1', name: 'Riverside Architects', email: 'ap@riverside.example' })).status).toBe(201);
+    const draft = async (number: string) => {
+      const created = await call('POST', `${api}/v1/invoices`, key, {
+        number,
+        clientId: 'CL-1',
+        invoiceDate: '2026-11-24',
+        dueDate: '2026-12-24',
+        lines: [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15000, amount: 150000 }],
+      });
+      expect(created.status).toBe(201);
+    };
+    await draft('INV-1');
+    await draft('INV-2');
+    // A first Final, so the worker has its Chromium running when it is killed.
+    await changeStatus(key, 'INV-1', 'Final');
+    // Final bills for a sending run, whose batch (one activity for all of them) the kill interrupts.
+    const bills = Array.from({ length: BILLS }, (_, i) => `B-${i + 1}`);
+    for (let i = 0; i < bills.length; i += 8) {
+      await Promise.all(
+        bills.slice(i, i + 8).map(async (n) => {
+          await draft(n);
+          await changeStatus(key, n, 'Final');
+        }),
+      );
+    }
+
+    const health = watchHealth();
+
+    // 1. The worker dies (with its Chromium); a Final sent right after completes on the restarted worker.
+    const worker = child('worker/main.ts')!;
+    const chromiums = descendants(worker).filter((p) => cmdline(p).includes('chromium'));
+    expect(chromiums.length).toBeGreaterThan(0);
+    const run = await call('POST', `${api}/v1/bill-runs`, key, { criteria: { invoiceNumbers: bills } });
+    expect(run.status).toBe(201);
+    const runUrl = `${api}/v1/bill-runs/${String(run.body!.id)}`;
+    await until('the run\'s batch under way', 60_000, async () => {
+      const r = (await call('GET', runUrl, key)).body!;
+      if (r.status === 'completed') throw new Error('the run finished before the worker could be killed under its batch');
+      return Number(r.sent) > 0 && Number(r.pending) > 0 ? true : undefined;
+    });
+    const workerStarts = () => readFileSync(path.join(dataDir, 'logs', 'worker.log'), 'utf8').split('"msg":"worker started"').length - 1;
+    const startsBefore = workerStarts();
+    const killedWorker = Date.now();
+    process.kill(worker, 'SIGKILL');
+    let workerBack = 0;
+    const back = until('the restarted worker polling', 90_000, () => (workerStarts() > startsBefore ? (workerBack = Date.now() - killedWorker) : undefined));
+    await changeStatus(key, 'INV-2', 'Final');
+    const workerRecovery = Date.now() - killedWorker;
+    await back;
+    // The interrupted batch is retried once its heartbeat times out, by the restarted worker.
+    const finished = await until('the bill run completed', 180_000, async () => {
+      const r = (await call('GET', runUrl, key)).body!;
+      return r.status === 'completed' ? r : undefined;
+    });
+    const batchRecovery = Date.now() - killedWorker;
+    expect(finished).toMatchObject({ total: BILLS, sent: BILLS, failed: 0 });
+    expect(batchRecovery).toBeLessThan(75_000);
+    expect(child('worker/main.ts')).not.toBe(worker);
+    // The dead worker's Chromium went with it (no browser per restart left behind).
+    await until('the killed worker\'s Chromium has exited', 10_000, () => (chromiums.some(alive) ? undefined : true));
+
+    // 2. The Temporal dev server dies; it comes back on the same SQLite file, and the invoice with it.
+    const temporal = child('start-dev')!;
+    const killedTemporal = Date.now();
+    process.kill(temporal, 'SIGKILL');
+    await until('a new Temporal dev server', 60_000, () => {
+      const pid = child('start-dev');
+      return pid && pid !== temporal ? pid : undefined;
+    });
+    const invoice = await until('INV-2 readable again', 90_000, async () => {
+      const r = await call('GET', `${api}/v1/invoices/INV-2`, key);
+      return r.status === 200 ? r.body! : undefined;
+    });
+    expect(invoice.status).toBe('Final');
+    expect(invoice.payNowUrl).toMatch(/\/pay\//);
+    await changeStatus(key, 'INV-1', 'Draft');
+    const temporalRecovery = Date.now() - killedTemporal;
+
+    await health.stop();
+    expect(health.failures).toEqual([]);
+    expect(output).toMatch(/\[billflow\] worker exited \(signal SIGKILL\); restarting in 0\.5 s \(restart 1\)/);
+    expect(output).toMatch(/\[billflow\] temporal exited \(signal SIGKILL\); restarting in 0\.5 s \(restart 1\)/);
+    // What the engine says of itself agrees with /proc.
+    expect(Number(readFileSync(path.join(dataDir, 'billflow.pid'), 'utf8'))).toBe(engine.pid);
+    const pids = JSON.parse(readFileSync(path.join(dataDir, 'pids.json'), 'utf8')) as Record<string, number>;
+    expect(pids).toMatchObject({ engine: engine.pid, worker: child('worker/main.ts'), temporal: child('start-dev'), api: child('api/main.ts') });
+
+    // 3. A second engine on the same data folder refuses at once, naming the first.
+    const second = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, BILLFLOW_DATA_DIR: dataDir },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let secondOut = '';
+    second.stdout!.on('data', (b: Buffer) => (secondOut += b.toString()));
+    const secondCode = await new Promise<number | null>((resolve) => second.once('exit', resolve));
+    expect(secondCode).toBe(1);
+    expect(secondOut).toContain(`already running on ${dataDir} (pid ${engine.pid})`);
+
+    // 4. SIGINT stops it all.
+    const all = descendants(engine.pid!);
+    const stopping = Date.now();
+    engine.kill('SIGINT');
+    const code = await new Promise<number | null>((resolve) => (engine.exitCode !== null ? resolve(engine.exitCode) : engine.once('exit', resolve)));
+    const stopTime = Date.now() - stopping;
+    expect(code).toBe(0);
+    // Grandchildren that exit when their parent's pipe closes get a moment.
+    await until('every process of the engine has exited', 5_000, () => (all.some(alive) ? undefined : true)).catch(() => {
+      throw new Error(`left running: ${all.filter(alive).map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
+    });
+    expect(existsSync(path.join(dataDir, 'billflow.pid'))).toBe(false);
+
+    console.log(
+      `supervision: worker killed -> polling again after ${secs(workerBack)}, Final sent after the kill completed in ${secs(workerRecovery)}, ` +
+        `interrupted bill run completed in ${secs(batchRecovery)}; ` +
+        `Temporal killed -> invoice read and changed again in ${secs(temporalRecovery)}; stopped ${all.length} processes in ${secs(stopTime)}`,
+    );
+  }, 400_000);
+});
