@@ -10,12 +10,12 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
-import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
+import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
+import { cachedWorkflowBundle } from '../worker/bundle.js';
 import { stopProcess, Supervisor, untilReady, type Service } from '../lib/supervisor.js';
 import { startTemporalDevServer, waitForPort } from '../lib/temporal-dev.js';
 import { readToolsFile } from './tools.mjs';
@@ -128,15 +128,6 @@ async function stopAll(code: number): Promise<never> {
 // SIGHUP too: a closed terminal must not leave the processes running without their supervisor.
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
-const quietBundler = {
-  log: () => {},
-  trace: () => {},
-  debug: () => {},
-  info: () => {},
-  warn: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
-  error: (m: string) => process.stderr.write(`[bundle] ${m}\n`),
-};
-
 /** A Node process of ours (tsx), logging to logs/<name>.log; ready once each of `ports` answers. */
 function nodeService(name: string, entry: string[], childEnv: Record<string, string>, ports: number[]): Service {
   const log = createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
@@ -182,10 +173,9 @@ try {
         signal,
       }),
   };
-  // The workflows are bundled once for every start of the worker: a restarted worker is polling
-  // in seconds instead of after a webpack run, and runs the same workflow code as before.
-  const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-  const bundled = bundleWorkflowCode({ workflowsPath: WORKFLOWS_ENTRY, logger: quietBundler }).then(({ code }) => writeFileSync(bundlePath, code));
+  // The workflow bundle is built (or found in the cache) while the servers start; every start of
+  // the worker then loads it instead of running webpack.
+  const bundled = cachedWorkflowBundle();
   // All settle before a failure is thrown, so a PostgreSQL that did start is stopped too.
   const [pgStarted, ...others] = await Promise.allSettled([
     external ? undefined : startEmbeddedPg({ dataDir: path.join(dataDir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
@@ -221,7 +211,7 @@ try {
   };
   await Promise.all([
     supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-    supervisor.add(nodeService('worker', ['worker/main.ts', '--workflow-bundle', bundlePath], { ...common, ...mail }, [])),
+    supervisor.add(nodeService('worker', ['worker/main.ts'], { ...common, ...mail }, [])),
     supervisor.add(nodeService('api', ['api/main.ts'], common, [apiPort()])),
   ]);
 

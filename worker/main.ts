@@ -17,9 +17,6 @@ Runtime.install({
     log(message, { level: level as LogLevel, ...fields });
   }),
 });
-// npm start bundles the workflows once and passes the bundle, so a restarted worker starts in seconds.
-const bundleArg = process.argv.indexOf('--workflow-bundle');
-const workflowBundlePath = bundleArg >= 0 ? process.argv[bundleArg + 1] : undefined;
 const cfg = temporalConfig();
 const sql = connect(databaseUrl());
 const mailer = createMailer(smtpConfig());
@@ -34,7 +31,6 @@ const { worker, renderer } = await createWorker({
   mailer,
   chromiumPath: chromiumPath(),
   pdfConcurrency: pdfConcurrency(),
-  ...(workflowBundlePath ? { workflowBundlePath } : {}),
 });
 log('worker started', { taskQueue: cfg.taskQueue, namespace: cfg.namespace, address: cfg.address });
 // Worker.run() resolves once the SDK's own SIGINT/SIGTERM handling has drained the worker.
