@@ -394,7 +394,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
         state.pdf = await io.renderInvoicePdf({ invoice: state, requestId });
-        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: key('recreate-pdf'), requestId });
+        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: `${key('recreate-pdf')}:${state.pdf.sha256.slice(0, 16)}`, requestId });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
       } else {
         // A Reissue keeps its record only for the next Final (which now creates one); nothing owed is never sent.
@@ -663,7 +663,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.pdf = await io.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
         return step;
       case 'attach-pdf':
-        await io.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: key('attach-pdf'), requestId });
+        // Keyed by content too: a render made again after a crash has other bytes (Chromium dates each
+        // PDF), and the provider refuses one key for two bodies; attaching replaces, so twice is harmless.
+        await io.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: `${key('attach-pdf')}:${state.pdf!.sha256.slice(0, 16)}`, requestId });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
