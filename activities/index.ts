@@ -490,7 +490,9 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
           pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
           classification = EXCLUDED.classification, held = EXCLUDED.held, state = EXCLUDED.state, invoice_date = EXCLUDED.invoice_date,
           due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
-        WHERE invoices.version < EXCLUDED.version`;
+        -- Equal too: a local activity whose workflow task was lost runs again with the same version,
+        -- and the later write is the one the workflow went on from.
+        WHERE invoices.version <= EXCLUDED.version`;
     },
 
     /** Records one applied payment and its receipts for the ERP feed, once. */

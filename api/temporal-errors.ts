@@ -1,5 +1,5 @@
 /** Maps what Temporal answers to the problem documents the ERP sees. */
-import { isGrpcCancelledError, isGrpcDeadlineError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isGrpcCancelledError, isGrpcDeadlineError, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { HttpProblem } from '../lib/problem.js';
@@ -44,7 +44,16 @@ export function toProblem(err: unknown, what: string): HttpProblem | null {
   if (timedOut(err)) {
     return new HttpProblem(503, 'worker-unavailable', `no billflow worker answered for ${what} in time; is the worker running?`);
   }
+  if (err instanceof ServiceError && workflowTaskTrouble(err)) {
+    return new HttpProblem(503, 'worker-unavailable', `the workflow of ${what} could not answer just now (its workers are restarting, or Temporal is unavailable); retry`);
+  }
   return null;
+}
+
+/** A query or Update the server could not pass to a worker (a failing workflow task, a server restarting). */
+function workflowTaskTrouble(err: ServiceError): boolean {
+  const code = (err.cause as { code?: number } | undefined)?.code;
+  return code === status.FAILED_PRECONDITION || code === status.UNAVAILABLE || code === status.ABORTED || code === status.DEADLINE_EXCEEDED;
 }
 
 /**

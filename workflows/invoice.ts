@@ -17,6 +17,7 @@ import {
   proxyActivities,
   proxyLocalActivities,
   setHandler,
+  sleep,
   startChild,
   upsertSearchAttributes,
   uuid4,
@@ -91,6 +92,27 @@ const local = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumAttempts: 2 },
 });
 
+/**
+ * Activities whose effect the workflow could not find again if it lost the result: money moved,
+ * a provider record made or changed, a message sent. A local activity's result is durable only
+ * once its workflow task completes, so after each of these the workflow checkpoints (a 1 ms timer
+ * ends the task) before it goes on: a worker that dies later never leaves an effect the workflow
+ * has forgotten, and what a lost task did is done again with the same keys and the same inputs.
+ */
+const CHANGES_THE_WORLD: ReadonlySet<string> = new Set<keyof Activities>([
+  'createProviderInvoice',
+  'updateProviderInvoice',
+  'deleteProviderInvoice',
+  'attachProviderInvoicePdf',
+  'removeProviderPayment',
+  'recreatePrepaymentPayment',
+  'reservePrepayment',
+  'convertToPrepayment',
+  'recordPayment',
+  'recordQuickPay',
+  'sendInvoiceEmail',
+]);
+
 /** `regular`'s activities, each tried once locally first; a refusal for good is not tried again. */
 function localFirst<T extends object>(regular: T): T {
   return new Proxy(regular, {
@@ -98,13 +120,17 @@ function localFirst<T extends object>(regular: T): T {
       const slow = (target as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
       const fast = (local as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
       return async (...args: unknown[]) => {
+        let result: unknown;
         try {
-          return await fast(...args);
+          result = await fast(...args);
         } catch (e) {
           if (isCancellation(e) || refusedForGood(e)) throw e;
           log.info('local activity failed; running it as a regular activity', { activity: name, error: failureMessage(e) });
+          // A regular activity's result is recorded by the server: no checkpoint needed.
           return await slow(...args);
         }
+        if (CHANGES_THE_WORLD.has(name)) await sleep(1);
+        return result;
       };
     },
   });
