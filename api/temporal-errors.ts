@@ -58,13 +58,15 @@ function workflowTaskTrouble(err: ServiceError): boolean {
 
 /**
  * The server gave an Update up because the workflow task it rode on failed (typically a
- * continue-as-new racing new events): nothing was applied, so the Update is sent again. Updates
+ * continue-as-new racing new events, or a worker that died), or aborted it while the run closed:
+ * it was not accepted, so it is sent again. Updates
  * are deduplicated by id and by the ERP's request key, so sending one again is always safe.
  */
 export function updateAborted(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     const grpc = e as { code?: number; details?: string };
     if (grpc.code === status.FAILED_PRECONDITION && /workflow task failure/i.test(grpc.details ?? '')) return true;
+    if (grpc.code === status.UNAVAILABLE && /update was aborted/i.test(grpc.details ?? '')) return true;
   }
   return false;
 }

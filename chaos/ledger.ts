@@ -120,13 +120,17 @@ export interface CheckInput {
   urlStatus: Map<string, number>;
 }
 
-export interface CheckResult {
+/** The counts of the final line: each must be 0. */
+export interface Counts {
   lost: number;
   duplicateInvoices: number;
   duplicatePayments: number;
   feedErrors: number;
   balanceMismatches: number;
   duplicateEmails: number;
+}
+
+export interface CheckResult extends Counts {
   /** Not counted in the final line: worth knowing. */
   notes: string[];
   failures: string[];

@@ -13,7 +13,7 @@ import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { freePort } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
 import { GaveUp, httpClient, type Json, type RetryStats } from './http.js';
-import { check, key, Ledger, type BillflowInvoice, type ProviderRecords, type Receipt } from './ledger.js';
+import { check, key, Ledger, type BillflowInvoice, type Counts, type ProviderRecords, type Receipt } from './ledger.js';
 import { nodeProcess, temporalProcess, type Managed } from './processes.js';
 import { Lifecycle, MIX, StepFailed, type Company, type Env, type ScenarioKind } from './scenarios.js';
 import { startSmtpFront, type SmtpFront } from './smtp-front.js';
@@ -33,14 +33,8 @@ export interface ChaosOptions {
   log?: (line: string) => void;
 }
 
-export interface ChaosResult {
+export interface ChaosResult extends Counts {
   lifecycles: number;
-  lost: number;
-  duplicateInvoices: number;
-  duplicatePayments: number;
-  feedErrors: number;
-  balanceMismatches: number;
-  duplicateEmails: number;
   /** The final line, as printed. */
   line: string;
   faults: {

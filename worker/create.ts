@@ -28,6 +28,9 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     taskQueue: deps.taskQueue,
     activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
+    // A dead worker's cached workflows wait this long before another worker takes their next task
+    // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.
+    stickyQueueScheduleToStartTimeout: '3 seconds',
     ...deps.options,
   });
   return { worker, renderer };

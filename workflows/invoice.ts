@@ -15,9 +15,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
-  proxyLocalActivities,
   setHandler,
-  sleep,
   startChild,
   upsertSearchAttributes,
   uuid4,
@@ -76,69 +74,10 @@ const repairActs = proxyActivities<Activities>({
  * Before an invoice leaves Final every provider payment must be imported; if the provider cannot
  * be reached after a few quick tries, the change is refused rather than left waiting.
  */
-const importActs = proxyActivities<Activities>({
+const importBeforeChange = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
-});
-
-/**
- * The same activities run locally first: in the worker that runs the workflow task, recorded as a
- * marker, with no round trip through the Temporal server (about 0.3 ms against 80). They are
- * short and idempotent, so a local try that fails (an outage, a killed worker) is simply made
- * again as the regular activity, which retries visibly in the Web UI.
- */
-const local = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumAttempts: 2 },
-});
-
-/**
- * Activities whose effect the workflow could not find again if it lost the result: money moved,
- * a provider record made or changed, a message sent. A local activity's result is durable only
- * once its workflow task completes, so after each of these the workflow checkpoints (a 1 ms timer
- * ends the task) before it goes on: a worker that dies later never leaves an effect the workflow
- * has forgotten, and what a lost task did is done again with the same keys and the same inputs.
- */
-const CHANGES_THE_WORLD: ReadonlySet<string> = new Set<keyof Activities>([
-  'createProviderInvoice',
-  'updateProviderInvoice',
-  'deleteProviderInvoice',
-  'attachProviderInvoicePdf',
-  'removeProviderPayment',
-  'recreatePrepaymentPayment',
-  'reservePrepayment',
-  'convertToPrepayment',
-  'recordPayment',
-  'recordQuickPay',
-  'sendInvoiceEmail',
-]);
-
-/** `regular`'s activities, each tried once locally first; a refusal for good is not tried again. */
-function localFirst<T extends object>(regular: T): T {
-  return new Proxy(regular, {
-    get(target, name: string) {
-      const slow = (target as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
-      const fast = (local as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>)[name]!;
-      return async (...args: unknown[]) => {
-        let result: unknown;
-        try {
-          result = await fast(...args);
-        } catch (e) {
-          if (isCancellation(e) || refusedForGood(e)) throw e;
-          log.info('local activity failed; running it as a regular activity', { activity: name, error: failureMessage(e) });
-          // A regular activity's result is recorded by the server: no checkpoint needed.
-          return await slow(...args);
-        }
-        if (CHANGES_THE_WORLD.has(name)) await sleep(1);
-        return result;
-      };
-    },
-  });
-}
-
-function refusedForGood(e: unknown): boolean {
-  return e instanceof ActivityFailure && e.cause instanceof ApplicationFailure && e.cause.nonRetryable === true;
-}
+}).importProviderPayments;
 
 /** A reminder that failed (provider or SMTP outage) is tried again after 1, 2, 4 ... minutes, at most hourly, 12 times in all. */
 const REMINDER_ATTEMPTS = 12;
@@ -163,10 +102,6 @@ function failureType(e: unknown): string {
 
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
-  // Runs started on code before local activities keep making regular ones, so they replay.
-  const fast = patched('local-activities');
-  const io = fast ? localFirst(acts) : acts;
-  const importBeforeChange = (fast ? localFirst(importActs) : importActs).importProviderPayments;
   const lock = new Lock();
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
   const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
@@ -248,7 +183,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.lifecycle, value: state.lifecycleState },
       { key: sa.classification, value: state.classification },
     ]);
-    await io.saveInvoice(state);
+    await acts.saveInvoice(state);
   }
 
   /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
@@ -261,7 +196,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   async function applyOne(p: ProviderPayment): Promise<void> {
-    await io.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
+    await acts.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
     state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source, coveredInvoices: p.coveredInvoices });
   }
 
@@ -280,7 +215,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   /** Imports the provider's payments for this invoice's record and applies the new ones; `via` sets how hard it tries. */
-  async function importPayments(via: typeof importBeforeChange = io.importProviderPayments, requestId?: string): Promise<void> {
+  async function importPayments(via: typeof importBeforeChange = acts.importProviderPayments, requestId?: string): Promise<void> {
     if (!state.providerInvoiceId) return;
     const found = await via({ companyId: state.companyId, providerInvoiceId: state.providerInvoiceId, requestId: requestId ?? `import-${uuid4()}` });
     await applyPayments(found);
@@ -306,7 +241,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
     if (actions.length === 0) actions.push('nothing to repair: already in step');
     log.info('resynced with the provider', { number: state.number, reconciliationId: req.reconciliationId, actions, requestId: req.requestId });
-    await io.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
+    await acts.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
     await publish();
   }
 
@@ -419,7 +354,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (state.status === 'Final' && owed > 0) {
         const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
-        state.pdf = await io.renderInvoicePdf({ invoice: state, requestId });
+        state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
         await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: `${key('recreate-pdf')}:${state.pdf.sha256.slice(0, 16)}`, requestId });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
       } else {
@@ -461,7 +396,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const err = transitionError(state.status, req.to);
     if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
     const { companyId, number } = state;
-    const company = await io.getCompanySettings({ companyId });
+    const company = await acts.getCompanySettings({ companyId });
 
     // Invoices that left Final before payments were imported on leaving a reissue too replay as they ran.
     const importFirst = importsBeforeChange(state, req.to) && (state.status === 'Final' || patched('import-before-leaving-reissue'));
@@ -482,11 +417,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const leaving = req.to !== 'Final';
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     // Histories from before this shortcut asked even for no payments; they replay as they ran.
-    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await io.paymentHolds({ companyId, number, paymentIds });
-    const email = req.to === 'Final' ? await io.getEmailSettings({ companyId, clientId: state.clientId }) : null;
+    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await acts.paymentHolds({ companyId, number, paymentIds });
+    const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
     let classification: Classification | null = null;
     if (req.to === 'Final') {
-      const limits = await io.getBillingLimits({ companyId, clientId: state.clientId });
+      const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
       classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
     }
     const plan = planStatusChange({
@@ -587,11 +522,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (step.kind === 'recreate-prepayment-payment') {
         const a = state.prepaymentApplications[step.application]!;
         if (a.providerPaymentId && a.providerPaymentId !== before.applications[step.application]) {
-          await io.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
+          await acts.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
           undone.push(`removed the prepayment's provider payment ${a.providerPaymentId}`);
         }
       } else if (step.kind === 'create-provider-invoice' && state.providerInvoiceId && state.providerInvoiceId !== before.providerInvoiceId) {
-        await io.deleteProviderInvoice({
+        await acts.deleteProviderInvoice({
           companyId,
           providerInvoiceId: state.providerInvoiceId,
           idempotencyKey: `${companyId}:${number}:${state.revision}:undo-create-invoice`,
@@ -643,7 +578,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       case 'convert-to-prepayment': {
         const p = state.payments.find((x) => x.paymentId === step.paymentId)!;
-        await io.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
+        await acts.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
         state.payments = state.payments.filter((x) => x.paymentId !== p.paymentId);
         state.convertedPayments.push(p);
         return step;
@@ -651,26 +586,26 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'hold-provider-payment':
       case 'remove-provider-payment': {
         // Decided again now: another invoice of the same payment may have changed meanwhile.
-        const heldBy = (await io.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
+        const heldBy = (await acts.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
         if (heldBy.length > 0) return { kind: 'hold-provider-payment', paymentId: step.paymentId, heldBy };
-        await io.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
         return { kind: 'remove-provider-payment', paymentId: step.paymentId };
       }
       case 'delete-provider-invoice':
-        await io.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
+        await acts.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
         state.providerInvoiceId = null;
         state.payNowUrl = null;
         state.sentToProvider = false;
         state.paymentImportSeconds = null;
         return step;
       case 'create-provider-invoice': {
-        await createRecord(io, step.outstanding, key('create-invoice'), requestId);
+        await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
       }
       case 'update-provider-invoice': {
-        const updated = await io.updateProviderInvoice({
+        const updated = await acts.updateProviderInvoice({
           companyId,
           providerInvoiceId: step.providerInvoiceId,
           number,
@@ -686,17 +621,17 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       }
       case 'render-pdf':
         // The document shows the figures as they will be once the change is done.
-        state.pdf = await io.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
+        state.pdf = await acts.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
         return step;
       case 'attach-pdf':
         // Keyed by content too: a render made again after a crash has other bytes (Chromium dates each
         // PDF), and the provider refuses one key for two bodies; attaching replaces, so twice is harmless.
-        await io.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: `${key('attach-pdf')}:${state.pdf!.sha256.slice(0, 16)}`, requestId });
+        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: `${key('attach-pdf')}:${state.pdf!.sha256.slice(0, 16)}`, requestId });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
         a.providerPaymentId = (
-          await io.recreatePrepaymentPayment({
+          await acts.recreatePrepaymentPayment({
             companyId,
             customerId: state.providerCustomerId!,
             providerInvoiceId: state.providerInvoiceId!,
@@ -711,7 +646,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       }
       case 'remove-prepayment-payment': {
-        await io.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
+        await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
         state.prepaymentApplications[step.application]!.providerPaymentId = null;
         return step;
       }
@@ -732,7 +667,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
    */
   async function emailInvoice(step: Extract<Step, { kind: 'email-invoice' }>, requestId: string): Promise<void> {
     try {
-      const { outcome } = await io.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
+      const { outcome } = await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
       state.emailDelivery =
         outcome === 'unconfirmed'
           ? { revision: state.revision, status: 'unconfirmed', to: step.to, detail: 'a crash cut an earlier send off: it may not have gone out, and is not sent twice', at: new Date().toISOString() }
@@ -753,7 +688,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
     const from = state.lifecycleState;
-    await io.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
+    await acts.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
     state.lifecycleState = to;
     state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
   }
@@ -786,8 +721,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
     checkRelease();
-    const company = await io.getCompanySettings({ companyId: state.companyId });
-    const email = await io.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
+    const company = await acts.getCompanySettings({ companyId: state.companyId });
+    const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
     const plan = planStatusChange({
       invoice: state,
       to: 'Final',
@@ -829,7 +764,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       ? `${state.companyId}:${state.number}:quickpay:${req.operationKey}`
       : `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
     const atProvider = state.sentToProvider && state.providerInvoiceId !== null && state.providerCustomerId !== null;
-    const paid = await io.recordQuickPay({
+    const paid = await acts.recordQuickPay({
       companyId: state.companyId,
       number: state.number,
       amount,
@@ -868,11 +803,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const applicationKey = req.operationKey
       ? `${companyId}:${number}:prepayment:${req.operationKey}`
       : `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
-    await io.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
+    await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
     let providerPaymentId: string | null = null;
     if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
       providerPaymentId = (
-        await io.recreatePrepaymentPayment({
+        await acts.recreatePrepaymentPayment({
           companyId,
           customerId: state.providerCustomerId,
           providerInvoiceId: state.providerInvoiceId,
