@@ -256,7 +256,14 @@ function normalise(text: string): string {
 /** What an answer reveals of A: its marked texts, its keys and secrets, a record of its company. */
 function leaksOfA(body: unknown): string[] {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
-  const found = [MARK, a.apiKey, a.account.apiKey, a.account.webhookSecret, aEmail].filter((s) => text.includes(s)).map((s) => `contains ${s === MARK ? "A's marked text" : s}`);
+  const secrets: [string, string][] = [
+    [MARK, "A's marked text"],
+    [a.apiKey, "A's API key"],
+    [a.account.apiKey, "A's provider API key"],
+    [a.account.webhookSecret, "A's webhook secret"],
+    [aEmail, "A's client's email address"],
+  ];
+  const found = secrets.filter(([s]) => text.includes(s)).map(([, name]) => name);
   const walk = (v: unknown): void => {
     if (Array.isArray(v)) return v.forEach(walk);
     if (v && typeof v === 'object') {
@@ -485,7 +492,7 @@ describe('tenant isolation', () => {
       const mayAnswer = op.listing || mine.v.own || op.auth === 'public';
       if (mine.res.status < 400 && !mayAnswer) leaks.push(`${what}: answered ${mine.res.status} ${JSON.stringify(mine.res.body).slice(0, 200)}`);
       if (mine.res.status >= 500) leaks.push(`${what}: server error ${JSON.stringify(mine.res.body).slice(0, 200)}`);
-      for (const l of leaksOfA(mine.res.body)) leaks.push(`${what}: the answer ${l}`);
+      for (const l of leaksOfA(mine.res.body)) leaks.push(`${what}: the answer holds ${l}`);
       // Success of one's own (a new id each time) is compared by status; everything else in full.
       const shape = (r: Answer) => {
         if (r.res.status < 300 && r.v.own) return { status: r.res.status };
@@ -547,6 +554,12 @@ describe('tenant isolation', () => {
     }
     const unsigned = await post(A.companyId, null);
     if (unsigned.status !== 400) leaks.push(`${webhook}: an unsigned payment on A's route answered ${unsigned.status}`);
+    // Nobody signs for an unknown company either: its route must not tell A's company code from one that does not exist.
+    const problemOf = (r: { status: number; body: unknown }) => JSON.stringify({ status: r.status, type: (r.body as Body).type, detail: (r.body as Body).detail });
+    for (const [mine, signature] of [[forged, signPayload(b.account.webhookSecret, webhookBody)], [unsigned, null]] as const) {
+      const none = await post(unknown.companyId, signature);
+      if (problemOf(mine) !== problemOf(none)) leaks.push(`${webhook}: A's route answers ${problemOf(mine)}, an unknown company's ${problemOf(none)}`);
+    }
     // On B's own route, B's signature is good, but A's invoices are not B's to pay.
     const onB = await post(b.companyId, signPayload(b.account.webhookSecret, webhookBody));
     if (onB.status !== 200 || (onB.body as { invoices?: unknown[] }).invoices?.length !== 0) {
