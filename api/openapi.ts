@@ -718,14 +718,14 @@ export const openapi = {
         summary: "The provider's signed payment webhooks",
         security: [],
         description:
-          'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400. ' +
+          'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400, ' +
+          'and so is every request for a company without provider webhooks (the answer never tells which companies exist). ' +
           'Each invoice the payment covers is signalled on its own. An invoice whose workflow has closed does not take the payment: the answer is still 200 and names it in `closed`. ' +
           'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
         parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
         responses: {
           200: { description: 'Accepted: `{ received, invoices, unknown, closed?, detail? }` (`invoices` were signalled)' },
           400: problem,
-          404: problem,
           503: problem,
         },
       },

@@ -2,6 +2,7 @@
  * The provider's signed payment webhooks. The signature is checked against the raw body; each
  * payment is signalled to every invoice workflow it covers, which applies it once.
  */
+import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
@@ -18,13 +19,16 @@ interface WebhookEvent {
 
 export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
   const r = Router();
+  const unknownCompanySecret = randomBytes(32).toString('hex');
   r.post('/webhooks/provider/:companyId', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
     const companyId = String(req.params.companyId);
     const [company] = await sql<{ secret: string | null }[]>`
       SELECT provider_webhook_secret AS secret FROM companies WHERE id = ${companyId}`;
-    if (!company?.secret) throw new HttpProblem(404, 'not-found', `company ${companyId} has no provider webhooks configured`);
+    // This route is public: a company without webhooks is checked against a secret nobody has, so
+    // its answer is a bad signature's, and never tells which company codes exist.
+    if (!company?.secret) log('webhook for a company without provider webhooks configured', { companyId, requestId: res.locals.requestId as string });
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const why = verifySignature(company.secret, raw, req.get(SIGNATURE_HEADER));
+    const why = verifySignature(company?.secret ?? unknownCompanySecret, raw, req.get(SIGNATURE_HEADER));
     if (why) throw new HttpProblem(400, 'invalid-signature', why, SIGNATURE_HEADER);
     let event: WebhookEvent;
     try {
