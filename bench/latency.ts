@@ -1,0 +1,258 @@
+/**
+ * `BENCH_ONLY=latency`: how fast ERP calls answer, against the cheapest Updates the same dev server
+ * answers in the same run (bench/latency-workflow.ts). Every sample is sequential, after a warm-up.
+ * The baselines are sampled half before and half after billflow's samples, so load that drifts on
+ * a shared machine during the section moves both sides alike.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import proto from '@temporalio/proto';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { UpdateDefinition } from '@temporalio/common';
+import { ROOT } from '../lib/paths.js';
+import { invoiceWorkflowId, reviseUpdate } from '../workflows/contract.js';
+import type { Servers } from '../test/servers.js';
+import { createTenant, http, type Stack, type Tenant } from '../test/stack.js';
+import { latencyWorkflow, noopUpdate, oneActivityUpdate, oneLocalActivityUpdate, stopSignal, tenActivitiesUpdate, type LatencyActivities } from './latency-workflow.js';
+import { draftBody, ms, newClients, out, payAtProvider, timed } from './support.js';
+
+const SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 40);
+const WARM = 5;
+/** Ten activities take a second a sample; fewer samples say as much. */
+const TEN_SAMPLES = Math.max(4, Math.round(SAMPLES / 4));
+
+/** Nearest-rank percentile of the samples (ms). */
+function pct(samples: number[], p: number): number {
+  const s = [...samples].sort((a, b) => a - b);
+  return s[Math.max(0, Math.ceil(p * s.length) - 1)]!;
+}
+
+const summary = (samples: number[]) => `p50 ${ms(pct(samples, 0.5))}, p90 ${ms(pct(samples, 0.9))} (${samples.length} samples)`;
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+
+type Baselines = { noop: number[]; one: number[]; local: number[]; ten: number[] };
+
+async function sampleBaselines(handle: WorkflowHandle, into: Baselines, n: number, nTen: number): Promise<void> {
+  const run = (def: UpdateDefinition<void, []>) => timed(() => handle.executeUpdate(def));
+  // Round-robin, so every kind sees the same machine.
+  for (let i = 0; i < n; i++) {
+    into.noop.push(await run(noopUpdate));
+    into.one.push(await run(oneActivityUpdate));
+    into.local.push(await run(oneLocalActivityUpdate));
+    if (i < nTen) into.ten.push(await run(tenActivitiesUpdate));
+  }
+}
+
+/** An ERP request that must answer 200; its time. */
+async function call(stack: Stack, tenant: Tenant, p: string, body: unknown, opts: { idempotencyKey?: boolean; method?: string } = {}): Promise<number> {
+  let status = 0;
+  let answer: unknown;
+  // As an ERP calls: an Idempotency-Key on every change (craft.md, Stripe's habit).
+  const headers: Record<string, string> = opts.idempotencyKey === false ? {} : { 'idempotency-key': randomUUID() };
+  const t = await timed(async () => {
+    const res = await http(stack.apiUrl, opts.method ?? 'POST', p, { key: tenant.apiKey, ...(body === undefined ? {} : { body }), headers });
+    status = res.status;
+    answer = res.body;
+  });
+  if (status !== 200) throw new Error(`${p}: ${status} ${JSON.stringify(answer)}`);
+  return t;
+}
+
+export async function benchLatency(stack: Stack, servers: Servers): Promise<void> {
+  out(`\n## Latency of ERP calls, ${SAMPLES} sequential samples each after ${WARM} warm-up, against bare Updates on the same dev server`);
+  const taskQueue = `bench-latency-${randomUUID()}`;
+  const connection = await NativeConnection.connect({ address: servers.temporalAddress });
+  const activities: LatencyActivities = { noop: async () => {} };
+  const worker = await Worker.create({
+    connection,
+    taskQueue,
+    activities,
+    workflowBundle: { codePath: await servers.bundle(path.join(ROOT, 'bench', 'latency-workflow.ts'), 'latency') },
+  });
+  const running = worker.run();
+  try {
+    const base = await stack.temporal.workflow.start(latencyWorkflow, { taskQueue, workflowId: `Latency:${randomUUID()}` });
+    await sampleBaselines(base, { noop: [], one: [], local: [], ten: [] }, WARM, 1);
+    const baselines: Baselines = { noop: [], one: [], local: [], ten: [] };
+    await sampleBaselines(base, baselines, Math.ceil(SAMPLES / 2), Math.ceil(TEN_SAMPLES / 2));
+
+    const figures = await sampleBillflow(stack);
+
+    await sampleBaselines(base, baselines, Math.floor(SAMPLES / 2), Math.floor(TEN_SAMPLES / 2));
+    await base.signal(stopSignal);
+    await base.result();
+
+    out(`bare no-op Update:                 ${summary(baselines.noop)}`);
+    out(`Update running one activity:       ${summary(baselines.one)}`);
+    out(`Update running one local activity: ${summary(baselines.local)}`);
+    out(`Update running ten activities:     ${summary(baselines.ten)}`);
+    const noop = pct(baselines.noop, 0.5);
+    const roundTrip = pct(baselines.one, 0.5) - noop;
+    out(`one bare activity round trip (one-activity p50 - no-op p50): ${ms(roundTrip)}; one local activity adds ${ms(pct(baselines.local, 0.5) - noop)}`);
+    out(`billflow, life-cycle move (POST /lifecycle, Posted -> Presented): ${summary(figures.lifecycle)}`);
+    out(`billflow, revision of a Draft (POST /revision):                   ${summary(figures.revision)}`);
+    out(`billflow, prepayment applied to a Draft (POST /prepayments):      ${summary(figures.prepayment)}`);
+    out(`billflow, print to Final (provider, Chromium, SMTP, reminders):   ${summary(figures.final)}`);
+    out(`  where a no-provider change's time goes (revision): a bare client Update, no API: ${summary(figures.revisionDirect)}; through the API without Idempotency-Key: ${summary(figures.revisionNoKey)}; an API read with no Temporal call (GET /v1/clients/{id}): ${summary(figures.apiRead)}`);
+    await describeUpdate(stack, figures.finalWorkflowId, 'changeStatus', "one Final's Update");
+    await describeUpdate(stack, figures.finalWorkflowId, 'setLifecycleState', "one life-cycle move's Update");
+
+    for (const [what, samples] of [['life-cycle move', figures.lifecycle], ['revision', figures.revision], ['prepayment on a Draft', figures.prepayment]] as const) {
+      const r = pct(samples, 0.5) / noop;
+      out(`RATIO no-provider change (${what}) p50 / bare no-op Update p50: ${r.toFixed(2)}x (target <= 1.50) ${verdict(r <= 1.5)}`);
+    }
+    // A Final is one Update through the API: it pays what a bare no-op Update costs once (the
+    // Update's own admission and answer, through the same server), and on top of that its real
+    // work, counted in activity round trips. A round trip is what one regular activity adds to an
+    // Update (one-activity p50 - no-op p50: schedule, dispatch to the worker, complete, a new
+    // workflow task); the issue's "today 12" is 993 ms over that increment. So the target,
+    // "within the time of 3 bare activity round trips", is Final p50 <= no-op p50 + 3 x round trip,
+    // printed as the Final's increment over a no-op Update in round trips.
+    const trips = (pct(figures.final, 0.5) - noop) / roundTrip;
+    out(`RATIO print to Final p50 in bare activity round trips, (Final p50 - no-op p50) / round trip: ${trips.toFixed(2)} (target <= 3.00; budget ${ms(noop + 3 * roundTrip)}) ${verdict(trips <= 3)}`);
+  } finally {
+    worker.shutdown();
+    await running;
+    await connection.close();
+  }
+}
+
+interface BillflowFigures {
+  lifecycle: number[];
+  revision: number[];
+  prepayment: number[];
+  final: number[];
+  /** Where a no-provider change's time goes: the same revision as a bare client Update, through the API without Idempotency-Key, and an API read. */
+  revisionDirect: number[];
+  revisionNoKey: number[];
+  apiRead: number[];
+  /** One Final's workflow, whose history is read afterwards. */
+  finalWorkflowId: string;
+}
+
+async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
+  // A company set up as the README's quickstart: provider on, reminders on the due date and a week later.
+  const tenant = await createTenant(stack, { reminderDays: [0, 7] });
+  const clients = await newClients(stack, tenant, 5);
+  const n = WARM + SAMPLES;
+  const create = async (number: string, clientId: string) => {
+    const r = await http(stack.apiUrl, 'POST', '/v1/invoices', { key: tenant.apiKey, body: draftBody(number, clientId) });
+    if (r.status !== 201) throw new Error(`create ${number}: ${r.status} ${JSON.stringify(r.body)}`);
+  };
+  for (let i = 0; i < n; i++) {
+    await create(`LAT-F-${i}`, clients[i % clients.length]!);
+    // The Drafts that are revised and get a prepayment: the prepayment's client.
+    await create(`LAT-D-${i}`, clients[0]!);
+  }
+  const prepaymentId = await makePrepayment(stack, tenant, clients[0]!);
+
+  const final: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = await call(stack, tenant, `/v1/invoices/LAT-F-${i}/status`, { status: 'Final' });
+    if (i >= WARM) final.push(t);
+  }
+  const lifecycle: number[] = [];
+  const revision: number[] = [];
+  const prepayment: number[] = [];
+  const revisionDirect: number[] = [];
+  const revisionNoKey: number[] = [];
+  const apiRead: number[] = [];
+  const lines = (quantity: number) => [{ description: 'Engineering services, revised', quantity, unitPrice: 12_500, amount: quantity * 12_500 }];
+  for (let i = 0; i < n; i++) {
+    const keep = (into: number[], t: number) => i >= WARM && into.push(t);
+    const draft = stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, `LAT-D-${i}`));
+    keep(revisionDirect, await timed(() => draft.executeUpdate(reviseUpdate, { args: [{ lines: lines(10), requestId: randomUUID() }] })));
+    keep(revisionNoKey, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/revision`, { lines: lines(11) }, { idempotencyKey: false }));
+    keep(apiRead, await call(stack, tenant, `/v1/clients/${clients[0]!}`, undefined, { method: 'GET', idempotencyKey: false }));
+    keep(lifecycle, await call(stack, tenant, `/v1/invoices/LAT-F-${i}/lifecycle`, { state: 'Presented', by: 'bench' }));
+    keep(revision, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/revision`, { lines: lines(9) }));
+    keep(prepayment, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/prepayments`, { prepaymentId, amount: 100 }));
+  }
+  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: invoiceWorkflowId(tenant.companyId, `LAT-F-${n - 1}`) };
+}
+
+/** A client credit, as the ERP gets one: an invoice paid at the provider, then changed to Reissue. */
+async function makePrepayment(stack: Stack, tenant: Tenant, clientId: string): Promise<string> {
+  await http(stack.apiUrl, 'POST', '/v1/invoices', { key: tenant.apiKey, body: draftBody('LAT-PRE', clientId) });
+  const final = await http<{ providerInvoiceId: string }>(stack.apiUrl, 'POST', '/v1/invoices/LAT-PRE/status', { key: tenant.apiKey, body: { status: 'Final' } });
+  if (final.status !== 200) throw new Error(`prepayment source: ${final.status} ${JSON.stringify(final.body)}`);
+  await payAtProvider(stack, tenant, final.body.providerInvoiceId);
+  for (;;) {
+    const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${tenant.companyId} AND number = 'LAT-PRE'`;
+    if (row?.settlement === 'Settled') break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const reissue = await http(stack.apiUrl, 'POST', '/v1/invoices/LAT-PRE/status', { key: tenant.apiKey, body: { status: 'Reissue' } });
+  if (reissue.status !== 200) throw new Error(`reissue: ${reissue.status} ${JSON.stringify(reissue.body)}`);
+  const list = await http<{ data: { id: string }[] }>(stack.apiUrl, 'GET', `/v1/prepayments?clientId=${clientId}`, { key: tenant.apiKey });
+  return list.body.data[0]!.id;
+}
+
+type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
+
+const toMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
+
+/** A local activity's marker data (as the SDK's core writes it): what ran and when it completed. */
+function markerData(e: HistoryEvent): { activity?: string; patch?: string; completedMs?: number } {
+  const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+  if (!data) return {};
+  try {
+    const d = JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
+    const done = d.complete_time ?? d.completeTime;
+    const completedMs = typeof done === 'string' ? Date.parse(done) : done && typeof done === 'object' ? toMs(done as { seconds?: unknown; nanos?: number }) : undefined;
+    const activity = (d.activity_type ?? d.activityType) as string | undefined;
+    const patch = (d.patch_id ?? d.patchId) as string | undefined;
+    return { ...(activity ? { activity } : {}), ...(patch ? { patch } : {}), ...(completedMs ? { completedMs } : {}) };
+  } catch {
+    // a patch marker's data is not JSON of this shape
+    return {};
+  }
+}
+
+/** What one event is, for a person: its type and, for activities, markers and children, what ran. */
+function eventName(e: HistoryEvent): string {
+  const type = (proto.temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType)).replace(/^EVENT_TYPE_/, '');
+  const marker = e.markerRecordedEventAttributes;
+  if (marker) {
+    const d = markerData(e);
+    return `${type} ${marker.markerName ?? ''} ${d.activity ?? d.patch ?? ''}`.trim();
+  }
+  const what = e.activityTaskScheduledEventAttributes?.activityType?.name ?? e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowType?.name;
+  return what ? `${type} ${what}` : type;
+}
+
+/**
+ * One Update in its workflow's history: how many workflow tasks and round trips it took, and where
+ * the time went (offsets from the workflow task that took it up, server clock; a local activity
+ * shows when it completed in the worker).
+ */
+async function describeUpdate(stack: Stack, workflowId: string, updateName: string, what: string): Promise<void> {
+  const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === updateName);
+  const end = events.findIndex((e, i) => i > accepted && e.workflowExecutionUpdateCompletedEventAttributes);
+  if (accepted < 0 || end < 0) {
+    out(`history of ${what} (${workflowId}): its Update was not found`);
+    return;
+  }
+  // The workflow task that accepted the Update, from when it was scheduled.
+  let start = accepted;
+  while (start > 0 && !events[start]!.workflowTaskScheduledEventAttributes) start--;
+  const window = events.slice(start, end + 1);
+  const t0 = toMs(window[0]!.eventTime);
+  const count = (f: (e: HistoryEvent) => unknown) => window.filter(f).length;
+  const localActivities = window.filter((e) => markerData(e).activity).length;
+  out(
+    `history of ${what} (${workflowId}): ${ms(toMs(window.at(-1)!.eventTime) - t0)} from its workflow task's scheduling to its completion (server clock); ` +
+      `${count((e) => e.workflowTaskScheduledEventAttributes)} workflow tasks, ` +
+      `${count((e) => e.activityTaskScheduledEventAttributes)} regular activities, ${localActivities} local activities, ` +
+      `${count((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)} child workflow starts, ` +
+      `${count((e) => e.upsertWorkflowSearchAttributesEventAttributes)} search attribute upserts, ` +
+      `${count((e) => e.markerRecordedEventAttributes) - localActivities} other markers`,
+  );
+  for (const e of window) {
+    const done = markerData(e).completedMs;
+    out(`  +${String(toMs(e.eventTime) - t0).padStart(4)} ms  ${eventName(e)}${done ? ` (completed in the worker at +${done - t0} ms)` : ''}`);
+  }
+}
