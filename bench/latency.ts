@@ -14,13 +14,27 @@ import { ROOT } from '../lib/paths.js';
 import { invoiceWorkflowId, reviseUpdate } from '../workflows/contract.js';
 import type { Servers } from '../test/servers.js';
 import { createTenant, http, type Stack, type Tenant } from '../test/stack.js';
-import { latencyWorkflow, noopUpdate, oneActivityUpdate, oneLocalActivityUpdate, stopSignal, tenActivitiesUpdate, type LatencyActivities } from './latency-workflow.js';
-import { draftBody, ms, newClients, out, payAtProvider, timed } from './support.js';
+import {
+  latencyWorkflow,
+  localThenChildUpdate,
+  noopUpdate,
+  oneActivityUpdate,
+  oneLocalActivityUpdate,
+  stopSignal,
+  tenActivitiesUpdate,
+  twoLocalActivitiesUpdate,
+  upsertUpdate,
+  type LatencyActivities,
+} from './latency-workflow.js';
+import { cpuBy, cpuSnap, draftBody, ms, newClients, out, payAtProvider, timed } from './support.js';
 
 const SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 40);
 const WARM = 5;
 /** Ten activities take a second a sample; fewer samples say as much. */
 const TEN_SAMPLES = Math.max(4, Math.round(SAMPLES / 4));
+/** The CPU pass: calls per kind (CPU time is counted in 10 ms ticks, so it needs a block of calls). */
+const CPU_CALLS = 40;
+const CPU_FINALS = 10;
 
 /** Nearest-rank percentile of the samples (ms). */
 function pct(samples: number[], p: number): number {
@@ -31,7 +45,8 @@ function pct(samples: number[], p: number): number {
 const summary = (samples: number[]) => `p50 ${ms(pct(samples, 0.5))}, p90 ${ms(pct(samples, 0.9))} (${samples.length} samples)`;
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 
-type Baselines = { noop: number[]; one: number[]; local: number[]; ten: number[] };
+type Baselines = { noop: number[]; one: number[]; local: number[]; ten: number[]; twoLocal: number[]; upsert: number[]; child: number[] };
+const noBaselines = (): Baselines => ({ noop: [], one: [], local: [], ten: [], twoLocal: [], upsert: [], child: [] });
 
 async function sampleBaselines(handle: WorkflowHandle, into: Baselines, n: number, nTen: number): Promise<void> {
   const run = (def: UpdateDefinition<void, []>) => timed(() => handle.executeUpdate(def));
@@ -40,6 +55,9 @@ async function sampleBaselines(handle: WorkflowHandle, into: Baselines, n: numbe
     into.noop.push(await run(noopUpdate));
     into.one.push(await run(oneActivityUpdate));
     into.local.push(await run(oneLocalActivityUpdate));
+    into.twoLocal.push(await run(twoLocalActivitiesUpdate));
+    into.upsert.push(await run(upsertUpdate));
+    into.child.push(await run(localThenChildUpdate));
     if (i < nTen) into.ten.push(await run(tenActivitiesUpdate));
   }
 }
@@ -73,13 +91,14 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
   const running = worker.run();
   try {
     const base = await stack.temporal.workflow.start(latencyWorkflow, { taskQueue, workflowId: `Latency:${randomUUID()}` });
-    await sampleBaselines(base, { noop: [], one: [], local: [], ten: [] }, WARM, 1);
-    const baselines: Baselines = { noop: [], one: [], local: [], ten: [] };
+    await sampleBaselines(base, noBaselines(), WARM, 1);
+    const baselines = noBaselines();
     await sampleBaselines(base, baselines, Math.ceil(SAMPLES / 2), Math.ceil(TEN_SAMPLES / 2));
 
     const figures = await sampleBillflow(stack);
 
     await sampleBaselines(base, baselines, Math.floor(SAMPLES / 2), Math.floor(TEN_SAMPLES / 2));
+    const cpu = await cpuPass(stack, base, figures);
     await base.signal(stopSignal);
     await base.result();
 
@@ -87,6 +106,7 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
     out(`Update running one activity:       ${summary(baselines.one)}`);
     out(`Update running one local activity: ${summary(baselines.local)}`);
     out(`Update running ten activities:     ${summary(baselines.ten)}`);
+    out(`  parts of a change: two local activities ${summary(baselines.twoLocal)}; one search attribute upsert ${summary(baselines.upsert)}; a local activity then a child workflow started ${summary(baselines.child)}`);
     const noop = pct(baselines.noop, 0.5);
     const roundTrip = pct(baselines.one, 0.5) - noop;
     out(`one bare activity round trip (one-activity p50 - no-op p50): ${ms(roundTrip)}; one local activity adds ${ms(pct(baselines.local, 0.5) - noop)}`);
@@ -95,6 +115,8 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
     out(`billflow, prepayment applied to a Draft (POST /prepayments):      ${summary(figures.prepayment)}`);
     out(`billflow, print to Final (provider, Chromium, SMTP, reminders):   ${summary(figures.final)}`);
     out(`  where a no-provider change's time goes (revision): a bare client Update, no API: ${summary(figures.revisionDirect)}; through the API without Idempotency-Key: ${summary(figures.revisionNoKey)}; an API read with no Temporal call (GET /v1/clients/{id}): ${summary(figures.apiRead)}`);
+    for (const line of cpu) out(line);
+    await workflowTaskTails(stack, base.workflowId, figures);
     await describeUpdate(stack, figures.finalWorkflowId, 'changeStatus', "one Final's Update");
     await describeUpdate(stack, figures.finalWorkflowId, 'setLifecycleState', "one life-cycle move's Update");
 
@@ -129,6 +151,11 @@ interface BillflowFigures {
   apiRead: number[];
   /** One Final's workflow, whose history is read afterwards. */
   finalWorkflowId: string;
+  /** Every sampled Final's workflow. */
+  finalWorkflowIds: string[];
+  tenant: Tenant;
+  /** Drafts kept for the CPU pass's Finals. */
+  spareDrafts: string[];
 }
 
 async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
@@ -140,6 +167,8 @@ async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
     const r = await http(stack.apiUrl, 'POST', '/v1/invoices', { key: tenant.apiKey, body: draftBody(number, clientId) });
     if (r.status !== 201) throw new Error(`create ${number}: ${r.status} ${JSON.stringify(r.body)}`);
   };
+  const spareDrafts = Array.from({ length: CPU_FINALS }, (_, i) => `LAT-C-${i}`);
+  for (const number of spareDrafts) await create(number, clients[0]!);
   for (let i = 0; i < n; i++) {
     await create(`LAT-F-${i}`, clients[i % clients.length]!);
     // The Drafts that are revised and get a prepayment: the prepayment's client.
@@ -169,7 +198,8 @@ async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
     keep(revision, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/revision`, { lines: lines(9) }));
     keep(prepayment, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/prepayments`, { prepaymentId, amount: 100 }));
   }
-  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: invoiceWorkflowId(tenant.companyId, `LAT-F-${n - 1}`) };
+  const finalWorkflowIds = Array.from({ length: SAMPLES }, (_, i) => invoiceWorkflowId(tenant.companyId, `LAT-F-${WARM + i}`));
+  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: finalWorkflowIds.at(-1)!, finalWorkflowIds, tenant, spareDrafts };
 }
 
 /** A client credit, as the ERP gets one: an invoice paid at the provider, then changed to Reissue. */
@@ -255,4 +285,86 @@ async function describeUpdate(stack: Stack, workflowId: string, updateName: stri
     const done = markerData(e).completedMs;
     out(`  +${String(toMs(e.eventTime) - t0).padStart(4)} ms  ${eventName(e)}${done ? ` (completed in the worker at +${done - t0} ms)` : ''}`);
   }
+}
+
+/**
+ * CPU time per call, by process, over a block of calls of one kind: unlike wall time it hardly
+ * moves with the machine's load, so it says what a call costs where (this process: API, worker,
+ * sandbox and client; postgres; the Temporal dev server; Chromium; the mail catcher).
+ */
+async function cpuPass(stack: Stack, base: WorkflowHandle, f: BillflowFigures): Promise<string[]> {
+  const lines: string[] = [];
+  const measure = async (what: string, n: number, fn: (i: number) => Promise<unknown>) => {
+    const a = cpuSnap();
+    const t = await timed(async () => {
+      for (let i = 0; i < n; i++) await fn(i);
+    });
+    const by = Object.entries(cpuBy(a, cpuSnap()))
+      .filter(([, v]) => v > 0)
+      .sort(([, x], [, y]) => y - x)
+      .map(([k, v]) => `${k === 'node' ? 'bench process (API, worker, sandbox)' : k} ${ms((v * 1000) / n)}`);
+    lines.push(`  CPU per call, ${what} (${n} in a row, ${ms(t / n)} wall each): ${by.join(', ') || 'under one tick'}`);
+  };
+  await measure('bare no-op Update', CPU_CALLS, () => base.executeUpdate(noopUpdate));
+  await measure('bare one-local-activity Update', CPU_CALLS, () => base.executeUpdate(oneLocalActivityUpdate));
+  await measure('bare one-activity Update', CPU_CALLS, () => base.executeUpdate(oneActivityUpdate));
+  const lines1 = [{ description: 'Engineering services, CPU pass', quantity: 2, unitPrice: 12_500, amount: 25_000 }];
+  await measure('revision as a bare client Update', CPU_CALLS, (i) =>
+    stack.temporal.workflow.getHandle(invoiceWorkflowId(f.tenant.companyId, `LAT-D-${i % (WARM + SAMPLES)}`)).executeUpdate(reviseUpdate, { args: [{ lines: lines1, requestId: randomUUID() }] }),
+  );
+  await measure('revision through the API', CPU_CALLS, (i) => call(stack, f.tenant, `/v1/invoices/LAT-D-${i % (WARM + SAMPLES)}/revision`, { lines: lines1 }));
+  await measure('print to Final through the API', f.spareDrafts.length, (i) => call(stack, f.tenant, `/v1/invoices/${f.spareDrafts[i]!}/status`, { status: 'Final' }));
+  return lines;
+}
+
+/**
+ * For each Update of a kind: how long its workflow tasks ran in the worker (started to completed,
+ * summed) and how long the last one waited, after its last local activity had completed in the
+ * worker, before the server recorded it completed; medians over the samples. The no-op and
+ * one-local-activity baselines are the yardstick.
+ */
+async function workflowTaskTails(stack: Stack, baseWorkflowId: string, f: BillflowFigures): Promise<void> {
+  const collect = async (workflowIds: string[], updateName: string) => {
+    const tasks: number[] = [];
+    const inWorker: number[] = [];
+    const tails: number[] = [];
+    for (const id of workflowIds) {
+      const events = (await stack.temporal.workflow.getHandle(id).fetchHistory()).events ?? [];
+      events.forEach((e, i) => {
+        if (e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name !== updateName) return;
+        const end = events.findIndex((x, k) => k > i && x.workflowExecutionUpdateCompletedEventAttributes);
+        let start = i;
+        while (start > 0 && !events[start]!.workflowTaskScheduledEventAttributes) start--;
+        const w = events.slice(start, end + 1);
+        let started = 0;
+        let busy = 0;
+        let n = 0;
+        for (const x of w) {
+          if (x.workflowTaskStartedEventAttributes) started = toMs(x.eventTime);
+          if (x.workflowTaskCompletedEventAttributes) {
+            busy += toMs(x.eventTime) - started;
+            n++;
+          }
+        }
+        tasks.push(n);
+        inWorker.push(busy);
+        const completed = w.filter((x) => x.workflowTaskCompletedEventAttributes);
+        const lastLocal = Math.max(...w.map((x) => markerData(x).completedMs ?? 0));
+        // The local activities are recorded with the workflow task that ran them: the first one after their completion.
+        const taskAfter = completed.map((x) => toMs(x.eventTime)).find((t) => t >= lastLocal);
+        if (lastLocal > 0 && taskAfter !== undefined) tails.push(taskAfter - lastLocal);
+      });
+    }
+    const tail = tails.length ? `, last local activity done -> task completed at the server p50 ${ms(pct(tails, 0.5))}` : '';
+    return `${pct(tasks, 0.5)} workflow task(s), in the worker p50 ${ms(pct(inWorker, 0.5))}${tail} (${tasks.length} Updates)`;
+  };
+  out(`  workflow tasks per Update (server clock): bare no-op: ${await collect([baseWorkflowId], 'noop')}`);
+  out(`    bare one local activity: ${await collect([baseWorkflowId], 'oneLocalActivity')}`);
+  out(`    bare two local activities: ${await collect([baseWorkflowId], 'twoLocalActivities')}`);
+  out(`    bare local activity then a child started: ${await collect([baseWorkflowId], 'localActivityThenChild')}`);
+  out(`    bare one activity: ${await collect([baseWorkflowId], 'oneActivity')}`);
+  out(`    billflow life-cycle move: ${await collect(f.finalWorkflowIds, 'setLifecycleState')}`);
+  const drafts = Array.from({ length: SAMPLES }, (_, i) => invoiceWorkflowId(f.tenant.companyId, `LAT-D-${WARM + i}`));
+  out(`    billflow revision: ${await collect(drafts, 'revise')}`);
+  out(`    billflow print to Final: ${await collect(f.finalWorkflowIds, 'changeStatus')}`);
 }

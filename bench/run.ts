@@ -16,7 +16,6 @@
  * BENCH_ONLY=pdf|latency|engine|bills|memory runs one section (latency runs the engine's throughput too).
  */
 import { randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { chromium } from 'playwright-core';
@@ -34,7 +33,7 @@ import { startServers } from '../test/servers.js';
 import { createTenant, http, startStack, type Stack } from '../test/stack.js';
 import { baselineInvoice, finalUpdate, paidSignal } from './baseline-workflow.js';
 import { benchLatency } from './latency.js';
-import { draftBody, ms, newClients, out, payAtProvider, pool, timed } from './support.js';
+import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed } from './support.js';
 
 const PDFS = Number(process.env.BENCH_PDFS ?? 200);
 const INVOICES = Number(process.env.BENCH_INVOICES ?? 40);
@@ -193,56 +192,6 @@ async function benchMemory(stack: Stack): Promise<void> {
   const after = process.memoryUsage().rss;
   out(`process RSS before ${(before / 2 ** 20).toFixed(0)} MiB, after ${(after / 2 ** 20).toFixed(0)} MiB`);
   out(`FIGURE memory per cached open invoice workflow: ${((after - before) / OPEN / 1024).toFixed(1)} KiB`);
-}
-
-/** CPU time (Linux /proc) of this process and its children (Chromium, the dev server, PostgreSQL), by name. */
-type Snap = Map<number, { comm: string; ppid: number; t: number }>;
-function cpuSnap(): Snap {
-  const out: Snap = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const line = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = line.slice(line.indexOf('(') + 1, line.lastIndexOf(')'));
-      const f = line.slice(line.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(d), { comm, ppid: Number(f[1]), t: Number(f[11]) + Number(f[12]) });
-    } catch {
-      // the process has gone
-    }
-  }
-  return out;
-}
-
-function commandLine(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-function cpuDiff(a: Snap, b: Snap): string {
-  const mine = new Set<number>([process.pid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, p] of b) {
-      if (!mine.has(pid) && mine.has(p.ppid)) {
-        mine.add(pid);
-        grew = true;
-      }
-    }
-  }
-  const by: Record<string, number> = {};
-  for (const pid of mine) {
-    const x = b.get(pid)!;
-    // The mail catcher is a node process too; its share (parsing what billflow sends) is named apart.
-    const name = x.comm === 'node' && pid !== process.pid && /maildev|mail-catcher/.test(commandLine(pid)) ? 'mail catcher' : x.comm;
-    by[name] = (by[name] ?? 0) + (x.t - (a.get(pid)?.t ?? 0)) / 100;
-  }
-  return Object.entries(by)
-    .filter(([, v]) => v > 0.1)
-    .map(([k, v]) => `${k} ${v.toFixed(1)} s`)
-    .join(', ');
 }
 
 async function benchBillRun(stack: Stack, chromiumPath: string): Promise<void> {
