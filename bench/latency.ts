@@ -114,10 +114,12 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
     out(`billflow, revision of a Draft (POST /revision):                   ${summary(figures.revision)}`);
     out(`billflow, prepayment applied to a Draft (POST /prepayments):      ${summary(figures.prepayment)}`);
     out(`billflow, print to Final (provider, Chromium, SMTP, reminders):   ${summary(figures.final)}`);
+    out(`  the same at a company without reminders (no child workflow start): ${summary(figures.finalNoReminders)}`);
     out(`  where a no-provider change's time goes (revision): a bare client Update, no API: ${summary(figures.revisionDirect)}; through the API without Idempotency-Key: ${summary(figures.revisionNoKey)}; an API read with no Temporal call (GET /v1/clients/{id}): ${summary(figures.apiRead)}`);
     for (const line of cpu) out(line);
     await workflowTaskTails(stack, base.workflowId, figures);
     await describeUpdate(stack, figures.finalWorkflowId, 'changeStatus', "one Final's Update");
+    await describeUpdate(stack, figures.finalNoRemindersIds.at(-1)!, 'changeStatus', "one Final's Update at a company without reminders");
     await describeUpdate(stack, figures.finalWorkflowId, 'setLifecycleState', "one life-cycle move's Update");
 
     for (const [what, samples] of [['life-cycle move', figures.lifecycle], ['revision', figures.revision], ['prepayment on a Draft', figures.prepayment]] as const) {
@@ -156,6 +158,9 @@ interface BillflowFigures {
   tenant: Tenant;
   /** Drafts kept for the CPU pass's Finals. */
   spareDrafts: string[];
+  /** Print to Final at a company without reminders (no child workflow to start), and those workflows. */
+  finalNoReminders: number[];
+  finalNoRemindersIds: string[];
 }
 
 async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
@@ -198,8 +203,20 @@ async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
     keep(revision, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/revision`, { lines: lines(9) }));
     keep(prepayment, await call(stack, tenant, `/v1/invoices/LAT-D-${i}/prepayments`, { prepaymentId, amount: 100 }));
   }
+  // The same Final at a company without reminders: no child workflow start on the path.
+  const plain = await createTenant(stack);
+  const plainClients = await newClients(stack, plain, 5);
+  const plainN = WARM + Math.ceil(SAMPLES / 2);
+  const finalNoReminders: number[] = [];
+  for (let i = 0; i < plainN; i++) {
+    const r = await http(stack.apiUrl, 'POST', '/v1/invoices', { key: plain.apiKey, body: draftBody(`LAT-N-${i}`, plainClients[i % plainClients.length]!) });
+    if (r.status !== 201) throw new Error(`create LAT-N-${i}: ${r.status}`);
+    const t = await call(stack, plain, `/v1/invoices/LAT-N-${i}/status`, { status: 'Final' });
+    if (i >= WARM) finalNoReminders.push(t);
+  }
+  const finalNoRemindersIds = Array.from({ length: plainN - WARM }, (_, i) => invoiceWorkflowId(plain.companyId, `LAT-N-${WARM + i}`));
   const finalWorkflowIds = Array.from({ length: SAMPLES }, (_, i) => invoiceWorkflowId(tenant.companyId, `LAT-F-${WARM + i}`));
-  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: finalWorkflowIds.at(-1)!, finalWorkflowIds, tenant, spareDrafts };
+  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: finalWorkflowIds.at(-1)!, finalWorkflowIds, tenant, spareDrafts, finalNoReminders, finalNoRemindersIds };
 }
 
 /** A client credit, as the ERP gets one: an invoice paid at the provider, then changed to Reissue. */
@@ -223,7 +240,13 @@ type HistoryEvent = proto.temporal.api.history.v1.IHistoryEvent;
 
 const toMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) * 1000 + Math.floor((t?.nanos ?? 0) / 1e6);
 
-/** A local activity's marker data (as the SDK's core writes it): what ran and when it completed. */
+/**
+ * A local activity's marker data (as the SDK's core writes it): what ran, and its completion in
+ * workflow time: the workflow task's start plus the run times of the task's local activities so
+ * far (core advances workflow time by each one's run time), not the wall clock. So consecutive
+ * markers' difference is one local activity's run time, and a task's time beyond the sum is what
+ * the local activities' dispatch, the activations around them and the task's completion cost.
+ */
 function markerData(e: HistoryEvent): { activity?: string; patch?: string; completedMs?: number } {
   const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
   if (!data) return {};
@@ -281,9 +304,12 @@ async function describeUpdate(stack: Stack, workflowId: string, updateName: stri
       `${count((e) => e.upsertWorkflowSearchAttributesEventAttributes)} search attribute upserts, ` +
       `${count((e) => e.markerRecordedEventAttributes) - localActivities} other markers`,
   );
+  let ranUntil = t0;
   for (const e of window) {
+    if (e.workflowTaskStartedEventAttributes) ranUntil = toMs(e.eventTime);
     const done = markerData(e).completedMs;
-    out(`  +${String(toMs(e.eventTime) - t0).padStart(4)} ms  ${eventName(e)}${done ? ` (completed in the worker at +${done - t0} ms)` : ''}`);
+    out(`  +${String(toMs(e.eventTime) - t0).padStart(4)} ms  ${eventName(e)}${done ? ` (ran ${done - ranUntil} ms)` : ''}`);
+    if (done) ranUntil = done;
   }
 }
 
@@ -318,10 +344,9 @@ async function cpuPass(stack: Stack, base: WorkflowHandle, f: BillflowFigures): 
 }
 
 /**
- * For each Update of a kind: how long its workflow tasks ran in the worker (started to completed,
- * summed) and how long the last one waited, after its last local activity had completed in the
- * worker, before the server recorded it completed; medians over the samples. The no-op and
- * one-local-activity baselines are the yardstick.
+ * For each Update of a kind: how long its workflow tasks took in the worker (started to completed,
+ * summed), and of that the time outside its local activities' own run time (see markerData);
+ * medians over the samples. The bare Updates are the yardstick.
  */
 async function workflowTaskTails(stack: Stack, baseWorkflowId: string, f: BillflowFigures): Promise<void> {
   const collect = async (workflowIds: string[], updateName: string) => {
@@ -350,12 +375,12 @@ async function workflowTaskTails(stack: Stack, baseWorkflowId: string, f: Billfl
         inWorker.push(busy);
         const completed = w.filter((x) => x.workflowTaskCompletedEventAttributes);
         const lastLocal = Math.max(...w.map((x) => markerData(x).completedMs ?? 0));
-        // The local activities are recorded with the workflow task that ran them: the first one after their completion.
+        // The workflow task that ran the local activities completed after their (workflow-time) completion.
         const taskAfter = completed.map((x) => toMs(x.eventTime)).find((t) => t >= lastLocal);
         if (lastLocal > 0 && taskAfter !== undefined) tails.push(taskAfter - lastLocal);
       });
     }
-    const tail = tails.length ? `, last local activity done -> task completed at the server p50 ${ms(pct(tails, 0.5))}` : '';
+    const tail = tails.length ? `, of which outside the local activities' run time p50 ${ms(pct(tails, 0.5))}` : '';
     return `${pct(tasks, 0.5)} workflow task(s), in the worker p50 ${ms(pct(inWorker, 0.5))}${tail} (${tasks.length} Updates)`;
   };
   out(`  workflow tasks per Update (server clock): bare no-op: ${await collect([baseWorkflowId], 'noop')}`);
@@ -367,4 +392,5 @@ async function workflowTaskTails(stack: Stack, baseWorkflowId: string, f: Billfl
   const drafts = Array.from({ length: SAMPLES }, (_, i) => invoiceWorkflowId(f.tenant.companyId, `LAT-D-${WARM + i}`));
   out(`    billflow revision: ${await collect(drafts, 'revise')}`);
   out(`    billflow print to Final: ${await collect(f.finalWorkflowIds, 'changeStatus')}`);
+  out(`    billflow print to Final, no reminders: ${await collect(f.finalNoRemindersIds, 'changeStatus')}`);
 }
