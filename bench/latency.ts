@@ -278,7 +278,7 @@ function eventName(e: HistoryEvent): string {
 /**
  * One Update in its workflow's history: how many workflow tasks and round trips it took, and where
  * the time went (offsets from the workflow task that took it up, server clock; a local activity
- * shows when it completed in the worker).
+ * shows its own run time, see markerData).
  */
 async function describeUpdate(stack: Stack, workflowId: string, updateName: string, what: string): Promise<void> {
   const history = await stack.temporal.workflow.getHandle(workflowId).fetchHistory();
