@@ -1,20 +1,19 @@
 /**
  * The benchmark's baseline: the least a Temporal workflow can do to take an invoice from draft to
  * paid, making only the irreducible calls (provider customer and invoice, PDF render and attach,
- * email, payment record) with billflow's own activities, the way billflow makes them on the happy
- * path: as local activities (billflow tries each locally first and falls back to a regular
- * activity only when the local try fails). None of the engine around it: no settings reads, no
- * read model, no life-cycle record, no search attributes, no reminders, no API, no webhook hop.
+ * email, payment record) with billflow's own activities, the way billflow makes them: as regular
+ * activities. None of the engine around it: no settings reads, no read model, no life-cycle
+ * record, no search attributes, no reminders, no API, no webhook hop.
  */
-import { condition, defineSignal, defineUpdate, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import { condition, defineSignal, defineUpdate, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 import type { InvoiceDraft, ProviderPayment } from '../workflows/contract.js';
 import { initialState } from '../workflows/state.js';
 
-// billflow's local activity options (workflows/invoice.ts), so both sides pay the same per call.
-const acts = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '15 seconds',
-  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumAttempts: 2 },
+// billflow's activity options (workflows/invoice.ts), so both sides pay the same per call.
+const acts = proxyActivities<Activities>({
+  startToCloseTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
 export const finalUpdate = defineUpdate<string, []>('final');
