@@ -291,14 +291,19 @@ describe('retries across continue-as-new', () => {
     const key = `pre-${randomUUID()}`;
     // A few revisions grow the history past the threshold.
     for (let i = 0; i < 3; i++) await api('POST', `/v1/invoices/${number}/revision`, { lines: [{ description: `Retainer v${i}`, amount: 100_000 }] });
-    const first = await api('POST', `/v1/invoices/${number}/prepayments`, { prepaymentId, amount: 10_000 }, { 'idempotency-key': key });
+    // The whole prepayment: its retry must be answered, not refused as exhausted.
+    const first = await api('POST', `/v1/invoices/${number}/prepayments`, { prepaymentId, amount: 30_000 }, { 'idempotency-key': key });
     expect(first.status, JSON.stringify(first.body)).toBe(200);
     await continued(number, firstRunId);
     await forgetKey(key);
-    const retry = await api('POST', `/v1/invoices/${number}/prepayments`, { prepaymentId, amount: 10_000 }, { 'idempotency-key': key });
+    const retry = await api('POST', `/v1/invoices/${number}/prepayments`, { prepaymentId, amount: 30_000 }, { 'idempotency-key': key });
     expect(retry.status, JSON.stringify(retry.body)).toBe(200);
-    expect(retry.body).toMatchObject({ prepaymentsApplied: 10_000, outstanding: 90_000 });
+    expect(retry.body).toMatchObject({ prepaymentsApplied: 30_000, outstanding: 70_000 });
     const pre = await api<{ data: { id: string; remaining: number }[] }>('GET', `/v1/prepayments?clientId=${clientId}`);
-    expect(pre.body.data.find((p) => p.id === prepaymentId)).toMatchObject({ remaining: 20_000 });
+    expect(pre.body.data.find((p) => p.id === prepaymentId)).toMatchObject({ remaining: 0 });
+    // A new request for more than is left is refused by the workflow, naming the prepayment.
+    const more = await api('POST', `/v1/invoices/${number}/prepayments`, { prepaymentId, amount: 1_000 }, { 'idempotency-key': `${key}-more` });
+    expect(more.status, JSON.stringify(more.body)).toBe(422);
+    expect(more.body).toMatchObject({ type: expect.stringContaining('prepayment-exhausted'), detail: expect.stringContaining(prepaymentId) });
   });
 });

@@ -296,11 +296,10 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const c = companyOf(res);
     const number = String(req.params.number);
     const body = req.body as { prepaymentId: string; amount: number };
-    const [pre] = await sql<{ remaining: number }[]>`SELECT remaining FROM prepayments WHERE company_id = ${c.id} AND id = ${body.prepaymentId}`;
+    const [pre] = await sql`SELECT 1 FROM prepayments WHERE company_id = ${c.id} AND id = ${body.prepaymentId}`;
     if (!pre) throw new HttpProblem(404, 'not-found', `prepayment ${body.prepaymentId} not found`, 'prepaymentId');
-    if (pre.remaining < body.amount) {
-      throw new HttpProblem(422, 'prepayment-exhausted', `prepayment ${body.prepaymentId} has ${pre.remaining} left, less than ${body.amount}`, 'amount');
-    }
+    // What is left is checked by the workflow, under the prepayment's row lock: a retry of an
+    // application that already used it all must reach the workflow, which answers it.
     const arg = { prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
     res.json(view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
   });
