@@ -1,11 +1,15 @@
 /**
- * The provider's signed payment webhooks. The signature is checked against the raw body; each
- * payment is signalled to every invoice workflow it covers, which applies it once.
+ * The provider's signed payment webhooks. The signature is checked against the raw body, with the
+ * company's webhook secret or, within its overlap window, the one it replaced; a stale timestamp
+ * is refused. Each payment is signalled to every invoice workflow it covers, which applies it
+ * once; an event already handled (a replay or a redelivery of the same event id) is answered 200
+ * and not passed on again.
  */
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
 import { HttpProblem } from '../../lib/problem.js';
+import { open } from '../../lib/secrets.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
 import { invoiceWorkflowId, paymentSignal } from '../../workflows/contract.js';
 import type { ApiDeps } from '../deps.js';
@@ -16,21 +20,36 @@ interface WebhookEvent {
   data?: { payment?: BillPayPayment };
 }
 
-export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
+/** How long handled event ids are remembered: far beyond the signature tolerance, which bounds a replay's age. */
+const EVENT_RETENTION_SECONDS = 86_400;
+
+export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router {
   const r = Router();
   r.post('/webhooks/provider/:companyId', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
     const companyId = String(req.params.companyId);
-    const [company] = await sql<{ secret: string | null }[]>`
-      SELECT provider_webhook_secret AS secret FROM companies WHERE id = ${companyId}`;
+    const [company] = await sql<{ secret: string | null; previous: string | null }[]>`
+      SELECT provider_webhook_secret AS secret,
+        CASE WHEN provider_webhook_secret_previous_expires_at > now() THEN provider_webhook_secret_previous END AS previous
+      FROM companies WHERE id = ${companyId}`;
     if (!company?.secret) throw new HttpProblem(404, 'not-found', `company ${companyId} has no provider webhooks configured`);
+    const accepted = [open(secrets, 'provider_webhook_secret', companyId, company.secret)];
+    if (company.previous) accepted.push(open(secrets, 'provider_webhook_secret_previous', companyId, company.previous));
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const why = verifySignature(company.secret, raw, req.get(SIGNATURE_HEADER));
+    const why = verifySignature(accepted, raw, req.get(SIGNATURE_HEADER));
     if (why) throw new HttpProblem(400, 'invalid-signature', why, SIGNATURE_HEADER);
     let event: WebhookEvent;
     try {
       event = JSON.parse(raw) as WebhookEvent;
     } catch {
       throw new HttpProblem(400, 'malformed-json', 'webhook body is not valid JSON');
+    }
+    if (typeof event?.id !== 'string' || event.id === '') throw new HttpProblem(400, 'invalid-webhook', 'webhook event without an id', 'id');
+    const [handled] = await sql`
+      SELECT 1 FROM provider_webhook_events
+      WHERE company_id = ${companyId} AND event_id = ${event.id} AND received_at > now() - make_interval(secs => ${EVENT_RETENTION_SECONDS})`;
+    if (handled) {
+      res.json({ received: event.id, duplicate: true, detail: `event ${event.id} was already handled` });
+      return;
     }
     if (event.type !== 'payment.succeeded') {
       res.json({ received: event.id, ignored: `event type ${event.type}` });
@@ -72,6 +91,11 @@ export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
     }
     const unknown = ids.filter((id) => !known.some((k) => k.provider_invoice_id === id));
     if (unknown.length) log('webhook names provider invoices billflow does not know', { companyId, unknown, requestId });
+    // Recorded only once every invoice has it: a delivery that failed above is passed on again when redelivered.
+    await sql`
+      WITH old AS (DELETE FROM provider_webhook_events WHERE received_at <= now() - make_interval(secs => ${EVENT_RETENTION_SECONDS}))
+      INSERT INTO provider_webhook_events (company_id, event_id) VALUES (${companyId}, ${event.id})
+      ON CONFLICT (company_id, event_id) DO UPDATE SET received_at = now()`;
     const signalled = outcomes.filter((o) => o.outcome === 'signalled').map((o) => o.number);
     res.json({
       received: event.id,
