@@ -44,11 +44,11 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
       throw new HttpProblem(400, 'malformed-json', 'webhook body is not valid JSON');
     }
     if (typeof event?.id !== 'string' || event.id === '') throw new HttpProblem(400, 'invalid-webhook', 'webhook event without an id', 'id');
-    const [handled] = await sql`
-      SELECT 1 FROM provider_webhook_events
+    const [handled] = await sql<{ answer: Record<string, unknown> }[]>`
+      SELECT answer FROM provider_webhook_events
       WHERE company_id = ${companyId} AND event_id = ${event.id} AND received_at > now() - make_interval(secs => ${EVENT_RETENTION_SECONDS})`;
     if (handled) {
-      res.json({ received: event.id, duplicate: true, detail: `event ${event.id} was already handled` });
+      res.json({ ...handled.answer, duplicate: true });
       return;
     }
     if (event.type !== 'payment.succeeded') {
@@ -91,18 +91,19 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
     }
     const unknown = ids.filter((id) => !known.some((k) => k.provider_invoice_id === id));
     if (unknown.length) log('webhook names provider invoices billflow does not know', { companyId, unknown, requestId });
-    // Recorded only once every invoice has it: a delivery that failed above is passed on again when redelivered.
-    await sql`
-      WITH old AS (DELETE FROM provider_webhook_events WHERE received_at <= now() - make_interval(secs => ${EVENT_RETENTION_SECONDS}))
-      INSERT INTO provider_webhook_events (company_id, event_id) VALUES (${companyId}, ${event.id})
-      ON CONFLICT (company_id, event_id) DO UPDATE SET received_at = now()`;
     const signalled = outcomes.filter((o) => o.outcome === 'signalled').map((o) => o.number);
-    res.json({
+    const answer = {
       received: event.id,
       invoices: signalled,
       unknown,
       ...(closed.length ? { closed, detail: `invoice(s) ${closed.join(', ')} no longer run (their workflow has closed): the payment was not applied to them` } : {}),
-    });
+    };
+    // Recorded only once every invoice has it: a delivery that failed above is passed on again when redelivered.
+    await sql`
+      WITH old AS (DELETE FROM provider_webhook_events WHERE received_at <= now() - make_interval(secs => ${EVENT_RETENTION_SECONDS}))
+      INSERT INTO provider_webhook_events (company_id, event_id, answer) VALUES (${companyId}, ${event.id}, ${sql.json(answer)})
+      ON CONFLICT (company_id, event_id) DO UPDATE SET received_at = now(), answer = EXCLUDED.answer`;
+    res.json(answer);
   });
   return r;
 }

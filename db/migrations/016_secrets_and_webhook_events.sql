@@ -3,11 +3,13 @@
 ALTER TABLE companies ADD COLUMN provider_webhook_secret_previous text;
 ALTER TABLE companies ADD COLUMN provider_webhook_secret_previous_expires_at timestamptz;
 
--- Provider webhook events already applied, per company: a replay of one is answered 200 and not
--- applied again. Kept for a day, far beyond the 5-minute signature tolerance that bounds replays.
+-- Provider webhook events already applied, per company, with the answer given: a replay of one
+-- gets that answer again and is not applied again. Kept for a day, far beyond the 5-minute
+-- signature tolerance that bounds how old a replay can be.
 CREATE TABLE provider_webhook_events (
   company_id   text NOT NULL REFERENCES companies(id),
   event_id     text NOT NULL,
+  answer       jsonb NOT NULL,
   received_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (company_id, event_id)
 );
