@@ -109,8 +109,11 @@ export function openOrNull(ring: Keyring, field: SecretField, companyId: string,
  */
 export async function sealStoredSecrets(sql: Sql, ring: Keyring, opts: { rotate?: boolean } = {}): Promise<number> {
   return sql.begin(async (tx) => {
+    // At start only plain values are locked and read; a rotation reads every row.
+    const plain = tx`provider_api_key NOT LIKE ${`${PREFIX}%`} OR provider_webhook_secret NOT LIKE ${`${PREFIX}%`}
+      OR provider_webhook_secret_previous NOT LIKE ${`${PREFIX}%`}`;
     const rows = await tx<({ id: string } & Record<SecretField, string | null>)[]>`
-      SELECT id, ${tx(SECRET_FIELDS as SecretField[])} FROM companies ORDER BY id FOR UPDATE`;
+      SELECT id, ${tx(SECRET_FIELDS as SecretField[])} FROM companies WHERE ${opts.rotate ? tx`true` : plain} ORDER BY id FOR UPDATE`;
     let sealed = 0;
     for (const row of rows) {
       const changed: Partial<Record<SecretField, string>> = {};
