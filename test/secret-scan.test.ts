@@ -126,4 +126,20 @@ describe('a full run', () => {
     );
     expect(found).toEqual([]);
   });
+
+  it("keeps no provider key or webhook secret in plain text in any of billflow's tables", async () => {
+    const tables = await stack.sql<{ name: string }[]>`
+      SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`;
+    const provider = ['provider API key', 'provider webhook secret', 'rotated webhook secret', 'revoked provider API key'];
+    const found: string[] = [];
+    for (const { name } of tables) {
+      for (const what of provider) {
+        const [hit] = await stack.sql<{ n: number }[]>`
+          SELECT count(*)::int AS n FROM ${stack.sql(name)} t WHERE strpos(t::text, ${secrets[what]!}) > 0`;
+        if (hit!.n > 0) found.push(`${what} in ${name}`);
+      }
+    }
+    process.stdout.write(`secret scan: ${tables.length} tables, ${found.length} plain-text provider secrets\n`);
+    expect(found).toEqual([]);
+  });
 });
