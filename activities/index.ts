@@ -7,6 +7,7 @@ import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { resolveLimit, type BillLimit } from '../domain/bill.js';
 import type { Sql } from '../lib/db.js';
+import type { Keyring } from '../lib/secrets.js';
 import { stableUuid } from '../lib/ids.js';
 import { quickPayReference, type InvoiceState, type ProviderPayment } from '../workflows/contract.js';
 import { renderInvoiceEmail, templateUsesPayNowUrl, type EmailTemplate } from './email/invoice-email.js';
@@ -25,6 +26,8 @@ export interface ActivityDeps {
   sql: Sql;
   renderer: PdfRenderer;
   mailer: Mailer;
+  /** Opens the provider API keys stored encrypted. */
+  secrets: Keyring;
 }
 
 /** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
@@ -39,8 +42,8 @@ export interface CompanySettings {
   reminderDays?: number[];
 }
 
-export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
-  const account = (companyId: string) => providerAccount(sql, companyId);
+export function createActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
+  const account = (companyId: string) => providerAccount(sql, secrets, companyId);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
   async function deliver(mail: OutgoingMail): Promise<void> {
@@ -70,8 +73,8 @@ export function createActivities({ sql, renderer, mailer }: ActivityDeps) {
   }
 
   return {
-    ...createBillActivities({ sql, renderer, mailer }),
-    ...createReconcileActivities({ sql }),
+    ...createBillActivities({ sql, renderer, mailer, secrets }),
+    ...createReconcileActivities({ sql, secrets }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number; reminder_days: number[] }[]>`
         SELECT provider_enabled, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;

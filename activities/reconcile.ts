@@ -2,10 +2,11 @@
 import { log } from '@temporalio/activity';
 import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
 import type { Sql } from '../lib/db.js';
+import type { Keyring } from '../lib/secrets.js';
 import { BillPayClient } from './provider/billpay.js';
 import { provider, providerAccount } from './provider/calls.js';
 
-export function createReconcileActivities({ sql }: { sql: Sql }) {
+export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets: Keyring }) {
   return {
     /** Compares the read model with every live provider record and stores what differs. Safe to repeat. */
     async compareWithProvider(input: { companyId: string; reconciliationId: string; requestId: string }) {
@@ -14,7 +15,7 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
       await sql`
         INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
         VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
-      const api = new BillPayClient(await providerAccount(sql, companyId));
+      const api = new BillPayClient(await providerAccount(sql, secrets, companyId));
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
@@ -38,7 +39,7 @@ export function createReconcileActivities({ sql }: { sql: Sql }) {
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */
     async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
-      const api = new BillPayClient(await providerAccount(sql, companyId));
+      const api = new BillPayClient(await providerAccount(sql, secrets, companyId));
       const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
       return record && { amount: record.amount, outstanding: record.outstanding, customerId: record.customerId };
     },

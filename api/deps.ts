@@ -2,12 +2,15 @@ import type { Client } from '@temporalio/client';
 import type { RequestHandler } from 'express';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
+import type { Keyring } from '../lib/secrets.js';
 
 export interface ApiDeps {
   sql: Sql;
   temporal: Client;
   taskQueue: string;
   adminKey: string;
+  /** Seals and opens the provider secrets stored in companies. */
+  secrets: Keyring;
   /** Base URL the provider uses to reach our webhooks. */
   publicApiUrl: string;
   log: Logger;

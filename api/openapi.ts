@@ -81,7 +81,22 @@ const schemas = {
     additionalProperties: false,
     minProperties: 1,
     description: 'Only the fields given change. Invoices use the new settings from their next status change; the reconciliation schedule follows at once.',
-    properties: { ...companySettings, provider: providerAccount },
+    properties: {
+      ...companySettings,
+      provider: {
+        ...providerAccount,
+        properties: {
+          ...providerAccount.properties,
+          webhookSecretOverlapSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 2_592_000,
+            default: 86_400,
+            description: 'With a new webhookSecret: how long webhooks signed with the one it replaces still verify (0: not at all).',
+          },
+        },
+      },
+    },
   },
   Company: {
     type: 'object',

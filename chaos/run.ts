@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { connect } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
+import { newSecretKey } from '../lib/secrets.js';
 import { freePort } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
 import { GaveUp, httpClient, type Json, type RetryStats } from './http.js';
@@ -128,7 +129,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     procs.push(temporal, mail);
     [pg] = await Promise.all([startEmbeddedPg({ dataDir: path.join(dir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }), temporal.start(), mail.start()]);
     front = await startSmtpFront({ port: frontPort, targetPort: mailSmtpPort });
-    const common = { DATABASE_URL: pg.url('billflow'), SANDBOX_DATABASE_URL: pg.url('sandbox'), TEMPORAL_ADDRESS: temporal.address, BILLFLOW_ADMIN_KEY: adminKey };
+    const common = { DATABASE_URL: pg.url('billflow'), SANDBOX_DATABASE_URL: pg.url('sandbox'), TEMPORAL_ADDRESS: temporal.address, BILLFLOW_ADMIN_KEY: adminKey, BILLFLOW_SECRET_KEY: newSecretKey() };
     const sandbox = nodeProcess({ name: 'sandbox', entry: 'sandbox/main.ts', env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl }, logDir, ready: { port: sandboxPort } });
     const api = nodeProcess({ name: 'api', entry: 'api/main.ts', env: { ...common, API_PORT: String(apiPort), API_PUBLIC_URL: apiUrl }, logDir, ready: { port: apiPort } });
     const worker = nodeProcess({

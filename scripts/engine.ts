@@ -14,6 +14,7 @@ import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../l
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
+import { newSecretKey } from '../lib/secrets.js';
 import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { cachedWorkflowBundle } from '../worker/bundle.js';
 import { stopProcess, Supervisor, untilReady, type Service } from '../lib/supervisor.js';
@@ -96,6 +97,24 @@ function operatorKey(): string {
   const file = path.join(dataDir, 'admin-key');
   if (!existsSync(file)) writeFileSync(file, `bf_admin_${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
   return readFileSync(file, 'utf8').trim();
+}
+
+/**
+ * The key provider secrets are stored under, like the operator key: from the environment, else
+ * generated once into the data folder. After `npm run rotate-secret-key`, the key it replaced is
+ * in secret-key.previous and still opens values sealed under it.
+ */
+function secretKeys(): Record<string, string> {
+  if (env.BILLFLOW_SECRET_KEY) {
+    return { BILLFLOW_SECRET_KEY: env.BILLFLOW_SECRET_KEY, ...(env.BILLFLOW_SECRET_KEY_PREVIOUS ? { BILLFLOW_SECRET_KEY_PREVIOUS: env.BILLFLOW_SECRET_KEY_PREVIOUS } : {}) };
+  }
+  const file = path.join(dataDir, 'secret-key');
+  if (!existsSync(file)) writeFileSync(file, `${newSecretKey()}\n`, { mode: 0o600 });
+  const previous = path.join(dataDir, 'secret-key.previous');
+  return {
+    BILLFLOW_SECRET_KEY: readFileSync(file, 'utf8').trim(),
+    ...(existsSync(previous) ? { BILLFLOW_SECRET_KEY_PREVIOUS: readFileSync(previous, 'utf8').trim() } : {}),
+  };
 }
 
 const supervisor = new Supervisor({
@@ -209,10 +228,12 @@ try {
     CHROMIUM_PATH: env.CHROMIUM_PATH ?? tools.chromium,
     BILLFLOW_ADMIN_KEY: adminKey,
   };
+  // The sandbox keeps its own secrets: it never gets billflow's key.
+  const keys = secretKeys();
   await Promise.all([
     supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-    supervisor.add(nodeService('worker', ['worker/main.ts'], { ...common, ...mail }, [])),
-    supervisor.add(nodeService('api', ['api/main.ts'], common, [apiPort()])),
+    supervisor.add(nodeService('worker', ['worker/main.ts'], { ...common, ...mail, ...keys }, [])),
+    supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
   ]);
 
   const ui = env.TEMPORAL_ADDRESS ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;

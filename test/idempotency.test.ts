@@ -38,7 +38,7 @@ async function diedInProgress(key: string, body: unknown, leaseEndsInSeconds: nu
 
 /** A second API process on the same database, whose server the test can watch and close. */
 async function secondApi(): Promise<{ url: string; server: Server }> {
-  const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: ADMIN_KEY, publicApiUrl: 'http://127.0.0.1:9', log: silentLogger });
+  const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: ADMIN_KEY, secrets: stack.secrets, publicApiUrl: 'http://127.0.0.1:9', log: silentLogger });
   const server = createServer(app);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };

@@ -158,7 +158,8 @@ describe('reconciliation', () => {
   it('records a run the provider refuses, and says why', async () => {
     const revoked = await createTenant(stack);
     // The account's key was revoked at the provider since it was registered.
-    await stack.sql`UPDATE companies SET provider_api_key = 'sk_test_revoked' WHERE id = ${revoked.companyId}`;
+    const stored = await http(stack.apiUrl, 'PATCH', `/v1/companies/${revoked.companyId}`, { key: ADMIN_KEY, body: { provider: { apiKey: 'sk_test_revoked' } } });
+    expect(stored.status).toBe(200);
     const r = await http<Body>(stack.apiUrl, 'POST', '/v1/reconciliations', { key: revoked.apiKey });
     expect(r.status).toBe(502);
     expect(r.body).toMatchObject({ type: expect.stringContaining('reconciliation-failed'), detail: expect.stringContaining('401') });

@@ -7,12 +7,13 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker, type WorkerOptions } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, type LogEntry, type Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMailer } from '../activities/email/mailer.js';
 import { createApp } from '../api/app.js';
 import { smtpConfig } from '../lib/config.js';
 import { connect, type Sql } from '../lib/db.js';
-import { silentLogger } from '../lib/log.js';
+import { silentLogger, type Logger } from '../lib/log.js';
+import { keyring, newSecretKey, type Keyring } from '../lib/secrets.js';
 import { createSandbox } from '../sandbox/app.js';
 import { createWorker } from '../worker/create.js';
 
@@ -39,6 +40,8 @@ export interface Stack {
   temporal: Client;
   taskQueue: string;
   worker: Worker;
+  /** The keyring the API and worker store provider secrets under (a fresh BILLFLOW_SECRET_KEY per stack). */
+  secrets: Keyring;
   stop(): Promise<void>;
 }
 
@@ -54,12 +57,15 @@ export interface StackOptions {
   smtpPort: number;
   /** Another Temporal (the time-skipping environment); by default the run's dev server. */
   temporal?: { client: Client; nativeConnection: NativeConnection };
+  /** The API's logger (silent by default). */
+  log?: Logger;
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const taskQueue = `billflow-test-${randomUUID()}`;
   const sql = connect(opts.databaseUrl, { max: 4 });
   const sandboxSql = connect(opts.sandboxDatabaseUrl, { max: 4 });
+  const secrets = keyring(newSecretKey());
 
   let sandbox: ReturnType<typeof createSandbox> | undefined;
   const sandboxHttp = await listen((url) => {
@@ -76,6 +82,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     taskQueue,
     sql,
     mailer,
+    secrets,
     chromiumPath: opts.chromiumPath,
     pdfConcurrency: 2,
     workflowBundlePath: opts.workflowBundlePath,
@@ -90,8 +97,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       temporal,
       taskQueue,
       adminKey: ADMIN_KEY,
+      secrets,
       publicApiUrl,
-      log: silentLogger,
+      log: opts.log ?? silentLogger,
     }),
   );
 
@@ -103,6 +111,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     temporal,
     taskQueue,
     worker,
+    secrets,
     async stop() {
       worker.shutdown();
       await running;
@@ -200,5 +209,19 @@ export async function eventually<T>(fn: () => Promise<T | undefined>, what: stri
   }
 }
 
-// The SDK logs every worker state change at INFO; tests only want warnings.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+const workerLogSinks = new Set<(entry: LogEntry) => void>();
+
+/** Hands every worker log entry of this process (at INFO and above, as worker/main.ts logs) to `sink` until the returned function is called. */
+export function onWorkerLog(sink: (entry: LogEntry) => void): () => void {
+  workerLogSinks.add(sink);
+  return () => workerLogSinks.delete(sink);
+}
+
+// The SDK logs every worker state change at INFO; tests print only warnings, and hand the rest to whoever listens.
+const printed = new DefaultLogger('WARN');
+Runtime.install({
+  logger: new DefaultLogger('INFO', (entry) => {
+    for (const sink of workerLogSinks) sink(entry);
+    if (entry.level === 'WARN' || entry.level === 'ERROR') printed.log(entry.level, entry.message, entry.meta);
+  }),
+});

@@ -4,6 +4,7 @@ import type { Mailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import type { Sql } from '../lib/db.js';
+import type { Keyring } from '../lib/secrets.js';
 import { WORKFLOWS_ENTRY } from '../lib/paths.js';
 
 export interface WorkerDeps {
@@ -12,6 +13,7 @@ export interface WorkerDeps {
   taskQueue: string;
   sql: Sql;
   mailer: Mailer;
+  secrets: Keyring;
   chromiumPath: string;
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
@@ -26,7 +28,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer }),
+    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.

@@ -4,6 +4,7 @@ import { createMailer } from '../activities/email/mailer.js';
 import { chromiumPath, databaseUrl, pdfConcurrency, smtpConfig, temporalConfig } from '../lib/config.js';
 import { connect } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
+import { keyringFromEnv } from '../lib/secrets.js';
 import { connectWorker } from '../lib/temporal.js';
 import { cachedWorkflowBundle } from './bundle.js';
 import { createWorker } from './create.js';
@@ -29,6 +30,7 @@ const { worker, renderer } = await createWorker({
   taskQueue: cfg.taskQueue,
   sql,
   mailer,
+  secrets: keyringFromEnv(),
   chromiumPath: chromiumPath(),
   pdfConcurrency: pdfConcurrency(),
 });

@@ -9,7 +9,6 @@ export interface ProviderAccount {
   url: string;
   accountId: string;
   apiKey: string;
-  webhookSecret: string;
 }
 
 export interface BillPayCustomer {

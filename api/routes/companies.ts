@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
+import { openOrNull, seal } from '../../lib/secrets.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { operatorAuth, scopeOf, sha256 } from '../middleware.js';
 import { ensureReconcileSchedule, removeReconcileSchedule } from '../schedules.js';
@@ -59,7 +60,8 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_url, provider_account_id,
           provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds, reminder_days)
         VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${p.url ?? null},
-          ${p.accountId ?? null}, ${p.apiKey ?? null}, ${p.webhookSecret ?? null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400},
+          ${p.accountId ?? null}, ${p.apiKey ? seal(deps.secrets, 'provider_api_key', b.id, p.apiKey) : null},
+          ${p.webhookSecret ? seal(deps.secrets, 'provider_webhook_secret', b.id, p.webhookSecret) : null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400},
           ${[...(b.reminderDays ?? [])].sort((x, y) => x - y)}::int[])
         ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (rows.length === 0) return false;
@@ -105,19 +107,34 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   /**
    * The operator changes a company's settings: its provider account (or turning the integration
    * on or off), intervals and reminder days. Invoices use them from their next status change; the
-   * reconciliation schedule follows at once.
+   * reconciliation schedule follows at once. A new webhook secret does not cut off the old one at
+   * once: webhooks signed with it still verify for `webhookSecretOverlapSeconds` (default a day),
+   * while the provider moves to the new one.
    */
   r.patch('/v1/companies/:id', operator, mw.idempotency, validateBody('CompanyPatch'), async (req, res) => {
     const id = String(req.params.id);
-    const b = req.body as Omit<CompanyBody, 'id' | 'organisationId' | 'currency'> & { provider?: Partial<NonNullable<CompanyBody['provider']>> };
+    type ProviderPatch = Partial<NonNullable<CompanyBody['provider']>> & { webhookSecretOverlapSeconds?: number };
+    const b = req.body as Omit<CompanyBody, 'id' | 'organisationId' | 'currency'> & { provider?: ProviderPatch };
+    const { webhookSecretOverlapSeconds: overlap = 86_400, ...given }: ProviderPatch = b.provider ?? {};
     const updated = await deps.sql.begin(async (tx) => {
       const [cur] = await tx<{ enabled: boolean; url: string | null; accountId: string | null; apiKey: string | null; webhookSecret: string | null }[]>`
         SELECT provider_enabled AS enabled, provider_url AS url, provider_account_id AS "accountId", provider_api_key AS "apiKey",
           provider_webhook_secret AS "webhookSecret"
         FROM companies WHERE id = ${id} FOR UPDATE`;
       if (!cur) return null;
-      const p = { ...cur, ...b.provider };
+      const p = { ...cur, ...given };
       requireCompleteAccount(p);
+      const apiKey = given.apiKey ? seal(deps.secrets, 'provider_api_key', id, given.apiKey) : cur.apiKey;
+      const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, cur.webhookSecret);
+      if (given.webhookSecret && given.webhookSecret !== oldSecret) {
+        const previous = oldSecret && overlap > 0 ? seal(deps.secrets, 'provider_webhook_secret_previous', id, oldSecret) : null;
+        await tx`
+          UPDATE companies SET
+            provider_webhook_secret = ${seal(deps.secrets, 'provider_webhook_secret', id, given.webhookSecret)},
+            provider_webhook_secret_previous = ${previous},
+            provider_webhook_secret_previous_expires_at = CASE WHEN ${previous}::text IS NULL THEN NULL ELSE now() + make_interval(secs => ${overlap}) END
+          WHERE id = ${id}`;
+      }
       const [row] = await tx<{ id: string; reconcileSeconds: number; enabled: boolean }[]>`
         UPDATE companies SET
           name = coalesce(${b.name ?? null}, name),
@@ -125,7 +142,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
           reconcile_seconds = coalesce(${b.reconcileSeconds ?? null}::int, reconcile_seconds),
           reminder_days = coalesce(${b.reminderDays ? [...b.reminderDays].sort((x, y) => x - y) : null}::int[], reminder_days),
           provider_enabled = ${p.enabled}, provider_url = ${p.url}, provider_account_id = ${p.accountId},
-          provider_api_key = ${p.apiKey}, provider_webhook_secret = ${p.webhookSecret}
+          provider_api_key = ${apiKey}
         WHERE id = ${id}
         RETURNING id, reconcile_seconds AS "reconcileSeconds", provider_enabled AS enabled`;
       return row!;

@@ -1,12 +1,16 @@
 /**
- * The provider's signed payment webhooks. The signature is checked against the raw body; each
- * payment is signalled to every invoice workflow it covers, which applies it once.
+ * The provider's signed payment webhooks. The signature is checked against the raw body, with the
+ * company's webhook secret or, within its overlap window, the one it replaced; a stale timestamp
+ * is refused. Each payment is signalled to every invoice workflow it covers, which applies it
+ * once; an event already handled (a replay or a redelivery of the same event id) is answered 200
+ * and not passed on again.
  */
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
 import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
 import { HttpProblem } from '../../lib/problem.js';
+import { open } from '../../lib/secrets.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
 import { invoiceWorkflowId, paymentSignal } from '../../workflows/contract.js';
 import type { ApiDeps } from '../deps.js';
@@ -17,24 +21,39 @@ interface WebhookEvent {
   data?: { payment?: BillPayPayment };
 }
 
-export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
+/** How long handled event ids are remembered: far beyond the signature tolerance, which bounds a replay's age. */
+const EVENT_RETENTION_SECONDS = 86_400;
+
+export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router {
   const r = Router();
   const unknownCompanySecret = randomBytes(32).toString('hex');
   r.post('/webhooks/provider/:companyId', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
     const companyId = String(req.params.companyId);
-    const [company] = await sql<{ secret: string | null }[]>`
-      SELECT provider_webhook_secret AS secret FROM companies WHERE id = ${companyId}`;
+    const [company] = await sql<{ secret: string | null; previous: string | null }[]>`
+      SELECT provider_webhook_secret AS secret,
+        CASE WHEN provider_webhook_secret_previous_expires_at > now() THEN provider_webhook_secret_previous END AS previous
+      FROM companies WHERE id = ${companyId}`;
     // This route is public: a company without webhooks is checked against a secret nobody has, so
     // its answer is a bad signature's, and never tells which company codes exist.
     if (!company?.secret) log('webhook for a company without provider webhooks configured', { companyId, requestId: res.locals.requestId as string });
+    const accepted = company?.secret ? [open(secrets, 'provider_webhook_secret', companyId, company.secret)] : [unknownCompanySecret];
+    if (company?.previous) accepted.push(open(secrets, 'provider_webhook_secret_previous', companyId, company.previous));
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const why = verifySignature(company?.secret ?? unknownCompanySecret, raw, req.get(SIGNATURE_HEADER));
+    const why = verifySignature(accepted, raw, req.get(SIGNATURE_HEADER));
     if (why) throw new HttpProblem(400, 'invalid-signature', why, SIGNATURE_HEADER);
     let event: WebhookEvent;
     try {
       event = JSON.parse(raw) as WebhookEvent;
     } catch {
       throw new HttpProblem(400, 'malformed-json', 'webhook body is not valid JSON');
+    }
+    if (typeof event?.id !== 'string' || event.id === '') throw new HttpProblem(400, 'invalid-webhook', 'webhook event without an id', 'id');
+    const [handled] = await sql<{ answer: Record<string, unknown> }[]>`
+      SELECT answer FROM provider_webhook_events
+      WHERE company_id = ${companyId} AND event_id = ${event.id} AND received_at > now() - make_interval(secs => ${EVENT_RETENTION_SECONDS})`;
+    if (handled) {
+      res.json({ ...handled.answer, duplicate: true });
+      return;
     }
     if (event.type !== 'payment.succeeded') {
       res.json({ received: event.id, ignored: `event type ${event.type}` });
@@ -77,12 +96,18 @@ export function webhooksRouter({ sql, temporal, log }: ApiDeps): Router {
     const unknown = ids.filter((id) => !known.some((k) => k.provider_invoice_id === id));
     if (unknown.length) log('webhook names provider invoices billflow does not know', { companyId, unknown, requestId });
     const signalled = outcomes.filter((o) => o.outcome === 'signalled').map((o) => o.number);
-    res.json({
+    const answer = {
       received: event.id,
       invoices: signalled,
       unknown,
       ...(closed.length ? { closed, detail: `invoice(s) ${closed.join(', ')} no longer run (their workflow has closed): the payment was not applied to them` } : {}),
-    });
+    };
+    // Recorded only once every invoice has it: a delivery that failed above is passed on again when redelivered.
+    await sql`
+      WITH old AS (DELETE FROM provider_webhook_events WHERE received_at <= now() - make_interval(secs => ${EVENT_RETENTION_SECONDS}))
+      INSERT INTO provider_webhook_events (company_id, event_id, answer) VALUES (${companyId}, ${event.id}, ${sql.json(answer)})
+      ON CONFLICT (company_id, event_id) DO UPDATE SET received_at = now(), answer = EXCLUDED.answer`;
+    res.json(answer);
   });
   return r;
 }
