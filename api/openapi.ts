@@ -4,13 +4,13 @@
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
-import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId, withCompanyHeader } from './openapi-parts.js';
+import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader } from './openapi-parts.js';
 
 
 /** Company settings set at registration and changeable with PATCH (no defaults here: a PATCH changes only what it names). */
 const companySettings = {
   name: { type: 'string', minLength: 1, maxLength: 200 },
-  paymentImportSeconds: { type: 'integer', minimum: 1, description: 'How often an open invoice imports payments from the provider (default 3600).' },
+  paymentImportSeconds: { type: 'integer', minimum: 1, maximum: MAX_INT4, description: 'How often an open invoice imports payments from the provider (default 3600).' },
   reminderDays: {
     type: 'array',
     uniqueItems: true,
@@ -23,6 +23,7 @@ const companySettings = {
   reconcileSeconds: {
     type: 'integer',
     minimum: 60,
+    maximum: MAX_INT4,
     description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift (default 86400).",
   },
 };
@@ -141,7 +142,7 @@ const schemas = {
     required: ['description', 'amount'],
     properties: {
       description: { type: 'string', minLength: 1, maxLength: 500 },
-      quantity: { type: 'number' },
+      quantity: { type: 'number', minimum: -1_000_000_000, maximum: 1_000_000_000 },
       unitPrice: minor,
       amount: { ...minor, description: 'Line amount in minor units; must equal quantity x unitPrice when both are given.' },
     },
@@ -275,7 +276,7 @@ const schemas = {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 200 },
       email: { type: ['string', 'null'], format: 'email', maxLength: 320 },
-      creditLimit: { type: ['integer', 'null'], minimum: 0, description: 'Credit limit of the client account, minor units.' },
+      creditLimit: { type: ['integer', 'null'], minimum: 0, maximum: MAX_MINOR, description: 'Credit limit of the client account, minor units.' },
       deliveryPreference: { type: 'string', enum: ['email', 'print'] },
     },
   },
@@ -427,7 +428,7 @@ const number = { name: 'number', in: 'path', required: true, schema: { type: 'st
 const body = (name: SchemaName) => jsonBody(name);
 const json = (description: string, name: SchemaName) => jsonResponse(description, name);
 
-export const openapi = {
+export const openapi = refusingNul({
   openapi: '3.1.0',
   info: {
     title: 'billflow API',
@@ -451,7 +452,7 @@ export const openapi = {
     },
   },
   security: [{ bearer: [] }],
-  paths: withCompanyHeader({
+  paths: withCommonAnswers(withCompanyHeader({
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
     '/v1/organisations': {
@@ -731,5 +732,5 @@ export const openapi = {
       },
     },
     ...billPaths,
-  }),
-} as const;
+  })),
+} as const);
