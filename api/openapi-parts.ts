@@ -127,3 +127,39 @@ export function withCommonAnswers<P extends object>(paths: P): P {
     ]),
   ) as P;
 }
+
+/** What a created thing's answer leads to: every operation of `to`'s paths, the path parameter filled from the answer. */
+export interface LinkRule {
+  from: string;
+  status: number;
+  to: string[];
+  parameter: string;
+  value: string;
+}
+
+/**
+ * Adds OpenAPI `links` from each creating answer to the operations on what it created (a client to
+ * its GET and PATCH, an invoice to its status changes, …), so a client or a stateful fuzzer can
+ * follow them to real things.
+ */
+export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
+  type Item = Record<string, { responses: Record<string, { links?: object }> }>;
+  const all = paths as Record<string, Item>;
+  const copy = structuredClone(all);
+  for (const rule of rules) {
+    const [method, path] = rule.from.split(' ') as [string, string];
+    const response = copy[path]?.[method.toLowerCase()]?.responses[rule.status];
+    if (!response) throw new Error(`link from ${rule.from} ${rule.status}: no such answer`);
+    const links: Record<string, object> = { ...response.links };
+    for (const target of rule.to) {
+      const item = all[target];
+      if (!item) throw new Error(`link from ${rule.from} to ${target}: no such path`);
+      for (const m of Object.keys(item)) {
+        const pointer = `#/paths/${target.replace(/~/g, '~0').replace(/\//g, '~1')}/${m}`;
+        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = { operationRef: pointer, parameters: { [rule.parameter]: rule.value } };
+      }
+    }
+    response.links = links;
+  }
+  return copy as P;
+}
