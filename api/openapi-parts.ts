@@ -66,15 +66,18 @@ export function jsonResponse<N extends string>(description: string, name: N) {
 export const NO_NUL = '^[^\\x00]*$';
 
 /**
- * The description with `pattern: NO_NUL` on every string schema that has no pattern, enum or const
- * of its own (those never admit NUL): one rule, stated to clients and enforced by the validators.
+ * The description with `pattern: NO_NUL` on every string schema that has no pattern, enum, const or
+ * format of its own (those never admit NUL; lib/json-schema.ts checks the formats so): one rule,
+ * stated to clients and enforced by the validators. A format is left without the pattern, as a
+ * generator that must meet both can hardly produce a value.
  */
 export function refusingNul<T>(node: T): T {
   if (Array.isArray(node)) return node.map(refusingNul) as T;
   if (typeof node !== 'object' || node === null) return node;
   const copy = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, refusingNul(v)])) as Record<string, unknown>;
   const types = [copy.type ?? []].flat();
-  if (types.includes('string') && copy.pattern === undefined && copy.enum === undefined && copy.const === undefined) copy.pattern = NO_NUL;
+  const own = ['pattern', 'enum', 'const', 'format'].some((k) => copy[k] !== undefined);
+  if (types.includes('string') && !own) copy.pattern = NO_NUL;
   return copy as T;
 }
 

@@ -16,7 +16,7 @@ import { ADMIN_KEY, createTenant, http, startStack, type Stack } from './harness
 
 // Fixed, so a failure found in CI reproduces locally; FUZZ_MAX_EXAMPLES raises the depth by hand.
 const SEED = '14';
-const MAX_EXAMPLES = process.env.FUZZ_MAX_EXAMPLES ?? '8';
+const MAX_EXAMPLES = process.env.FUZZ_MAX_EXAMPLES ?? '5';
 const HOOKS = path.join(import.meta.dirname, 'fuzz_hooks.py');
 
 /** schemathesis's failure codes (`schemathesis explain STnnn`) behind each of the four counts; every other code is counted too. */
@@ -176,6 +176,9 @@ describe('what the fuzzer found, one by one', () => {
     const body = await http(stack.apiUrl, 'POST', '/v1/clients', { key: companyKey, body: { id: `cl-${randomUUID().slice(0, 6)}`, name: 'Nul\u0000Architects' } });
     expect(body.status, JSON.stringify(body.body)).toBe(422);
     expect(body.body).toMatchObject({ type: expect.stringContaining('invalid-request'), field: 'name' });
+    const email = await http(stack.apiUrl, 'POST', '/v1/clients', { key: companyKey, body: { id: `cl-${randomUUID().slice(0, 6)}`, name: 'Nul', email: 'ap\u0000@riverside.example' } });
+    expect(email.status, JSON.stringify(email.body)).toBe(422);
+    expect(email.body).toMatchObject({ field: 'email' });
     const pathParam = await http(stack.apiUrl, 'GET', '/v1/clients/a%00b', { key: companyKey });
     expect(pathParam.status, JSON.stringify(pathParam.body)).toBe(422);
     expect(pathParam.body).toMatchObject({ field: 'id' });
@@ -203,6 +206,12 @@ describe('what the fuzzer found, one by one', () => {
     expect(empty.body).toMatchObject({ field: 'Billflow-Company' });
     const other = await http(stack.apiUrl, 'GET', '/v1/custom-tags', { key: orgKey, headers: { 'Billflow-Company': 'E' } });
     expect(other.status, JSON.stringify(other.body)).toBe(404);
+  });
+
+  it('takes a date of the years 0000-0099 as the date it is', async () => {
+    const quickPay = { paymentType: 'Check', paymentMethod: 'Check', issuedOn: '0086-05-22', category: 'AR', receivedByUser: 'ops', receivedByUnit: 'HQ' };
+    const r = await http(stack.apiUrl, 'POST', '/v1/invoices/INV-none/quick-pay', { key: companyKey, body: quickPay });
+    expect(r.status, JSON.stringify(r.body)).toBe(404);
   });
 
   it('answers a body that is not JSON with the documented 415', async () => {
