@@ -66,7 +66,6 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
     '--phases', 'examples,coverage,fuzzing,stateful',
     '--max-examples', MAX_EXAMPLES,
     '--seed', SEED,
-    '--generation-deterministic',
     '--workers', '2',
     '--request-timeout', '30',
     '--report', 'junit',
@@ -76,7 +75,8 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
   ];
   const started = Date.now();
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-    const child = spawn(schemathesis, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false', SCHEMATHESIS_HOOKS: HOOKS } });
+    // In the report folder: schemathesis keeps a crash cache in its working directory.
+    const child = spawn(schemathesis, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false', SCHEMATHESIS_HOOKS: HOOKS } });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
