@@ -3,6 +3,7 @@ import express, { type ErrorRequestHandler, type Express } from 'express';
 import { DomainError } from '../domain/money.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
 import type { ApiDeps } from './deps.js';
+import { contract } from './contract.js';
 import { docsHtml } from './docs.js';
 import { erpAuth, idempotency, requestId } from './middleware.js';
 import { openapi } from './openapi.js';
@@ -23,6 +24,8 @@ export function createApp(deps: ApiDeps): Express {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   app.use(requestId);
+  // Before the routes and their key checks: an undeclared method is 405 whoever asks.
+  app.use(contract);
   // Webhooks need the raw body for their signature, so they are mounted before the JSON parser.
   app.use(webhooksRouter(deps));
   app.use(express.json({ limit: '1mb', strict: true }));

@@ -92,7 +92,8 @@ export function erpAuth(sql: Sql, adminKey: string): RequestHandler {
     if (company) {
       const named = req.get(COMPANY_HEADER);
       if (named !== undefined && named !== company.id) {
-        return next(new HttpProblem(422, 'invalid-request', `${COMPANY_HEADER}: this API key is company ${company.id}'s, not ${named}'s`, COMPANY_HEADER));
+        // Like any id the key does not cover: 404, and the same answer whether that company exists or not.
+        return next(new HttpProblem(404, 'not-found', `${COMPANY_HEADER}: this API key is company ${company.id}'s, not ${named}'s`, COMPANY_HEADER));
       }
       res.locals.company = company;
       res.locals.scope = { organisationId: company.organisationId, companies: [company], idempotencyScope: company.id } satisfies Scope;
@@ -116,7 +117,7 @@ async function organisationCompany(sql: Sql, organisationId: string, companies: 
   const named = req.get(COMPANY_HEADER);
   if (named !== undefined) {
     const company = companies.find((c) => c.id === named);
-    if (!company) throw new HttpProblem(422, 'invalid-request', `${COMPANY_HEADER}: organisation ${organisationId} has no company ${named}`, COMPANY_HEADER);
+    if (!company) throw new HttpProblem(404, 'not-found', `${COMPANY_HEADER}: organisation ${organisationId} has no company ${named}`, COMPANY_HEADER);
     return company;
   }
   const number = req.params.number;

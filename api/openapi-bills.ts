@@ -4,7 +4,7 @@
  * the one description in openapi.ts, so validation and /docs come from the same text.
  */
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
-import { BUILT_IN_TAGS } from '../domain/tags.js';
+import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
 import { date, id, idempotencyKey, jsonBody, jsonResponse, problem, requestId } from './openapi-parts.js';
 
@@ -89,6 +89,7 @@ export const billSchemas = {
       invoiceNumbers: { type: 'array', minItems: 1, maxItems: 10_000, uniqueItems: true, items: id },
       criteria: { $ref: '#/components/schemas/BillCriteria' },
     },
+    oneOf: [{ required: ['invoiceNumbers'] }, { required: ['criteria'] }],
   },
   BillRunCreate: {
     type: 'object',
@@ -146,9 +147,10 @@ const preferWait = {
   in: 'header',
   required: false,
   description: '`wait=N` (RFC 7240, N <= 60): answer once the run has finished, with its per-bill results, or after N seconds with the run still running. Without it the answer comes at once.',
-  schema: { type: 'string', example: 'wait=20' },
+  schema: { type: 'string', example: 'wait=2' },
 };
 const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+const tagName = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: CUSTOM_TAG_NAME.source } };
 const body = (name: BillSchemaName) => jsonBody(name);
 const json = (description: string, name: BillSchemaName) => jsonResponse(description, name);
 const pdf = (description: string) => ({ description, content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } });
@@ -208,14 +210,14 @@ export const billPaths = {
     put: {
       summary: 'Define or change a custom tag',
       description: 'The name is lower case letters, digits and `_`, starting with a letter (422 otherwise). Answers 201 when created, 200 when changed.',
-      parameters: [pathParam('name'), idempotencyKey],
+      parameters: [tagName, idempotencyKey],
       requestBody: body('CustomTagValue'),
       responses: { 200: json('Changed', 'CustomTag'), 201: json('Created', 'CustomTag'), 401: problem, 422: problem },
     },
     delete: {
       summary: 'Remove a custom tag',
       description: 'Errors: 404 unknown tag; 409 `tag-in-use` while a template uses it (the templates are named).',
-      parameters: [pathParam('name'), idempotencyKey],
+      parameters: [tagName, idempotencyKey],
       responses: { 200: { description: 'Removed: `{ name, deleted: true }`' }, 401: problem, 404: problem, 409: problem },
     },
   },

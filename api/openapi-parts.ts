@@ -1,7 +1,11 @@
 /** Pieces of the OpenAPI description shared by openapi.ts and openapi-bills.ts. */
 
 export const problem = { $ref: '#/components/responses/Problem' };
-export const minor = { type: 'integer', description: 'Money in minor units (cents); never a float.' };
+/** Money bound: sums of 500 such lines stay exact in a JavaScript number and in a bigint column. */
+export const MAX_MINOR = 10_000_000_000_000;
+export const minor = { type: 'integer', minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.' };
+/** The largest value of a PostgreSQL `integer` column (intervals and day counts are stored in one). */
+export const MAX_INT4 = 2_147_483_647;
 export const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
 export const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
 
@@ -31,7 +35,7 @@ export const companyHeader = {
   description:
     'With an organisation key: the company this request is for. Needed on per-company routes when the organisation has several ' +
     'companies (422 `company-required` without it); narrows listings to that company. With a company key it may only name that company.',
-  schema: { type: 'string' },
+  schema: id,
 };
 
 /**
@@ -56,4 +60,109 @@ export function jsonBody<N extends string>(name: N) {
 /** A JSON response of the named schema. */
 export function jsonResponse<N extends string>(description: string, name: N) {
   return { description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };
+}
+
+/** PostgreSQL cannot store U+0000 in text: every string of the description refuses it (422 naming the field). */
+export const NO_NUL = '^[^\\x00]*$';
+
+/**
+ * The description with `pattern: NO_NUL` on every string schema that has no pattern, enum, const or
+ * format of its own (those never admit NUL; lib/json-schema.ts checks the formats so): one rule,
+ * stated to clients and enforced by the validators. A format is left without the pattern, as a
+ * generator that must meet both can hardly produce a value.
+ */
+export function refusingNul<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(refusingNul) as T;
+  if (typeof node !== 'object' || node === null) return node;
+  const copy = Object.fromEntries(Object.entries(node).map(([k, v]) => [k, refusingNul(v)])) as Record<string, unknown>;
+  const types = [copy.type ?? []].flat();
+  const own = ['pattern', 'enum', 'const', 'format'].some((k) => copy[k] !== undefined);
+  if (types.includes('string') && !own) copy.pattern = NO_NUL;
+  return copy as T;
+}
+
+/** A problem-document answer that names the problem `type`s it may carry. */
+export function problemOf(...types: string[]) {
+  return {
+    description: `Problem document; type ${types.map((t) => `\`${t}\``).join(', ')}`,
+    content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+  };
+}
+
+/**
+ * Adds the answers every operation of a kind can give, wherever its own list leaves them out, so
+ * the description lists every status the server answers: body errors where there is a body, 422
+ * where a parameter can be wrong, 401 where a key is needed, the Billflow-Company and
+ * Idempotency-Key answers where those headers are taken.
+ */
+export function withCommonAnswers<P extends object>(paths: P): P {
+  type Operation = { security?: readonly unknown[]; parameters?: readonly { name: string }[]; requestBody?: unknown; responses: Record<string, unknown> };
+  const answers = (op: Operation): Record<string, string[]> => {
+    const names = new Set((op.parameters ?? []).map((p) => p.name));
+    const add: Record<string, string[]> = {};
+    const push = (status: number, ...types: string[]) => (add[status] = [...(add[status] ?? []), ...types]);
+    if (op.security?.length !== 0) push(401, 'unauthenticated');
+    if (op.requestBody) {
+      push(400, 'malformed-json');
+      push(413, 'too-large');
+      push(415, 'unsupported-media-type');
+    }
+    if (op.requestBody || names.size > 0) push(422, 'invalid-request');
+    if (names.has(companyHeader.name)) {
+      push(404, 'not-found');
+      push(422, 'company-required', 'no-companies');
+    }
+    if (names.has(idempotencyKey.name)) {
+      push(409, 'request-in-progress');
+      push(422, 'idempotency-key-reused');
+    }
+    return add;
+  };
+  return Object.fromEntries(
+    Object.entries(paths as Record<string, Record<string, Operation>>).map(([path, item]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(item).map(([method, op]) => {
+          const extra = Object.entries(answers(op)).filter(([status]) => !(status in op.responses));
+          return [method, { ...op, responses: { ...op.responses, ...Object.fromEntries(extra.map(([status, types]) => [status, problemOf(...types)])) } }];
+        }),
+      ),
+    ]),
+  ) as P;
+}
+
+/** What a created thing's answer leads to: every operation of `to`'s paths, the path parameter filled from the answer. */
+export interface LinkRule {
+  from: string;
+  status: number;
+  to: string[];
+  parameter: string;
+  value: string;
+}
+
+/**
+ * Adds OpenAPI `links` from each creating answer to the operations on what it created (a client to
+ * its GET and PATCH, an invoice to its status changes, …), so a client or a stateful fuzzer can
+ * follow them to real things.
+ */
+export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
+  type Item = Record<string, { responses: Record<string, { links?: object }> }>;
+  const all = paths as Record<string, Item>;
+  const copy = structuredClone(all);
+  for (const rule of rules) {
+    const [method, path] = rule.from.split(' ') as [string, string];
+    const response = copy[path]?.[method.toLowerCase()]?.responses[rule.status];
+    if (!response) throw new Error(`link from ${rule.from} ${rule.status}: no such answer`);
+    const links: Record<string, object> = { ...response.links };
+    for (const target of rule.to) {
+      const item = all[target];
+      if (!item) throw new Error(`link from ${rule.from} to ${target}: no such path`);
+      for (const m of Object.keys(item)) {
+        const pointer = `#/paths/${target.replace(/~/g, '~0').replace(/\//g, '~1')}/${m}`;
+        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = { operationRef: pointer, parameters: { [rule.parameter]: rule.value } };
+      }
+    }
+    response.links = links;
+  }
+  return copy as P;
 }

@@ -4,13 +4,13 @@
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
-import { date, id, idempotencyKey, jsonBody, jsonResponse, minor, problem, requestId, withCompanyHeader } from './openapi-parts.js';
+import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader, withLinks, type LinkRule } from './openapi-parts.js';
 
 
 /** Company settings set at registration and changeable with PATCH (no defaults here: a PATCH changes only what it names). */
 const companySettings = {
   name: { type: 'string', minLength: 1, maxLength: 200 },
-  paymentImportSeconds: { type: 'integer', minimum: 1, description: 'How often an open invoice imports payments from the provider (default 3600).' },
+  paymentImportSeconds: { type: 'integer', minimum: 1, maximum: MAX_INT4, description: 'How often an open invoice imports payments from the provider (default 3600).' },
   reminderDays: {
     type: 'array',
     uniqueItems: true,
@@ -23,6 +23,7 @@ const companySettings = {
   reconcileSeconds: {
     type: 'integer',
     minimum: 60,
+    maximum: MAX_INT4,
     description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift (default 86400).",
   },
 };
@@ -73,7 +74,13 @@ const schemas = {
       paymentImportSeconds: { ...companySettings.paymentImportSeconds, default: 3600 },
       reminderDays: { ...companySettings.reminderDays, default: [] },
       reconcileSeconds: { ...companySettings.reconcileSeconds, default: 86_400 },
-      provider: { ...providerAccount, required: ['enabled'] },
+      provider: {
+        ...providerAccount,
+        required: ['enabled'],
+        // Turning the integration on at registration needs the whole account.
+        if: { properties: { enabled: { const: true } } },
+        then: { required: ['url', 'accountId', 'apiKey', 'webhookSecret'] },
+      },
     },
   },
   CompanyPatch: {
@@ -156,7 +163,7 @@ const schemas = {
     required: ['description', 'amount'],
     properties: {
       description: { type: 'string', minLength: 1, maxLength: 500 },
-      quantity: { type: 'number' },
+      quantity: { type: 'number', minimum: -1_000_000_000, maximum: 1_000_000_000 },
       unitPrice: minor,
       amount: { ...minor, description: 'Line amount in minor units; must equal quantity x unitPrice when both are given.' },
     },
@@ -290,7 +297,7 @@ const schemas = {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 200 },
       email: { type: ['string', 'null'], format: 'email', maxLength: 320 },
-      creditLimit: { type: ['integer', 'null'], minimum: 0, description: 'Credit limit of the client account, minor units.' },
+      creditLimit: { type: ['integer', 'null'], minimum: 0, maximum: MAX_MINOR, description: 'Credit limit of the client account, minor units.' },
       deliveryPreference: { type: 'string', enum: ['email', 'print'] },
     },
   },
@@ -423,16 +430,18 @@ const schemas = {
     required: ['upTo'],
     properties: { upTo: { type: 'string', pattern: '^\\d+$', description: 'Acknowledge every receipt up to and including this id.' } },
   },
-  Problem: {
-    type: 'object',
-    description: 'RFC 9457 problem document.',
-    properties: {
-      type: { type: 'string' },
-      title: { type: 'string' },
-      status: { type: 'integer' },
-      detail: { type: 'string' },
-      field: { type: 'string', description: 'The offending input field, when there is one.' },
-    },
+} as const;
+
+/** Kept out of the NUL rule: `detail` may quote the input it refuses. */
+const Problem = {
+  type: 'object',
+  description: 'RFC 9457 problem document.',
+  properties: {
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'integer' },
+    detail: { type: 'string', description: 'What was wrong; may quote the refused input.' },
+    field: { type: 'string', description: 'The offending input field, when there is one.' },
   },
 } as const;
 
@@ -441,6 +450,38 @@ export type SchemaName = keyof typeof schemas;
 const number = { name: 'number', in: 'path', required: true, schema: { type: 'string' } };
 const body = (name: SchemaName) => jsonBody(name);
 const json = (description: string, name: SchemaName) => jsonResponse(description, name);
+
+const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders', 'pdf'].map((p) => `/v1/invoices/{number}/${p}`);
+
+/** Links from what a request creates to what can be done with it (followed by schemathesis's stateful phase). */
+const LINKS: LinkRule[] = [
+  { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameter: 'id', value: '$response.body#/id' },
+  { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameter: 'id', value: '$response.body#/id' },
+  { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameter: 'id', value: '$response.body#/id' },
+  ...([201, 200] as const).map((status) => ({
+    from: 'POST /v1/invoices',
+    status,
+    to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'],
+    parameter: 'number',
+    value: '$response.body#/number',
+  })),
+  {
+    from: 'POST /v1/message-templates',
+    status: 201,
+    to: ['/v1/message-templates/{id}', '/v1/message-templates/{id}/preview', '/v1/message-templates/{id}/send'],
+    parameter: 'id',
+    value: '$response.body#/id',
+  },
+  ...['POST /v1/bill-runs', 'POST /v1/bill-runs/{id}/retry', 'POST /v1/message-templates/{id}/send'].map((from) => ({
+    from,
+    status: 201,
+    to: ['/v1/bill-runs/{id}', '/v1/bill-runs/{id}/items', '/v1/bill-runs/{id}/retry', '/v1/bill-runs/{id}/printout'],
+    parameter: 'id',
+    value: '$response.body#/id',
+  })),
+  { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameter: 'id', value: '$response.body#/id' },
+  { from: 'PUT /v1/custom-tags/{name}', status: 201, to: ['/v1/custom-tags/{name}'], parameter: 'name', value: '$response.body#/name' },
+];
 
 export const openapi = {
   openapi: '3.1.0',
@@ -460,13 +501,13 @@ export const openapi = {
       bearer: { type: 'http', scheme: 'bearer', description: 'A company API key, or an organisation API key covering several companies.' },
       operator: { type: 'http', scheme: 'bearer', description: 'The operator key (BILLFLOW_ADMIN_KEY).' },
     },
-    schemas,
+    schemas: { ...refusingNul(schemas), Problem },
     responses: {
       Problem: { description: 'Error (problem document)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
     },
   },
   security: [{ bearer: [] }],
-  paths: withCompanyHeader({
+  paths: refusingNul(withLinks(withCommonAnswers(withCompanyHeader({
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
     '/v1/organisations': {
@@ -693,7 +734,7 @@ export const openapi = {
       get: {
         summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
         parameters: [
-          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'Cursor: the id of the last receipt already read.' },
+          { name: 'after', in: 'query', schema: { type: 'string', pattern: '^\\d{1,18}$' }, description: 'Cursor: the id of the last receipt already read.' },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
           { name: 'unacknowledged', in: 'query', schema: { type: 'boolean' } },
         ],
@@ -746,5 +787,5 @@ export const openapi = {
       },
     },
     ...billPaths,
-  }),
+  })), LINKS)),
 } as const;

@@ -10,8 +10,9 @@ const validBody = bodyValidator<SchemaName>((name) => ({ $ref: `billflow#/compon
 
 export function validateBody(name: SchemaName): RequestHandler {
   return (req, _res, next) => {
-    if (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body)) {
-      return next(new HttpProblem(400, 'malformed-json', 'request body must be a JSON object (Content-Type: application/json)'));
+    // A body of another media type is 415; no body at all reads as {} (422 naming the first missing field).
+    if (req.is('application/json') === false) {
+      return next(new HttpProblem(415, 'unsupported-media-type', `request body must be application/json, not ${req.get('content-type') ?? 'untyped'}`));
     }
     validBody(name, req.body);
     next();

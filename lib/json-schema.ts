@@ -9,9 +9,14 @@ import { HttpProblem } from './problem.js';
 function isDate(s: string): boolean {
   const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s);
   if (!m) return false;
-  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  // setUTCFullYear, not Date.UTC: that reads years 0-99 as 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
   return d.toISOString().slice(0, 10) === s;
 }
+
+/** A control character (U+0000-U+001F): no email address or URL has one, and PostgreSQL cannot store U+0000. */
+const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20);
 
 function describe(e: ErrorObject): { field: string; detail: string } {
   const base = e.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
@@ -48,8 +53,9 @@ export function bodyValidator<N extends string>(schemaFor: (name: N) => object, 
     validate: (s) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(s) && isDate(s.slice(0, 10)),
   });
   ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
-  ajv.addFormat('email', /^[^\s@]+@[^\s@]+\.[^\s@]+$/);
-  ajv.addFormat('uri', { type: 'string', validate: (s) => URL.canParse(s) && ['http:', 'https:'].includes(new URL(s).protocol) });
+  // Neither format admits a control character (the URL parser would let one through).
+  ajv.addFormat('email', { type: 'string', validate: (s) => !hasControl(s) && /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s) });
+  ajv.addFormat('uri', { type: 'string', validate: (s) => !hasControl(s) && URL.canParse(s) && ['http:', 'https:'].includes(new URL(s).protocol) });
   for (const s of shared) ajv.addSchema(s);
   const compiled = new Map<N, ValidateFunction>();
 

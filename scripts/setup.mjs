@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One idempotent set-up step shared by `npm start`, `npm test` and `npm run bench`: npm packages,
-// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server and poppler.
-import { ensureChromium, ensureNodeModules, ensurePoppler, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
+// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server, poppler and schemathesis.
+import { ensureChromium, ensureNodeModules, ensurePoppler, ensureSchemathesis, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
 
 const forTests = process.argv.includes('--for-tests');
 const started = Date.now();
@@ -10,6 +10,7 @@ const tools = { temporal: ensureTemporal(), chromium: ensureChromium() };
 if (forTests) {
   tools.testServer = ensureTestServer();
   ensurePoppler();
+  tools.schemathesis = ensureSchemathesis();
 }
 writeToolsFile(tools);
 const secs = ((Date.now() - started) / 1000).toFixed(1);

@@ -1,13 +1,15 @@
-// Finds or installs the external programs billflow runs: the Temporal CLI (dev server), Chromium
-// and Temporal's Java time-skipping test server. Node built-ins only: this runs before `npm install`.
+// Finds or installs the external programs billflow runs: the Temporal CLI (dev server), Chromium,
+// Temporal's Java time-skipping test server and (for tests) schemathesis. Node built-ins only: this runs before `npm install`.
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const TEMPORAL_CLI_VERSION = '1.5.1';
+/** Pinned: the fuzz test reads its JUnit report, whose shape is this version's. */
+export const SCHEMATHESIS_VERSION = '4.32.5';
 // v1.5.1 is the newest release `go install` accepts; later ones carry a replace directive.
 const TEMPORAL_MODULE = `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`;
 
@@ -128,6 +130,30 @@ export function ensureTestServer() {
   chmodSync(wrapper, 0o755);
   writeFileSync(stamp, pomText);
   return wrapper;
+}
+
+/**
+ * schemathesis (PyPI), the API fuzzer `test/fuzz.test.ts` runs, in its own virtualenv in the cache:
+ * nothing goes into the system's Python. Returns the path of its `schemathesis` command.
+ */
+export function ensureSchemathesis() {
+  const venv = path.join(cacheDir(), `schemathesis-${SCHEMATHESIS_VERSION}`);
+  const bin = path.join(venv, 'bin', 'schemathesis');
+  // Written last, so an interrupted install is never taken for a finished one.
+  const done = path.join(venv, '.installed');
+  if (existsSync(done)) return bin;
+  const python = onPath('python3');
+  if (!python) throw new Error(`Python 3.9+ with venv is needed for the API fuzz test (schemathesis ${SCHEMATHESIS_VERSION}): install python3 and python3-venv`);
+  log(`installing schemathesis ${SCHEMATHESIS_VERSION} into ${venv}...`);
+  rmSync(venv, { recursive: true, force: true });
+  try {
+    run(python, ['-m', 'venv', venv]);
+  } catch (e) {
+    throw new Error(`\`python3 -m venv\` failed (Debian/Ubuntu: apt-get install python3-venv): ${e.message}`);
+  }
+  run(path.join(venv, 'bin', 'pip'), ['install', '--quiet', `schemathesis==${SCHEMATHESIS_VERSION}`]);
+  writeFileSync(done, `${SCHEMATHESIS_VERSION}\n`);
+  return bin;
 }
 
 /** Records the resolved tool paths (merged with earlier ones) where the TypeScript side reads them. */

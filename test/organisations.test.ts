@@ -154,7 +154,7 @@ describe('an organisation key', () => {
     expect(twice.body).toMatchObject({ status: 422, field: 'reminderDays', detail: 'reminderDays has the same value twice (items 0 and 1)' });
     // A company key may name only its own company.
     const foreign = await http(stack.apiUrl, 'PUT', '/v1/custom-tags/region', { key: east.apiKey, body: { value: 'East' }, headers: { 'Billflow-Company': west.companyId } });
-    expect(foreign.status).toBe(422);
+    expect(foreign.status).toBe(404);
     expect(foreign.body).toMatchObject({ field: 'Billflow-Company' });
 
     // One Idempotency-Key reused for another company is another request, refused rather than replayed.

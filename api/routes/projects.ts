@@ -14,7 +14,8 @@ export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     let company: CompanyRow;
     if (b.companyId !== undefined) {
       const named = scopeOf(res).companies.find((c) => c.id === b.companyId);
-      if (!named) throw new HttpProblem(422, 'invalid-request', `company ${b.companyId} is not one this API key covers`, 'companyId');
+      // Like any id the key does not cover: 404.
+      if (!named) throw new HttpProblem(404, 'not-found', `company ${b.companyId} is not one this API key covers`, 'companyId');
       company = named;
     } else {
       company = companyOf(res, 'companyId');
