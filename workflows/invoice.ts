@@ -207,7 +207,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (known(p.paymentId) || p.method === 'prepayment') continue;
       // A Quick Pay whose answer was lost (its workflow task failed after the provider call) comes back this way.
       const quickPayKey = p.method === 'quickpay' ? quickPayKeyOf(p.reference) : null;
-      if (quickPayKey) state.quickPayKeys = [...(state.quickPayKeys ?? []), quickPayKey].slice(-KEPT_REQUEST_KEYS);
+      if (quickPayKey) rememberQuickPay(quickPayKey);
       await applyOne(p);
       changed = true;
     }
@@ -355,7 +355,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
         state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
-        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: `${key('recreate-pdf')}:${state.pdf.sha256.slice(0, 16)}`, requestId });
+        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: pdfKey(key('recreate-pdf')), requestId });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
       } else {
         // A Reissue keeps its record only for the next Final (which now creates one); nothing owed is never sent.
@@ -624,9 +624,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.pdf = await acts.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
         return step;
       case 'attach-pdf':
-        // Keyed by content too: a render made again after a crash has other bytes (Chromium dates each
-        // PDF), and the provider refuses one key for two bodies; attaching replaces, so twice is harmless.
-        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: `${key('attach-pdf')}:${state.pdf!.sha256.slice(0, 16)}`, requestId });
+        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: pdfKey(key('attach-pdf')), requestId });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
@@ -681,9 +679,21 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   /** The idempotency key of the n-th prepayment application: by the ERP's request when it gave one. */
+  function prepaymentKey(operationKey: string | undefined, n: number): string {
+    return `${state.companyId}:${state.number}:prepayment:${operationKey ?? n + 1}`;
+  }
+
   function applicationKey(n: number): string {
-    const a = state.prepaymentApplications[n];
-    return a?.operationKey ? `${state.companyId}:${state.number}:prepayment:${a.operationKey}` : `${state.companyId}:${state.number}:prepayment:${n + 1}`;
+    return prepaymentKey(state.prepaymentApplications[n]?.operationKey, n);
+  }
+
+  /**
+   * A provider key for attaching the current PDF, keyed by its content too: a render made again
+   * after a crash has other bytes (Chromium dates each PDF), and the provider refuses one key for
+   * two bodies. Attaching replaces, so attaching twice is harmless.
+   */
+  function pdfKey(base: string): string {
+    return `${base}:${state.pdf!.sha256.slice(0, 16)}`;
   }
 
   async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
@@ -753,6 +763,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return req.operationKey !== undefined && (state.quickPayKeys ?? []).includes(req.operationKey);
   }
 
+  function rememberQuickPay(operationKey: string): void {
+    state.quickPayKeys = [...(state.quickPayKeys ?? []), operationKey].slice(-KEPT_REQUEST_KEYS);
+  }
+
   /** Quick Pay: settles the whole unsettled balance in one payment, recorded at the provider like any other. */
   async function quickPay(req: QuickPayRequest): Promise<InvoiceState> {
     if (quickPayDone(req)) return state;
@@ -773,7 +787,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       idempotencyKey: key,
     });
     await applyOne({ paymentId: paid.paymentId, amount, fee: 0, paidAt: paid.paidAt, coveredInvoices: [state.number], totalAmount: amount, method: 'quickpay', source: 'quickpay', requestId: req.requestId });
-    if (req.operationKey) state.quickPayKeys = [...(state.quickPayKeys ?? []), req.operationKey].slice(-KEPT_REQUEST_KEYS);
+    if (req.operationKey) rememberQuickPay(req.operationKey);
     await publish();
     return state;
   }
@@ -800,9 +814,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (prepaymentDone(req)) return state;
     checkPrepayment(req);
     const { companyId, number } = state;
-    const applicationKey = req.operationKey
-      ? `${companyId}:${number}:prepayment:${req.operationKey}`
-      : `${companyId}:${number}:prepayment:${state.prepaymentApplications.length + 1}`;
+    const applicationKey = prepaymentKey(req.operationKey, state.prepaymentApplications.length);
     await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
     let providerPaymentId: string | null = null;
     if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
