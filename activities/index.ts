@@ -407,10 +407,9 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
         INSERT INTO invoice_emails (company_id, invoice_number, revision, recipient, message_id, with_pay_now, request_id)
         VALUES (${invoice.companyId}, ${invoice.number}, ${invoice.revision}, ${row.email}, ${messageId}, ${mail.usesPayNowUrl}, ${requestId})
         ON CONFLICT DO NOTHING RETURNING 1`;
-      const release = () => sql`
-        DELETE FROM invoice_emails WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision} AND sent_at IS NULL`;
-      const confirm = () => sql`
-        UPDATE invoice_emails SET sent_at = now() WHERE company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
+      const revision = () => sql`company_id = ${invoice.companyId} AND invoice_number = ${invoice.number} AND revision = ${invoice.revision}`;
+      const release = () => sql`DELETE FROM invoice_emails WHERE ${revision()} AND sent_at IS NULL`;
+      const confirm = () => sql`UPDATE invoice_emails SET sent_at = now() WHERE ${revision()}`;
       const outcome = await sendOnce(claim, release, confirm, {
         to: row.email,
         subject: mail.subject,
