@@ -29,7 +29,7 @@ export function createApp(deps: ApiDeps): Express {
   // Webhooks need the raw body for their signature, so they are mounted before the JSON parser.
   app.use(webhooksRouter(deps));
   app.use(express.json({ limit: '1mb', strict: true }));
-  const mw = { erpAuth: erpAuth(deps.sql, deps.adminKey), idempotency: idempotency(deps.sql) };
+  const mw = { erpAuth: erpAuth(deps.sql, deps.adminKey), idempotency: idempotency(deps.sql, deps.secrets) };
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });

@@ -3,6 +3,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Sql } from '../lib/db.js';
 import { HttpProblem } from '../lib/problem.js';
+import { openAnswer, sealAnswer, type Keyring } from '../lib/secrets.js';
 
 export interface CompanyRow {
   id: string;
@@ -166,8 +167,9 @@ export function idempotencyRequestHash(method: string, url: string, companyHeade
  * the same request; a key reused for a different request is refused. Answers that are not final
  * (5xx, 202 still in progress) are not stored, so a retry does the work again. A request holds its
  * key on a lease; when it dies without answering, a retry after the lease takes the key over.
+ * Answers are stored encrypted (they may carry a new API key).
  */
-export function idempotency(sql: Sql): RequestHandler {
+export function idempotency(sql: Sql, secrets: Keyring): RequestHandler {
   let nextPurge = 0;
   const keep = `${IDEMPOTENCY_KEEP_HOURS} hours`;
   const lease = `${IDEMPOTENCY_LEASE_SECONDS} seconds`;
@@ -207,7 +209,7 @@ export function idempotency(sql: Sql): RequestHandler {
         return next(new HttpProblem(409, 'request-in-progress', 'a request with this Idempotency-Key is still being processed; retry later'));
       }
       res.status(row.status).set({ ...row.headers, 'Idempotent-Replayed': 'true' });
-      res.send(JSON.stringify(row.body));
+      res.send(JSON.stringify(openAnswer(secrets, scope, key, row.body as string)));
       return;
     }
     const renewUntil = Date.now() + LEASE_RENEW_FOR_MS;
@@ -228,7 +230,7 @@ export function idempotency(sql: Sql): RequestHandler {
       const location = res.get('location');
       if (location) headers.Location = location;
       const done = final
-        ? sql`UPDATE idempotency_keys SET status = ${res.statusCode}, headers = ${sql.json(headers)}, body = ${sql.json(body as never)}, locked_until = NULL
+        ? sql`UPDATE idempotency_keys SET status = ${res.statusCode}, headers = ${sql.json(headers)}, body = ${sql.json(sealAnswer(secrets, scope, key, body))}, locked_until = NULL
               WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`
         : sql`DELETE FROM idempotency_keys WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`;
       void done

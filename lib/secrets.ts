@@ -1,5 +1,5 @@
 /**
- * Secrets at rest: provider API keys and webhook secrets are stored AES-256-GCM encrypted under
+ * Secrets at rest: provider API keys, webhook secrets and stored Idempotency-Key answers are stored AES-256-GCM encrypted under
  * BILLFLOW_SECRET_KEY. A stored value is `bfenc:v1:<key id>:<iv>:<ciphertext+tag>` (base64url), the
  * key id being a fingerprint of the key that sealed it, so a value sealed under the previous key
  * still opens during a rotation. Each value is bound (GCM additional data) to its column and
@@ -50,13 +50,17 @@ export function keyringFromEnv(env: Record<string, string | undefined> = process
   return keyring(current, env.BILLFLOW_SECRET_KEY_PREVIOUS || undefined);
 }
 
-/** Where a stored value lives: the additional data its ciphertext is bound to. */
 export type SecretField = 'provider_api_key' | 'provider_webhook_secret' | 'provider_webhook_secret_previous';
 export const SECRET_FIELDS: readonly SecretField[] = ['provider_api_key', 'provider_webhook_secret', 'provider_webhook_secret_previous'];
 
-function aad(field: SecretField, companyId: string): Buffer {
-  return Buffer.from(`companies.${field}:${companyId}`, 'utf8');
+/** Where a stored value lives: the additional data its ciphertext is bound to, and how errors name it. */
+interface Place {
+  aad: string;
+  what: string;
 }
+
+const column = (field: SecretField, companyId: string): Place => ({ aad: `companies.${field}:${companyId}`, what: `companies.${field} of ${companyId}` });
+const answer = (scope: string, key: string): Place => ({ aad: `idempotency_keys.body:${scope}:${key}`, what: `the stored answer to Idempotency-Key ${key}` });
 
 export function isSealed(stored: string): boolean {
   return stored.startsWith(PREFIX);
@@ -67,34 +71,52 @@ export function sealedKeyId(stored: string): string | null {
   return isSealed(stored) ? (stored.slice(PREFIX.length).split(':', 1)[0] ?? null) : null;
 }
 
-export function seal(ring: Keyring, field: SecretField, companyId: string, plain: string): string {
+function sealAt(ring: Keyring, place: Place, plain: string): string {
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', ring.current.key, iv);
-  cipher.setAAD(aad(field, companyId));
+  cipher.setAAD(Buffer.from(place.aad, 'utf8'));
   const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final(), cipher.getAuthTag()]);
   return `${PREFIX}${ring.current.id}:${iv.toString('base64url')}:${body.toString('base64url')}`;
 }
 
-export function open(ring: Keyring, field: SecretField, companyId: string, stored: string): string {
-  if (!isSealed(stored)) throw new Error(`companies.${field} of ${companyId} is not encrypted (the API encrypts plain values when it starts)`);
+function openAt(ring: Keyring, place: Place, stored: string): string {
+  if (!isSealed(stored)) throw new Error(`${place.what} is not encrypted (the API encrypts plain values when it starts)`);
   const [keyId, ivText, bodyText] = stored.slice(PREFIX.length).split(':');
   const key = [ring.current, ...ring.previous].find((k) => k.id === keyId)?.key;
   if (!key) {
-    throw new Error(
-      `companies.${field} of ${companyId} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`,
-    );
+    throw new Error(`${place.what} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`);
   }
   const iv = Buffer.from(ivText ?? '', 'base64url');
   const body = Buffer.from(bodyText ?? '', 'base64url');
-  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`companies.${field} of ${companyId} is not a valid encrypted value`);
+  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`${place.what} is not a valid encrypted value`);
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAAD(aad(field, companyId));
+  decipher.setAAD(Buffer.from(place.aad, 'utf8'));
   decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
   try {
     return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
   } catch {
-    throw new Error(`companies.${field} of ${companyId} does not decrypt: it was altered, or belongs to another company or column`);
+    throw new Error(`${place.what} does not decrypt: it was altered, or belongs to another place`);
   }
+}
+
+export function seal(ring: Keyring, field: SecretField, companyId: string, plain: string): string {
+  return sealAt(ring, column(field, companyId), plain);
+}
+
+export function open(ring: Keyring, field: SecretField, companyId: string, stored: string): string {
+  return openAt(ring, column(field, companyId), stored);
+}
+
+/**
+ * An Idempotency-Key's stored answer, sealed as a whole: answers carry secrets (a new company's
+ * or organisation's API key) and are kept for a day to be replayed. Bound to its scope and key.
+ */
+export function sealAnswer(ring: Keyring, scope: string, key: string, body: unknown): string {
+  return sealAt(ring, answer(scope, key), JSON.stringify(body ?? null));
+}
+
+export function openAnswer(ring: Keyring, scope: string, key: string, stored: string): unknown {
+  return JSON.parse(openAt(ring, answer(scope, key), stored));
 }
 
 export function openOrNull(ring: Keyring, field: SecretField, companyId: string, stored: string | null): string | null {
@@ -126,6 +148,19 @@ export async function sealStoredSecrets(sql: Sql, ring: Keyring, opts: { rotate?
       if (Object.keys(changed).length === 0) continue;
       await tx`UPDATE companies SET ${tx(changed)} WHERE id = ${row.id}`;
       sealed += Object.keys(changed).length;
+    }
+    // Stored Idempotency-Key answers (jsonb holding the sealed string): plain ones an earlier
+    // billflow kept, and with `rotate` those under a previous key.
+    const answers = await tx<{ company_id: string; key: string; body: unknown }[]>`
+      SELECT company_id, key, body FROM idempotency_keys
+      WHERE body IS NOT NULL AND (${opts.rotate ? tx`true` : tx`false`} OR jsonb_typeof(body) <> 'string' OR body #>> '{}' NOT LIKE ${`${PREFIX}%`})
+      ORDER BY company_id, key FOR UPDATE`;
+    for (const row of answers) {
+      const stored = typeof row.body === 'string' && isSealed(row.body) ? row.body : null;
+      if (stored && sealedKeyId(stored) === ring.current.id) continue;
+      const plain = stored ? openAnswer(ring, row.company_id, row.key, stored) : row.body;
+      await tx`UPDATE idempotency_keys SET body = ${tx.json(sealAnswer(ring, row.company_id, row.key, plain))} WHERE company_id = ${row.company_id} AND key = ${row.key}`;
+      sealed += 1;
     }
     return sealed;
   });

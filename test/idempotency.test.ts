@@ -1,7 +1,8 @@
 /**
  * Idempotency-Key never locks a key for good: a request that died leaves a lease that runs out,
  * after which one retry (of several at once) takes the key over; an answer is stored even when
- * its client has gone away; answers are kept 24 h, then purged; a key stays tied to its request.
+ * its client has gone away; answers are kept 24 h, then purged; a key stays tied to its request;
+ * a stored answer (which may carry a new API key) is encrypted at rest.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -187,5 +188,23 @@ describe('Idempotency-Key', () => {
     const other = await createClient(dead, newClient());
     expect(other.status).toBe(422);
     expect(other.body).toMatchObject({ type: expect.stringContaining('idempotency-key-reused') });
+  });
+
+  it('keeps a stored answer encrypted, though it carries a new API key, and replays it whole', async () => {
+    const key = `k-${randomUUID()}`;
+    const id = `idem-${randomUUID().slice(0, 8)}`;
+    const create = () => http(stack.apiUrl, 'POST', '/v1/companies', { key: ADMIN_KEY, body: { id, name: 'Keyed Co' }, headers: { 'idempotency-key': key } });
+    const first = await create();
+    expect(first.status, JSON.stringify(first.body)).toBe(201);
+    const apiKey = (first.body as { apiKey: string }).apiKey;
+    const [row] = await stack.sql<{ body: unknown }[]>`SELECT body FROM idempotency_keys WHERE key = ${key}`;
+    expect(JSON.stringify(row!.body)).not.toContain(apiKey);
+    expect(row!.body).toMatch(/^bfenc:v1:/);
+
+    const replay = await create();
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    expect(replay.body).toEqual(first.body);
+    expect((await http(stack.apiUrl, 'GET', '/v1/companies', { key: apiKey })).status).toBe(200);
   });
 });

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, migrate, type Sql } from '../lib/db.js';
 import { BILLFLOW_MIGRATIONS, ROOT } from '../lib/paths.js';
-import { keyring, newSecretKey, open, parseSecretKey, seal, sealedKeyId, sealStoredSecrets } from '../lib/secrets.js';
+import { keyring, newSecretKey, open, openAnswer, parseSecretKey, seal, sealAnswer, sealedKeyId, sealStoredSecrets } from '../lib/secrets.js';
 import { SIGNATURE_HEADER, signPayload } from '../lib/signature.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { webhookDeliveries } from './settled.js';
@@ -217,6 +217,31 @@ describe('on a database of its own', () => {
     expect(await sealStoredSecrets(db.sql, ring)).toBe(0);
     expect(await stored('legacy')).toEqual(first);
     await db.sql`DELETE FROM companies`;
+  });
+
+  it('seals stored Idempotency-Key answers left in plain text, and re-seals them on rotation', async () => {
+    const oldRing = keyring(newSecretKey());
+    const answer = { id: 'co-x', apiKey: 'bf_live_secret' };
+    await db.sql`INSERT INTO idempotency_keys (company_id, key, method, path, request_hash, status, body)
+      VALUES ('__operator__', 'plain-key', 'POST', '/v1/companies', 'h1', 201, ${db.sql.json(answer)}),
+             ('__operator__', 'old-key', 'POST', '/v1/companies', 'h2', 201, ${db.sql.json(sealAnswer(oldRing, '__operator__', 'old-key', answer))})`;
+    const body = async (key: string) => (await db.sql<{ body: string }[]>`SELECT body FROM idempotency_keys WHERE key = ${key}`)[0]!.body;
+    expect(await sealStoredSecrets(db.sql, oldRing)).toBe(1);
+    expect(await body('plain-key')).not.toContain('bf_live_secret');
+    expect(openAnswer(oldRing, '__operator__', 'plain-key', await body('plain-key'))).toEqual(answer);
+    // Bound to its scope and key: moved onto another key, it does not open.
+    const sealed = await body('plain-key');
+    expect(() => openAnswer(oldRing, '__operator__', 'old-key', sealed)).toThrow(/does not decrypt/);
+    expect(() => openAnswer(oldRing, 'co-x', 'plain-key', sealed)).toThrow(/does not decrypt/);
+
+    const newRing = keyring(newSecretKey(), undefined);
+    const rotating = { current: newRing.current, previous: [oldRing.current] };
+    expect(await sealStoredSecrets(db.sql, rotating, { rotate: true })).toBe(2);
+    for (const key of ['plain-key', 'old-key']) {
+      expect(sealedKeyId(await body(key))).toBe(newRing.current.id);
+      expect(openAnswer(newRing, '__operator__', key, await body(key))).toEqual(answer);
+    }
+    await db.sql`DELETE FROM idempotency_keys`;
   });
 
   const rotate = (env: Record<string, string>) =>
