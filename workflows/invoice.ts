@@ -102,7 +102,8 @@ function failureType(e: unknown): string {
 
 export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void> {
   const state = input.state ?? initialState(input.draft);
-  const lock = new Lock();
+  // Runs recorded before the lock excluded for real replay with the lock they ran with.
+  const lock = new Lock(patched('exclusive-lock'));
   const inbox: ProviderPayment[] = [...(input.pending ?? [])];
   const resyncs: ResyncRequest[] = [...(input.pendingResyncs ?? [])];
   const remindersDue: ReminderRequest[] = [...(input.pendingReminders ?? [])];

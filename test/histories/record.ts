@@ -11,7 +11,9 @@
  *  - reconcile-two-repairs: a reconciliation that finds an edited and a lost provider record;
  *  - bill-run-send: a sending run of an emailed and a printed bill; bill-pdf: one bill's PDF.
  * Only histories whose file is missing are recorded: old files stay, so histories of earlier code
- * keep replaying (use `patched()` in the workflow for changes). `npx tsx test/histories/record.ts`.
+ * keep replaying (use `patched()` in the workflow for changes). `npx tsx test/histories/record.ts`;
+ * after a patched change, `npx tsx test/histories/record.ts <tag>` records them all again under
+ * `<name>-<tag>.binpb`, so the new code's histories are kept beside the old.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
@@ -27,11 +29,14 @@ import { reconcileWorkflowId } from '../../workflows/reconcile-contract.js';
 import { startServers } from '../servers.js';
 import { createTenant, eventually, http, startStack, type Stack } from '../stack.js';
 
+const tag = process.argv[2];
+if (tag !== undefined && !/^[a-z0-9-]+$/.test(tag)) throw new Error(`the tag names files: lower-case letters, digits and dashes only (got ${tag})`);
+const fileOf = (name: string) => path.join(ROOT, 'test', 'histories', `${tag ? `${name}-${tag}` : name}.binpb`);
 const servers = await startServers({ webUi: false });
 const stack = await startStack(servers);
 
 async function save(name: string, workflowId: string, opts: { runId?: string; on?: Stack } = {}): Promise<void> {
-  const file = path.join(ROOT, 'test', 'histories', `${name}.binpb`);
+  const file = fileOf(name);
   if (existsSync(file)) return; // a recording of earlier code: kept as it is
   const history = await (opts.on ?? stack).temporal.workflow.getHandle(workflowId, opts.runId).fetchHistory();
   // Binary protobuf: the SDK's JSON helpers trip over duplicate protobufjs copies in node_modules.
@@ -202,7 +207,7 @@ async function billRun(): Promise<void> {
 try {
   for (const [name, record] of Object.entries(recordings)) {
     const files = outputs[name] ?? [name];
-    if (files.every((f) => existsSync(path.join(ROOT, 'test', 'histories', `${f}.binpb`)))) continue;
+    if (files.every((f) => existsSync(fileOf(f)))) continue;
     await record();
   }
 } finally {
