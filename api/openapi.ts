@@ -627,7 +627,22 @@ export const openapi = {
       },
     },
     '/v1/invoices/{number}': {
-      get: { summary: 'An invoice, as its workflow holds it', parameters: [number], responses: { 200: json('The invoice', 'Invoice'), 404: problem, 503: problem } },
+      get: {
+        summary: 'An invoice, as its workflow holds it',
+        description:
+          'While no worker answers (one restarting or being deployed), the invoice as its workflow last saved it, with the header ' +
+          '`Billflow-State: saved`: every change saves before it answers, so no answered change is missing, but a change under way is not shown. ' +
+          '503 `worker-unavailable` only when nothing was saved yet.',
+        parameters: [number],
+        responses: {
+          200: {
+            ...json('The invoice', 'Invoice'),
+            headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+          },
+          404: problem,
+          503: problem,
+        },
+      },
     },
     '/v1/invoices/{number}/status': {
       post: {

@@ -93,6 +93,29 @@ describe('POST /v1/invoices', () => {
     expect(other.status).toBe(409);
   });
 
+  it('reads an invoice as its workflow last saved it while no worker answers, and says so', async () => {
+    const clientId = await newClient();
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    expect((await asErp('POST', '/v1/invoices', invoiceBody(number, clientId))).status).toBe(201);
+    const final = await asErp('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+    expect(final.status, JSON.stringify(final.body)).toBe(200);
+    // An API that gives workers no time at all to answer: every Query misses its deadline.
+    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: 'x', secrets: stack.secrets, publicApiUrl: 'http://x', log: silentLogger, workerAnswerMs: 1 });
+    const server = app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const read = await asErp('GET', `/v1/invoices/${number}`, undefined, base);
+      expect(read.status, JSON.stringify(read.body)).toBe(200);
+      expect(read.headers.get('billflow-state')).toBe('saved');
+      expect(read.body).toMatchObject({ number, status: 'Final', revision: 1, payNowUrl: final.body.payNowUrl, outstanding: 120_000 });
+      // From the workflow itself, no such header.
+      expect((await asErp('GET', `/v1/invoices/${number}`)).headers.get('billflow-state')).toBeNull();
+    } finally {
+      server.close();
+    }
+  });
+
   it('recognises the same create after the workflow has continued as new and the draft was revised', async () => {
     const clientId = await newClient();
     const number = `INV-${randomUUID().slice(0, 8)}`;
