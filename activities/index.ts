@@ -19,6 +19,7 @@ import type { PdfRenderer } from './pdf/renderer.js';
 import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
 import { provider, providerAccount } from './provider/calls.js';
 import { createBillActivities } from './bills.js';
+import { createCombinedActivities } from './combined.js';
 import { insertReceipts } from './receipts.js';
 import { createReconcileActivities } from './reconcile.js';
 
@@ -72,7 +73,7 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     return 'sent';
   }
 
-  return {
+  const activities = {
     ...createBillActivities({ sql, renderer, mailer, secrets }),
     ...createReconcileActivities({ sql, secrets }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
@@ -528,6 +529,7 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
     },
   };
+  return { ...activities, ...createCombinedActivities(activities) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

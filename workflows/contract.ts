@@ -144,6 +144,8 @@ export interface InvoiceWorkflowInput {
   /** Reconciliation repairs asked for but not yet done when the previous run continued as new. */
   pendingResyncs?: ResyncRequest[];
   pendingReminders?: ReminderRequest[];
+  /** Reminder days of a Final whose reminders were not started yet when the run continued as new. */
+  pendingReminderStart?: number[];
   /** Continue as new past this many history events as well as when Temporal suggests it (tests lower it). */
   continueAsNewAfterEvents?: number;
 }
@@ -243,3 +245,12 @@ export const applyPrepaymentUpdate = defineUpdate<InvoiceState, [ApplyPrepayment
 export const paymentSignal = defineSignal<[ProviderPayment]>('paymentReceived');
 /** A reminder's day has come (from the invoice's reminders workflow); the invoice sends it if still owed. */
 export const reminderSignal = defineSignal<[ReminderRequest]>('reminderDue');
+
+/**
+ * A provider idempotency key for attaching a document, keyed by its content too: a render made
+ * again after a crash has other bytes (Chromium dates each PDF), and the provider refuses one key
+ * for two bodies. Attaching replaces, so attaching twice is harmless.
+ */
+export function contentKey(base: string, sha256: string): string {
+  return `${base}:${sha256.slice(0, 16)}`;
+}

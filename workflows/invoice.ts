@@ -30,6 +30,7 @@ import { reminderRefusal } from '../domain/reminders.js';
 import {
   applyPrepaymentUpdate,
   changeStatusUpdate,
+  contentKey,
   lifecycleUpdate,
   remindersWorkflowId,
   paymentSignal,
@@ -56,6 +57,9 @@ import { resyncSignal, type ResyncRequest } from './reconcile-contract.js';
 import { invoiceRemindersWorkflow } from './reminders.js';
 import { initialState } from './state.js';
 
+/** Changes made from this version on read their context, create the provider record, and render and attach the PDF in one activity each. */
+const FEWER_ROUND_TRIPS = 'fewer-round-trips';
+
 const acts = proxyActivities<Activities>({
   // Short: every call is idempotent, so a worker killed mid-call costs seconds, not minutes,
   // before another worker tries again (provider calls time out after 15 s themselves).
@@ -63,6 +67,9 @@ const acts = proxyActivities<Activities>({
   // Provider outages are waited out here, visibly, as a retrying activity in the Web UI.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+
+/** A life-cycle move as the read model records it. */
+type LifecycleRecord = Parameters<Activities['recordLifecycleChange']>[0];
 
 /** A reconciliation's repair tries the provider a few times; the next reconciliation tries again. */
 const repairActs = proxyActivities<Activities>({
@@ -111,6 +118,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   // repair was signalled and passes pendingReminders on continue-as-new. Runs of earlier code
   // replay their repairs with legacyResync.
   let carefulRepair = input.pendingReminders !== undefined;
+  /** Reminder days of a Final whose reminders the main loop starts next (see remindersAfter). */
+  let remindersToStart: number[] | null = input.pendingReminderStart ?? null;
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -136,8 +145,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     lock.run(async () => {
       const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
       if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
-      await moveLifecycle(req.to, req.by, req.requestId);
-      await publish();
+      const fewer = patched(FEWER_ROUND_TRIPS);
+      const moved = await moveLifecycle(req.to, req.by, req.requestId, fewer);
+      await publish(moved);
       return state;
     }),
     {
@@ -170,8 +180,11 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (patched('reminder-signal')) remindersDue.push(r);
   });
 
-  /** Recomputes every derived figure from the rows, then writes the read model and search attributes. */
-  async function publish(): Promise<void> {
+  /**
+   * Recomputes every derived figure from the rows, then writes the read model and search
+   * attributes; with a life-cycle move to record, both in one activity.
+   */
+  async function publish(lifecycle: LifecycleRecord | null = null): Promise<void> {
     state.total = invoiceTotal(state.lines);
     state.outstanding = outstandingAmount(state.total, state.prepaymentsApplied, state.payments);
     state.paid = state.payments.reduce((s, p) => s + p.amount, 0);
@@ -184,7 +197,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.lifecycle, value: state.lifecycleState },
       { key: sa.classification, value: state.classification },
     ]);
-    await acts.saveInvoice(state);
+    if (lifecycle) await acts.recordChange({ invoice: state, lifecycle });
+    else await acts.saveInvoice(state);
   }
 
   /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
@@ -397,7 +411,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const err = transitionError(state.status, req.to);
     if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalTransition');
     const { companyId, number } = state;
-    const company = await acts.getCompanySettings({ companyId });
+    // One activity for what the change needs to know; invoices changed before read it in three.
+    const fewer = patched(FEWER_ROUND_TRIPS);
+    const context = fewer ? await acts.changeContext({ companyId, clientId: state.clientId, to: req.to }) : null;
+    const company = context?.company ?? (await acts.getCompanySettings({ companyId }));
 
     // Invoices that left Final before payments were imported on leaving a reissue too replay as they ran.
     const importFirst = importsBeforeChange(state, req.to) && (state.status === 'Final' || patched('import-before-leaving-reissue'));
@@ -419,10 +436,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     // Histories from before this shortcut asked even for no payments; they replay as they ran.
     const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await acts.paymentHolds({ companyId, number, paymentIds });
-    const email = req.to === 'Final' ? await acts.getEmailSettings({ companyId, clientId: state.clientId }) : null;
+    const email = req.to === 'Final' ? (context ? context.email : await acts.getEmailSettings({ companyId, clientId: state.clientId })) : null;
     let classification: Classification | null = null;
     if (req.to === 'Final') {
-      const limits = await acts.getBillingLimits({ companyId, clientId: state.clientId });
+      const limits = context?.limits ?? (await acts.getBillingLimits({ companyId, clientId: state.clientId }));
       classification = classifyBill(invoiceTotal(state.lines), limits.maxCredited, limits.maxDebited);
     }
     const plan = planStatusChange({
@@ -449,20 +466,21 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       state.held = false;
     }
     state.pendingChange = { to: req.to, requestId: req.requestId, since: new Date().toISOString() };
-    const executed = await executePlan(plan.steps, req.to, req.requestId, found, company.paymentImportSeconds, before);
+    const executed = await executePlan(plan.steps, req.to, req.requestId, found, company.paymentImportSeconds, before, fewer);
     state.status = req.to;
     state.pendingChange = null;
     state.lastFailure = null;
     state.history.push({ at: new Date().toISOString(), from, to: req.to, requestId: req.requestId });
     // A bill exists only while Final: it is Posted again each time the invoice becomes Final.
-    if (req.to === 'Final') await moveLifecycle('Posted', 'billflow', req.requestId);
+    let posted: LifecycleRecord | null = null;
+    if (req.to === 'Final') posted = await moveLifecycle('Posted', 'billflow', req.requestId, fewer);
     else {
       state.lifecycleState = null;
       // A held bill that leaves Final is no longer waiting for release: its next Final decides again.
       state.held = false;
     }
-    await publish();
-    await startReminders(company.reminderDays ?? []);
+    await publish(posted);
+    await remindersAfter(company.reminderDays ?? [], fewer);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
@@ -495,10 +513,22 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     found: ProviderPayment[],
     importSeconds: number,
     before: ReturnType<typeof recordSnapshot>,
+    fewer: boolean,
   ): Promise<Step[]> {
     const executed: Step[] = [];
     try {
-      for (const step of steps) executed.push(await execute(step, requestId, found, importSeconds));
+      for (let i = 0; i < steps.length; i++) {
+        const step = steps[i]!;
+        const next = steps[i + 1];
+        if (fewer && step.kind === 'render-pdf' && next?.kind === 'attach-pdf') {
+          // Rendered and attached in one activity.
+          await renderPdf(requestId, state.providerInvoiceId);
+          executed.push(step, next);
+          i++;
+          continue;
+        }
+        executed.push(await execute(step, requestId, found, importSeconds, fewer));
+      }
       return executed;
     } catch (e) {
       if (isCancellation(e) || !patched('undo-failed-change')) throw e;
@@ -567,8 +597,16 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return created;
   }
 
+  /** Renders the invoice PDF, attaching it to `attachTo` at the provider in the same activity; it shows the figures as they will be once the change is done. */
+  async function renderPdf(requestId: string, attachTo: string | null): Promise<void> {
+    const invoice = { ...state, status: 'Final' as const, outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) };
+    state.pdf = attachTo
+      ? await acts.renderAndAttachPdf({ invoice, providerInvoiceId: attachTo, attachKey: `${state.companyId}:${state.number}:${state.revision}:attach-pdf`, requestId })
+      : await acts.renderInvoicePdf({ invoice, requestId });
+  }
+
   /** Carries out one planned step; returns the step as it actually happened. */
-  async function execute(step: Step, requestId: string, found: ProviderPayment[], importSeconds: number): Promise<Step> {
+  async function execute(step: Step, requestId: string, found: ProviderPayment[], importSeconds: number, fewer: boolean): Promise<Step> {
     const { companyId, number } = state;
     const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}`;
     switch (step.kind) {
@@ -600,7 +638,21 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.paymentImportSeconds = null;
         return step;
       case 'create-provider-invoice': {
-        await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
+        if (fewer) {
+          const created = await acts.createProviderRecord({
+            companyId,
+            clientId: state.clientId,
+            number,
+            invoiceDate: state.invoiceDate,
+            amount: state.total,
+            outstanding: step.outstanding,
+            idempotencyKey: key('create-invoice'),
+            requestId,
+          });
+          state.providerCustomerId = created.customerId;
+          state.providerInvoiceId = created.providerInvoiceId;
+          state.payNowUrl = created.payNowUrl;
+        } else await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
@@ -621,8 +673,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       }
       case 'render-pdf':
-        // The document shows the figures as they will be once the change is done.
-        state.pdf = await acts.renderInvoicePdf({ invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) }, requestId });
+        await renderPdf(requestId, null);
         return step;
       case 'attach-pdf':
         await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: pdfKey(key('attach-pdf')), requestId });
@@ -688,20 +739,29 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return prepaymentKey(state.prepaymentApplications[n]?.operationKey, n);
   }
 
-  /**
-   * A provider key for attaching the current PDF, keyed by its content too: a render made again
-   * after a crash has other bytes (Chromium dates each PDF), and the provider refuses one key for
-   * two bodies. Attaching replaces, so attaching twice is harmless.
-   */
+  /** The attach key of the current PDF (see contentKey). */
   function pdfKey(base: string): string {
-    return `${base}:${state.pdf!.sha256.slice(0, 16)}`;
+    return contentKey(base, state.pdf!.sha256);
   }
 
-  async function moveLifecycle(to: LifecycleState, by: string, requestId: string): Promise<void> {
+  /** Moves the bill's life-cycle; `deferred`: the move is returned for the next publish to record, else recorded now. */
+  async function moveLifecycle(to: LifecycleState, by: string, requestId: string, deferred = false): Promise<LifecycleRecord | null> {
     const from = state.lifecycleState;
-    await acts.recordLifecycleChange({ companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 });
+    const record = { companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 };
+    if (!deferred) await acts.recordLifecycleChange(record);
     state.lifecycleState = to;
     state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
+    return deferred ? record : null;
+  }
+
+  /**
+   * The reminders of a change that made the invoice Final: started by the main loop once the
+   * change has answered (a child workflow's start is a round trip the ERP need not wait for), or,
+   * for invoices changed before, at once.
+   */
+  async function remindersAfter(reminderDays: number[], fewer: boolean): Promise<void> {
+    if (fewer) remindersToStart = reminderDays;
+    else await startReminders(reminderDays);
   }
 
   /**
@@ -732,8 +792,10 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   /** An operator releases a held exceptional bill: the Final's provider steps and email run now. */
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
     checkRelease();
-    const company = await acts.getCompanySettings({ companyId: state.companyId });
-    const email = await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
+    const fewer = patched(FEWER_ROUND_TRIPS);
+    const context = fewer ? await acts.changeContext({ companyId: state.companyId, clientId: state.clientId, to: 'Final' }) : null;
+    const company = context?.company ?? (await acts.getCompanySettings({ companyId: state.companyId }));
+    const email = context ? context.email : await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
     const plan = planStatusChange({
       invoice: state,
       to: 'Final',
@@ -745,12 +807,12 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       hold: null,
       prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
     });
-    const executed = await executePlan(plan.steps, 'Final', req.requestId, [], company.paymentImportSeconds, recordSnapshot());
+    const executed = await executePlan(plan.steps, 'Final', req.requestId, [], company.paymentImportSeconds, recordSnapshot(), fewer);
     state.held = false;
     state.lastFailure = null;
     state.history.push({ at: new Date().toISOString(), from: 'Final', to: 'Final', requestId: req.requestId, releasedBy: req.by });
     await publish();
-    await startReminders(company.reminderDays ?? []);
+    await remindersAfter(company.reminderDays ?? [], fewer);
     return { invoice: state, plan: { ...plan, steps: executed }, dryRun: false };
   }
 
@@ -845,6 +907,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
 
   if (!input.state) await lock.run(publish);
 
+  async function startPendingReminders(): Promise<void> {
+    if (remindersToStart === null) return;
+    await lock.run(async () => {
+      const days = remindersToStart;
+      remindersToStart = null;
+      if (days) await startReminders(days);
+    });
+  }
+
   const historyIsLong = () =>
     workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength > input.continueAsNewAfterEvents);
   const importing = () => state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
@@ -854,7 +925,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     // Wake for payments, for continue-as-new, when a status change starts or stops the import
     // timer, and when a reminder that failed is due to be tried again.
     const wasImporting = importing();
-    const wake = () => inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || historyIsLong() || importing() !== wasImporting;
+    const wake = () =>
+      inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || remindersToStart !== null || historyIsLong() || importing() !== wasImporting;
     const importAt = wasImporting ? Date.now() + state.paymentImportSeconds! * 1000 : Infinity;
     const retryAt = Math.min(...remindersDue.map((r) => r.notBefore ?? Infinity));
     const wakeAt = Math.min(importAt, retryAt);
@@ -862,6 +934,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (wakeAt === Infinity) await condition(wake);
     else timedOut = !(await condition(wake, wakeAt - Date.now()));
     const importDue = timedOut && Date.now() >= importAt;
+    await startPendingReminders();
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(() => importPayments());
     if (resyncs.length > 0) {
@@ -878,10 +951,13 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
     if (historyIsLong()) {
       // Let running Updates finish first; their callers get their answers from this run.
+      await startPendingReminders();
       await condition(allHandlersFinished);
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
       // Signals that arrived meanwhile travel along, so no payment is lost.
-      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs, pendingReminders: remindersDue });
+      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs, pendingReminders: remindersDue,
+        ...(remindersToStart ? { pendingReminderStart: remindersToStart } : {}),
+      });
     }
   }
 }

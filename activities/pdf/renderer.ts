@@ -5,7 +5,7 @@
  * (killed, crashed, out of memory) is replaced by a new one for the next render, and a render it
  * interrupted is tried once more.
  */
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Semaphore } from '../../lib/semaphore.js';
 
 const USES_PER_PAGE = 200;
@@ -66,6 +66,9 @@ export class PdfRenderer {
   private async launch(): Promise<Session> {
     // A dead browser's pages went with it; nothing of it is kept.
     this.session = null;
+    // Loaded at the first render, not at start: a restarted worker polls its workflow tasks
+    // (most of what waits after a crash) without first loading Playwright.
+    const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({ executablePath: this.opts.executablePath, args: CHROMIUM_ARGS });
     try {
       // Offline context: templates must be self-contained; nothing is fetched while printing.

@@ -1,0 +1,65 @@
+/**
+ * An ERP call costs the round trips its work needs, not one per small step: every activity is a
+ * round trip through the Temporal server. A Final reads what it needs in one activity, creates
+ * the provider record (customer and invoice) in one, renders and attaches the PDF in one, emails,
+ * and records the change and the read model in one; its due-date reminders start after it has
+ * answered. A life-cycle move is one activity.
+ */
+import { randomUUID } from 'node:crypto';
+import type { temporal } from '@temporalio/proto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { invoiceWorkflowId } from '../workflows/contract.js';
+import { createTenant, http, startStack, type Stack, type Tenant } from './harness.js';
+
+let stack: Stack;
+let tenant: Tenant;
+
+beforeAll(async () => {
+  stack = await startStack();
+  tenant = await createTenant(stack, { reminderDays: [0, 7] });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+type Event = temporal.api.history.v1.IHistoryEvent;
+
+/** The activities scheduled between an Update's acceptance and its completion, and what came after. */
+function updateSpan(events: Event[], update: string): { activities: string[]; after: Event[] } {
+  const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input?.name === update);
+  expect(accepted, `update ${update} accepted`).toBeGreaterThanOrEqual(0);
+  const acceptedId = String(events[accepted]!.eventId);
+  const completed = events.findIndex((e) => String(e.workflowExecutionUpdateCompletedEventAttributes?.acceptedEventId ?? '') === acceptedId);
+  expect(completed, `update ${update} completed`).toBeGreaterThan(accepted);
+  const activities = events
+    .slice(accepted, completed)
+    .flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'] : []));
+  return { activities, after: events.slice(completed) };
+}
+
+it('prints to Final in five activities and starts its reminders after answering; a life-cycle move is one', async () => {
+  const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
+  const clientId = `CL-${randomUUID().slice(0, 6)}`;
+  expect((await api('POST', '/v1/clients', { id: clientId, name: 'Riverside Architects', email: 'ap@riverside.example' })).status).toBe(201);
+  const number = `RT-${randomUUID().slice(0, 8)}`;
+  const body = { number, clientId, invoiceDate: '2026-12-01', dueDate: '2026-12-31', lines: [{ description: 'Design', amount: 150_000 }] };
+  expect((await api('POST', '/v1/invoices', body)).status).toBe(201);
+  const final = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+  expect(final.status, JSON.stringify(final.body)).toBe(200);
+  expect(final.body.payNowUrl).toEqual(expect.any(String));
+  const moved = await api('POST', `/v1/invoices/${number}/lifecycle`, { state: 'Presented', by: 'pm' });
+  expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+
+  const handle = stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, number));
+  // The reminders' child workflow is started after the Final answered: wait for it, then read the history.
+  let events: Event[] = [];
+  for (let i = 0; i < 100 && !events.some((e) => e.childWorkflowExecutionStartedEventAttributes); i++) {
+    events = (await handle.fetchHistory()).events ?? [];
+    if (!events.some((e) => e.childWorkflowExecutionStartedEventAttributes)) await new Promise((r) => setTimeout(r, 100));
+  }
+  const finalSpan = updateSpan(events, 'changeStatus');
+  expect(finalSpan.activities).toEqual(['changeContext', 'createProviderRecord', 'renderAndAttachPdf', 'sendInvoiceEmail', 'recordChange']);
+  expect(finalSpan.after.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(true);
+  expect(updateSpan(events, 'setLifecycleState').activities).toEqual(['recordChange']);
+});
