@@ -373,12 +373,15 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       return { paymentId, paidAt };
     },
 
-    /** Where the client's final invoices are emailed, and whether its template carries the Pay Now URL. */
+    /**
+     * Where the client's final invoices are emailed, and whether its template carries the Pay Now
+     * URL; null when they are not emailed (no address, or the client takes its bills on paper).
+     */
     async getEmailSettings({ companyId, clientId }: { companyId: string; clientId: string }) {
-      const [c] = await sql<{ email: string | null; template: EmailTemplate | null }[]>`
-        SELECT email, invoice_email_template AS template FROM clients WHERE company_id = ${companyId} AND id = ${clientId}`;
+      const [c] = await sql<{ email: string | null; template: EmailTemplate | null; delivery: 'email' | 'print' }[]>`
+        SELECT email, invoice_email_template AS template, delivery_preference AS delivery FROM clients WHERE company_id = ${companyId} AND id = ${clientId}`;
       if (!c) throw ApplicationFailure.nonRetryable(`unknown client ${clientId}`, 'UnknownClient');
-      return c.email ? { to: c.email, usesPayNowUrl: templateUsesPayNowUrl(c.template) } : null;
+      return c.email && c.delivery === 'email' ? { to: c.email, usesPayNowUrl: templateUsesPayNowUrl(c.template) } : null;
     },
 
     /**

@@ -399,4 +399,16 @@ describe('emailing the final invoice', () => {
     expect(msg.text).not.toContain('/pay/');
     expect(inv.plan.steps.at(-1)).toEqual({ kind: 'email-invoice', to: email, withPayNowUrl: false });
   });
+
+  it('emails nothing to a client whose delivery preference is print', async () => {
+    const email = freshAddress();
+    const clientId = `cl-${randomUUID().slice(0, 6)}`;
+    await api('POST', '/v1/clients', { id: clientId, name: 'Paper Only Ltd', email });
+    expect((await api('PATCH', `/v1/clients/${clientId}`, { deliveryPreference: 'print' })).status).toBe(200);
+    const inv = await finalInvoice(clientId, 12_000);
+    // The Final has answered, so its email step (the last) would have run: there is none.
+    expect(inv.plan.steps.map((s: { kind: string }) => s.kind)).not.toContain('email-invoice');
+    expect(inv.emailDelivery ?? null).toBeNull();
+    expect(await mailbox(inject('mailDevUrl')).to(email)).toEqual([]);
+  });
 });
