@@ -195,10 +195,11 @@ export function apiRouter(deps: ApiDeps): express.Router {
         last_error: string | null;
         delivered_at: Date | null;
         body: string;
+        last_headers: Record<string, string> | null;
         fault: string | null;
       }[]
     >`
-      SELECT id, type, payment_id, url, attempts, last_status, last_error, delivered_at, body, fault FROM webhook_deliveries
+      SELECT id, type, payment_id, url, attempts, last_status, last_error, delivered_at, body, last_headers, fault FROM webhook_deliveries
       WHERE account_id = ${a.id} ${paymentId === undefined ? sql`` : sql`AND payment_id = ${paymentId}`}
       ORDER BY created_at, id LIMIT 1000`;
     res.json({
@@ -212,6 +213,7 @@ export function apiRouter(deps: ApiDeps): express.Router {
         lastError: d.last_error,
         deliveredAt: d.delivered_at,
         body: d.body,
+        headers: d.last_headers,
         fault: d.fault,
       })),
     });

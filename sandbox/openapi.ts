@@ -269,6 +269,11 @@ const responseSchemas = {
       lastError: { type: ['string', 'null'] },
       deliveredAt: { type: ['string', 'null'], format: 'date-time' },
       body: { type: 'string', description: 'The exact JSON text that was signed and sent.' },
+      headers: {
+        type: ['object', 'null'],
+        additionalProperties: { type: 'string' },
+        description: 'The headers of the last attempt, signature included: with `body`, the request can be replayed exactly (null before the first attempt).',
+      },
       fault: {
         type: ['string', 'null'],
         enum: ['duplicated', 'held', 'lost', null],

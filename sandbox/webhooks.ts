@@ -144,34 +144,35 @@ export class WebhookDispatcher {
     return null;
   }
 
-  private async send(d: Claimed): Promise<{ status: number | null; error: string | null }> {
+  private async send(d: Claimed): Promise<{ status: number | null; error: string | null; headers: Record<string, string> }> {
+    const headers = { 'content-type': 'application/json', [SIGNATURE_HEADER]: signPayload(d.webhook_secret, d.body) };
     try {
       const res = await fetch(d.url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signPayload(d.webhook_secret, d.body) },
+        headers,
         body: d.body,
         redirect: 'manual',
         signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
       });
       await res.body?.cancel();
-      return { status: res.status, error: res.ok ? null : `receiver answered ${res.status}` };
+      return { status: res.status, error: res.ok ? null : `receiver answered ${res.status}`, headers };
     } catch (err) {
       // fetch reports "fetch failed"; the cause says why (ECONNREFUSED, timeout, ...).
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      return { status: null, error: err instanceof Error ? `${err.message}${cause}` : String(err) };
+      return { status: null, error: err instanceof Error ? `${err.message}${cause}` : String(err), headers };
     }
   }
 
   private async attempt(d: Claimed): Promise<void> {
     const fault = await this.injectFault(d);
     if (fault === 'handled') return;
-    const { status, error } = await this.send(d);
+    const { status, error, headers } = await this.send(d);
     // A duplicate is the same event (id, body, signature) a second time, as a provider's retry after a lost acknowledgement.
     if (fault === 'duplicated' && error === null) await this.send(d);
     const attempts = d.attempts + 1;
     if (error === null) {
       await this.sql`
-        UPDATE webhook_deliveries SET attempts = ${attempts}, last_status = ${status}, last_error = NULL,
+        UPDATE webhook_deliveries SET attempts = ${attempts}, last_status = ${status}, last_error = NULL, last_headers = ${this.sql.json(headers)},
                delivered_at = now(), next_attempt_at = NULL
         WHERE id = ${d.id}`;
       return;
@@ -179,7 +180,7 @@ export class WebhookDispatcher {
     const giveUp = attempts >= MAX_ATTEMPTS;
     if (giveUp) this.log(`webhook ${d.id} to ${d.url} given up after ${attempts} attempts: ${error}`);
     await this.sql`
-      UPDATE webhook_deliveries SET attempts = ${attempts}, last_status = ${status}, last_error = ${error},
+      UPDATE webhook_deliveries SET attempts = ${attempts}, last_status = ${status}, last_error = ${error}, last_headers = ${this.sql.json(headers)},
              next_attempt_at = ${giveUp ? this.sql`NULL` : this.sql`now() + ${retryDelayMs(attempts)}::int * interval '1 millisecond'`}
       WHERE id = ${d.id}`;
   }

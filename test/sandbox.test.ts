@@ -662,6 +662,8 @@ describe('webhooks', () => {
         expect(verifySignature(a.webhookSecret, call.body, call.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBeNull();
         expect(call.body).toBe(delivery.body);
       }
+      // The log keeps the last attempt's headers: body and headers replay it exactly.
+      expect(delivery.headers).toEqual({ 'content-type': 'application/json', [SIGNATURE_HEADER]: hook.calls[1]!.headers[SIGNATURE_HEADER.toLowerCase()] });
       expect(verifySignature('whsec_wrong', hook.calls[0]!.body, hook.calls[0]!.headers[SIGNATURE_HEADER.toLowerCase()] as string)).not.toBeNull();
       const event = JSON.parse(hook.calls[0]!.body) as Json;
       expect(event).toMatchObject({ id: delivery.eventId, type: 'payment.succeeded', accountId: a.id });
