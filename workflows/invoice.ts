@@ -435,6 +435,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       hold: classification,
       // Invoices whose prepayments were left off the provider's books replay as they ran.
       prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+      ...(company.capabilities ? { capabilities: company.capabilities } : {}),
     });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
@@ -556,6 +557,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       customerId: state.providerCustomerId,
       number,
       invoiceDate: state.invoiceDate,
+      dueDate: state.dueDate,
+      currency: state.currency,
       amount: state.total,
       outstanding,
       idempotencyKey,
@@ -743,6 +746,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       email,
       hold: null,
       prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+      ...(company.capabilities ? { capabilities: company.capabilities } : {}),
     });
     const executed = await executePlan(plan.steps, 'Final', req.requestId, [], company.paymentImportSeconds, recordSnapshot());
     state.held = false;
