@@ -4,6 +4,7 @@ import type { ProviderKind } from '../../domain/provider.js';
 import type { Sql } from '../../lib/db.js';
 import { open, type Keyring } from '../../lib/secrets.js';
 import { BillPayClient, billPayWebhooks } from './billpay.js';
+import { StripeProvider, stripeWebhooks } from './stripe.js';
 import { ProviderError, type PaymentProvider, type ProviderAccount, type WebhookVerifier } from './provider.js';
 
 /** The account is read (and its key decrypted) inside the activity, so no secret ever travels in a workflow history. */
@@ -24,7 +25,7 @@ export function providerFor(account: ProviderAccount): PaymentProvider {
     case 'billpay':
       return new BillPayClient(account);
     case 'stripe':
-      throw ApplicationFailure.nonRetryable('the Stripe adapter is not built yet', 'ProviderKindUnsupported');
+      return new StripeProvider(account);
   }
 }
 
@@ -34,7 +35,7 @@ export function webhookVerifierFor(kind: ProviderKind): WebhookVerifier {
     case 'billpay':
       return billPayWebhooks;
     case 'stripe':
-      throw new Error('the Stripe adapter is not built yet');
+      return stripeWebhooks;
   }
 }
 
