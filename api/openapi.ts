@@ -251,6 +251,7 @@ const schemas = {
           type: 'object',
           description:
             'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
+            'keep-provider-payment (a provider that keeps the payments it collected, e.g. Stripe: its invoice is credited when it leaves) | ' +
             'delete-provider-invoice (voids: true where the provider voids rather than deletes, e.g. Stripe) | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
             'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
         },

@@ -39,6 +39,8 @@ export type Step =
   | { kind: 'remove-provider-payment'; paymentId: string }
   /** Other invoices the payment covered are still Final: the record stays until they change too. */
   | { kind: 'hold-provider-payment'; paymentId: string; heldBy: string[] }
+  /** The provider keeps payments it collected (capabilities.removePayment false): the record stays, credited when it leaves. */
+  | { kind: 'keep-provider-payment'; paymentId: string }
   /** `voids`: the provider keeps the record, voided (or credited when paid), rather than deleting it. */
   | { kind: 'delete-provider-invoice'; providerInvoiceId: string; voids?: true }
   | { kind: 'render-pdf' }
@@ -118,7 +120,13 @@ export function planStatusChange(input: PlanInput): Plan {
       steps.push({ kind: 'convert-to-prepayment', paymentId: p.paymentId, amount: p.amount });
       feed.push({ kind: 'prepayment', paymentId: p.paymentId, amount: p.amount });
       const heldBy = stillHeldBy[p.paymentId] ?? [];
-      steps.push(heldBy.length ? { kind: 'hold-provider-payment', paymentId: p.paymentId, heldBy } : { kind: 'remove-provider-payment', paymentId: p.paymentId });
+      steps.push(
+        heldBy.length
+          ? { kind: 'hold-provider-payment', paymentId: p.paymentId, heldBy }
+          : can.removePayment
+            ? { kind: 'remove-provider-payment', paymentId: p.paymentId }
+            : { kind: 'keep-provider-payment', paymentId: p.paymentId },
+      );
     }
     payments = [];
   }

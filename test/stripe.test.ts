@@ -172,6 +172,14 @@ describe('the plan of a status change, by capabilities', () => {
     expect(stripe.payNowUrl).toBe('new');
   });
 
+  it('keeps a payment Stripe collected when the invoice leaves Final, where Bill & Pay removes it', () => {
+    const paid: PlanInvoice = { ...finalAtProvider, status: 'Final', prepaymentApplications: [], payments: [{ paymentId: 'inpay_1', amount: 3_000, fee: 0, paidAt: '', source: 'webhook', coveredInvoices: ['INV-9'] }] };
+    const leave = (capabilities: (typeof PROVIDER_CAPABILITIES)[keyof typeof PROVIDER_CAPABILITIES]) =>
+      planStatusChange({ ...base, invoice: paid, to: 'Reissue', capabilities }).steps;
+    expect(leave(PROVIDER_CAPABILITIES.billpay)).toEqual([{ kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 }, { kind: 'remove-provider-payment', paymentId: 'inpay_1' }]);
+    expect(leave(PROVIDER_CAPABILITIES.stripe)).toEqual([{ kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 }, { kind: 'keep-provider-payment', paymentId: 'inpay_1' }]);
+  });
+
   it('voids a Stripe record that would owe nothing, and voids rather than deletes on the way to Draft', () => {
     const settled = planStatusChange({ ...base, invoice: { ...finalAtProvider, prepaymentsApplied: 10_000, prepaymentApplications: [] }, capabilities: PROVIDER_CAPABILITIES.stripe });
     expect(settled.steps.map((s) => s.kind)).toEqual(['delete-provider-invoice', 'skip-provider', 'render-pdf']);

@@ -654,6 +654,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'email-invoice':
         await emailInvoice(step, requestId);
         return step;
+      case 'keep-provider-payment':
+        return step;
       case 'hold-exceptional':
         state.held = true;
         return step;
