@@ -120,12 +120,22 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
   });
 
   it('decides how an invoice leaves and which payments count, from what Stripe says', () => {
-    expect(removal({ status: 'draft', amount_paid: 0, amount_remaining: 100 })).toEqual({ action: 'delete' });
-    expect(removal({ status: 'open', amount_paid: 0, amount_remaining: 100 })).toEqual({ action: 'void' });
-    expect(removal({ status: 'void', amount_paid: 0, amount_remaining: 0 })).toEqual({ action: 'none' });
+    const inv = (status: Stripe.Invoice['status'], paid: number, remaining: number, credited = 0) => ({
+      status,
+      total: 100,
+      amount_paid: paid,
+      amount_remaining: remaining,
+      pre_payment_credit_notes_amount: 0,
+      post_payment_credit_notes_amount: credited,
+    });
+    expect(removal(inv('draft', 0, 100))).toEqual({ action: 'delete' });
+    expect(removal(inv('open', 0, 100))).toEqual({ action: 'void' });
+    expect(removal(inv('void', 0, 0))).toEqual({ action: 'none' });
     // Money on it: credited, what was paid out of band (billflow keeps it as the client's prepayment).
-    expect(removal({ status: 'open', amount_paid: 30, amount_remaining: 70 })).toEqual({ action: 'credit', amount: 100, outOfBand: 30 });
-    expect(removal({ status: 'paid', amount_paid: 100, amount_remaining: 0 })).toEqual({ action: 'credit', amount: 100, outOfBand: 100 });
+    expect(removal(inv('open', 30, 70))).toEqual({ action: 'credit', amount: 100, outOfBand: 30 });
+    expect(removal(inv('paid', 100, 0))).toEqual({ action: 'credit', amount: 100, outOfBand: 100 });
+    // Credited in full already (a retry after the credit note was made): nothing more.
+    expect(removal(inv('paid', 100, 0, 100))).toEqual({ action: 'none' });
     const payment = (type: string, status = 'paid') =>
       ({ id: 'inpay_1', invoice: 'in_1', amount_paid: 2500, status, created: 1_764_633_600, payment: { type }, status_transitions: { paid_at: 1_764_633_700, canceled_at: null } }) as unknown as Stripe.InvoicePayment;
     expect(collectedPayment(payment('payment_intent'), 'INV-1', 'cus_1')).toEqual({

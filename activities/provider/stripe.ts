@@ -288,9 +288,16 @@ export class StripeProvider implements PaymentProvider {
   }
 }
 
-/** A record billflow counts as the invoice's: finalized and not voided. */
+type Credited = Pick<Stripe.Invoice, 'total' | 'pre_payment_credit_notes_amount' | 'post_payment_credit_notes_amount'>;
+
+/** Credit notes cover the whole invoice: billflow took it back (it cannot be voided once money was on it). */
+function creditedInFull(inv: Credited): boolean {
+  return inv.total > 0 && inv.pre_payment_credit_notes_amount + inv.post_payment_credit_notes_amount >= inv.total;
+}
+
+/** A record billflow counts as the invoice's: finalized, neither voided nor credited in full. */
 function live(inv: Stripe.Invoice): boolean {
-  return inv.status === 'open' || inv.status === 'paid' || inv.status === 'uncollectible';
+  return (inv.status === 'open' || inv.status === 'paid' || inv.status === 'uncollectible') && !creditedInFull(inv);
 }
 
 /**
@@ -299,12 +306,12 @@ function live(inv: Stripe.Invoice): boolean {
  * out of band, since billflow keeps that money as the client's prepayment (a customer-balance
  * credit would be applied by Stripe to the next invoice behind billflow's back).
  */
-export function removal(inv: Pick<Stripe.Invoice, 'status' | 'amount_paid' | 'amount_remaining'>):
+export function removal(inv: Pick<Stripe.Invoice, 'status' | 'amount_paid' | 'amount_remaining'> & Credited):
   | { action: 'none' }
   | { action: 'delete' }
   | { action: 'void' }
   | { action: 'credit'; amount: number; outOfBand: number } {
-  if (inv.status === 'void') return { action: 'none' };
+  if (inv.status === 'void' || creditedInFull(inv)) return { action: 'none' };
   if (inv.status === 'draft') return { action: 'delete' };
   if (inv.amount_paid === 0) return { action: 'void' };
   return { action: 'credit', amount: inv.amount_remaining + inv.amount_paid, outOfBand: inv.amount_paid };
