@@ -290,3 +290,52 @@ describe('a company registered with provider.kind stripe, through billflow API',
     });
   });
 });
+
+/**
+ * The same company against Stripe's test mode, when STRIPE_TEST_KEY (an `sk_test_` key) is set:
+ * the lifecycle stripe-mock cannot run. Skipped without it (this machine has no internet, so it has
+ * not run here). Webhooks cannot reach a loopback API, so payments are not part of it.
+ */
+describe.skipIf(!process.env.STRIPE_TEST_KEY)('a Stripe company against Stripe test mode (STRIPE_TEST_KEY)', () => {
+  const stripe = () => new Stripe(process.env.STRIPE_TEST_KEY!, { apiVersion: STRIPE_API_VERSION });
+  const api = <T>(key: string, method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key, ...(body === undefined ? {} : { body }) });
+  type Inv = { status: string; payNowUrl: string | null; providerInvoiceId: string | null };
+
+  it('finalizes with a hosted page, replaces on Reissue -> Final, records Quick Pay out of band, credits on Draft', async () => {
+    const companyId = `live-${randomUUID().slice(0, 8)}`;
+    const created = await http<{ apiKey: string }>(stack.apiUrl, 'POST', '/v1/companies', {
+      key: ADMIN_KEY,
+      body: { id: companyId, name: 'billflow test', currency: 'EUR', provider: { enabled: true, kind: 'stripe', apiKey: process.env.STRIPE_TEST_KEY, webhookSecret: 'whsec_unused_here' } },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const key = created.body.apiKey;
+    const clientId = `CL-${randomUUID().slice(0, 8)}`;
+    expect((await api(key, 'POST', '/v1/clients', { id: clientId, name: 'Riverside Architects' })).status).toBe(201);
+    const number = `LIVE-${randomUUID().slice(0, 8)}`;
+    expect((await api(key, 'POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-24', dueDate: '2099-12-24', lines: [{ description: 'Design', amount: 150_000 }] })).status).toBe(201);
+    const status = async (to: string) => {
+      const r = await api<Inv>(key, 'POST', `/v1/invoices/${number}/status`, { status: to });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      return r.body;
+    };
+
+    const first = await status('Final');
+    expect(first.payNowUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    const at = await stripe().invoices.retrieve(first.providerInvoiceId!);
+    expect(at).toMatchObject({ status: 'open', currency: 'eur', amount_remaining: 150_000, metadata: { billflow_number: number } });
+
+    await status('Reissue');
+    const second = await status('Final');
+    expect(second.providerInvoiceId).not.toBe(first.providerInvoiceId);
+    expect(second.payNowUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    expect((await stripe().invoices.retrieve(first.providerInvoiceId!)).status).toBe('void');
+
+    const qp = await api(key, 'POST', `/v1/invoices/${number}/quick-pay`, { paymentType: 'Receipt', paymentMethod: 'Bank transfer', issuedOn: '2026-11-25', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR' });
+    expect(qp.status, JSON.stringify(qp.body)).toBe(200);
+    expect((await stripe().invoices.retrieve(second.providerInvoiceId!)).status).toBe('paid');
+
+    await status('Draft');
+    const credited = await stripe().invoices.retrieve(second.providerInvoiceId!);
+    expect(credited.post_payment_credit_notes_amount).toBe(150_000);
+  });
+});
