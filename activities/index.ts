@@ -41,8 +41,7 @@ export interface CompanySettings {
   paymentImportSeconds: number;
   /** Days relative to the due date on which a Final invoice that owes something is reminded (absent in histories recorded before reminders). */
   reminderDays?: number[];
-  /** The company's provider and what it can do, recorded with the result so a plan replays as it was made (absent in older histories: Bill & Pay). */
-  providerKind?: ProviderKind;
+  /** What the company's provider can do, recorded with the result so a plan replays as it was made (absent in older histories: Bill & Pay's). */
   capabilities?: ProviderCapabilities;
 }
 
@@ -87,7 +86,6 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
         providerEnabled: row.provider_enabled,
         paymentImportSeconds: row.payment_import_seconds,
         reminderDays: row.reminder_days,
-        providerKind: row.provider_kind,
         capabilities: PROVIDER_CAPABILITIES[row.provider_kind],
       };
     },
