@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { log } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { resolveLimit, type BillLimit } from '../domain/bill.js';
+import { PROVIDER_CAPABILITIES, type ProviderCapabilities, type ProviderKind } from '../domain/provider.js';
 import type { Sql } from '../lib/db.js';
 import type { Keyring } from '../lib/secrets.js';
 import { stableUuid } from '../lib/ids.js';
@@ -16,8 +17,8 @@ import { reminderRefusal, type ReminderRefusal } from '../domain/reminders.js';
 import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
-import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
-import { provider, providerAccount } from './provider/calls.js';
+import { companyProvider, provider } from './provider/calls.js';
+import { paymentForInvoice } from './provider/provider.js';
 import { createBillActivities } from './bills.js';
 import { createCombinedActivities } from './combined.js';
 import { insertReceipts } from './receipts.js';
@@ -41,10 +42,12 @@ export interface CompanySettings {
   paymentImportSeconds: number;
   /** Days relative to the due date on which a Final invoice that owes something is reminded (absent in histories recorded before reminders). */
   reminderDays?: number[];
+  /** What the company's provider can do, recorded with the result so a plan replays as it was made (absent in older histories: Bill & Pay's). */
+  capabilities?: ProviderCapabilities;
 }
 
 export function createActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
-  const account = (companyId: string) => providerAccount(sql, secrets, companyId);
+  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
   async function deliver(mail: OutgoingMail): Promise<void> {
@@ -77,17 +80,22 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     ...createBillActivities({ sql, renderer, mailer, secrets }),
     ...createReconcileActivities({ sql, secrets }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
-      const [row] = await sql<{ provider_enabled: boolean; payment_import_seconds: number; reminder_days: number[] }[]>`
-        SELECT provider_enabled, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;
+      const [row] = await sql<{ provider_enabled: boolean; provider_kind: ProviderKind; payment_import_seconds: number; reminder_days: number[] }[]>`
+        SELECT provider_enabled, provider_kind, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;
       if (!row) throw ApplicationFailure.nonRetryable(`unknown company ${companyId}`, 'UnknownCompany');
-      return { providerEnabled: row.provider_enabled, paymentImportSeconds: row.payment_import_seconds, reminderDays: row.reminder_days };
+      return {
+        providerEnabled: row.provider_enabled,
+        paymentImportSeconds: row.payment_import_seconds,
+        reminderDays: row.reminder_days,
+        capabilities: PROVIDER_CAPABILITIES[row.provider_kind],
+      };
     },
 
     async ensureProviderCustomer({ companyId, clientId, requestId }: { companyId: string; clientId: string; requestId: string }) {
       const [client] = await sql<{ name: string; email: string | null }[]>`
         SELECT name, email FROM clients WHERE company_id = ${companyId} AND id = ${clientId}`;
       if (!client) throw ApplicationFailure.nonRetryable(`unknown client ${clientId}`, 'UnknownClient');
-      const api = new BillPayClient(await account(companyId));
+      const api = await providerOf(companyId);
       const customer = await provider('ensure customer', () =>
         api.ensureCustomer({ externalId: clientId, name: client.name, email: client.email }, requestId),
       );
@@ -100,18 +108,23 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       customerId: string;
       number: string;
       invoiceDate: string;
+      /** Absent in activities scheduled before providers needed them. */
+      dueDate?: string;
+      currency?: string;
       amount: number;
       outstanding: number;
       idempotencyKey: string;
       requestId: string;
     }) {
-      const api = new BillPayClient(await account(input.companyId));
+      const api = await providerOf(input.companyId);
       const inv = await provider('create provider invoice', () =>
         api.createInvoice(
           {
             customerId: input.customerId,
             number: input.number,
             invoiceDate: input.invoiceDate,
+            ...(input.dueDate ? { dueDate: input.dueDate } : {}),
+            ...(input.currency ? { currency: input.currency } : {}),
             amount: input.amount,
             outstanding: input.outstanding,
           },
@@ -132,13 +145,13 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     }): Promise<void> {
       const [doc] = await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${input.documentId}`;
       if (!doc) throw ApplicationFailure.nonRetryable(`document ${input.documentId} not found`, 'MissingDocument');
-      const api = new BillPayClient(await account(input.companyId));
+      const api = await providerOf(input.companyId);
       await provider('attach PDF', () => api.attachPdf(input.providerInvoiceId, doc.bytes, input.idempotencyKey, input.requestId));
       log.info('invoice PDF sent to provider', { providerInvoiceId: input.providerInvoiceId, requestId: input.requestId });
     },
 
     async importProviderPayments(input: { companyId: string; providerInvoiceId: string; requestId: string }): Promise<ProviderPayment[]> {
-      const api = new BillPayClient(await account(input.companyId));
+      const api = await providerOf(input.companyId);
       const payments = await provider('list payments', () => api.listPayments(input.providerInvoiceId, input.requestId));
       return payments.flatMap((p) => paymentForInvoice(p, input.providerInvoiceId, 'import', input.requestId) ?? []);
     },
@@ -206,8 +219,8 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     },
 
     async removeProviderPayment(input: { companyId: string; paymentId: string; number: string; requestId: string }): Promise<void> {
-      const api = new BillPayClient(await account(input.companyId));
-      await provider('remove provider payment', () => api.deletePayment(input.paymentId, `${input.companyId}:${input.paymentId}:remove-payment`, input.requestId));
+      const api = await providerOf(input.companyId);
+      await provider('remove provider payment', () => api.removePayment(input.paymentId, `${input.companyId}:${input.paymentId}:remove-payment`, input.requestId));
       await sql`
         INSERT INTO removed_provider_payments (company_id, provider_payment_id, removed_by_invoice, request_id)
         VALUES (${input.companyId}, ${input.paymentId}, ${input.number}, ${input.requestId}) ON CONFLICT DO NOTHING`;
@@ -215,8 +228,8 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     },
 
     async deleteProviderInvoice(input: { companyId: string; providerInvoiceId: string; idempotencyKey: string; requestId: string }): Promise<void> {
-      const api = new BillPayClient(await account(input.companyId));
-      await provider('delete provider invoice', () => api.deleteInvoice(input.providerInvoiceId, input.idempotencyKey, input.requestId));
+      const api = await providerOf(input.companyId);
+      await provider('delete provider invoice', () => api.removeInvoice(input.providerInvoiceId, input.idempotencyKey, input.requestId));
       log.info('provider invoice deleted', { providerInvoiceId: input.providerInvoiceId, requestId: input.requestId });
     },
 
@@ -230,7 +243,7 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       idempotencyKey: string;
       requestId: string;
     }): Promise<{ payNowUrl: string }> {
-      const api = new BillPayClient(await account(input.companyId));
+      const api = await providerOf(input.companyId);
       const inv = await provider('update provider invoice', () =>
         api.updateInvoice(
           input.providerInvoiceId,
@@ -284,9 +297,9 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       idempotencyKey?: string;
       requestId: string;
     }): Promise<{ providerPaymentId: string }> {
-      const api = new BillPayClient(await account(input.companyId));
+      const api = await providerOf(input.companyId);
       const payment = await provider('re-create prepayment payment', () =>
-        api.createPayment(
+        api.recordPayment(
           { customerId: input.customerId, allocations: [{ invoiceId: input.providerInvoiceId, amount: input.amount }], method: 'prepayment', reference: input.prepaymentId },
           input.idempotencyKey ?? `${input.applicationKey}:provider-payment`,
           input.requestId,
@@ -352,9 +365,9 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       let paymentId = `qp_${stableUuid(input.idempotencyKey).replaceAll('-', '')}`;
       let paidAt = new Date(`${d.issuedOn}T12:00:00Z`).toISOString();
       if (input.provider) {
-        const api = new BillPayClient(await account(input.companyId));
+        const api = await providerOf(input.companyId);
         const p = await provider('record Quick Pay at the provider', () =>
-          api.createPayment(
+          api.recordPayment(
             { customerId: input.provider!.customerId, allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }], method: 'quickpay', reference: quickPayReference(d.operationKey, d.paymentType, d.paymentMethod) },
             input.idempotencyKey,
             d.requestId,

@@ -3,8 +3,7 @@ import { log } from '@temporalio/activity';
 import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
 import type { Sql } from '../lib/db.js';
 import type { Keyring } from '../lib/secrets.js';
-import { BillPayClient } from './provider/billpay.js';
-import { provider, providerAccount } from './provider/calls.js';
+import { companyProvider, provider } from './provider/calls.js';
 
 export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets: Keyring }) {
   return {
@@ -15,7 +14,7 @@ export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets:
       await sql`
         INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
         VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
-      const api = new BillPayClient(await providerAccount(sql, secrets, companyId));
+      const api = await companyProvider(sql, secrets, companyId);
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
@@ -39,7 +38,7 @@ export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets:
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */
     async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
-      const api = new BillPayClient(await providerAccount(sql, secrets, companyId));
+      const api = await companyProvider(sql, secrets, companyId);
       const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
       return record && { amount: record.amount, outstanding: record.outstanding, customerId: record.customerId };
     },

@@ -3,6 +3,7 @@
  * source of the request-body schemas the server validates with (api/validate.ts).
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
+import { PROVIDER_KINDS } from '../domain/provider.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
 import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader, withLinks, type LinkRule } from './openapi-parts.js';
 
@@ -31,7 +32,7 @@ const companySettings = {
 const providerAccount = {
   type: 'object',
   additionalProperties: false,
-  description: "The company's own Bill & Pay account. With enabled=false invoices never go to the provider.",
+  description: "The company's own payment provider account (Bill & Pay, or Stripe). With enabled=false invoices never go to the provider.",
   properties: {
     enabled: { type: 'boolean' },
     url: { type: 'string', format: 'uri', minLength: 1 },
@@ -76,10 +77,25 @@ const schemas = {
       reconcileSeconds: { ...companySettings.reconcileSeconds, default: 86_400 },
       provider: {
         ...providerAccount,
+        properties: {
+          kind: {
+            type: 'string',
+            enum: [...PROVIDER_KINDS],
+            default: 'billpay',
+            description:
+              'The provider the company collects through, chosen once, at registration: `billpay` (a Bill & Pay-compatible API) or `stripe` ' +
+              '(apiKey: the secret key; url defaults to https://api.stripe.com; webhookSecret: the endpoint\'s `whsec_` signing secret; no accountId needed).',
+          },
+          ...providerAccount.properties,
+        },
         required: ['enabled'],
-        // Turning the integration on at registration needs the whole account.
+        // Turning the integration on at registration needs the whole account (a Stripe one: its key and signing secret).
         if: { properties: { enabled: { const: true } } },
-        then: { required: ['url', 'accountId', 'apiKey', 'webhookSecret'] },
+        then: {
+          required: ['apiKey', 'webhookSecret'],
+          if: { properties: { kind: { const: 'stripe' } }, required: ['kind'] },
+          else: { required: ['url', 'accountId'] },
+        },
       },
     },
   },
@@ -116,7 +132,10 @@ const schemas = {
       reconcileSeconds: { type: 'integer' },
       reconcileScheduleId: { type: ['string', 'null'], description: "The company's reconciliation schedule in Temporal (null without the provider integration)." },
       reminderDays: { type: 'array', items: { type: 'integer' } },
-      provider: { type: 'object', properties: { enabled: { type: 'boolean' }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } } },
+      provider: {
+        type: 'object',
+        properties: { enabled: { type: 'boolean' }, kind: { type: 'string', enum: [...PROVIDER_KINDS] }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } },
+      },
       webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
       apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },
     },
@@ -232,7 +251,8 @@ const schemas = {
           type: 'object',
           description:
             'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
-            'delete-provider-invoice | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
+            'keep-provider-payment (a provider that keeps the payments it collected, e.g. Stripe: its invoice is credited when it leaves) | ' +
+            'delete-provider-invoice (voids: true where the provider voids rather than deletes, e.g. Stripe) | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
             'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
         },
       },
@@ -654,7 +674,8 @@ export const openapi = {
           'Final -> Reissue or Draft first imports every provider payment (refused with 503 `provider-unavailable` when it cannot, nothing changed); ' +
           "payments on the invoice become client prepayments and each provider payment record is removed once every invoice it covered has left Final. " +
           "-> Draft deletes the provider's invoice record (its Pay Now URL stops working; the next Final gets a new one). " +
-          "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF. " +
+          "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF; a provider that cannot edit a " +
+          'finalized invoice (Stripe) has it voided, or credited when paid, and replaced by a new one (a new Pay Now URL). ' +
           'The answer is the invoice with `plan`, the steps done; with `dryRun: true` it is `{ dryRun, plan }` and nothing changes. ' +
           'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
           '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',

@@ -24,7 +24,7 @@ import { createActivities } from '../activities/index.js';
 import { pdfConcurrency, smtpConfig } from '../lib/config.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PDF_OPTIONS, PdfRenderer } from '../activities/pdf/renderer.js';
-import { paymentForInvoice } from '../activities/provider/billpay.js';
+import { paymentForInvoice } from '../activities/provider/provider.js';
 import { ROOT } from '../lib/paths.js';
 import { billRunProgressQuery } from '../workflows/bill-run-contract.js';
 import { changeStatusUpdate, invoiceWorkflowId, stateQuery, type InvoiceDraft, type InvoiceState } from '../workflows/contract.js';

@@ -6,6 +6,7 @@
  */
 import { outstandingAmount, owedAtProvider, sendsToProvider, type AppliedPayment, type InvoiceStatus } from './invoice.js';
 import type { Minor } from './money.js';
+import { PROVIDER_CAPABILITIES, type ProviderCapabilities } from './provider.js';
 
 export interface PlanInvoice {
   number: string;
@@ -38,7 +39,10 @@ export type Step =
   | { kind: 'remove-provider-payment'; paymentId: string }
   /** Other invoices the payment covered are still Final: the record stays until they change too. */
   | { kind: 'hold-provider-payment'; paymentId: string; heldBy: string[] }
-  | { kind: 'delete-provider-invoice'; providerInvoiceId: string }
+  /** The provider keeps payments it collected (capabilities.removePayment false): the record stays, credited when it leaves. */
+  | { kind: 'keep-provider-payment'; paymentId: string }
+  /** `voids`: the provider keeps the record, voided (or credited when paid), rather than deleting it. */
+  | { kind: 'delete-provider-invoice'; providerInvoiceId: string; voids?: true }
   | { kind: 'render-pdf' }
   | { kind: 'create-provider-invoice'; outstanding: Minor }
   | { kind: 'update-provider-invoice'; providerInvoiceId: string; outstanding: Minor }
@@ -84,9 +88,16 @@ export interface PlanInput {
    * removed when its record is deleted. False only to replay invoices that ran before this rule.
    */
   prepaymentsAtProvider?: boolean;
+  /** What the company's provider can do (absent in histories recorded before providers differed: Bill & Pay's). */
+  capabilities?: ProviderCapabilities;
 }
 
-export function planStatusChange({ invoice, to, providerEnabled, importedFirst, found, stillHeldBy, email, hold, prepaymentsAtProvider = false }: PlanInput): Plan {
+export function planStatusChange(input: PlanInput): Plan {
+  const { invoice, to, providerEnabled, importedFirst, found, stillHeldBy, email, hold, prepaymentsAtProvider = false } = input;
+  const can = input.capabilities ?? PROVIDER_CAPABILITIES.billpay;
+  const deleteRecord = (providerInvoiceId: string): Step =>
+    can.removeInvoice === 'void' ? { kind: 'delete-provider-invoice', providerInvoiceId, voids: true } : { kind: 'delete-provider-invoice', providerInvoiceId };
+  const attachPdf: Step[] = can.attachPdf ? [{ kind: 'attach-pdf' }] : [];
   const steps: Step[] = [];
   const feed: FeedEntry[] = [];
   const from = invoice.status;
@@ -109,7 +120,13 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
       steps.push({ kind: 'convert-to-prepayment', paymentId: p.paymentId, amount: p.amount });
       feed.push({ kind: 'prepayment', paymentId: p.paymentId, amount: p.amount });
       const heldBy = stillHeldBy[p.paymentId] ?? [];
-      steps.push(heldBy.length ? { kind: 'hold-provider-payment', paymentId: p.paymentId, heldBy } : { kind: 'remove-provider-payment', paymentId: p.paymentId });
+      steps.push(
+        heldBy.length
+          ? { kind: 'hold-provider-payment', paymentId: p.paymentId, heldBy }
+          : can.removePayment
+            ? { kind: 'remove-provider-payment', paymentId: p.paymentId }
+            : { kind: 'keep-provider-payment', paymentId: p.paymentId },
+      );
     }
     payments = [];
   }
@@ -119,7 +136,7 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
     applications.forEach((a, application) => {
       if (a.providerPaymentId) steps.push({ kind: 'remove-prepayment-payment', prepaymentId: a.prepaymentId, paymentId: a.providerPaymentId, application });
     });
-    steps.push({ kind: 'delete-provider-invoice', providerInvoiceId: invoice.providerInvoiceId });
+    steps.push(deleteRecord(invoice.providerInvoiceId));
     atProvider = false;
     payNowUrl = 'removed';
   }
@@ -133,13 +150,23 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
     const unpaid = applications.flatMap((a, application) => (a.providerPaymentId ? [] : [{ ...a, application }]));
     const pending: Step[] = unpaid.map((a) => ({ kind: 'recreate-prepayment-payment', prepaymentId: a.prepaymentId, amount: a.amount, application: a.application }));
     const pendingSum = unpaid.reduce((s, a) => s + a.amount, 0);
-    if (atProvider && invoice.providerInvoiceId && providerEnabled) {
+    if (atProvider && invoice.providerInvoiceId && providerEnabled && can.editFinalizedInvoice) {
       // A reissue keeps the provider's record and its Pay Now URL; only the figures change.
       const owed = owedAtProvider(outstanding) + pendingSum;
-      steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, ...pending, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      steps.push({ kind: 'update-provider-invoice', providerInvoiceId: invoice.providerInvoiceId, outstanding: owed }, ...pending, { kind: 'render-pdf' }, ...attachPdf);
       payNowUrl = 'same';
+    } else if (atProvider && invoice.providerInvoiceId && providerEnabled && sendsToProvider(providerEnabled, outstanding)) {
+      // A finalized record cannot be edited: it is voided (credited when paid) and replaced, its
+      // prepayments' payments moving to the new record with it.
+      applications.forEach((a, application) => {
+        if (a.providerPaymentId) steps.push({ kind: 'remove-prepayment-payment', prepaymentId: a.prepaymentId, paymentId: a.providerPaymentId, application });
+      });
+      const moved: Step[] = applications.map((a, application) => ({ kind: 'recreate-prepayment-payment', prepaymentId: a.prepaymentId, amount: a.amount, application }));
+      const movedSum = applications.reduce((s, a) => s + a.amount, 0);
+      steps.push(deleteRecord(invoice.providerInvoiceId), { kind: 'create-provider-invoice', outstanding: outstanding + movedSum }, ...moved, { kind: 'render-pdf' }, ...attachPdf);
+      payNowUrl = 'new';
     } else if (sendsToProvider(providerEnabled, outstanding)) {
-      steps.push({ kind: 'create-provider-invoice', outstanding: outstanding + pendingSum }, ...pending, { kind: 'render-pdf' }, { kind: 'attach-pdf' });
+      steps.push({ kind: 'create-provider-invoice', outstanding: outstanding + pendingSum }, ...pending, { kind: 'render-pdf' }, ...attachPdf);
       payNowUrl = 'new';
     } else {
       const reason = !providerEnabled
@@ -147,10 +174,13 @@ export function planStatusChange({ invoice, to, providerEnabled, importedFirst, 
         : outstanding === 0
           ? 'nothing is owed (zero or net-zero invoice)'
           : 'the invoice is a credit';
+      // A record that cannot be set to owe nothing is voided instead.
+      const voided = atProvider && invoice.providerInvoiceId !== null && providerEnabled;
+      if (voided) steps.push(deleteRecord(invoice.providerInvoiceId!));
       steps.push({ kind: 'skip-provider', reason }, { kind: 'render-pdf' });
-      payNowUrl = 'none';
+      payNowUrl = voided ? 'removed' : 'none';
     }
-    if (email) steps.push({ kind: 'email-invoice', to: email.to, withPayNowUrl: email.usesPayNowUrl && payNowUrl !== 'none' });
+    if (email) steps.push({ kind: 'email-invoice', to: email.to, withPayNowUrl: email.usesPayNowUrl && payNowUrl !== 'none' && payNowUrl !== 'removed' });
   }
   return { from, to, steps, payNowUrl, feed };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // One idempotent set-up step shared by `npm start`, `npm test` and `npm run bench`: npm packages,
-// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server, poppler and schemathesis.
-import { ensureChromium, ensureNodeModules, ensurePoppler, ensureSchemathesis, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
+// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server, poppler, schemathesis and stripe-mock.
+import { ensureChromium, ensureNodeModules, ensurePoppler, ensureSchemathesis, ensureStripeMock, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
 
 const forTests = process.argv.includes('--for-tests');
 const started = Date.now();
@@ -11,6 +11,7 @@ if (forTests) {
   tools.testServer = ensureTestServer();
   ensurePoppler();
   tools.schemathesis = ensureSchemathesis();
+  tools.stripeMock = ensureStripeMock();
 }
 writeToolsFile(tools);
 const secs = ((Date.now() - started) / 1000).toFixed(1);

@@ -1,5 +1,5 @@
 // Finds or installs the external programs billflow runs: the Temporal CLI (dev server), Chromium,
-// Temporal's Java time-skipping test server and (for tests) schemathesis. Node built-ins only: this runs before `npm install`.
+// Temporal's Java time-skipping test server and (for tests) schemathesis and stripe-mock. Node built-ins only: this runs before `npm install`.
 import { spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,6 +12,8 @@ export const TEMPORAL_CLI_VERSION = '1.5.1';
 export const SCHEMATHESIS_VERSION = '4.32.5';
 // v1.5.1 is the newest release `go install` accepts; later ones carry a replace directive.
 const TEMPORAL_MODULE = `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`;
+/** Pinned with the `stripe` package: this release's OpenAPI description is that package's API version (2026-08-26.dahlia). */
+export const STRIPE_MOCK_VERSION = '0.203.0';
 
 /** Tools are cached outside the checkout so fresh clones reuse one build. */
 export function cacheDir() {
@@ -76,6 +78,22 @@ export function ensureTemporal() {
   const tgz = path.join(binDir, 'temporal.tar.gz');
   run('curl', ['-fsSL', '-o', tgz, url]);
   run('tar', ['-xzf', tgz, '-C', binDir, 'temporal']);
+  return cached;
+}
+
+/**
+ * Stripe's official stripe-mock (for the Stripe adapter's contract test): STRIPE_MOCK_PATH, else
+ * built once with `go install` into the cache, in a folder named by its version.
+ */
+export function ensureStripeMock() {
+  if (process.env.STRIPE_MOCK_PATH) return process.env.STRIPE_MOCK_PATH;
+  const binDir = path.join(cacheDir(), `stripe-mock-v${STRIPE_MOCK_VERSION}`);
+  const cached = path.join(binDir, 'stripe-mock');
+  if (existsSync(cached)) return cached;
+  if (!onPath('go')) throw new Error(`stripe-mock v${STRIPE_MOCK_VERSION} is needed for the Stripe tests: install Go, or set STRIPE_MOCK_PATH`);
+  mkdirSync(binDir, { recursive: true });
+  log(`building stripe-mock v${STRIPE_MOCK_VERSION} with Go (under a minute, once)...`);
+  run('go', ['install', `github.com/stripe/stripe-mock@v${STRIPE_MOCK_VERSION}`], { env: { ...process.env, GOBIN: binDir } });
   return cached;
 }
 

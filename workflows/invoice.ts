@@ -453,6 +453,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       hold: classification,
       // Invoices whose prepayments were left off the provider's books replay as they ran.
       prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+      ...(company.capabilities ? { capabilities: company.capabilities } : {}),
     });
     if (req.dryRun) return { invoice: state, plan, dryRun: true };
 
@@ -587,6 +588,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       customerId: state.providerCustomerId,
       number,
       invoiceDate: state.invoiceDate,
+      dueDate: state.dueDate,
+      currency: state.currency,
       amount: state.total,
       outstanding,
       idempotencyKey,
@@ -703,6 +706,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'email-invoice':
         await emailInvoice(step, requestId);
         return step;
+      case 'keep-provider-payment':
+        return step;
       case 'hold-exceptional':
         state.held = true;
         return step;
@@ -806,6 +811,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       email,
       hold: null,
       prepaymentsAtProvider: state.prepaymentApplications.length > 0 && patched('prepayments-at-provider'),
+      ...(company.capabilities ? { capabilities: company.capabilities } : {}),
     });
     const executed = await executePlan(plan.steps, 'Final', req.requestId, [], company.paymentImportSeconds, recordSnapshot(), fewer);
     state.held = false;

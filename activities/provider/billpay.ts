@@ -1,15 +1,21 @@
 /**
- * Adapter for Bill & Pay-compatible providers (billflow's own sandbox speaks the same API).
- * One instance per company account; every mutating call carries an idempotency key made from
- * business identity and the ERP request's correlation id.
+ * Adapter for Bill & Pay-compatible providers (billflow's own sandbox speaks the same API), behind
+ * the PaymentProvider interface. One instance per company account; every mutating call carries an
+ * idempotency key made from business identity and the ERP request's correlation id.
  */
-import type { ProviderPayment } from '../../workflows/contract.js';
-
-export interface ProviderAccount {
-  url: string;
-  accountId: string;
-  apiKey: string;
-}
+import { PROVIDER_CAPABILITIES } from '../../domain/provider.js';
+import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
+import {
+  ProviderError,
+  type NewProviderInvoice,
+  type NewProviderPayment,
+  type PaymentProvider,
+  type ProviderAccount,
+  type ProviderInvoicePatch,
+  type ProviderInvoiceRecord,
+  type ProviderPaymentRecord,
+  type WebhookVerifier,
+} from './provider.js';
 
 export interface BillPayCustomer {
   id: string;
@@ -18,44 +24,9 @@ export interface BillPayCustomer {
   email: string | null;
 }
 
-export interface BillPayInvoice {
-  id: string;
-  number: string;
-  customerId: string;
-  amount: number;
-  outstanding: number;
-  status: 'open' | 'paid';
-  payNowUrl: string;
-}
-
-export interface BillPayPayment {
-  id: string;
-  customerId: string;
-  amount: number;
-  fee: number;
-  paidAt: string;
-  status: 'succeeded' | 'removed';
-  method: 'card' | 'prepayment' | 'quickpay' | 'other';
-  reference?: string | null;
-  allocations: { invoiceId: string; invoiceNumber: string; amount: number }[];
-}
-
-/** A provider answer: retryable (5xx, 429, network) or final (any other 4xx). */
-export class ProviderError extends Error {
-  constructor(
-    message: string,
-    readonly status: number | null,
-    readonly type: string | null,
-    readonly body: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = 'ProviderError';
-  }
-
-  get retryable(): boolean {
-    return this.status === null || this.status >= 500 || this.status === 429 || this.status === 408;
-  }
-}
+/** Bill & Pay's invoice and payment records are billflow's neutral shapes (the interface was cut from them). */
+export type BillPayInvoice = ProviderInvoiceRecord;
+export type BillPayPayment = ProviderPaymentRecord;
 
 interface CallOptions {
   body?: unknown;
@@ -64,7 +35,10 @@ interface CallOptions {
   requestId: string;
 }
 
-export class BillPayClient {
+export class BillPayClient implements PaymentProvider {
+  readonly kind = 'billpay';
+  readonly capabilities = PROVIDER_CAPABILITIES.billpay;
+
   constructor(
     private readonly account: ProviderAccount,
     private readonly timeoutMs = 15_000,
@@ -126,46 +100,35 @@ export class BillPayClient {
     }
   }
 
-  createInvoice(
-    inv: { customerId: string; number: string; invoiceDate: string; amount: number; outstanding: number },
-    idempotencyKey: string,
-    requestId: string,
-  ): Promise<BillPayInvoice> {
-    return this.call('POST', '/v1/invoices', { body: inv, idempotencyKey, requestId });
+  createInvoice(inv: NewProviderInvoice, idempotencyKey: string, requestId: string): Promise<BillPayInvoice> {
+    // The body Bill & Pay has always had: it keeps no due date or currency.
+    const { customerId, number, invoiceDate, amount, outstanding } = inv;
+    return this.call('POST', '/v1/invoices', { body: { customerId, number, invoiceDate, amount, outstanding }, idempotencyKey, requestId });
   }
 
-  attachPdf(invoiceId: string, pdf: Uint8Array, idempotencyKey: string, requestId: string): Promise<BillPayInvoice> {
-    return this.call('PUT', `/v1/invoices/${encodeURIComponent(invoiceId)}/pdf`, {
+  async attachPdf(invoiceId: string, pdf: Uint8Array, idempotencyKey: string, requestId: string): Promise<void> {
+    await this.call('PUT', `/v1/invoices/${encodeURIComponent(invoiceId)}/pdf`, {
       raw: { bytes: pdf, contentType: 'application/pdf' },
       idempotencyKey,
       requestId,
     });
   }
 
-  updateInvoice(
-    invoiceId: string,
-    patch: { number: string; invoiceDate: string; amount: number; outstanding: number },
-    idempotencyKey: string,
-    requestId: string,
-  ): Promise<BillPayInvoice> {
+  updateInvoice(invoiceId: string, patch: ProviderInvoicePatch, idempotencyKey: string, requestId: string): Promise<BillPayInvoice> {
     return this.call('PATCH', `/v1/invoices/${encodeURIComponent(invoiceId)}`, { body: patch, idempotencyKey, requestId });
   }
 
   /** Deletes the invoice record (its Pay Now URL stops working); already gone counts as done. */
-  async deleteInvoice(invoiceId: string, idempotencyKey: string, requestId: string): Promise<void> {
+  async removeInvoice(invoiceId: string, idempotencyKey: string, requestId: string): Promise<void> {
     await this.ignoreNotFound(() => this.call('DELETE', `/v1/invoices/${encodeURIComponent(invoiceId)}`, { idempotencyKey, requestId }));
   }
 
   /** Removes a payment record; already removed counts as done. */
-  async deletePayment(paymentId: string, idempotencyKey: string, requestId: string): Promise<void> {
+  async removePayment(paymentId: string, idempotencyKey: string, requestId: string): Promise<void> {
     await this.ignoreNotFound(() => this.call('DELETE', `/v1/payments/${encodeURIComponent(paymentId)}`, { idempotencyKey, requestId }));
   }
 
-  createPayment(
-    p: { customerId: string; allocations: { invoiceId: string; amount: number }[]; method: 'prepayment' | 'quickpay' | 'other'; reference: string },
-    idempotencyKey: string,
-    requestId: string,
-  ): Promise<BillPayPayment> {
+  recordPayment(p: NewProviderPayment, idempotencyKey: string, requestId: string): Promise<BillPayPayment> {
     return this.call('POST', '/v1/payments', { body: p, idempotencyKey, requestId });
   }
 
@@ -220,25 +183,31 @@ export class BillPayClient {
   }
 }
 
-/** The part of a provider payment that concerns one invoice record, or null if it covers none. */
-export function paymentForInvoice(
-  p: BillPayPayment,
-  providerInvoiceId: string,
-  source: ProviderPayment['source'],
-  requestId: string,
-): ProviderPayment | null {
-  const mine = p.allocations.find((a) => a.invoiceId === providerInvoiceId);
-  if (!mine || p.status !== 'succeeded') return null;
-  return {
-    paymentId: p.id,
-    amount: mine.amount,
-    fee: p.fee,
-    paidAt: p.paidAt,
-    coveredInvoices: p.allocations.map((a) => a.invoiceNumber),
-    method: p.method,
-    ...(p.reference ? { reference: p.reference } : {}),
-    totalAmount: p.amount,
-    source,
-    requestId,
-  };
+interface BillPayEvent {
+  id?: unknown;
+  type?: unknown;
+  data?: { payment?: BillPayPayment };
 }
+
+/** Bill & Pay signs with `BillPay-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`; its payments come as `payment.succeeded`. */
+export const billPayWebhooks: WebhookVerifier = {
+  header: SIGNATURE_HEADER,
+  verify(secrets, raw, signature) {
+    const why = verifySignature(secrets, raw, signature);
+    if (why) return { why, type: 'invalid-signature', field: SIGNATURE_HEADER };
+    let event: BillPayEvent;
+    try {
+      event = JSON.parse(raw) as BillPayEvent;
+    } catch {
+      return { why: 'webhook body is not valid JSON', type: 'malformed-json' };
+    }
+    if (typeof event?.id !== 'string' || event.id === '') return { why: 'webhook event without an id', type: 'invalid-webhook', field: 'id' };
+    const type = String(event.type);
+    if (type !== 'payment.succeeded') return { event: { id: event.id, type, payment: null } };
+    const payment = event.data?.payment;
+    if (!payment || typeof payment.id !== 'string' || !Array.isArray(payment.allocations)) {
+      return { why: 'payment.succeeded event without data.payment.id and data.payment.allocations', type: 'invalid-webhook', field: 'data.payment' };
+    }
+    return { event: { id: event.id, type, payment } };
+  },
+};

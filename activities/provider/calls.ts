@@ -1,18 +1,47 @@
 /** How activities reach a company's provider account, and how provider errors become activity failures. */
 import { ApplicationFailure } from '@temporalio/common';
+import type { ProviderKind } from '../../domain/provider.js';
 import type { Sql } from '../../lib/db.js';
 import { open, type Keyring } from '../../lib/secrets.js';
-import { ProviderError, type ProviderAccount } from './billpay.js';
+import { BillPayClient, billPayWebhooks } from './billpay.js';
+import { StripeProvider, stripeWebhooks } from './stripe.js';
+import { ProviderError, type PaymentProvider, type ProviderAccount, type WebhookVerifier } from './provider.js';
 
 /** The account is read (and its key decrypted) inside the activity, so no secret ever travels in a workflow history. */
 export async function providerAccount(sql: Sql, secrets: Keyring, companyId: string): Promise<ProviderAccount> {
-  const [row] = await sql<{ url: string | null; account_id: string | null; api_key: string | null }[]>`
-    SELECT provider_url AS url, provider_account_id AS account_id, provider_api_key AS api_key
+  const [row] = await sql<{ kind: ProviderKind; url: string | null; account_id: string | null; api_key: string | null }[]>`
+    SELECT provider_kind AS kind, provider_url AS url, provider_account_id AS account_id, provider_api_key AS api_key
     FROM companies WHERE id = ${companyId}`;
-  if (!row?.url || !row.account_id || !row.api_key) {
+  // A Stripe account is named by its secret key alone.
+  if (!row?.url || !row.api_key || (row.kind !== 'stripe' && !row.account_id)) {
     throw ApplicationFailure.nonRetryable(`company ${companyId} has no provider account configured`, 'NoProviderAccount');
   }
-  return { url: row.url, accountId: row.account_id, apiKey: open(secrets, 'provider_api_key', companyId, row.api_key) };
+  return { kind: row.kind, url: row.url, accountId: row.account_id ?? '', apiKey: open(secrets, 'provider_api_key', companyId, row.api_key) };
+}
+
+/** The adapter for the company's provider kind. */
+export function providerFor(account: ProviderAccount): PaymentProvider {
+  switch (account.kind) {
+    case 'billpay':
+      return new BillPayClient(account);
+    case 'stripe':
+      return new StripeProvider(account);
+  }
+}
+
+/** How the provider kind's webhooks are verified and read. */
+export function webhookVerifierFor(kind: ProviderKind): WebhookVerifier {
+  switch (kind) {
+    case 'billpay':
+      return billPayWebhooks;
+    case 'stripe':
+      return stripeWebhooks;
+  }
+}
+
+/** The company's provider, ready to call. */
+export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string): Promise<PaymentProvider> {
+  return providerFor(await providerAccount(sql, secrets, companyId));
 }
 
 /** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */

@@ -1,6 +1,7 @@
 /** Organisations and companies: the operator registers them; the ERP lists the companies its key covers. */
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
+import type { ProviderKind } from '../../domain/provider.js';
 import { HttpProblem } from '../../lib/problem.js';
 import { openOrNull, seal } from '../../lib/secrets.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
@@ -17,13 +18,23 @@ interface CompanyBody {
   paymentImportSeconds?: number;
   reconcileSeconds?: number;
   reminderDays?: number[];
-  provider?: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
+  provider?: { enabled: boolean; kind?: ProviderKind; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
 }
 
-/** An enabled integration needs the whole provider account, given now or stored before. */
-function requireCompleteAccount(p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null }): void {
+/** Stripe's API, unless the operator names another (stripe-mock in the tests). */
+const STRIPE_API_URL = 'https://api.stripe.com';
+
+/**
+ * An enabled integration needs the whole provider account, given now or stored before. A Stripe
+ * account is named by its secret key alone, so it needs no account id.
+ */
+function requireCompleteAccount(
+  kind: ProviderKind,
+  p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null },
+): void {
   if (!p.enabled) return;
-  for (const f of ['url', 'accountId', 'apiKey', 'webhookSecret'] as const) {
+  const needed = kind === 'stripe' ? (['url', 'apiKey', 'webhookSecret'] as const) : (['url', 'accountId', 'apiKey', 'webhookSecret'] as const);
+  for (const f of needed) {
     if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
   }
 }
@@ -46,8 +57,9 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   r.post('/v1/companies', operator, mw.idempotency, validateBody('CompanyCreate'), async (req, res) => {
     const b = req.body as CompanyBody;
-    const p = b.provider ?? { enabled: false };
-    requireCompleteAccount(p);
+    const kind = b.provider?.kind ?? 'billpay';
+    const p = { ...(kind === 'stripe' ? { url: STRIPE_API_URL } : {}), ...(b.provider ?? { enabled: false }) };
+    requireCompleteAccount(kind, p);
     const apiKey = newApiKey();
     const organisationId = b.organisationId ?? null;
     const created = await deps.sql.begin(async (tx) => {
@@ -57,9 +69,9 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         if (!org) throw new HttpProblem(422, 'invalid-request', `organisation ${organisationId} does not exist`, 'organisationId');
       }
       const rows = await tx`
-        INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_url, provider_account_id,
+        INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_kind, provider_url, provider_account_id,
           provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds, reminder_days)
-        VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${p.url ?? null},
+        VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${kind}, ${p.url ?? null},
           ${p.accountId ?? null}, ${p.apiKey ? seal(deps.secrets, 'provider_api_key', b.id, p.apiKey) : null},
           ${p.webhookSecret ? seal(deps.secrets, 'provider_webhook_secret', b.id, p.webhookSecret) : null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400},
           ${[...(b.reminderDays ?? [])].sort((x, y) => x - y)}::int[])
@@ -98,7 +110,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         reconcileSeconds: b.reconcileSeconds ?? 86_400,
         reconcileScheduleId: scheduled ? reconcileScheduleId(b.id) : null,
         reminderDays: [...(b.reminderDays ?? [])].sort((x, y) => x - y),
-        provider: { enabled: p.enabled, url: p.url ?? null, accountId: p.accountId ?? null },
+        provider: { enabled: p.enabled, kind, url: p.url ?? null, accountId: p.accountId ?? null },
         webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
         apiKey,
       });
@@ -113,17 +125,18 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
    */
   r.patch('/v1/companies/:id', operator, mw.idempotency, validateBody('CompanyPatch'), async (req, res) => {
     const id = String(req.params.id);
-    type ProviderPatch = Partial<NonNullable<CompanyBody['provider']>> & { webhookSecretOverlapSeconds?: number };
+    type ProviderPatch = Partial<Omit<NonNullable<CompanyBody['provider']>, 'kind'>> & { webhookSecretOverlapSeconds?: number };
     const b = req.body as Omit<CompanyBody, 'id' | 'organisationId' | 'currency'> & { provider?: ProviderPatch };
     const { webhookSecretOverlapSeconds: overlap = 86_400, ...given }: ProviderPatch = b.provider ?? {};
     const updated = await deps.sql.begin(async (tx) => {
-      const [cur] = await tx<{ enabled: boolean; url: string | null; accountId: string | null; apiKey: string | null; webhookSecret: string | null }[]>`
-        SELECT provider_enabled AS enabled, provider_url AS url, provider_account_id AS "accountId", provider_api_key AS "apiKey",
+      const [found] = await tx<{ kind: ProviderKind; enabled: boolean; url: string | null; accountId: string | null; apiKey: string | null; webhookSecret: string | null }[]>`
+        SELECT provider_kind AS kind, provider_enabled AS enabled, provider_url AS url, provider_account_id AS "accountId", provider_api_key AS "apiKey",
           provider_webhook_secret AS "webhookSecret"
         FROM companies WHERE id = ${id} FOR UPDATE`;
-      if (!cur) return null;
+      if (!found) return null;
+      const { kind, ...cur } = found;
       const p = { ...cur, ...given };
-      requireCompleteAccount(p);
+      requireCompleteAccount(kind, p);
       const apiKey = given.apiKey ? seal(deps.secrets, 'provider_api_key', id, given.apiKey) : cur.apiKey;
       const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, cur.webhookSecret);
       if (given.webhookSecret && given.webhookSecret !== oldSecret) {
@@ -158,7 +171,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const rows = await deps.sql`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
         reconcile_seconds AS "reconcileSeconds", provider_enabled AS "providerEnabled", reminder_days AS "reminderDays",
-        json_build_object('enabled', provider_enabled, 'url', provider_url, 'accountId', provider_account_id) AS provider
+        json_build_object('enabled', provider_enabled, 'kind', provider_kind, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${ids}::text[]) ORDER BY id`;
     return rows.map(({ providerEnabled, ...c }) => ({ ...c, reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null }));
   }

@@ -8,18 +8,13 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import express, { Router } from 'express';
-import { paymentForInvoice, type BillPayPayment } from '../../activities/provider/billpay.js';
+import type { ProviderKind } from '../../domain/provider.js';
+import { webhookVerifierFor } from '../../activities/provider/calls.js';
+import { paymentForInvoice } from '../../activities/provider/provider.js';
 import { HttpProblem } from '../../lib/problem.js';
 import { open } from '../../lib/secrets.js';
-import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
 import { invoiceWorkflowId, paymentSignal } from '../../workflows/contract.js';
 import type { ApiDeps } from '../deps.js';
-
-interface WebhookEvent {
-  id: string;
-  type: string;
-  data?: { payment?: BillPayPayment };
-}
 
 /** How long handled event ids are remembered: far beyond the signature tolerance, which bounds a replay's age. */
 const EVENT_RETENTION_SECONDS = 86_400;
@@ -29,8 +24,8 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
   const unknownCompanySecret = randomBytes(32).toString('hex');
   r.post('/webhooks/provider/:companyId', express.raw({ type: '*/*', limit: '1mb' }), async (req, res) => {
     const companyId = String(req.params.companyId);
-    const [company] = await sql<{ secret: string | null; previous: string | null }[]>`
-      SELECT provider_webhook_secret AS secret,
+    const [company] = await sql<{ kind: ProviderKind; secret: string | null; previous: string | null }[]>`
+      SELECT provider_kind AS kind, provider_webhook_secret AS secret,
         CASE WHEN provider_webhook_secret_previous_expires_at > now() THEN provider_webhook_secret_previous END AS previous
       FROM companies WHERE id = ${companyId}`;
     // This route is public: a company without webhooks is checked against a secret nobody has, so
@@ -39,15 +34,11 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
     const accepted = company?.secret ? [open(secrets, 'provider_webhook_secret', companyId, company.secret)] : [unknownCompanySecret];
     if (company?.previous) accepted.push(open(secrets, 'provider_webhook_secret_previous', companyId, company.previous));
     const raw = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const why = verifySignature(accepted, raw, req.get(SIGNATURE_HEADER));
-    if (why) throw new HttpProblem(400, 'invalid-signature', why, SIGNATURE_HEADER);
-    let event: WebhookEvent;
-    try {
-      event = JSON.parse(raw) as WebhookEvent;
-    } catch {
-      throw new HttpProblem(400, 'malformed-json', 'webhook body is not valid JSON');
-    }
-    if (typeof event?.id !== 'string' || event.id === '') throw new HttpProblem(400, 'invalid-webhook', 'webhook event without an id', 'id');
+    // Each provider signs its own way; the verifier also reads the event into billflow's shape.
+    const verifier = webhookVerifierFor(company?.kind ?? 'billpay');
+    const verified = verifier.verify(accepted, raw, req.get(verifier.header));
+    if ('why' in verified) throw new HttpProblem(400, verified.type, verified.why, verified.field);
+    const { event } = verified;
     const [handled] = await sql<{ answer: Record<string, unknown> }[]>`
       SELECT answer FROM provider_webhook_events
       WHERE company_id = ${companyId} AND event_id = ${event.id} AND received_at > now() - make_interval(secs => ${EVENT_RETENTION_SECONDS})`;
@@ -55,13 +46,10 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
       res.json({ ...handled.answer, duplicate: true });
       return;
     }
-    if (event.type !== 'payment.succeeded') {
+    const payment = event.payment;
+    if (!payment) {
       res.json({ received: event.id, ignored: `event type ${event.type}` });
       return;
-    }
-    const payment = event.data?.payment;
-    if (!payment || typeof payment.id !== 'string' || !Array.isArray(payment.allocations)) {
-      throw new HttpProblem(400, 'invalid-webhook', 'payment.succeeded event without data.payment.id and data.payment.allocations', 'data.payment');
     }
     const ids = payment.allocations.map((a) => a.invoiceId);
     const known =
@@ -70,10 +58,15 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
         : await sql<{ number: string; provider_invoice_id: string }[]>`
             SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
     const requestId = res.locals.requestId as string;
+    // An event that names only the provider's invoice ids (Stripe's) gets the numbers from billflow's own invoices.
+    const named = {
+      ...payment,
+      allocations: payment.allocations.map((a) => ({ ...a, invoiceNumber: a.invoiceNumber || (known.find((k) => k.provider_invoice_id === a.invoiceId)?.number ?? '') })),
+    };
     // Each invoice is signalled on its own: one that cannot be reached never keeps the others from their payment.
     const outcomes = await Promise.all(
       known.map(async (inv) => {
-        const p = paymentForInvoice(payment, inv.provider_invoice_id, 'webhook', requestId);
+        const p = paymentForInvoice(named, inv.provider_invoice_id, 'webhook', requestId);
         if (!p) return { number: inv.number, outcome: 'signalled' as const };
         try {
           await temporal.workflow.getHandle(invoiceWorkflowId(companyId, inv.number)).signal(paymentSignal, p);
