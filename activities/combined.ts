@@ -19,6 +19,8 @@ interface Parts {
     customerId: string;
     number: string;
     invoiceDate: string;
+    dueDate?: string;
+    currency?: string;
     amount: number;
     outstanding: number;
     idempotencyKey: string;

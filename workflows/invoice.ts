@@ -580,21 +580,18 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   /** Makes the invoice's record at the provider (its client's customer first) and points the invoice at it. */
-  async function createRecord(via: typeof acts, outstanding: number, idempotencyKey: string, requestId: string): Promise<{ providerInvoiceId: string }> {
+  async function createRecord(via: typeof acts, outstanding: number, idempotencyKey: string, requestId: string, inOne = false): Promise<{ providerInvoiceId: string }> {
     const { companyId, number } = state;
-    state.providerCustomerId = (await via.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
-    const created = await via.createProviderInvoice({
-      companyId,
-      customerId: state.providerCustomerId,
-      number,
-      invoiceDate: state.invoiceDate,
-      dueDate: state.dueDate,
-      currency: state.currency,
-      amount: state.total,
-      outstanding,
-      idempotencyKey,
-      requestId,
-    });
+    const invoice = { companyId, number, invoiceDate: state.invoiceDate, dueDate: state.dueDate, currency: state.currency, amount: state.total, outstanding, idempotencyKey, requestId };
+    let created: { providerInvoiceId: string; payNowUrl: string };
+    if (inOne) {
+      const made = await via.createProviderRecord({ ...invoice, clientId: state.clientId });
+      state.providerCustomerId = made.customerId;
+      created = made;
+    } else {
+      state.providerCustomerId = (await via.ensureProviderCustomer({ companyId, clientId: state.clientId, requestId })).customerId;
+      created = await via.createProviderInvoice({ ...invoice, customerId: state.providerCustomerId });
+    }
     state.providerInvoiceId = created.providerInvoiceId;
     state.payNowUrl = created.payNowUrl;
     return created;
@@ -641,21 +638,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.paymentImportSeconds = null;
         return step;
       case 'create-provider-invoice': {
-        if (fewer) {
-          const created = await acts.createProviderRecord({
-            companyId,
-            clientId: state.clientId,
-            number,
-            invoiceDate: state.invoiceDate,
-            amount: state.total,
-            outstanding: step.outstanding,
-            idempotencyKey: key('create-invoice'),
-            requestId,
-          });
-          state.providerCustomerId = created.customerId;
-          state.providerInvoiceId = created.providerInvoiceId;
-          state.payNowUrl = created.payNowUrl;
-        } else await createRecord(acts, step.outstanding, key('create-invoice'), requestId);
+        // One activity for the customer and the record; changes from before made them in two.
+        await createRecord(acts, step.outstanding, key('create-invoice'), requestId, fewer);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
