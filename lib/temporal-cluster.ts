@@ -257,7 +257,8 @@ export async function startTemporalCluster(opts: {
   await prepareNamespace(`127.0.0.1:${opts.frontendPort}`, opts.namespace);
 }
 
-function portFree(port: number): Promise<boolean> {
+/** Whether nothing listens on `port` on loopback. */
+export function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(false));
@@ -268,7 +269,8 @@ function portFree(port: number): Promise<boolean> {
 /** A frontend port whose whole cluster (clusterPorts) is free on loopback: for tests that run a cluster of their own. */
 export async function freeFrontendPort(): Promise<number> {
   for (;;) {
-    const p = 20_000 + Math.floor(Math.random() * 30_000);
+    // Below 32,768 with room: the cluster_membership table keeps membership ports (frontend - 300) as a smallint.
+    const p = 10_300 + Math.floor(Math.random() * 21_000);
     const ports = clusterPorts(p);
     const all = [...CLUSTER_SERVICES.flatMap((s) => [ports[s].grpc, ports[s].membership]), ports.http];
     if ((await Promise.all(all.map(portFree))).every(Boolean)) return p;
