@@ -73,6 +73,8 @@ async function erp(key: string, method: string, p: string, body: unknown, idempo
     if (r.status >= 200 && r.status < 300) return r.body!;
     if (r.status === 503 || (r.status === 409 && String(r.body?.type).endsWith('request-in-progress'))) {
       retry(`${r.status} ${String(r.body?.type).split('/').pop()}`);
+      // A key leased by a request that died stays so for up to 60 s: no need to ask four times a second.
+      if (r.status === 409) await new Promise((resolve) => setTimeout(resolve, 2_000));
       return undefined;
     }
     throw new Error(`${method} ${p} answered ${r.status}: ${JSON.stringify(r.body)}`);
