@@ -246,6 +246,12 @@ export async function startTemporalCluster(opts: {
   supervisor: Supervisor;
   log: (name: string, line: string) => void;
 }): Promise<void> {
+  // A port another program holds would answer our readiness check while our service fails to bind:
+  // the engine would then talk to that program. Refuse instead, naming the ports.
+  const ports = clusterPorts(opts.frontendPort);
+  const wanted = [...CLUSTER_SERVICES.flatMap((s) => [ports[s].grpc, ports[s].membership]), ports.http, ...(opts.uiPort === null ? [] : [opts.uiPort])];
+  const busy = (await Promise.all(wanted.map(async (p) => ((await portFree(p)) ? null : p)))).filter((p) => p !== null);
+  if (busy.length) throw new Error(`in use on 127.0.0.1, and the cluster needs them: ports ${busy.join(', ')} (set TEMPORAL_PORT and TEMPORAL_UI_PORT to others)`);
   setupTemporalSchemas(opts.tools, opts.databaseUrl, (line) => opts.log('temporal-schema', line));
   const configDir = writeClusterConfig({ dir: opts.dir, databaseUrl: opts.databaseUrl, frontendPort: opts.frontendPort });
   const services = clusterServices({ tools: opts.tools, configDir, frontendPort: opts.frontendPort, log: (s, line) => opts.log(`temporal-${s}`, line) });
