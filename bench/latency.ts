@@ -1,6 +1,6 @@
 /**
- * `BENCH_ONLY=latency`: how fast ERP calls answer, against the cheapest Updates the same dev server
- * answers in the same run (bench/latency-workflow.ts). Every sample is sequential, after a warm-up.
+ * `BENCH_ONLY=latency`: how fast ERP calls answer, against the cheapest Updates the same Temporal
+ * server (dev server or cluster) answers in the same run (bench/latency-workflow.ts). Every sample is sequential, after a warm-up.
  * The baselines are sampled half before and half after billflow's samples, so load that drifts on
  * a shared machine during the section moves both sides alike.
  */
@@ -78,7 +78,7 @@ async function call(stack: Stack, tenant: Tenant, p: string, body: unknown, opts
 }
 
 export async function benchLatency(stack: Stack, servers: Servers): Promise<void> {
-  out(`\n## Latency of ERP calls, ${SAMPLES} sequential samples each after ${WARM} warm-up, against bare Updates on the same dev server`);
+  out(`\n## Latency of ERP calls, ${SAMPLES} sequential samples each after ${WARM} warm-up, against bare Updates on the same Temporal server`);
   const taskQueue = `bench-latency-${randomUUID()}`;
   const connection = await NativeConnection.connect({ address: servers.temporalAddress });
   const activities: LatencyActivities = { noop: async () => {} };

@@ -14,6 +14,8 @@
  * Sizes: BENCH_PDFS (200), BENCH_INVOICES (40), BENCH_BILLS (1000), BENCH_OPEN (1000), BENCH_CONCURRENCY (8),
  * BENCH_LATENCY_SAMPLES (40).
  * BENCH_ONLY=pdf|latency|engine|bills|memory runs one section (latency runs the engine's throughput too).
+ * BILLFLOW_CLUSTER=1 runs it on `npm run cluster`'s Temporal (a cluster on PostgreSQL, one process per
+ * service) instead of the CLI's dev server: both sides of every ratio then use the cluster.
  */
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
@@ -276,9 +278,10 @@ async function benchBillRun(stack: Stack, chromiumPath: string): Promise<void> {
 }
 
 // The mail catcher stands in for an SMTP server elsewhere: its own process, not the worker's event loop.
-const servers = await startServers({ webUi: false, mailCatcherProcess: true });
+const onCluster = process.env.BILLFLOW_CLUSTER === '1';
+const servers = await startServers({ webUi: false, mailCatcherProcess: true, cluster: onCluster });
 try {
-  out(`billflow benchmark, ${new Date().toISOString()}, node ${process.version}`);
+  out(`billflow benchmark, ${new Date().toISOString()}, node ${process.version}, Temporal: ${onCluster ? 'cluster on PostgreSQL (npm run cluster)' : 'CLI dev server'}`);
   if (section('pdf')) await benchPdf(servers.chromiumPath);
   const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: OPEN + BILLS + 500 } });
   try {

@@ -2,6 +2,7 @@
  * `npm run demo`: plays the ERP against the running engine (`npm start` in another terminal):
  * an organisation of two companies, each with its own provider account; a shared client; a project
  * per company; an invoice per project, printed to Final through its company's account.
+ * `npm run demo -- --cluster` does the same against `npm run cluster` (its operator key is in data/cluster).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { ROOT } from '../lib/paths.js';
 
 const urls = publicUrls();
 const uiUrl = process.env.TEMPORAL_UI_URL ?? `http://127.0.0.1:${process.env.TEMPORAL_UI_PORT ?? 8233}`;
-const keyFile = path.join(process.env.BILLFLOW_DATA_DIR ?? path.join(ROOT, 'data'), 'admin-key');
+const keyFile = path.join(process.env.BILLFLOW_DATA_DIR ?? path.join(ROOT, 'data', ...(process.argv.includes('--cluster') ? ['cluster'] : [])), 'admin-key');
 const adminKey = process.env.BILLFLOW_ADMIN_KEY ?? (existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : '');
 if (!adminKey) throw new Error('no operator key: start the engine with `npm start` first, or set BILLFLOW_ADMIN_KEY');
 

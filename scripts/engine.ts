@@ -5,6 +5,10 @@
  * rest stays up. Data stays in ./data between starts; the engine's pid is in data/billflow.pid and
  * its processes' in data/pids.json. Ctrl-C (or SIGINT/SIGTERM to that pid) stops everything and
  * leaves no process behind.
+ *
+ * With --cluster (`npm run cluster`), the production shape instead: Temporal as a cluster on
+ * PostgreSQL (frontend, history, matching and worker services and the Web UI server, each its own
+ * process), two workers, and two API processes behind a small front on API_PORT; data in data/cluster.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,11 +22,13 @@ import { newSecretKey } from '../lib/secrets.js';
 import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { cachedWorkflowBundle } from '../worker/bundle.js';
 import { stopProcess, Supervisor, untilReady, type Service } from '../lib/supervisor.js';
+import { clusterTools, startTemporalCluster } from '../lib/temporal-cluster.js';
 import { startTemporalDevServer, waitForPort } from '../lib/temporal-dev.js';
 import { readToolsFile } from './tools.mjs';
 
 const env = process.env;
-const dataDir = path.resolve(env.BILLFLOW_DATA_DIR ?? path.join(ROOT, 'data'));
+const cluster = process.argv.includes('--cluster');
+const dataDir = path.resolve(env.BILLFLOW_DATA_DIR ?? path.join(ROOT, 'data', ...(cluster ? ['cluster'] : [])));
 const logDir = path.join(dataDir, 'logs');
 mkdirSync(logDir, { recursive: true });
 const started = Date.now();
@@ -84,7 +90,7 @@ function stopLeftovers(): void {
     } catch {
       continue; // gone, or no /proc to tell
     }
-    if (!cmd.includes(name === 'temporal' ? dataDir : ROOT)) continue;
+    if (!cmd.includes(name.startsWith('temporal') ? dataDir : ROOT)) continue;
     say(`stopping ${name} (pid ${pid}), left running by an engine that was killed`);
     process.kill(pid, 'SIGKILL');
   }
@@ -178,7 +184,10 @@ try {
   const urls = publicUrls();
 
   const external = env.DATABASE_URL;
-  const temporalLog = createWriteStream(path.join(logDir, 'temporal.log'), { flags: 'a' });
+  const ownTemporal = !env.TEMPORAL_ADDRESS;
+  // The cluster's own databases live in the embedded PostgreSQL too, unless TEMPORAL_DATABASE_URL names others.
+  const temporalOnPg = cluster && ownTemporal && !env.TEMPORAL_DATABASE_URL;
+  let temporalLog: ReturnType<typeof createWriteStream> | undefined;
   // Restarted on the same SQLite file and ports, so workflows and clients carry on where they were.
   const temporal: Service = {
     name: 'temporal',
@@ -188,7 +197,7 @@ try {
         port: temporalPort,
         uiPort,
         dbFile: path.join(dataDir, 'temporal.db'),
-        log: (l) => temporalLog.write(l),
+        log: (l) => (temporalLog ??= createWriteStream(path.join(logDir, 'temporal.log'), { flags: 'a' })).write(l),
         signal,
       }),
   };
@@ -197,12 +206,32 @@ try {
   const bundled = cachedWorkflowBundle();
   // All settle before a failure is thrown, so a PostgreSQL that did start is stopped too.
   const [pgStarted, ...others] = await Promise.allSettled([
-    external ? undefined : startEmbeddedPg({ dataDir: path.join(dataDir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
-    env.TEMPORAL_ADDRESS ? undefined : supervisor.add(temporal),
+    external && !temporalOnPg ? undefined : startEmbeddedPg({ dataDir: path.join(dataDir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
+    ownTemporal && !cluster ? supervisor.add(temporal) : undefined,
     bundled,
   ]);
   if (pgStarted.status === 'fulfilled') pg = pgStarted.value;
   for (const r of [pgStarted, ...others]) if (r.status === 'rejected') throw r.reason;
+  if (cluster && ownTemporal) {
+    const logs = new Map<string, (line: string) => void>();
+    await startTemporalCluster({
+      tools: clusterTools(readToolsFile()),
+      databaseUrl: env.TEMPORAL_DATABASE_URL ?? pg!.url('temporal'),
+      dir: path.join(dataDir, 'temporal'),
+      frontendPort: temporalPort,
+      uiPort,
+      namespace: env.TEMPORAL_NAMESPACE ?? 'default',
+      supervisor,
+      // logs/temporal-frontend.log, temporal-history.log, ..., temporal-ui.log, temporal-schema.log
+      log: (name, line) => {
+        if (!logs.has(name)) {
+          const stream = createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' });
+          logs.set(name, (l) => stream.write(l));
+        }
+        logs.get(name)!(line);
+      },
+    });
+  }
   const databaseUrl = external ?? pg!.url('billflow');
   const sandboxDatabaseUrl = env.SANDBOX_DATABASE_URL ?? pg?.url('sandbox');
   if (!sandboxDatabaseUrl) throw new Error('SANDBOX_DATABASE_URL must be set when DATABASE_URL is');
@@ -230,19 +259,37 @@ try {
   };
   // The sandbox keeps its own secrets: it never gets billflow's key.
   const keys = secretKeys();
-  await Promise.all([
-    supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-    supervisor.add(nodeService('worker', ['worker/main.ts'], { ...common, ...mail, ...keys }, [])),
-    supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
-  ]);
+  const workerEnv = { ...common, ...mail, ...keys };
+  if (!cluster) {
+    await Promise.all([
+      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
+      supervisor.add(nodeService('worker', ['worker/main.ts'], workerEnv, [])),
+      supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
+    ]);
+  } else {
+    // Two of each on the same task queue; the APIs listen on the next two ports, the front on API_PORT.
+    const apiPorts = [apiPort() + 1, apiPort() + 2];
+    const apiEnv = (port: number) => ({ ...common, ...keys, API_PORT: String(port), API_PUBLIC_URL: urls.api });
+    await Promise.all([
+      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
+      supervisor.add(nodeService('worker-1', ['worker/main.ts'], workerEnv, [])),
+      supervisor.add(nodeService('worker-2', ['worker/main.ts'], workerEnv, [])),
+      // One after the other: each registers missing search attributes and schedules at start.
+      (async () => {
+        for (const [i, port] of apiPorts.entries()) await supervisor.add(nodeService(`api-${i + 1}`, ['api/main.ts'], apiEnv(port), [port]));
+      })(),
+    ]);
+    await supervisor.add(nodeService('front', ['scripts/front.ts', String(apiPort()), ...apiPorts.map(String)], {}, [apiPort()]));
+  }
 
-  const ui = env.TEMPORAL_ADDRESS ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
+  const ui = !ownTemporal ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(
     [
       '',
-      `  API              ${urls.api}`,
+      `  API              ${urls.api}${cluster ? `   (front over API processes on ports ${apiPort() + 1} and ${apiPort() + 2}; 2 workers)` : ''}`,
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
+      ...(cluster && ownTemporal ? [`  Temporal         127.0.0.1:${temporalPort}   (cluster on PostgreSQL: frontend, history, matching, worker; logs/temporal-*.log)`] : []),
       `  Temporal Web UI  ${ui}`,
       `  Provider sandbox ${urls.sandbox}`,
       env.SMTP_HOST ? `  Mail (SMTP)      ${smtpConfig().host}:${smtpConfig().port}` : `  Mail catcher     http://127.0.0.1:${mailPorts.web}`,

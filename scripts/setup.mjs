@@ -1,9 +1,22 @@
 #!/usr/bin/env node
 // One idempotent set-up step shared by `npm start`, `npm test` and `npm run bench`: npm packages,
-// the Temporal CLI, Chromium, and (for tests) Temporal's Java test server, poppler, schemathesis and stripe-mock.
-import { ensureChromium, ensureNodeModules, ensurePoppler, ensureSchemathesis, ensureStripeMock, ensureTemporal, ensureTestServer, writeToolsFile } from './tools.mjs';
+// the Temporal CLI, Chromium, (for tests) Temporal's Java test server, poppler, schemathesis and
+// stripe-mock, and (for `npm run cluster` and the tests' cluster run) the Temporal server and its Web UI server.
+import {
+  ensureChromium,
+  ensureNodeModules,
+  ensurePoppler,
+  ensureSchemathesis,
+  ensureStripeMock,
+  ensureTemporal,
+  ensureTemporalServer,
+  ensureTemporalUi,
+  ensureTestServer,
+  writeToolsFile,
+} from './tools.mjs';
 
 const forTests = process.argv.includes('--for-tests');
+const forCluster = forTests || process.argv.includes('--cluster');
 const started = Date.now();
 ensureNodeModules();
 const tools = { temporal: ensureTemporal(), chromium: ensureChromium() };
@@ -12,6 +25,10 @@ if (forTests) {
   ensurePoppler();
   tools.schemathesis = ensureSchemathesis();
   tools.stripeMock = ensureStripeMock();
+}
+if (forCluster) {
+  tools.temporalServer = ensureTemporalServer();
+  tools.temporalUi = ensureTemporalUi();
 }
 writeToolsFile(tools);
 const secs = ((Date.now() - started) / 1000).toFixed(1);

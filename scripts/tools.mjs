@@ -1,7 +1,7 @@
 // Finds or installs the external programs billflow runs: the Temporal CLI (dev server), Chromium,
 // Temporal's Java time-skipping test server and (for tests) schemathesis and stripe-mock. Node built-ins only: this runs before `npm install`.
 import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, constants, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,9 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const TEMPORAL_CLI_VERSION = '1.5.1';
 /** Pinned: the fuzz test reads its JUnit report, whose shape is this version's. */
 export const SCHEMATHESIS_VERSION = '4.32.5';
+/** The Temporal server and Web UI `npm run cluster` runs: the versions docker-compose.yml pins. */
+export const TEMPORAL_SERVER_VERSION = '1.29.1';
+export const TEMPORAL_UI_VERSION = '2.42.1';
 // v1.5.1 is the newest release `go install` accepts; later ones carry a replace directive.
 const TEMPORAL_MODULE = `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`;
 /** Pinned with the `stripe` package: this release's OpenAPI description is that package's API version (2026-08-26.dahlia). */
@@ -95,6 +98,46 @@ export function ensureStripeMock() {
   log(`building stripe-mock v${STRIPE_MOCK_VERSION} with Go (under a minute, once)...`);
   run('go', ['install', `github.com/stripe/stripe-mock@v${STRIPE_MOCK_VERSION}`], { env: { ...process.env, GOBIN: binDir } });
   return cached;
+}
+
+/**
+ * The Temporal server (all services in one binary, started once per service), its SQL schema tool
+ * and the schema files, built with Go once into the cache. A Go build of the server takes minutes
+ * of CPU, so a finished one is marked and reused; an interrupted one is built again.
+ */
+export function ensureTemporalServer() {
+  const dir = path.join(cacheDir(), `temporal-server-v${TEMPORAL_SERVER_VERSION}`);
+  const found = { server: path.join(dir, 'server'), sqlTool: path.join(dir, 'sql'), schemaDir: path.join(dir, 'schema') };
+  const done = path.join(dir, '.installed');
+  if (existsSync(done)) return found;
+  if (!onPath('go')) throw new Error(`Go is needed to build the Temporal server v${TEMPORAL_SERVER_VERSION} (npm run cluster): https://go.dev/dl`);
+  log(`building the Temporal server v${TEMPORAL_SERVER_VERSION} and its sql tool with Go (once: 3 minutes on a quiet 2-core machine, up to 20 under load)...`);
+  mkdirSync(dir, { recursive: true });
+  const mod = `go.temporal.io/server@v${TEMPORAL_SERVER_VERSION}`;
+  run('go', ['install', `go.temporal.io/server/cmd/server@v${TEMPORAL_SERVER_VERSION}`, `go.temporal.io/server/cmd/tools/sql@v${TEMPORAL_SERVER_VERSION}`], {
+    env: { ...process.env, GOBIN: dir },
+  });
+  // The schemas ship in the module; copied out so a cleaned Go module cache cannot take them away.
+  const info = spawnSync('go', ['mod', 'download', '-json', mod], { encoding: 'utf8' });
+  if (info.status !== 0) throw new Error(`go mod download ${mod} failed: ${info.stderr}`);
+  rmSync(found.schemaDir, { recursive: true, force: true });
+  cpSync(path.join(JSON.parse(info.stdout).Dir, 'schema', 'postgresql', 'v12'), found.schemaDir, { recursive: true });
+  writeFileSync(done, `${TEMPORAL_SERVER_VERSION}\n`);
+  return found;
+}
+
+/** The Temporal Web UI server (the `temporalio/ui` image's program, its pages embedded), built like the server. */
+export function ensureTemporalUi() {
+  const dir = path.join(cacheDir(), `temporal-ui-server-v${TEMPORAL_UI_VERSION}`);
+  const binary = path.join(dir, 'server');
+  const done = path.join(dir, '.installed');
+  if (existsSync(done)) return binary;
+  if (!onPath('go')) throw new Error(`Go is needed to build the Temporal UI server v${TEMPORAL_UI_VERSION} (npm run cluster): https://go.dev/dl`);
+  log(`building the Temporal UI server v${TEMPORAL_UI_VERSION} with Go (about a minute, once)...`);
+  mkdirSync(dir, { recursive: true });
+  run('go', ['install', `github.com/temporalio/ui-server/v2/cmd/server@v${TEMPORAL_UI_VERSION}`], { env: { ...process.env, GOBIN: dir } });
+  writeFileSync(done, `${TEMPORAL_UI_VERSION}\n`);
+  return binary;
 }
 
 /** Chromium for PDFs: CHROMIUM_PATH, Debian's package, installed with apt when we are root. */

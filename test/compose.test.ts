@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { ENVIRONMENT, type Role } from '../lib/config.js';
 import { ROOT } from '../lib/paths.js';
+import { TEMPORAL_SERVER_VERSION, TEMPORAL_UI_VERSION } from '../scripts/tools.mjs';
 
 interface Service {
   build?: unknown;
@@ -51,6 +52,11 @@ describe('docker-compose.yml', () => {
     const ok = validate(compose);
     expect(validate.errors ?? [], JSON.stringify(validate.errors)).toEqual([]);
     expect(ok).toBe(true);
+  });
+
+  it("pins the Temporal server and Web UI versions npm run cluster builds", () => {
+    expect(compose.services.temporal!.image).toBe(`temporalio/auto-setup:${TEMPORAL_SERVER_VERSION}`);
+    expect(compose.services['temporal-ui']!.image).toBe(`temporalio/ui:${TEMPORAL_UI_VERSION}`);
   });
 
   it('pins every image', () => {

@@ -1,7 +1,8 @@
 /**
  * One PostgreSQL, one Temporal dev server (with its Web UI), one mail catcher (maildev) and one
  * workflow bundle for the whole run. Test files reach them through `inject(...)` and use fresh ids
- * (fresh recipient addresses for mail), so they never share state.
+ * (fresh recipient addresses for mail), so they never share state. With BILLFLOW_CLUSTER=1 the
+ * run's Temporal is `npm run cluster`'s cluster on PostgreSQL (and its Web UI server) instead.
  */
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
@@ -26,7 +27,7 @@ declare module 'vitest' {
 let servers: Servers | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  servers = await startServers({ webUi: true });
+  servers = await startServers({ webUi: true, cluster: process.env.BILLFLOW_CLUSTER === '1' });
   if (!servers.testServerPath) {
     await servers.stop();
     throw new Error('the time-skipping test server is not set up: run `node scripts/setup.mjs --for-tests`');

@@ -1,10 +1,11 @@
 /**
  * The shared servers of a test run or a benchmark: one embedded PostgreSQL (billflow's and the
  * sandbox's databases, migrated), one Temporal dev server, one mail catcher (maildev) and one
- * workflow bundle.
+ * workflow bundle. With `cluster`, Temporal is `npm run cluster`'s instead of the dev server: a
+ * cluster on that PostgreSQL, one supervised process per service (and its Web UI server).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
@@ -12,6 +13,8 @@ import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg } from '../lib/embedded-pg.js';
 import { startMailDev } from '../lib/maildev.js';
 import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS, WORKFLOWS_ENTRY } from '../lib/paths.js';
+import { Supervisor } from '../lib/supervisor.js';
+import { clusterTools, freeFrontendPort, startTemporalCluster } from '../lib/temporal-cluster.js';
 import { freePort, startTemporalDevServer } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
 
@@ -26,6 +29,8 @@ export interface Servers {
   /** The mail catcher's SMTP port (on 127.0.0.1) and its web page / REST API. */
   smtpPort: number;
   mailDevUrl: string;
+  /** The cluster's processes by supervised name (temporal-history, ...), when it is one; current after restarts. */
+  clusterPids?: () => Record<string, number>;
   /** Bundles other workflow code (the benchmark's baseline) into the run's folder. */
   bundle(entry: string, name: string): Promise<string>;
   stop(): Promise<void>;
@@ -96,8 +101,39 @@ async function mailCatcherProcess(smtpPort: number, webPort: number): Promise<{ 
   };
 }
 
-export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: boolean }): Promise<Servers> {
-  const tools = readToolsFile() as { temporal: string; chromium: string; testServer?: string };
+/** The cluster of `npm run cluster` on `pgUrl`'s PostgreSQL, its processes recorded for reaping as they change. */
+async function startCluster(tools: Parameters<typeof clusterTools>[0], pgUrl: string, dir: string, webUi: boolean, record: (pids: number[]) => void) {
+  const [frontendPort, uiPort] = [await freeFrontendPort(), await freePort()];
+  let pids: Record<string, number> = {};
+  const supervisor = new Supervisor({
+    report: (line) => process.stderr.write(`[cluster] ${line}\n`),
+    pids: (p) => {
+      pids = p;
+      record(Object.values(p));
+    },
+  });
+  const logs = path.join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  try {
+    await startTemporalCluster({
+      tools: clusterTools(tools),
+      databaseUrl: pgUrl,
+      dir,
+      frontendPort,
+      uiPort: webUi ? uiPort : null,
+      namespace: 'default',
+      supervisor,
+      log: (name, line) => appendFileSync(path.join(logs, `${name}.log`), line),
+    });
+  } catch (e) {
+    await supervisor.stop();
+    throw e;
+  }
+  return { address: `127.0.0.1:${frontendPort}`, uiUrl: webUi ? `http://127.0.0.1:${uiPort}` : null, pids: () => pids, pid: undefined, stop: () => supervisor.stop() };
+}
+
+export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: boolean; cluster?: boolean }): Promise<Servers> {
+  const tools = readToolsFile() as { temporal: string; chromium: string; testServer?: string } & Parameters<typeof clusterTools>[0];
   reapLeftovers();
   const tmp = mkdtempSync(path.join(os.tmpdir(), RUN_PREFIX));
   const bundle = async (entry: string, name: string) => {
@@ -107,14 +143,26 @@ export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: 
     return file;
   };
   const [pgPort, temporalPort, uiPort, smtpPort, mailWebPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  let temporalPids: number[] = [];
+  let otherPids: number[] = [];
+  const recordOwner = () => writeFileSync(path.join(tmp, OWNER_FILE), JSON.stringify({ pid: process.pid, children: [...temporalPids, ...otherPids] }));
+  const pgStarted = startEmbeddedPg({ dataDir: path.join(tmp, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] });
   const [pg, temporal, workflowBundlePath, mailDev] = await Promise.all([
-    startEmbeddedPg({ dataDir: path.join(tmp, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }),
-    startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }),
+    pgStarted,
+    opts.cluster
+      ? pgStarted.then((p) =>
+          startCluster(tools, p.url('temporal'), path.join(tmp, 'temporal'), opts.webUi, (pids) => {
+            temporalPids = pids;
+            recordOwner();
+          }),
+        )
+      : startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }).then((t) => ({ address: t.address, uiUrl: t.uiUrl, stop: t.stop, pids: undefined, pid: t.process.pid })),
     bundle(WORKFLOWS_ENTRY, 'workflows'),
     opts.mailCatcherProcess ? mailCatcherProcess(smtpPort, mailWebPort) : startMailDev({ smtpPort, webPort: mailWebPort }),
   ]);
-  const children = [temporal.process.pid, ...('pid' in mailDev ? [mailDev.pid] : [])];
-  writeFileSync(path.join(tmp, OWNER_FILE), JSON.stringify({ pid: process.pid, children }));
+  if (temporal.pid) temporalPids = [temporal.pid];
+  otherPids = 'pid' in mailDev && typeof mailDev.pid === 'number' ? [mailDev.pid] : [];
+  recordOwner();
   for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
     const sql = connect(pg.url(db), { max: 1 });
     await migrate(sql, dir);
@@ -128,6 +176,7 @@ export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: 
     workflowBundlePath,
     chromiumPath: tools.chromium,
     testServerPath: tools.testServer,
+    ...(temporal.pids ? { clusterPids: temporal.pids } : {}),
     smtpPort: mailDev.smtpPort,
     mailDevUrl: mailDev.webUrl,
     bundle,

@@ -8,12 +8,13 @@
  * SIGINT then stops everything, leaving no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
+import { alive, childrenOf, cmdline, descendants } from './procs.js';
 
 const ADMIN = 'bf_admin_supervisor_test';
 const BILLS = 60;
@@ -22,45 +23,6 @@ let engine: ChildProcess;
 let output = '';
 let api = '';
 let sandbox = '';
-
-/** Every process's parent, from /proc. */
-function parents(): Map<number, number> {
-  const map = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ')'.
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      map.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return map;
-}
-
-function descendants(root: number): number[] {
-  const ppid = parents();
-  const found: number[] = [];
-  for (let frontier = [root]; frontier.length > 0; ) {
-    const next = [...ppid].filter(([, parent]) => frontier.includes(parent)).map(([pid]) => pid);
-    found.push(...next);
-    frontier = next;
-  }
-  return found;
-}
-
-function cmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
-  } catch {
-    return '';
-  }
-}
-
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-
-const childrenOf = (pid: number) => [...parents()].filter(([, parent]) => parent === pid).map(([p]) => p);
 
 /** The engine's child whose command line contains `marker` (found from /proc, not from what the engine says). */
 function child(marker: string): number | undefined {
