@@ -4,6 +4,7 @@
  * seq at or below one a reader has already seen.
  */
 import type { TransactionSql } from 'postgres';
+import { emitEvents, lockEventKeys } from './events.js';
 
 export interface NewReceipt {
   companyId: string;
@@ -21,7 +22,9 @@ export interface NewReceipt {
 
 /**
  * Adds receipts once each (a repeat is ignored), inside the caller's transaction, and holds the
- * feed's lock until that transaction ends, so receipts of one feed commit in seq order.
+ * feed's lock until that transaction ends, so receipts of one feed commit in seq order. Each new
+ * receipt is also a `receipt.created` event, ordered with the events of `orderingKey` (the
+ * invoice that caused it), whose lock is taken before the feed's.
  *
  * The lock is per feed: an organisation's companies share one (its key reads them as one feed), a
  * company outside any organisation has its own. Call this as the last statement of the
@@ -29,18 +32,32 @@ export interface NewReceipt {
  * a transaction holding it never waits for another lock (no deadlock with callers waiting for it).
  * The sequence must keep its default CACHE 1, or sessions would hand out seqs out of order.
  */
-export async function insertReceipts(tx: TransactionSql, receipts: NewReceipt[]): Promise<void> {
+export async function insertReceipts(tx: TransactionSql, receipts: NewReceipt[], orderingKey: string): Promise<void> {
   const companies = [...new Set(receipts.map((r) => r.companyId))];
   if (companies.length !== 1) throw new Error(`insertReceipts takes the receipts of one company at a time (got ${companies.length})`);
+  await lockEventKeys(tx, [orderingKey]);
   await tx`
     SELECT pg_advisory_xact_lock(hashtext('billflow.receipts'), hashtext(coalesce(organisation_id, id)))
     FROM companies WHERE id = ${companies[0]!}`;
   for (const r of receipts) {
-    await tx`
+    const [added] = await tx<{ id: string; paidAt: Date }[]>`
       INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, paid_at, request_id)
       VALUES (${r.companyId}, ${r.kind}, ${r.providerPaymentId}, ${r.invoiceNumber}, ${r.amount}, ${r.currency},
         ${tx.json(r.allocations)}, ${r.paidAt}, ${r.requestId})
-      ON CONFLICT DO NOTHING`;
+      ON CONFLICT DO NOTHING RETURNING seq::text AS id, paid_at AS "paidAt"`;
+    if (!added) continue;
+    // The receipt as the feed (GET /v1/receipts) shows it.
+    const { allocations, paidAt: _paidAt, ...rest } = r;
+    await emitEvents(tx, [
+      {
+        type: 'receipt.created',
+        companyId: r.companyId,
+        identity: ['receipt', added.id],
+        orderingKey,
+        requestId: r.requestId,
+        data: { id: added.id, ...rest, invoices: allocations, paidAt: added.paidAt.toISOString() },
+      },
+    ]);
   }
 }
 

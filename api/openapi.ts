@@ -4,6 +4,7 @@
  */
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
+import { webhookPaths, webhookSchemas } from './openapi-webhooks.js';
 import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader, withLinks, type LinkRule } from './openapi-parts.js';
 
 
@@ -44,6 +45,7 @@ const providerAccount = {
 
 const schemas = {
   ...billSchemas,
+  ...webhookSchemas,
   OrganisationCreate: {
     type: 'object',
     additionalProperties: false,
@@ -481,6 +483,13 @@ const LINKS: LinkRule[] = [
   })),
   { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameter: 'id', value: '$response.body#/id' },
   { from: 'PUT /v1/custom-tags/{name}', status: 201, to: ['/v1/custom-tags/{name}'], parameter: 'name', value: '$response.body#/name' },
+  {
+    from: 'POST /v1/webhook-endpoints',
+    status: 201,
+    to: ['/v1/webhook-endpoints/{id}', '/v1/webhook-endpoints/{id}/rotate-secret', '/v1/webhook-endpoints/{id}/deliveries'],
+    parameter: 'id',
+    value: '$response.body#/id',
+  },
 ];
 
 export const openapi = {
@@ -787,5 +796,6 @@ export const openapi = {
       },
     },
     ...billPaths,
+    ...webhookPaths,
   })), LINKS)),
 } as const;

@@ -1,9 +1,10 @@
 /**
- * Secrets at rest: provider API keys and webhook secrets are stored AES-256-GCM encrypted under
+ * Secrets at rest: provider API keys and webhook secrets (the provider's, and the signing secrets
+ * of the ERP's webhook endpoints) are stored AES-256-GCM encrypted under
  * BILLFLOW_SECRET_KEY. A stored value is `bfenc:v1:<key id>:<iv>:<ciphertext+tag>` (base64url), the
  * key id being a fingerprint of the key that sealed it, so a value sealed under the previous key
  * still opens during a rotation. Each value is bound (GCM additional data) to its column and
- * company: a ciphertext copied onto another company or column does not open.
+ * row (company, or endpoint): a ciphertext copied onto another row or column does not open.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Sql } from './db.js';
@@ -54,9 +55,16 @@ export function keyringFromEnv(env: Record<string, string | undefined> = process
 export type SecretField = 'provider_api_key' | 'provider_webhook_secret' | 'provider_webhook_secret_previous';
 export const SECRET_FIELDS: readonly SecretField[] = ['provider_api_key', 'provider_webhook_secret', 'provider_webhook_secret_previous'];
 
-function aad(field: SecretField, companyId: string): Buffer {
-  return Buffer.from(`companies.${field}:${companyId}`, 'utf8');
-}
+/** The signing secrets of the ERP's webhook endpoints (columns of webhook_endpoints, bound to the endpoint id). */
+export type EndpointSecretField = 'secret' | 'secret_previous';
+const ENDPOINT_SECRET_FIELDS: readonly EndpointSecretField[] = ['secret', 'secret_previous'];
+
+/** A stored value's place: `<table>.<column>:<row id>`, the additional data its ciphertext is bound to. */
+type Place = string;
+const companyPlace = (field: SecretField, companyId: string): Place => `companies.${field}:${companyId}`;
+const endpointPlace = (field: EndpointSecretField, endpointId: string): Place => `webhook_endpoints.${field}:${endpointId}`;
+/** How errors name a place: "companies.provider_api_key of acme". */
+const named = (place: Place) => place.replace(/:/, ' of ');
 
 export function isSealed(stored: string): boolean {
   return stored.startsWith(PREFIX);
@@ -68,32 +76,48 @@ export function sealedKeyId(stored: string): string | null {
 }
 
 export function seal(ring: Keyring, field: SecretField, companyId: string, plain: string): string {
+  return sealAt(ring, companyPlace(field, companyId), plain);
+}
+
+export function open(ring: Keyring, field: SecretField, companyId: string, stored: string): string {
+  return openAt(ring, companyPlace(field, companyId), stored);
+}
+
+export function sealEndpointSecret(ring: Keyring, field: EndpointSecretField, endpointId: string, plain: string): string {
+  return sealAt(ring, endpointPlace(field, endpointId), plain);
+}
+
+export function openEndpointSecret(ring: Keyring, field: EndpointSecretField, endpointId: string, stored: string): string {
+  return openAt(ring, endpointPlace(field, endpointId), stored);
+}
+
+function sealAt(ring: Keyring, place: Place, plain: string): string {
   const iv = randomBytes(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', ring.current.key, iv);
-  cipher.setAAD(aad(field, companyId));
+  cipher.setAAD(Buffer.from(place, 'utf8'));
   const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final(), cipher.getAuthTag()]);
   return `${PREFIX}${ring.current.id}:${iv.toString('base64url')}:${body.toString('base64url')}`;
 }
 
-export function open(ring: Keyring, field: SecretField, companyId: string, stored: string): string {
-  if (!isSealed(stored)) throw new Error(`companies.${field} of ${companyId} is not encrypted (the API encrypts plain values when it starts)`);
+function openAt(ring: Keyring, place: Place, stored: string): string {
+  if (!isSealed(stored)) throw new Error(`${named(place)} is not encrypted (the API encrypts plain values when it starts)`);
   const [keyId, ivText, bodyText] = stored.slice(PREFIX.length).split(':');
   const key = [ring.current, ...ring.previous].find((k) => k.id === keyId)?.key;
   if (!key) {
     throw new Error(
-      `companies.${field} of ${companyId} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`,
+      `${named(place)} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`,
     );
   }
   const iv = Buffer.from(ivText ?? '', 'base64url');
   const body = Buffer.from(bodyText ?? '', 'base64url');
-  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`companies.${field} of ${companyId} is not a valid encrypted value`);
+  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`${named(place)} is not a valid encrypted value`);
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAAD(aad(field, companyId));
+  decipher.setAAD(Buffer.from(place, 'utf8'));
   decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
   try {
     return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
   } catch {
-    throw new Error(`companies.${field} of ${companyId} does not decrypt: it was altered, or belongs to another company or column`);
+    throw new Error(`${named(place)} does not decrypt: it was altered, or belongs to another row or column`);
   }
 }
 
@@ -125,6 +149,22 @@ export async function sealStoredSecrets(sql: Sql, ring: Keyring, opts: { rotate?
       }
       if (Object.keys(changed).length === 0) continue;
       await tx`UPDATE companies SET ${tx(changed)} WHERE id = ${row.id}`;
+      sealed += Object.keys(changed).length;
+    }
+    // Endpoint secrets are sealed when made: only a rotation has anything to do.
+    const endpoints = opts.rotate
+      ? await tx<({ id: string } & Record<EndpointSecretField, string | null>)[]>`SELECT id, secret, secret_previous FROM webhook_endpoints ORDER BY id FOR UPDATE`
+      : [];
+    for (const row of endpoints) {
+      const changed: Partial<Record<EndpointSecretField, string>> = {};
+      for (const field of ENDPOINT_SECRET_FIELDS) {
+        const stored = row[field];
+        if (stored !== null && sealedKeyId(stored) !== ring.current.id) {
+          changed[field] = sealEndpointSecret(ring, field, row.id, openEndpointSecret(ring, field, row.id, stored));
+        }
+      }
+      if (Object.keys(changed).length === 0) continue;
+      await tx`UPDATE webhook_endpoints SET ${tx(changed)} WHERE id = ${row.id}`;
       sealed += Object.keys(changed).length;
     }
     return sealed;
