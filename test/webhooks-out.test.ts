@@ -180,6 +180,10 @@ describe('events to the ERP (Standard Webhooks)', () => {
     const main = await ok(api<{ id: string; secret: string; enabled: boolean }>(a, 'POST', '/v1/webhook-endpoints', { url: mainUrl, description: 'ERP' }), 'endpoint', [201]);
     expect(main.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     expect(await ok(api(a, 'GET', `/v1/webhook-endpoints/${main.id}`), 'endpoint')).not.toHaveProperty('secret');
+    // Stored encrypted (as provider keys are), bound to its endpoint.
+    const [stored] = await stack.sql<{ secret: string }[]>`SELECT secret FROM webhook_endpoints WHERE id = ${main.id}`;
+    expect(stored!.secret).toMatch(/^bfenc:v1:/);
+    expect(stored!.secret).not.toContain(main.secret.slice(6, 20));
     secrets.set('/erp/a', new Map([['first', main.secret]]));
     const dead = await ok(api<{ id: string; secret: string }>(a, 'POST', '/v1/webhook-endpoints', { url: `http://127.0.0.1:${deadPort}/erp/dead` }), 'dead endpoint', [201]);
     secrets.set('/erp/dead', new Map([['dead', dead.secret]]));
