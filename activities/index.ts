@@ -20,7 +20,7 @@ import { BillPayClient, paymentForInvoice } from './provider/billpay.js';
 import { provider, providerAccount } from './provider/calls.js';
 import { createBillActivities } from './bills.js';
 import { emitEvents, invoiceEvents, invoiceKey, lockEventKeys } from './events.js';
-import { insertReceipts } from './receipts.js';
+import { insertReceipts, type QuickPayDetails } from './receipts.js';
 import { createReconcileActivities } from './reconcile.js';
 
 export interface ActivityDeps {
@@ -211,6 +211,8 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
             amount: p.amount,
             currency: input.currency,
             allocations: p.coveredInvoices,
+            // A credit for the client: it applies to no invoice until the ERP applies it.
+            applications: [],
             paidAt: p.paidAt || new Date().toISOString(),
             requestId: input.requestId,
           },
@@ -593,6 +595,13 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
             INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number)
             VALUES (${input.companyId}, ${p.paymentId}, ${covered}) ON CONFLICT DO NOTHING`;
         }
+        const [quickPay] =
+          p.method === 'quickpay'
+            ? await tx<QuickPayDetails[]>`
+                SELECT payment_type AS "paymentType", payment_method AS "paymentMethod", issued_on::text AS "issuedOn", category,
+                  received_by_user AS "receivedByUser", received_by_unit AS "receivedByUnit"
+                FROM quick_payments WHERE company_id = ${input.companyId} AND payment_id = ${p.paymentId}`
+            : [];
         const receipt = {
           companyId: input.companyId,
           providerPaymentId: p.paymentId,
@@ -602,10 +611,12 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
           paidAt: p.paidAt,
           requestId: p.requestId,
         };
+        // Payments signalled before their parts were carried know only this invoice's part (or all of it, for one invoice).
+        const applications = p.applications ?? p.coveredInvoices.map((n) => ({ invoiceNumber: n, amount: n === input.number ? p.amount : null }));
         // The fee is a separate (miscellaneous) receipt; both last in the transaction (see insertReceipts).
         await insertReceipts(tx, [
-          { ...receipt, kind: 'payment', amount: p.totalAmount },
-          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee }] : []),
+          { ...receipt, kind: 'payment', amount: p.totalAmount, applications, quickPay: quickPay ?? null },
+          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee, applications: [] }] : []),
         ], key);
       });
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });

@@ -6,6 +6,15 @@
 import type { TransactionSql } from 'postgres';
 import { emitEvents, lockEventKeys } from './events.js';
 
+export interface QuickPayDetails {
+  paymentType: string;
+  paymentMethod: string;
+  issuedOn: string;
+  category: string;
+  receivedByUser: string;
+  receivedByUnit: string;
+}
+
 export interface NewReceipt {
   companyId: string;
   kind: 'payment' | 'fee' | 'prepayment';
@@ -16,6 +25,10 @@ export interface NewReceipt {
   currency: string;
   /** The invoice numbers the payment covered. */
   allocations: string[];
+  /** What the receipt applies to, per invoice (a payment's parts; none for a fee or a prepayment); null amount: not known. */
+  applications: { invoiceNumber: string; amount: number | null }[];
+  /** A Quick Pay's details as the ERP gave them (null for other payments). */
+  quickPay?: QuickPayDetails | null;
   paidAt: string;
   requestId: string;
 }
@@ -41,13 +54,13 @@ export async function insertReceipts(tx: TransactionSql, receipts: NewReceipt[],
     FROM companies WHERE id = ${companies[0]!}`;
   for (const r of receipts) {
     const [added] = await tx<{ id: string; paidAt: Date }[]>`
-      INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, paid_at, request_id)
+      INSERT INTO receipts (company_id, kind, provider_payment_id, invoice_number, amount, currency, allocations, applications, quick_pay, paid_at, request_id)
       VALUES (${r.companyId}, ${r.kind}, ${r.providerPaymentId}, ${r.invoiceNumber}, ${r.amount}, ${r.currency},
-        ${tx.json(r.allocations)}, ${r.paidAt}, ${r.requestId})
+        ${tx.json(r.allocations)}, ${tx.json(r.applications)}, ${r.quickPay ? tx.json(r.quickPay as never) : null}, ${r.paidAt}, ${r.requestId})
       ON CONFLICT DO NOTHING RETURNING seq::text AS id, paid_at AS "paidAt"`;
     if (!added) continue;
     // The receipt as the feed (GET /v1/receipts) shows it.
-    const { allocations, paidAt: _paidAt, ...rest } = r;
+    const { allocations, paidAt: _paidAt, quickPay, ...rest } = r;
     await emitEvents(tx, [
       {
         type: 'receipt.created',
@@ -55,7 +68,7 @@ export async function insertReceipts(tx: TransactionSql, receipts: NewReceipt[],
         identity: ['receipt', added.id],
         orderingKey,
         requestId: r.requestId,
-        data: { id: added.id, ...rest, invoices: allocations, paidAt: added.paidAt.toISOString() },
+        data: { id: added.id, ...rest, invoices: allocations, quickPay: quickPay ?? null, paidAt: added.paidAt.toISOString() },
       },
     ]);
   }

@@ -376,11 +376,35 @@ const schemas = {
     properties: {
       id: { type: 'string', description: 'Feed cursor of this receipt.' },
       companyId: { type: 'string' },
-      kind: { type: 'string', enum: ['payment', 'fee'], description: '`fee` receipts are miscellaneous receipts for convenience fees.' },
+      kind: {
+        type: 'string',
+        enum: ['payment', 'fee', 'prepayment'],
+        description: '`fee` receipts are miscellaneous receipts for convenience fees; `prepayment`: a payment on an invoice that left Final became a client credit.',
+      },
       providerPaymentId: { type: 'string' },
+      invoiceNumber: { type: ['string', 'null'], description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' },
       amount: minor,
       currency: { type: 'string' },
-      invoices: { type: 'array', items: { type: 'string' } },
+      invoices: { type: 'array', items: { type: 'string' }, description: 'Every invoice the provider payment covered.' },
+      applications: {
+        type: ['array', 'null'],
+        description:
+          'What the receipt applies to, as the ERP posts it: per invoice, the amount of this payment applied to it (a payment receipt; the amounts add up to `amount`). ' +
+          'Empty for a fee (a miscellaneous receipt) and a prepayment (a credit, applied later). Null on receipts from before billflow recorded it.',
+        items: { type: 'object', properties: { invoiceNumber: { type: 'string' }, amount: { type: ['integer', 'null'] } } },
+      },
+      quickPay: {
+        type: ['object', 'null'],
+        description: "A Quick Pay's details as the ERP gave them (null for other payments).",
+        properties: {
+          paymentType: { type: 'string' },
+          paymentMethod: { type: 'string' },
+          issuedOn: { type: 'string', format: 'date' },
+          category: { type: 'string' },
+          receivedByUser: { type: 'string' },
+          receivedByUnit: { type: 'string' },
+        },
+      },
       paidAt: { type: 'string', format: 'date-time' },
       requestId: { type: 'string' },
       acknowledged: { type: 'boolean' },

@@ -48,6 +48,7 @@ function receipt(companyId: string): NewReceipt {
     kind: 'payment',
     providerPaymentId: `pay-${randomUUID()}`,
     invoiceNumber: null,
+    applications: [],
     amount: 10_000,
     currency: 'USD',
     allocations: ['INV-1'],

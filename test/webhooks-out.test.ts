@@ -363,6 +363,45 @@ describe('events to the ERP (Standard Webhooks)', () => {
     expect((await api(a, 'DELETE', `/v1/webhook-endpoints/${endpoint.id}`)).status).toBe(204);
     expect((await api(a, 'GET', `/v1/webhook-endpoints/${endpoint.id}`)).status).toBe(404);
   }, 120_000);
+
+  it('gives each receipt what it applies to, per invoice, and a Quick Pay its details, in the feed and in receipt.created', async () => {
+    const endpoint = await ok(api<{ id: string }>(a, 'POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/receipts', events: ['receipt.created'] }), 'endpoint', [201]);
+    const clientId = await aClient();
+    const tag = randomUUID().slice(0, 6);
+    const [one, two, quick] = ['ONE', 'TWO', 'QP'].map((x) => `${x}-${tag}`) as [string, string, string];
+    const records: Record<string, string> = {};
+    for (const [number, amount] of [[one, 60_000], [two, 40_000], [quick, 25_000]] as const) {
+      await ok(api(a, 'POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'x', amount }] }), 'invoice');
+      records[number] = (await ok(api<{ providerInvoiceId: string }>(a, 'POST', `/v1/invoices/${number}/status`, { status: 'Final' }), 'Final')).providerInvoiceId;
+    }
+    // One payment over two invoices, with a convenience fee on top.
+    const customer = (await ok(http<{ customerId: string }>(stack.sandboxUrl, 'GET', `/v1/invoices/${records[one]}`, { key: a.account.apiKey }), 'record')).customerId;
+    const payment = await ok(
+      http<{ id: string }>(stack.sandboxUrl, 'POST', '/v1/payments', {
+        key: a.account.apiKey,
+        body: { customerId: customer, allocations: [{ invoiceId: records[one], amount: 60_000 }, { invoiceId: records[two], amount: 15_000 }], method: 'card', fee: 300 },
+      }),
+      'payment',
+    );
+    const details = { paymentType: 'check', paymentMethod: 'check', issuedOn: '2026-11-30', category: 'Receivables', receivedByUser: 'anna', receivedByUnit: 'Accounts' };
+    await ok(api(a, 'POST', `/v1/invoices/${quick}/quick-pay`, details), 'Quick Pay');
+
+    type Receipt = { kind: string; providerPaymentId: string; amount: number; invoiceNumber: string | null; applications: unknown; quickPay: unknown };
+    const feed = await eventually(async () => {
+      const rows = (await ok(api<{ data: Receipt[] }>(a, 'GET', '/v1/receipts?limit=200'), 'receipts')).data;
+      const mine = rows.filter((r) => r.providerPaymentId === payment.id || r.quickPay !== null);
+      return mine.length === 3 ? mine : undefined;
+    }, 'the receipts');
+    const [card, fee, quickPay] = [feed.find((r) => r.kind === 'payment' && r.providerPaymentId === payment.id), feed.find((r) => r.kind === 'fee'), feed.find((r) => r.quickPay !== null)];
+    expect(card).toMatchObject({ amount: 75_000, invoiceNumber: null, applications: [{ invoiceNumber: one, amount: 60_000 }, { invoiceNumber: two, amount: 15_000 }], quickPay: null });
+    expect(fee).toMatchObject({ amount: 300, applications: [] });
+    expect(quickPay).toMatchObject({ kind: 'payment', amount: 25_000, applications: [{ invoiceNumber: quick, amount: 25_000 }], quickPay: details });
+    const events = await eventually(async () => {
+      const ds = await deliveries(a, endpoint.id);
+      return ds.length === 3 ? ds.map((d) => d.event.data) : undefined;
+    }, 'the receipt events');
+    expect(events).toEqual(expect.arrayContaining([expect.objectContaining({ applications: card!.applications }), expect.objectContaining({ quickPay: details })]));
+  }, 120_000);
 });
 
 async function clientOf(t: Tenant): Promise<string> {
