@@ -46,20 +46,24 @@ export async function lockEventKeys(tx: TransactionSql, keys: string[]): Promise
 export async function emitEvents(tx: TransactionSql, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
   await lockEventKeys(tx, events.map((e) => e.orderingKey));
+  // One look at the companies' endpoints first: most writes are for companies without any.
+  const endpoints = await tx<{ id: string; company_id: string; events: string[] | null }[]>`
+    SELECT id, company_id, events FROM webhook_endpoints WHERE company_id IN ${tx([...new Set(events.map((e) => e.companyId))])}`;
   let written = 0;
   for (const e of events) {
+    const takers = endpoints.filter((x) => x.company_id === e.companyId && (x.events === null || x.events.includes(e.type))).map((x) => x.id);
+    if (takers.length === 0) continue;
     const id = eventId(e);
     const payload = JSON.stringify({ id, type: e.type, timestamp: new Date().toISOString(), companyId: e.companyId, requestId: e.requestId, data: e.data });
+    // An endpoint removed meanwhile simply gets no delivery (the join finds it gone).
     const rows = await tx`
-      WITH endpoints AS (
-        SELECT id FROM webhook_endpoints WHERE company_id = ${e.companyId} AND (events IS NULL OR ${e.type} = ANY(events))
-      ), event AS (
+      WITH event AS (
         INSERT INTO webhook_events (id, company_id, type, ordering_key, request_id, payload)
-        SELECT ${id}, ${e.companyId}, ${e.type}, ${e.orderingKey}, ${e.requestId}, ${payload} WHERE EXISTS (SELECT 1 FROM endpoints)
+        VALUES (${id}, ${e.companyId}, ${e.type}, ${e.orderingKey}, ${e.requestId}, ${payload})
         ON CONFLICT (id) DO NOTHING RETURNING seq
       )
       INSERT INTO webhook_deliveries (endpoint_id, event_seq, ordering_key)
-      SELECT endpoints.id, event.seq, ${e.orderingKey} FROM endpoints, event RETURNING id`;
+      SELECT w.id, event.seq, ${e.orderingKey} FROM event, webhook_endpoints w WHERE w.id IN ${tx(takers)} RETURNING id`;
     written += rows.length;
   }
   if (written > 0) await tx`SELECT pg_notify(${EVENTS_CHANNEL}, '')`;
