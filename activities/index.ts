@@ -21,7 +21,8 @@ import { companyProvider, provider } from './provider/calls.js';
 import { paymentForInvoice } from './provider/provider.js';
 import { createBillActivities } from './bills.js';
 import { createCombinedActivities } from './combined.js';
-import { insertReceipts } from './receipts.js';
+import { emitEvents, invoiceEvents, invoiceKey, lockEventKeys } from './events.js';
+import { insertReceipts, type QuickPayDetails } from './receipts.js';
 import { createReconcileActivities } from './reconcile.js';
 
 export interface ActivityDeps {
@@ -183,14 +184,29 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     }): Promise<{ prepaymentId: string; stillHeldBy: string[] }> {
       const p = input.payment;
       const prepaymentId = stableUuid(input.companyId, p.paymentId, input.number, 'prepayment');
+      const key = invoiceKey(input.companyId, input.number);
       return sql.begin(async (tx) => {
+        await lockEventKeys(tx, [key]);
         // Lock the payment's holds so two invoices releasing at once agree on who is last.
         await tx`SELECT 1 FROM payment_holds WHERE company_id = ${input.companyId} AND provider_payment_id = ${p.paymentId} FOR UPDATE`;
-        await tx`
+        const paidAt = p.paidAt || new Date().toISOString();
+        const created = await tx`
           INSERT INTO prepayments (company_id, id, client_id, amount, remaining, origin_invoice, origin_payment_id, paid_at, request_id)
           VALUES (${input.companyId}, ${prepaymentId}, ${input.clientId}, ${p.amount}, ${p.amount}, ${input.number}, ${p.paymentId},
-            ${p.paidAt || new Date().toISOString()}, ${input.requestId})
-          ON CONFLICT DO NOTHING`;
+            ${paidAt}, ${input.requestId})
+          ON CONFLICT DO NOTHING RETURNING id`;
+        if (created.length > 0) {
+          await emitEvents(tx, [
+            {
+              type: 'prepayment.created',
+              companyId: input.companyId,
+              identity: [prepaymentId],
+              orderingKey: key,
+              requestId: input.requestId,
+              data: { prepaymentId, clientId: input.clientId, amount: p.amount, currency: input.currency, originInvoice: input.number, originPaymentId: p.paymentId, paidAt },
+            },
+          ]);
+        }
         await tx`
           INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number, released_at)
           VALUES (${input.companyId}, ${p.paymentId}, ${input.number}, now())
@@ -209,10 +225,12 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
             amount: p.amount,
             currency: input.currency,
             allocations: p.coveredInvoices,
+            // A credit for the client: it applies to no invoice until the ERP applies it.
+            applications: [],
             paidAt: p.paidAt || new Date().toISOString(),
             requestId: input.requestId,
           },
-        ]);
+        ], key);
         log.info('payment converted to prepayment', { number: input.number, paymentId: p.paymentId, prepaymentId, requestId: input.requestId });
         return { prepaymentId, stillHeldBy: held.map((h) => h.invoice_number) };
       });
@@ -267,6 +285,7 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       requestId: string;
     }): Promise<void> {
       await sql.begin(async (tx) => {
+        await lockEventKeys(tx, [invoiceKey(input.companyId, input.number)]);
         const [pre] = await tx<{ client_id: string; remaining: number }[]>`
           SELECT client_id, remaining FROM prepayments WHERE company_id = ${input.companyId} AND id = ${input.prepaymentId} FOR UPDATE`;
         if (!pre) throw ApplicationFailure.nonRetryable(`prepayment ${input.prepaymentId} not found`, 'UnknownPrepayment');
@@ -282,6 +301,16 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
         await tx`
           INSERT INTO prepayment_applications (application_key, company_id, prepayment_id, invoice_number, amount, request_id)
           VALUES (${input.applicationKey}, ${input.companyId}, ${input.prepaymentId}, ${input.number}, ${input.amount}, ${input.requestId})`;
+        await emitEvents(tx, [
+          {
+            type: 'prepayment.applied',
+            companyId: input.companyId,
+            identity: [input.applicationKey],
+            orderingKey: invoiceKey(input.companyId, input.number),
+            requestId: input.requestId,
+            data: { prepaymentId: input.prepaymentId, invoiceNumber: input.number, amount: input.amount, remaining: pre.remaining - input.amount },
+          },
+        ]);
       });
     },
 
@@ -478,7 +507,23 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
           INSERT INTO invoice_reminders (company_id, invoice_number, revision, days_after_due, recipient, message_id, outstanding)
           VALUES (${companyId}, ${number}, ${revision}, ${daysAfterDue}, ${row.email}, ${messageId}, ${invoice.outstanding}) ON CONFLICT DO NOTHING RETURNING 1`,
         () => sql`DELETE FROM invoice_reminders WHERE ${day()} AND sent_at IS NULL`,
-        () => sql`UPDATE invoice_reminders SET sent_at = now() WHERE ${day()}`,
+        () =>
+          sql.begin(async (tx) => {
+            await lockEventKeys(tx, [invoiceKey(companyId, number)]);
+            const confirmed = await tx`UPDATE invoice_reminders SET sent_at = now() WHERE ${day()} AND sent_at IS NULL RETURNING sent_at`;
+            if (confirmed.length === 0) return confirmed;
+            await emitEvents(tx, [
+              {
+                type: 'reminder.sent',
+                companyId,
+                identity: [number, String(revision), String(daysAfterDue)],
+                orderingKey: invoiceKey(companyId, number),
+                requestId,
+                data: { invoiceNumber: number, revision, daysAfterDue, recipient: row.email, outstanding: invoice.outstanding, payNowUrl: invoice.payNowUrl, messageId },
+              },
+            ]);
+            return confirmed;
+          }),
         {
         to: row.email,
         subject: mail.subject,
@@ -492,41 +537,88 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       return outcome;
     },
 
-    /** Writes the read model; a stale (retried, older) write never overwrites a newer one. */
+    /**
+     * Writes the read model; a stale (retried, older) write never overwrites a newer one. The
+     * events of what changed since the stored state are written with it (activities/events.ts).
+     */
     async saveInvoice(s: InvoiceState): Promise<void> {
-      await sql`
-        INSERT INTO invoices (company_id, number, client_id, project_id, status, currency, invoice_date, due_date, total,
-          prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
-          lifecycle_state, classification, held, state, workflow_id, version, updated_at)
-        VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.projectId ?? null}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
-          ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
-          ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held}, ${sql.json(s as never)},
-          ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
-        ON CONFLICT (company_id, number) DO UPDATE SET
-          status = EXCLUDED.status, total = EXCLUDED.total, prepayments_applied = EXCLUDED.prepayments_applied,
-          paid = EXCLUDED.paid, outstanding = EXCLUDED.outstanding, settlement = EXCLUDED.settlement,
-          pay_now_url = EXCLUDED.pay_now_url, provider_invoice_id = EXCLUDED.provider_invoice_id,
-          pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
-          classification = EXCLUDED.classification, held = EXCLUDED.held, state = EXCLUDED.state, invoice_date = EXCLUDED.invoice_date,
-          due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
-        -- Equal too: a local activity whose workflow task was lost runs again with the same version,
-        -- and the later write is the one the workflow went on from.
-        WHERE invoices.version <= EXCLUDED.version`;
+      const key = invoiceKey(s.companyId, s.number);
+      await sql.begin(async (tx) => {
+        await lockEventKeys(tx, [key]);
+        const [stored] = await tx<{ state: InvoiceState | null; version: number }[]>`
+          SELECT state, version FROM invoices WHERE company_id = ${s.companyId} AND number = ${s.number} FOR UPDATE`;
+        if (stored && stored.version > s.version) return;
+        await tx`
+          INSERT INTO invoices (company_id, number, client_id, project_id, status, currency, invoice_date, due_date, total,
+            prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
+            lifecycle_state, classification, held, state, workflow_id, version, updated_at)
+          VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.projectId ?? null}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
+            ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
+            ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held}, ${tx.json(s as never)},
+            ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
+          ON CONFLICT (company_id, number) DO UPDATE SET
+            status = EXCLUDED.status, total = EXCLUDED.total, prepayments_applied = EXCLUDED.prepayments_applied,
+            paid = EXCLUDED.paid, outstanding = EXCLUDED.outstanding, settlement = EXCLUDED.settlement,
+            pay_now_url = EXCLUDED.pay_now_url, provider_invoice_id = EXCLUDED.provider_invoice_id,
+            pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
+            classification = EXCLUDED.classification, held = EXCLUDED.held, state = EXCLUDED.state, invoice_date = EXCLUDED.invoice_date,
+            due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
+          -- Equal too: a local activity whose workflow task was lost runs again with the same version,
+          -- and the later write is the one the workflow went on from.
+          WHERE invoices.version <= EXCLUDED.version`;
+        // A row from before the state snapshot was kept cannot tell what changed: no events for it.
+        if (stored && !stored.state) return;
+        const [origin] = stored ? [] : await tx<{ request_id: string }[]>`
+          SELECT request_id FROM invoice_origins WHERE company_id = ${s.companyId} AND number = ${s.number}`;
+        await emitEvents(tx, invoiceEvents(stored?.state ?? undefined, s, origin?.request_id ?? `create-${s.number}`));
+      });
     },
 
     /** Records one applied payment and its receipts for the ERP feed, once. */
     async recordPayment(input: { companyId: string; number: string; currency: string; payment: ProviderPayment }): Promise<void> {
       const p = input.payment;
+      const key = invoiceKey(input.companyId, input.number);
       await sql.begin(async (tx) => {
-        await tx`
+        await lockEventKeys(tx, [key]);
+        const applied = await tx`
           INSERT INTO payments (company_id, provider_payment_id, invoice_number, amount, fee, paid_at, source, request_id)
           VALUES (${input.companyId}, ${p.paymentId}, ${input.number}, ${p.amount}, ${p.fee}, ${p.paidAt}, ${p.source}, ${p.requestId})
-          ON CONFLICT DO NOTHING`;
+          ON CONFLICT DO NOTHING RETURNING 1`;
+        if (applied.length > 0) {
+          await emitEvents(tx, [
+            {
+              type: 'payment.applied',
+              companyId: input.companyId,
+              identity: [input.number, p.paymentId],
+              orderingKey: key,
+              requestId: p.requestId,
+              data: {
+                invoiceNumber: input.number,
+                paymentId: p.paymentId,
+                amount: p.amount,
+                fee: p.fee,
+                totalAmount: p.totalAmount,
+                currency: input.currency,
+                paidAt: p.paidAt,
+                method: p.method,
+                source: p.source,
+                coveredInvoices: p.coveredInvoices,
+              },
+            },
+          ]);
+        }
         for (const covered of p.coveredInvoices) {
           await tx`
             INSERT INTO payment_holds (company_id, provider_payment_id, invoice_number)
             VALUES (${input.companyId}, ${p.paymentId}, ${covered}) ON CONFLICT DO NOTHING`;
         }
+        const [quickPay] =
+          p.method === 'quickpay'
+            ? await tx<QuickPayDetails[]>`
+                SELECT payment_type AS "paymentType", payment_method AS "paymentMethod", issued_on::text AS "issuedOn", category,
+                  received_by_user AS "receivedByUser", received_by_unit AS "receivedByUnit"
+                FROM quick_payments WHERE company_id = ${input.companyId} AND payment_id = ${p.paymentId}`
+            : [];
         const receipt = {
           companyId: input.companyId,
           providerPaymentId: p.paymentId,
@@ -536,11 +628,13 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
           paidAt: p.paidAt,
           requestId: p.requestId,
         };
+        // Payments signalled before their parts were carried know only this invoice's part (or all of it, for one invoice).
+        const applications = p.applications ?? p.coveredInvoices.map((n) => ({ invoiceNumber: n, amount: n === input.number ? p.amount : null }));
         // The fee is a separate (miscellaneous) receipt; both last in the transaction (see insertReceipts).
         await insertReceipts(tx, [
-          { ...receipt, kind: 'payment', amount: p.totalAmount },
-          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee }] : []),
-        ]);
+          { ...receipt, kind: 'payment', amount: p.totalAmount, applications, quickPay: quickPay ?? null },
+          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee, applications: [] }] : []),
+        ], key);
       });
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
     },

@@ -3,6 +3,7 @@ import { log } from '@temporalio/activity';
 import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
 import type { Sql } from '../lib/db.js';
 import type { Keyring } from '../lib/secrets.js';
+import { emitEvents } from './events.js';
 import { companyProvider, provider } from './provider/calls.js';
 
 export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets: Keyring }) {
@@ -19,9 +20,23 @@ export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets:
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
       const findings: Finding[] = findDrift(engine, records);
-      await sql`
-        UPDATE reconciliations SET checked_invoices = ${engine.length}, checked_records = ${records.length}, findings = ${sql.json(findings as never)}
-        WHERE id = ${reconciliationId}`;
+      await sql.begin(async (tx) => {
+        await tx`
+          UPDATE reconciliations SET checked_invoices = ${engine.length}, checked_records = ${records.length}, findings = ${tx.json(findings as never)}
+          WHERE id = ${reconciliationId}`;
+        if (findings.length === 0) return;
+        // One event per run (its id made from the run's), however often the comparison is repeated.
+        await emitEvents(tx, [
+          {
+            type: 'reconciliation.drift_found',
+            companyId,
+            identity: [reconciliationId],
+            orderingKey: `reconciliation:${companyId}`,
+            requestId,
+            data: { reconciliationId, checkedInvoices: engine.length, checkedRecords: records.length, findings },
+          },
+        ]);
+      });
       log.info('reconciliation compared', { companyId, reconciliationId, invoices: engine.length, records: records.length, findings: findings.length, requestId });
       return { checkedInvoices: engine.length, checkedRecords: records.length, findings };
     },

@@ -17,6 +17,7 @@ import { paymentsRouter } from './routes/payments.js';
 import { projectsRouter } from './routes/projects.js';
 import { receiptsRouter } from './routes/receipts.js';
 import { reconciliationsRouter } from './routes/reconciliations.js';
+import { webhookEndpointsRouter } from './routes/webhook-endpoints.js';
 import { webhooksRouter } from './routes/webhooks.js';
 
 export function createApp(deps: ApiDeps): Express {
@@ -62,6 +63,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(communicationsRouter(deps, mw));
   app.use(billRunsRouter(deps, mw));
   app.use(reconciliationsRouter(deps, mw));
+  app.use(webhookEndpointsRouter(deps, mw));
   app.use(notFoundHandler);
   // A broken domain rule (domain/) is the caller's input: 422 naming the field, in one place.
   app.use(((err, _req, _res, next) => {

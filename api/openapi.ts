@@ -5,6 +5,7 @@
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { PROVIDER_KINDS } from '../domain/provider.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
+import { webhookPaths, webhookSchemas } from './openapi-webhooks.js';
 import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader, withLinks, type LinkRule } from './openapi-parts.js';
 
 
@@ -45,6 +46,7 @@ const providerAccount = {
 
 const schemas = {
   ...billSchemas,
+  ...webhookSchemas,
   OrganisationCreate: {
     type: 'object',
     additionalProperties: false,
@@ -394,11 +396,35 @@ const schemas = {
     properties: {
       id: { type: 'string', description: 'Feed cursor of this receipt.' },
       companyId: { type: 'string' },
-      kind: { type: 'string', enum: ['payment', 'fee'], description: '`fee` receipts are miscellaneous receipts for convenience fees.' },
+      kind: {
+        type: 'string',
+        enum: ['payment', 'fee', 'prepayment'],
+        description: '`fee` receipts are miscellaneous receipts for convenience fees; `prepayment`: a payment on an invoice that left Final became a client credit.',
+      },
       providerPaymentId: { type: 'string' },
+      invoiceNumber: { type: ['string', 'null'], description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' },
       amount: minor,
       currency: { type: 'string' },
-      invoices: { type: 'array', items: { type: 'string' } },
+      invoices: { type: 'array', items: { type: 'string' }, description: 'Every invoice the provider payment covered.' },
+      applications: {
+        type: ['array', 'null'],
+        description:
+          'What the receipt applies to, as the ERP posts it: per invoice, the amount of this payment applied to it (a payment receipt; the amounts add up to `amount`). ' +
+          'Empty for a fee (a miscellaneous receipt) and a prepayment (a credit, applied later). Null on receipts from before billflow recorded it.',
+        items: { type: 'object', properties: { invoiceNumber: { type: 'string' }, amount: { type: ['integer', 'null'] } } },
+      },
+      quickPay: {
+        type: ['object', 'null'],
+        description: "A Quick Pay's details as the ERP gave them (null for other payments).",
+        properties: {
+          paymentType: { type: 'string' },
+          paymentMethod: { type: 'string' },
+          issuedOn: { type: 'string', format: 'date' },
+          category: { type: 'string' },
+          receivedByUser: { type: 'string' },
+          receivedByUnit: { type: 'string' },
+        },
+      },
       paidAt: { type: 'string', format: 'date-time' },
       requestId: { type: 'string' },
       acknowledged: { type: 'boolean' },
@@ -501,6 +527,13 @@ const LINKS: LinkRule[] = [
   })),
   { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameter: 'id', value: '$response.body#/id' },
   { from: 'PUT /v1/custom-tags/{name}', status: 201, to: ['/v1/custom-tags/{name}'], parameter: 'name', value: '$response.body#/name' },
+  {
+    from: 'POST /v1/webhook-endpoints',
+    status: 201,
+    to: ['/v1/webhook-endpoints/{id}', '/v1/webhook-endpoints/{id}/rotate-secret', '/v1/webhook-endpoints/{id}/deliveries'],
+    parameter: 'id',
+    value: '$response.body#/id',
+  },
 ];
 
 export const openapi = {
@@ -823,5 +856,6 @@ export const openapi = {
       },
     },
     ...billPaths,
+    ...webhookPaths,
   })), LINKS)),
 } as const;

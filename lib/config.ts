@@ -116,6 +116,15 @@ export function mailDevPorts(env: Env = process.env): { smtp: number; web: numbe
   return { smtp: int(env, 'MAILDEV_SMTP_PORT', 1025), web: int(env, 'MAILDEV_WEB_PORT', 1080) };
 }
 
+/** How the worker delivers events to the ERP's webhook endpoints (worker/webhooks.ts holds the rest of the schedule). */
+export function webhookDelivery(env: Env = process.env): { timeoutMs: number; retryForMs: number; disableAfterMs: number } {
+  return {
+    timeoutMs: Math.max(1, int(env, 'WEBHOOK_TIMEOUT_SECONDS', 15)) * 1000,
+    retryForMs: int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 259_200) * 1000,
+    disableAfterMs: int(env, 'WEBHOOK_DISABLE_AFTER_SECONDS', 432_000) * 1000,
+  };
+}
+
 export function adminKey(env: Env = process.env): string {
   const key = env.BILLFLOW_ADMIN_KEY;
   if (!key) throw new Error('BILLFLOW_ADMIN_KEY is not set (npm start generates one)');
@@ -163,6 +172,9 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
   { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
+  { name: 'WEBHOOK_TIMEOUT_SECONDS', roles: ['worker'], default: '15', description: "how long one delivery to an ERP webhook endpoint may take, answer included" },
+  { name: 'WEBHOOK_RETRY_FOR_SECONDS', roles: ['worker'], default: '259200 (3 days)', description: 'how long a failing delivery is retried (backoff from 5 s, doubling, at most 6 h apart) before it is given up' },
+  { name: 'WEBHOOK_DISABLE_AFTER_SECONDS', roles: ['worker'], default: '432000 (5 days)', description: 'an endpoint failing this long without a success is disabled (PATCH it with enabled: true to resume)' },
   { name: 'SMTP_HOST', roles: ['worker', 'start'], default: '127.0.0.1 (npm start: its mail catcher)', description: 'SMTP server invoices are emailed through' },
   { name: 'SMTP_PORT', roles: ['worker', 'start'], default: '1025 (npm start: its mail catcher)', description: 'SMTP port' },
   { name: 'SMTP_SECURE', roles: ['worker'], default: 'false', description: "'true' for implicit TLS (port 465); otherwise STARTTLS when offered (plain SMTP only to a loopback host)" },

@@ -1,9 +1,10 @@
 /**
- * Secrets at rest: provider API keys, webhook secrets and stored Idempotency-Key answers are stored AES-256-GCM encrypted under
+ * Secrets at rest: provider API keys, webhook secrets (the provider's, and the signing secrets of
+ * the ERP's webhook endpoints) and stored Idempotency-Key answers are stored AES-256-GCM encrypted under
  * BILLFLOW_SECRET_KEY. A stored value is `bfenc:v1:<key id>:<iv>:<ciphertext+tag>` (base64url), the
  * key id being a fingerprint of the key that sealed it, so a value sealed under the previous key
  * still opens during a rotation. Each value is bound (GCM additional data) to its column and
- * company: a ciphertext copied onto another company or column does not open.
+ * row (company, or endpoint): a ciphertext copied onto another row or column does not open.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Sql } from './db.js';
@@ -50,17 +51,21 @@ export function keyringFromEnv(env: Record<string, string | undefined> = process
   return keyring(current, env.BILLFLOW_SECRET_KEY_PREVIOUS || undefined);
 }
 
+/** Where a stored value lives: the additional data its ciphertext is bound to. */
 export type SecretField = 'provider_api_key' | 'provider_webhook_secret' | 'provider_webhook_secret_previous';
 export const SECRET_FIELDS: readonly SecretField[] = ['provider_api_key', 'provider_webhook_secret', 'provider_webhook_secret_previous'];
 
-/** Where a stored value lives: the additional data its ciphertext is bound to, and how errors name it. */
-interface Place {
-  aad: string;
-  what: string;
-}
+/** The signing secrets of the ERP's webhook endpoints (columns of webhook_endpoints, bound to the endpoint id). */
+export type EndpointSecretField = 'secret' | 'secret_previous';
+const ENDPOINT_SECRET_FIELDS: readonly EndpointSecretField[] = ['secret', 'secret_previous'];
 
-const column = (field: SecretField, companyId: string): Place => ({ aad: `companies.${field}:${companyId}`, what: `companies.${field} of ${companyId}` });
-const answer = (scope: string, key: string): Place => ({ aad: `idempotency_keys.body:${scope}:${key}`, what: `the stored answer to Idempotency-Key ${key}` });
+/** A stored value's place: `<table>.<column>:<row id>`, the additional data its ciphertext is bound to. */
+type Place = string;
+const companyPlace = (field: SecretField, companyId: string): Place => `companies.${field}:${companyId}`;
+const endpointPlace = (field: EndpointSecretField, endpointId: string): Place => `webhook_endpoints.${field}:${endpointId}`;
+const answerPlace = (scope: string, key: string): Place => `idempotency_keys.body:${scope}:${key}`;
+/** How errors name a place: "companies.provider_api_key of acme". */
+const named = (place: Place) => place.replace(/:/, ' of ');
 
 export function isSealed(stored: string): boolean {
   return stored.startsWith(PREFIX);
@@ -71,40 +76,20 @@ export function sealedKeyId(stored: string): string | null {
   return isSealed(stored) ? (stored.slice(PREFIX.length).split(':', 1)[0] ?? null) : null;
 }
 
-function sealAt(ring: Keyring, place: Place, plain: string): string {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv('aes-256-gcm', ring.current.key, iv);
-  cipher.setAAD(Buffer.from(place.aad, 'utf8'));
-  const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final(), cipher.getAuthTag()]);
-  return `${PREFIX}${ring.current.id}:${iv.toString('base64url')}:${body.toString('base64url')}`;
-}
-
-function openAt(ring: Keyring, place: Place, stored: string): string {
-  if (!isSealed(stored)) throw new Error(`${place.what} is not encrypted (the API encrypts plain values when it starts)`);
-  const [keyId, ivText, bodyText] = stored.slice(PREFIX.length).split(':');
-  const key = [ring.current, ...ring.previous].find((k) => k.id === keyId)?.key;
-  if (!key) {
-    throw new Error(`${place.what} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`);
-  }
-  const iv = Buffer.from(ivText ?? '', 'base64url');
-  const body = Buffer.from(bodyText ?? '', 'base64url');
-  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`${place.what} is not a valid encrypted value`);
-  const decipher = createDecipheriv('aes-256-gcm', key, iv);
-  decipher.setAAD(Buffer.from(place.aad, 'utf8'));
-  decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
-  try {
-    return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
-  } catch {
-    throw new Error(`${place.what} does not decrypt: it was altered, or belongs to another place`);
-  }
-}
-
 export function seal(ring: Keyring, field: SecretField, companyId: string, plain: string): string {
-  return sealAt(ring, column(field, companyId), plain);
+  return sealAt(ring, companyPlace(field, companyId), plain);
 }
 
 export function open(ring: Keyring, field: SecretField, companyId: string, stored: string): string {
-  return openAt(ring, column(field, companyId), stored);
+  return openAt(ring, companyPlace(field, companyId), stored);
+}
+
+export function sealEndpointSecret(ring: Keyring, field: EndpointSecretField, endpointId: string, plain: string): string {
+  return sealAt(ring, endpointPlace(field, endpointId), plain);
+}
+
+export function openEndpointSecret(ring: Keyring, field: EndpointSecretField, endpointId: string, stored: string): string {
+  return openAt(ring, endpointPlace(field, endpointId), stored);
 }
 
 /**
@@ -112,11 +97,41 @@ export function open(ring: Keyring, field: SecretField, companyId: string, store
  * or organisation's API key) and are kept for a day to be replayed. Bound to its scope and key.
  */
 export function sealAnswer(ring: Keyring, scope: string, key: string, body: unknown): string {
-  return sealAt(ring, answer(scope, key), JSON.stringify(body ?? null));
+  return sealAt(ring, answerPlace(scope, key), JSON.stringify(body ?? null));
 }
 
 export function openAnswer(ring: Keyring, scope: string, key: string, stored: string): unknown {
-  return JSON.parse(openAt(ring, answer(scope, key), stored));
+  return JSON.parse(openAt(ring, answerPlace(scope, key), stored));
+}
+
+function sealAt(ring: Keyring, place: Place, plain: string): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', ring.current.key, iv);
+  cipher.setAAD(Buffer.from(place, 'utf8'));
+  const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final(), cipher.getAuthTag()]);
+  return `${PREFIX}${ring.current.id}:${iv.toString('base64url')}:${body.toString('base64url')}`;
+}
+
+function openAt(ring: Keyring, place: Place, stored: string): string {
+  if (!isSealed(stored)) throw new Error(`${named(place)} is not encrypted (the API encrypts plain values when it starts)`);
+  const [keyId, ivText, bodyText] = stored.slice(PREFIX.length).split(':');
+  const key = [ring.current, ...ring.previous].find((k) => k.id === keyId)?.key;
+  if (!key) {
+    throw new Error(
+      `${named(place)} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`,
+    );
+  }
+  const iv = Buffer.from(ivText ?? '', 'base64url');
+  const body = Buffer.from(bodyText ?? '', 'base64url');
+  if (iv.length !== IV_BYTES || body.length < TAG_BYTES) throw new Error(`${named(place)} is not a valid encrypted value`);
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(Buffer.from(place, 'utf8'));
+  decipher.setAuthTag(body.subarray(body.length - TAG_BYTES));
+  try {
+    return Buffer.concat([decipher.update(body.subarray(0, body.length - TAG_BYTES)), decipher.final()]).toString('utf8');
+  } catch {
+    throw new Error(`${named(place)} does not decrypt: it was altered, or belongs to another row or column`);
+  }
 }
 
 export function openOrNull(ring: Keyring, field: SecretField, companyId: string, stored: string | null): string | null {
@@ -147,6 +162,22 @@ export async function sealStoredSecrets(sql: Sql, ring: Keyring, opts: { rotate?
       }
       if (Object.keys(changed).length === 0) continue;
       await tx`UPDATE companies SET ${tx(changed)} WHERE id = ${row.id}`;
+      sealed += Object.keys(changed).length;
+    }
+    // Endpoint secrets are sealed when made: only a rotation has anything to do.
+    const endpoints = opts.rotate
+      ? await tx<({ id: string } & Record<EndpointSecretField, string | null>)[]>`SELECT id, secret, secret_previous FROM webhook_endpoints ORDER BY id FOR UPDATE`
+      : [];
+    for (const row of endpoints) {
+      const changed: Partial<Record<EndpointSecretField, string>> = {};
+      for (const field of ENDPOINT_SECRET_FIELDS) {
+        const stored = row[field];
+        if (stored !== null && sealedKeyId(stored) !== ring.current.id) {
+          changed[field] = sealEndpointSecret(ring, field, row.id, openEndpointSecret(ring, field, row.id, stored));
+        }
+      }
+      if (Object.keys(changed).length === 0) continue;
+      await tx`UPDATE webhook_endpoints SET ${tx(changed)} WHERE id = ${row.id}`;
       sealed += Object.keys(changed).length;
     }
     // Stored Idempotency-Key answers (jsonb holding the sealed string): plain ones an earlier

@@ -48,6 +48,7 @@ function receipt(companyId: string): NewReceipt {
     kind: 'payment',
     providerPaymentId: `pay-${randomUUID()}`,
     invoiceNumber: null,
+    applications: [],
     amount: 10_000,
     currency: 'USD',
     allocations: ['INV-1'],
@@ -63,7 +64,7 @@ function heldWriter(r: NewReceipt) {
   let inserted!: () => void;
   const insertedP = new Promise<void>((resolve) => (inserted = resolve));
   const done = writers.begin(async (tx) => {
-    await insertReceipts(tx, [r]);
+    await insertReceipts(tx, [r], `payment:${r.providerPaymentId}`);
     inserted();
     await released;
   });
@@ -79,7 +80,7 @@ function quickWriter(r: NewReceipt) {
     .begin(async (tx) => {
       const [row] = await tx<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
       pid(row!.pid);
-      await insertReceipts(tx, [r]);
+      await insertReceipts(tx, [r], `payment:${r.providerPaymentId}`);
     })
     .then(() => {
       committed = true;
@@ -120,7 +121,7 @@ describe('the receipts feed under concurrent writers', () => {
       const key = who.startsWith('a company') ? solo.apiKey : orgKey;
       // One receipt already in the feed, so the reader below has something to read and acknowledge.
       const seeded = receipt(first().companyId);
-      await writers.begin((tx) => insertReceipts(tx, [seeded]));
+      await writers.begin((tx) => insertReceipts(tx, [seeded], `payment:${seeded.providerPaymentId}`));
       const start = await readAll(key, null);
       expect(start.rows.map((r) => r.providerPaymentId)).toContain(seeded.providerPaymentId);
       const before = new Set(start.rows.map((r) => r.providerPaymentId));
@@ -166,7 +167,7 @@ describe('the receipts feed under concurrent writers', () => {
         const r = receipt(companies[i % companies.length]!.companyId);
         written.push(r);
         await writers.begin(async (tx) => {
-          await insertReceipts(tx, [r]);
+          await insertReceipts(tx, [r], `payment:${r.providerPaymentId}`);
           // Commit a little later, so transactions overlap and finish out of insert order.
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 50));
         });

@@ -43,6 +43,9 @@ it('reminds on the due date and a week later with what is still owed, and stops 
     expect(paid.status, JSON.stringify(paid.body)).toBe(201);
   };
   const to = freshAddress();
+  // The ERP asked for reminder events (this stack sends none: the outbox keeps them as pending deliveries).
+  const endpoint = await api('POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/erp', events: ['reminder.sent'] });
+  expect(endpoint.status, JSON.stringify(endpoint.body)).toBe(201);
   const clientId = `cl-${randomUUID().slice(0, 6)}`;
   await api('POST', '/v1/clients', { id: clientId, name: 'Lakeside Surveying', email: to });
   const number = `INV-${randomUUID().slice(0, 8)}`;
@@ -82,6 +85,17 @@ it('reminds on the due date and a week later with what is still owed, and stops 
   expect(listed.body.sent).toEqual([
     expect.objectContaining({ daysAfterDue: 0, outstanding: 80_000, recipient: to }),
     expect.objectContaining({ daysAfterDue: 7, outstanding: 50_000, recipient: to }),
+  ]);
+  // Each reminder sent is a reminder.sent event, written with its record.
+  const events = await http<{ data: { eventType: string; event: { data: Record<string, unknown> } }[] }>(
+    stack.apiUrl,
+    'GET',
+    `/v1/webhook-endpoints/${String(endpoint.body.id)}/deliveries`,
+    { key: tenant.apiKey },
+  );
+  expect(events.body.data.map((d) => [d.eventType, d.event.data.invoiceNumber, d.event.data.daysAfterDue, d.event.data.outstanding, d.event.data.recipient])).toEqual([
+    ['reminder.sent', number, 0, 80_000, to],
+    ['reminder.sent', number, 7, 50_000, to],
   ]);
 });
 

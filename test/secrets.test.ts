@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { connect, migrate, type Sql } from '../lib/db.js';
 import { BILLFLOW_MIGRATIONS, ROOT } from '../lib/paths.js';
-import { keyring, newSecretKey, open, openAnswer, parseSecretKey, seal, sealAnswer, sealedKeyId, sealStoredSecrets } from '../lib/secrets.js';
+import { keyring, newSecretKey, open, openAnswer, openEndpointSecret, parseSecretKey, seal, sealAnswer, sealEndpointSecret, sealedKeyId, sealStoredSecrets } from '../lib/secrets.js';
 import { SIGNATURE_HEADER, signPayload } from '../lib/signature.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { webhookDeliveries } from './settled.js';
@@ -256,11 +256,15 @@ describe('on a database of its own', () => {
     for (const id of ['rot-a', 'rot-b']) {
       await insertCompany(id, seal(old, 'provider_api_key', id, `sk_${id}`), seal(old, 'provider_webhook_secret', id, `whsec_${id}`));
     }
+    // A webhook endpoint's signing secret and the one a rotation keeps signing for a while.
+    await db.sql`
+      INSERT INTO webhook_endpoints (id, company_id, url, secret, secret_previous)
+      VALUES ('we_rot', 'rot-a', 'http://127.0.0.1:9/', ${sealEndpointSecret(old, 'secret', 'we_rot', 'whsec_new')}, ${sealEndpointSecret(old, 'secret_previous', 'we_rot', 'whsec_old')})`;
     const dataDir = mkdtempSync(path.join(os.tmpdir(), 'billflow-rotate-'));
     try {
       writeFileSync(path.join(dataDir, 'secret-key'), `${oldKey}\n`);
       const out = await rotate({ BILLFLOW_DATA_DIR: dataDir });
-      expect(out.stdout).toContain('4 stored secret(s) re-encrypted');
+      expect(out.stdout).toContain('6 stored secret(s) re-encrypted');
       const newKey = readFileSync(path.join(dataDir, 'secret-key'), 'utf8').trim();
       expect(readFileSync(path.join(dataDir, 'secret-key.previous'), 'utf8').trim()).toBe(oldKey);
       const now = keyring(newKey);
@@ -271,11 +275,15 @@ describe('on a database of its own', () => {
         expect(open(now, 'provider_webhook_secret', id, s.s)).toBe(`whsec_${id}`);
         expect(() => open(old, 'provider_api_key', id, s.k)).toThrow(/encrypted under key/);
       }
+      const [endpoint] = await db.sql<{ secret: string; secret_previous: string }[]>`SELECT secret, secret_previous FROM webhook_endpoints WHERE id = 'we_rot'`;
+      expect(openEndpointSecret(now, 'secret', 'we_rot', endpoint!.secret)).toBe('whsec_new');
+      expect(openEndpointSecret(now, 'secret_previous', 'we_rot', endpoint!.secret_previous)).toBe('whsec_old');
+      expect(() => openEndpointSecret(now, 'secret_previous', 'we_rot', endpoint!.secret)).toThrow(/does not decrypt/);
 
       // Keys from the environment: BILLFLOW_SECRET_KEY the new one, BILLFLOW_SECRET_KEY_PREVIOUS the old.
       const third = newSecretKey();
       const again = await rotate({ BILLFLOW_SECRET_KEY: third, BILLFLOW_SECRET_KEY_PREVIOUS: newKey });
-      expect(again.stdout).toContain('4 stored secret(s) re-encrypted');
+      expect(again.stdout).toContain('6 stored secret(s) re-encrypted');
       expect(open(keyring(third), 'provider_api_key', 'rot-a', (await stored('rot-a')).k)).toBe('sk_rot-a');
 
       // A key that opens nothing stored: the transaction rolls back, every value stays as it was.

@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../lib/log.js';
 import { keyring, newSecretKey, type Keyring } from '../lib/secrets.js';
 import { createSandbox } from '../sandbox/app.js';
 import { createWorker } from '../worker/create.js';
+import { WebhookDispatcher, type DispatchOptions } from '../worker/webhooks.js';
 
 export const ADMIN_KEY = 'test-operator-key';
 
@@ -59,6 +60,8 @@ export interface StackOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** The API's logger (silent by default). */
   log?: Logger;
+  /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
+  webhooks?: Partial<DispatchOptions>;
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
@@ -89,6 +92,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
   });
   const running = worker.run();
+  const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
+  await webhooks?.start();
 
   const temporal = opts.temporal?.client ?? new Client({ connection: await Connection.connect({ address: opts.temporalAddress }) });
   const apiHttp = await listen((publicApiUrl) =>
@@ -113,6 +118,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     worker,
     secrets,
     async stop() {
+      await webhooks?.stop();
       worker.shutdown();
       await running;
       await renderer.close();

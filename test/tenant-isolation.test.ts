@@ -35,6 +35,9 @@ interface Things {
   billRunId: string;
   reconciliationId: string;
   receiptId: string;
+  webhookEndpointId: string;
+  /** A delivery of A's endpoint (nothing sends it here: this stack runs no dispatcher). */
+  deliveryId: string;
   /** The Idempotency-Key A printed its Final invoice with. */
   finalKey: string;
 }
@@ -81,6 +84,7 @@ const PATH_PARAMS: Record<string, (t: Things, path: string) => string[]> = {
       'message-templates': t.templateId,
       'bill-runs': t.billRunId,
       reconciliations: t.reconciliationId,
+      'webhook-endpoints': t.webhookEndpointId,
     };
     const v = byResource[path.split('/')[2]!];
     if (!v) throw new Error(`the sweep does not know which thing {id} is in ${path}: add it to PATH_PARAMS`);
@@ -88,6 +92,7 @@ const PATH_PARAMS: Record<string, (t: Things, path: string) => string[]> = {
   },
   number: (t) => [t.draft, t.final, t.reissue],
   paymentId: (t) => [t.paymentId],
+  deliveryId: (t) => [t.deliveryId],
   name: (t) => [t.tagName],
   companyId: (t) => [t.companyId],
 };
@@ -169,6 +174,14 @@ const OPERATIONS: Record<string, Operation> = {
   'GET /v1/reconciliations': { auth: 'erp', listing: true },
   'GET /v1/reconciliations/{id}': { auth: 'erp' },
   'POST /webhooks/provider/{companyId}': { auth: 'webhook' },
+  'POST /v1/webhook-endpoints': { auth: 'erp', variants: () => [{ body: { url: 'http://127.0.0.1:9/mallory' }, own: true }] },
+  'GET /v1/webhook-endpoints': { auth: 'erp', listing: true },
+  'GET /v1/webhook-endpoints/{id}': { auth: 'erp' },
+  'PATCH /v1/webhook-endpoints/{id}': { auth: 'erp', variants: () => [{ body: { url: 'http://127.0.0.1:9/mallory', enabled: false } }] },
+  'DELETE /v1/webhook-endpoints/{id}': { auth: 'erp' },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { auth: 'erp', variants: () => [{ body: {} }] },
+  'GET /v1/webhook-endpoints/{id}/deliveries': { auth: 'erp' },
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': { auth: 'erp' },
   'GET /v1/message-tags': { auth: 'erp', listing: true },
   'POST /v1/message-templates': {
     auth: 'erp',
@@ -237,6 +250,7 @@ let unknown: Things;
 let credentials: Credential[];
 let aEmail: string;
 let webhookBody: string;
+let endpointSecret: string;
 const box = mailbox(inject('mailDevUrl'));
 
 const asA = <T = Body>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
@@ -248,8 +262,8 @@ const ok = <T>(r: { status: number; body: T }, what: string): T => {
 
 /** Every value of A's things in the unknown set's place, so two answers can be compared. */
 function normalise(text: string): string {
-  // Receipt ids are small numbers that occur anywhere in a text; every other value is distinctive.
-  const pairs = (Object.keys(A) as (keyof Things)[]).filter((k) => k !== 'receiptId').map((k) => [A[k], unknown[k]] as const).sort((x, y) => y[0].length - x[0].length);
+  // Receipt and delivery ids are small numbers that occur anywhere in a text; every other value is distinctive.
+  const pairs = (Object.keys(A) as (keyof Things)[]).filter((k) => k !== 'receiptId' && k !== 'deliveryId').map((k) => [A[k], unknown[k]] as const).sort((x, y) => y[0].length - x[0].length);
   return pairs.reduce((s, [from, to]) => s.split(from).join(to), text);
 }
 
@@ -262,6 +276,7 @@ function leaksOfA(body: unknown): string[] {
     [a.account.apiKey, "A's provider API key"],
     [a.account.webhookSecret, "A's webhook secret"],
     [aEmail, "A's client's email address"],
+    [endpointSecret, "A's webhook endpoint's signing secret"],
   ];
   const found = secrets.filter(([s]) => text.includes(s)).map(([, name]) => name);
   const walk = (v: unknown): void => {
@@ -301,6 +316,9 @@ async function snapshotOfA(): Promise<Record<string, unknown>> {
     billRunItems: `/v1/bill-runs/${A.billRunId}/items`,
     reconciliations: '/v1/reconciliations',
     reconciliation: `/v1/reconciliations/${A.reconciliationId}`,
+    webhookEndpoints: '/v1/webhook-endpoints',
+    webhookEndpoint: `/v1/webhook-endpoints/${A.webhookEndpointId}`,
+    deliveries: `/v1/webhook-endpoints/${A.webhookEndpointId}/deliveries`,
   };
   const snap: Record<string, unknown> = {};
   for (const [name, path] of Object.entries(reads)) snap[name] = ok(await asA('GET', path), `A reads ${path}`);
@@ -339,7 +357,9 @@ beforeAll(async () => {
   const ownB = { clientId: ownClient, templateId: ownTemplate.b! };
   const ownO1 = { clientId: ownClient, templateId: ownTemplate.o1! };
 
-  // Company A's real things, made through the API.
+  // Company A's real things, made through the API. Its webhook endpoint first, so its events have deliveries.
+  const endpoint = ok(await asA<{ id: string; secret: string }>('POST', '/v1/webhook-endpoints', { url: 'http://127.0.0.1:9/alpha', description: `Alpha ERP ${MARK}` }), 'webhook endpoint');
+  endpointSecret = endpoint.secret;
   aEmail = freshAddress('alpha');
   const clientId = `cl-${randomUUID().slice(0, 8)}`;
   ok(await asA('POST', '/v1/clients', { id: clientId, name: `Alpha Client ${MARK}`, email: aEmail }), 'client');
@@ -371,6 +391,7 @@ beforeAll(async () => {
   ok(await asA('POST', `/v1/invoices/${reissue}/status`, { status: 'Reissue' }), 'Reissue');
   const prepayment = ok(await asA<{ data: { id: string }[] }>('GET', '/v1/prepayments'), 'prepayments').data[0]!;
   const receipts = ok(await asA<{ data: { id: string }[] }>('GET', '/v1/receipts?limit=200'), 'receipts').data;
+  const delivery = ok(await asA<{ data: { id: string }[] }>('GET', `/v1/webhook-endpoints/${endpoint.id}/deliveries`), 'deliveries').data[0]!;
 
   const tagName = `hours_${randomUUID().slice(0, 6)}`;
   ok(await asA('PUT', `/v1/custom-tags/${tagName}`, { value: `Alpha office hours ${MARK}` }), 'custom tag');
@@ -402,6 +423,8 @@ beforeAll(async () => {
     billRunId: run.id,
     reconciliationId: reconciliation.id,
     receiptId: receipts.at(-1)!.id,
+    webhookEndpointId: endpoint.id,
+    deliveryId: delivery.id,
     finalKey: A_FINAL_KEY,
   };
   // The same shapes, naming nothing that exists: what every answer about A must look like.
@@ -422,6 +445,8 @@ beforeAll(async () => {
     billRunId: `run-${r().slice(0, 16)}`,
     reconciliationId: randomUUID(),
     receiptId: String(BigInt(A.receiptId) + 1_000_000_000n),
+    webhookEndpointId: `we_${r().slice(0, 24)}`,
+    deliveryId: String(BigInt(A.deliveryId) + 1_000_000_000n),
     finalKey: `a-final-${randomUUID()}`,
   };
   credentials = [

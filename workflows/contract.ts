@@ -217,6 +217,8 @@ export interface ProviderPayment {
   coveredInvoices: string[];
   /** The payment's whole amount across its invoices, fee excluded. */
   totalAmount: Minor;
+  /** The part applied to each invoice it covered (absent on payments signalled before it was carried). */
+  applications?: { invoiceNumber: string; amount: Minor }[];
   method: 'card' | 'prepayment' | 'quickpay' | 'other';
   /** The provider payment's reference; a Quick Pay's starts with its ERP request key (`quickPayReference`). */
   reference?: string;

@@ -142,6 +142,7 @@ export function paymentForInvoice(
     fee: p.fee,
     paidAt: p.paidAt,
     coveredInvoices: p.allocations.map((a) => a.invoiceNumber),
+    applications: p.allocations.map((a) => ({ invoiceNumber: a.invoiceNumber, amount: a.amount })),
     method: p.method,
     ...(p.reference ? { reference: p.reference } : {}),
     totalAmount: p.amount,

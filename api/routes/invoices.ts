@@ -153,6 +153,10 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       prepaymentsApplied: b.prepaymentsApplied ?? 0,
     };
     const location = `/v1/invoices/${encodeURIComponent(b.number)}`;
+    // Before the workflow can write the invoice: the correlation id of its invoice.created event (the first create's).
+    await sql`
+      INSERT INTO invoice_origins (company_id, number, request_id) VALUES (${c.id}, ${b.number}, ${res.locals.requestId as string})
+      ON CONFLICT DO NOTHING`;
     try {
       await temporal.workflow.start('invoiceWorkflow', {
         taskQueue: deps.taskQueue,

@@ -22,6 +22,7 @@ export function receiptsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     const unacked = req.query.unacknowledged === 'true';
     const rows = await sql<{ id: string }[]>`
       SELECT seq::text AS id, company_id AS "companyId", kind, provider_payment_id AS "providerPaymentId", invoice_number AS "invoiceNumber", amount, currency, allocations AS invoices,
+        applications, quick_pay AS "quickPay",
         paid_at AS "paidAt", request_id AS "requestId", acknowledged_at IS NOT NULL AS acknowledged, created_at AS "createdAt"
       FROM receipts
       WHERE company_id = ANY(${companies}::text[])

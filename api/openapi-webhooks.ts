@@ -1,0 +1,180 @@
+/**
+ * The OpenAPI schemas and paths of events to the ERP: webhook endpoints, their signing secrets
+ * and deliveries. Spread into the one description in openapi.ts.
+ */
+import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../domain/events.js';
+import { idempotencyKey, jsonBody, jsonResponse, problem, requestId } from './openapi-parts.js';
+
+/** Octets 0-255 without leading zeros. */
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+/** Labels without `--` (so no punycode label the URL parser would refuse); the last starts with a letter (not an IPv4 number). */
+const DOMAIN = '([A-Za-z0-9]+(-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*';
+const PORT = '(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)';
+
+/** An http(s) URL every URL parser takes: a name, an IPv4 address or [::1], an optional port, then any printable path. */
+const endpointUrl = {
+  type: 'string',
+  maxLength: 2_000,
+  pattern: `^https?://(${DOMAIN}|${OCTET}(\\.${OCTET}){3}|\\[::1\\])(:${PORT})?([/?#][!-~]*)?$`,
+  description: "Where events are POSTed (the ERP's receiver).",
+};
+
+const eventList = {
+  type: 'array',
+  minItems: 1,
+  uniqueItems: true,
+  items: { type: 'string', enum: [...EVENT_TYPES] },
+  description: 'The event types sent to it; absent (or null on PATCH): every type.',
+};
+
+const eventTable = EVENT_TYPES.map((t) => `\`${t}\`: ${EVENT_DESCRIPTIONS[t]}`).join('; ');
+
+export const webhookSchemas = {
+  WebhookEndpointCreate: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['url'],
+    properties: { url: endpointUrl, description: { type: 'string', maxLength: 500 }, events: eventList },
+  },
+  WebhookEndpointPatch: {
+    type: 'object',
+    additionalProperties: false,
+    minProperties: 1,
+    description: 'Only the fields given change. `enabled: true` on a disabled endpoint tries its given-up deliveries again, in order.',
+    properties: {
+      url: endpointUrl,
+      description: { type: ['string', 'null'], maxLength: 500 },
+      events: { ...eventList, type: ['array', 'null'] },
+      enabled: { type: 'boolean' },
+    },
+  },
+  WebhookSecretRotation: {
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      overlapSeconds: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 2_592_000,
+        default: 86_400,
+        description: 'How long the secret it replaces still signs too (a second signature in `webhook-signature`); 0: not at all.',
+      },
+    },
+  },
+  WebhookEndpoint: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      companyId: { type: 'string' },
+      url: { type: 'string' },
+      description: { type: ['string', 'null'] },
+      events: { type: ['array', 'null'], items: { type: 'string' } },
+      enabled: { type: 'boolean' },
+      disabledReason: { type: ['string', 'null'], description: 'Why it was disabled (failing for too long, or by the ERP).' },
+      failingSince: { type: ['string', 'null'], format: 'date-time', description: 'First failed attempt since the last success.' },
+      lastSuccessAt: { type: ['string', 'null'], format: 'date-time' },
+      previousSecretExpiresAt: { type: ['string', 'null'], format: 'date-time', description: 'Until when the rotated-out secret also signs.' },
+      secret: { type: 'string', description: 'The signing secret (`whsec_...`): answered only at creation and rotation.' },
+      createdAt: { type: 'string', format: 'date-time' },
+      updatedAt: { type: 'string', format: 'date-time' },
+    },
+  },
+  WebhookDelivery: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' },
+      webhookId: { type: 'string', description: 'The `webhook-id` header: the same on every attempt (deduplicate by it).' },
+      eventType: { type: 'string' },
+      requestId: { type: 'string', description: 'The correlation id of the request that caused the event.' },
+      status: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
+      attemptCount: { type: 'integer' },
+      nextAttemptAt: { type: 'string', format: 'date-time' },
+      deliveredAt: { type: ['string', 'null'], format: 'date-time' },
+      createdAt: { type: 'string', format: 'date-time' },
+      event: { type: 'object', description: 'The body exactly as sent: `{ id, type, timestamp, companyId, requestId, data }`.' },
+      attempts: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            attempt: { type: 'integer' },
+            startedAt: { type: 'string', format: 'date-time' },
+            durationMs: { type: 'integer' },
+            statusCode: { type: ['integer', 'null'] },
+            responseBody: { type: ['string', 'null'], description: 'The first 2,000 characters of the answer.' },
+            error: { type: ['string', 'null'], description: 'Why no answer came (refused, no answer in time, ...).' },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+type Name = keyof typeof webhookSchemas;
+const json = (description: string, name: Name) => jsonResponse(description, name);
+const endpointId = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^we_[0-9a-f]{24}$' } };
+const deliveryId = { name: 'deliveryId', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]{0,17}$' } };
+
+export const webhookPaths = {
+  '/v1/webhook-endpoints': {
+    post: {
+      summary: "Register an ERP endpoint for events (the company's)",
+      description:
+        'Events are POSTed by the Standard Webhooks specification: headers `webhook-id` (the same on every retry), `webhook-timestamp` and ' +
+        '`webhook-signature` (`v1,<base64 HMAC-SHA256>` with the endpoint secret), verifiable with that specification\'s libraries in any language. ' +
+        'The body is `{ id, type, timestamp, companyId, requestId, data }`; `requestId` is the correlation id of the request that caused it. ' +
+        'Any 2xx answer within 15 s is a delivery; anything else is retried with backoff for 3 days, in order per invoice; an endpoint failing for ' +
+        `5 days is disabled. Event types: ${eventTable}. The answer carries the signing secret, once.`,
+      parameters: [idempotencyKey, requestId],
+      requestBody: jsonBody('WebhookEndpointCreate'),
+      responses: { 201: json('Registered (with `secret`, shown only now)', 'WebhookEndpoint'), 401: problem, 422: problem },
+    },
+    get: {
+      summary: "The endpoints of the key's companies",
+      responses: { 200: { description: '`{ data: WebhookEndpoint[] }`' }, 401: problem },
+    },
+  },
+  '/v1/webhook-endpoints/{id}': {
+    get: { summary: 'One endpoint', parameters: [endpointId], responses: { 200: json('The endpoint', 'WebhookEndpoint'), 401: problem, 404: problem } },
+    patch: {
+      summary: 'Change an endpoint (URL, description, event types, enabled)',
+      parameters: [endpointId, idempotencyKey],
+      requestBody: jsonBody('WebhookEndpointPatch'),
+      responses: { 200: json('The endpoint', 'WebhookEndpoint'), 401: problem, 404: problem, 422: problem },
+    },
+    delete: {
+      summary: 'Remove an endpoint and its deliveries',
+      parameters: [endpointId],
+      responses: { 204: { description: 'Removed' }, 401: problem, 404: problem },
+    },
+  },
+  '/v1/webhook-endpoints/{id}/rotate-secret': {
+    post: {
+      summary: 'Give the endpoint a new signing secret (answered once)',
+      description: 'During `overlapSeconds` (default a day) every delivery carries two signatures, by the new and the old secret, so the ERP can switch at leisure.',
+      parameters: [endpointId, idempotencyKey],
+      requestBody: jsonBody('WebhookSecretRotation'),
+      responses: { 200: json('The endpoint with its new `secret`', 'WebhookEndpoint'), 401: problem, 404: problem, 422: problem },
+    },
+  },
+  '/v1/webhook-endpoints/{id}/deliveries': {
+    get: {
+      summary: "The endpoint's deliveries, oldest first, each with its attempts and the answers",
+      parameters: [
+        endpointId,
+        { name: 'status', in: 'query', schema: { type: 'string', enum: ['pending', 'delivered', 'failed'] } },
+        { name: 'after', in: 'query', schema: { type: 'string', pattern: '^\\d{1,18}$' }, description: 'Cursor: the id of the last delivery already read.' },
+        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+      ],
+      responses: { 200: { description: '`{ data: WebhookDelivery[], nextCursor, hasMore }`' }, 401: problem, 404: problem, 422: problem },
+    },
+  },
+  '/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': {
+    post: {
+      summary: 'Send a delivery again (same `webhook-id`), with a new retry window',
+      description: 'It goes out as soon as the deliveries of its invoice before it are done.',
+      parameters: [endpointId, deliveryId, idempotencyKey],
+      responses: { 202: { description: '`{ id, status: "pending" }`' }, 401: problem, 404: problem },
+    },
+  },
+} as const;
