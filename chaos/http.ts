@@ -1,7 +1,8 @@
 /**
  * HTTP as a real ERP client (and a payer's browser) does it: every mutating call carries an
  * Idempotency-Key, and a call is retried with the same key on network errors, 5xx answers and
- * 409 request-in-progress, with backoff, until the call's deadline.
+ * 409 request-in-progress, with backoff, until the call's deadline. A 503 provider-unavailable is
+ * a refusal (nothing changed), handed back to the caller.
  */
 
 export interface Answer<T = Json> {
@@ -56,7 +57,9 @@ export function httpClient(stats: RetryStats, stopAt: () => number) {
         const text = await res.text();
         const parsed = (text && (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : { text }) as T & Json;
         const inProgress = res.status === 409 && String(parsed.type ?? '').endsWith('request-in-progress');
-        if (res.status < 500 && !inProgress) return { status: res.status, body: parsed };
+        // A change refused because the provider could not be reached is an answer (nothing changed): the caller decides.
+        const refused = res.status === 503 && String(parsed.type ?? '').endsWith('provider-unavailable');
+        if ((res.status < 500 && !inProgress) || refused) return { status: res.status, body: parsed };
         if (inProgress) stats.inProgress += 1;
         else stats.serverErrors += 1;
         last = `${res.status} ${String(parsed.type ?? '').split('/').pop()} ${String(parsed.detail ?? parsed.text ?? '').slice(0, 160)}`;

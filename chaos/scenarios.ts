@@ -87,22 +87,38 @@ export class Lifecycle {
     return inv;
   }
 
-  /** A status change; a 202 (still running, e.g. waiting out the provider) is followed until it completes. */
+  /**
+   * A status change; a 202 (still running, e.g. waiting out the provider) is followed until it
+   * completes. A change refused because the provider could not be reached (503
+   * provider-unavailable, or a 202 whose invoice then shows the refusal in lastFailure) changed
+   * nothing: as an ERP would, it is asked again later as a new request (a new Idempotency-Key).
+   */
   private async status(inv: LedgerInvoice, to: 'Final' | 'Draft' | 'Reissue', step: number): Promise<Json> {
     const what = `POST /v1/invoices/${inv.number}/status ${to}`;
-    const answer = await this.erp('POST', `/v1/invoices/${inv.number}/status`, { status: to }, `status:${inv.number}:${step}:${to}`);
-    if (answer.status === 200) {
-      if (answer.body.status !== to) throw new StepFailed(`${what} answered 200 with status ${answer.body.status}`);
-      return answer.body;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const asked = new Date().toISOString();
+      const answer = await this.erp('POST', `/v1/invoices/${inv.number}/status`, { status: to }, `status:${inv.number}:${step}:${to}${attempt ? `:again-${attempt}` : ''}`);
+      if (answer.status === 200) {
+        if (answer.body.status !== to) throw new StepFailed(`${what} answered 200 with status ${answer.body.status}`);
+        return answer.body;
+      }
+      if (answer.status === 503) {
+        await sleep(2_000);
+        continue;
+      }
+      expectStatus(what, answer, 202);
+      const deadline = Date.now() + 180_000;
+      for (;;) {
+        const now = await this.erp('GET', `/v1/invoices/${inv.number}`);
+        if (now.status === 200 && now.body.status === to && !now.body.pendingChange) return now.body;
+        const failure = now.body.lastFailure as { to?: string; at?: string } | null | undefined;
+        if (now.status === 200 && !now.body.pendingChange && failure?.to === to && String(failure.at) >= asked) break;
+        if (Date.now() > deadline) throw new StepFailed(`${what} answered 202 and had not completed 180 s later (status ${now.body.status}, pendingChange ${JSON.stringify(now.body.pendingChange)})`);
+        await sleep(1_000);
+      }
+      await sleep(2_000);
     }
-    expectStatus(what, answer, 202);
-    const deadline = Date.now() + 180_000;
-    for (;;) {
-      const now = await this.erp('GET', `/v1/invoices/${inv.number}`);
-      if (now.status === 200 && now.body.status === to && !now.body.pendingChange) return now.body;
-      if (Date.now() > deadline) throw new StepFailed(`${what} answered 202 and had not completed 180 s later (status ${now.body.status}, pendingChange ${JSON.stringify(now.body.pendingChange)})`);
-      await sleep(1_000);
-    }
+    throw new StepFailed(`${what} was refused 5 times (the provider could not be reached)`);
   }
 
   private async final(inv: LedgerInvoice, step: number, opts: { held?: boolean } = {}): Promise<Json> {

@@ -145,8 +145,10 @@ describe('Final -> Reissue -> Final', () => {
       await provider('POST', '/v1/sandbox/faults', { mode: 'none' });
     }
     const after = await api('GET', `/v1/invoices/${inv.number}`);
-    expect(after.body).toMatchObject({ status: 'Final', payNowUrl: inv.payNowUrl });
+    expect(after.body).toMatchObject({ status: 'Final', payNowUrl: inv.payNowUrl, pendingChange: null });
     expect((after.body as Body).history).toHaveLength(1);
+    // An ERP that was answered 202 (still running) reads the refusal on the invoice.
+    expect(after.body.lastFailure).toMatchObject({ to: 'Reissue', reason: expect.stringContaining('nothing changed'), undone: [] });
   });
 });
 

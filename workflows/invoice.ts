@@ -425,11 +425,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
           (p) => !known(p.paymentId) && p.method !== 'prepayment',
         );
       } catch (e) {
-        const why = failureMessage(e);
-        throw ApplicationFailure.nonRetryable(
-          `payments could not be imported from the provider, so the change to ${req.to} was refused and nothing changed: ${why}`,
-          'ProviderUnavailable',
-        );
+        if (isCancellation(e)) throw e;
+        const reason = `payments could not be imported from the provider, so the change to ${req.to} was refused and nothing changed: ${failureMessage(e)}`;
+        // An ERP whose request was answered 202 (still running) learns of the refusal from the
+        // invoice itself; invoices refused before replay as they ran.
+        if (patched('refusal-recorded')) {
+          state.lastFailure = { to: req.to, requestId: req.requestId, at: new Date().toISOString(), reason, undone: [] };
+          await publish();
+        }
+        throw ApplicationFailure.nonRetryable(reason, 'ProviderUnavailable');
       }
     }
     const leaving = req.to !== 'Final';
