@@ -66,7 +66,9 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
     '--phases', 'examples,coverage,fuzzing,stateful',
     '--max-examples', MAX_EXAMPLES,
     '--seed', SEED,
-    '--workers', '2',
+    // One worker: with two, CPython 3.11's ast module, which Hypothesis calls from each worker
+    // thread, sometimes fails with "AST constructor recursion depth mismatch" (a crash of the tool).
+    '--workers', '1',
     '--request-timeout', '30',
     '--report', 'junit',
     '--report-junit-path', junit,
@@ -238,5 +240,5 @@ describe('schemathesis against the running API', () => {
     for (const f of failures) process.stdout.write(`[fuzz] ${f.key}: ${f.operation}: ${f.title}\n`);
     const detail = failures.map((f) => `${f.key}: ${f.operation}: ${f.title}\n${f.text}`).join('\n\n');
     expect(failures.length, detail.slice(0, 20_000)).toBe(0);
-  }, 600_000);
+  }, 900_000);
 });
