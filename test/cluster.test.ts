@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../lib/paths.js';
 import { freeFrontendPort, portFree } from '../lib/temporal-cluster.js';
 import { freePort } from '../lib/temporal-dev.js';
+import { call, waiter } from './engine-process.js';
 import { alive, childrenOf, cmdline, descendants } from './procs.js';
 
 const ADMIN = 'bf_admin_cluster_test';
@@ -32,30 +33,7 @@ let temporalAddress = '';
 const retried = new Map<string, number>();
 const retry = (why: string) => retried.set(why, (retried.get(why) ?? 0) + 1);
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let last: unknown;
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}\n--- engine output ---\n${output}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-async function call(method: string, url: string, key: string | null, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, unknown> | null };
-}
+const until = waiter(() => output, 250);
 
 /**
  * A change as an ERP sends it: with an Idempotency-Key, sent again while the answer says to try later

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
+import { call, waiter } from './engine-process.js';
 import { alive, childrenOf, cmdline, descendants } from './procs.js';
 
 const ADMIN = 'bf_admin_supervisor_test';
@@ -29,30 +30,7 @@ function child(marker: string): number | undefined {
   return childrenOf(engine.pid!).find((p) => cmdline(p).includes(marker));
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let last: unknown;
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (${String(last)})` : ''}\n--- engine output ---\n${output}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function call(method: string, url: string, key: string | null, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  return { status: res.status, body: (await res.json().catch(() => null)) as Record<string, unknown> | null };
-}
+const until = waiter(() => output, 200);
 
 /** A status change as an ERP would send it: retried with its Idempotency-Key until the API takes it (no worker: 503). */
 async function changeStatus(key: string, number: string, status: string): Promise<void> {
