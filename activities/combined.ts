@@ -5,32 +5,21 @@
  * idempotent activity as before, run in order inside this one, so a retry of the whole repeats
  * nothing twice.
  */
-import type { InvoiceState } from '../workflows/contract.js';
-import type { CompanySettings } from './index.js';
-import { contentKey } from '../workflows/contract.js';
+import { contentKey, type InvoiceState } from '../workflows/contract.js';
+import type { SingleActivities } from './index.js';
 
-interface Parts {
-  getCompanySettings(input: { companyId: string }): Promise<CompanySettings>;
-  getEmailSettings(input: { companyId: string; clientId: string }): Promise<{ to: string; usesPayNowUrl: boolean } | null>;
-  getBillingLimits(input: { companyId: string; clientId: string }): Promise<{ maxCredited: number | null; maxDebited: number | null }>;
-  ensureProviderCustomer(input: { companyId: string; clientId: string; requestId: string }): Promise<{ customerId: string }>;
-  createProviderInvoice(input: {
-    companyId: string;
-    customerId: string;
-    number: string;
-    invoiceDate: string;
-    dueDate?: string;
-    currency?: string;
-    amount: number;
-    outstanding: number;
-    idempotencyKey: string;
-    requestId: string;
-  }): Promise<{ providerInvoiceId: string; payNowUrl: string }>;
-  renderInvoicePdf(input: { invoice: InvoiceState; requestId: string }): Promise<{ documentId: string; sha256: string }>;
-  attachProviderInvoicePdf(input: { companyId: string; providerInvoiceId: string; documentId: string; idempotencyKey: string; requestId: string }): Promise<void>;
-  recordLifecycleChange(input: { companyId: string; number: string; from: string | null; to: string; by: string; requestId: string; seq: number }): Promise<void>;
-  saveInvoice(s: InvoiceState): Promise<void>;
-}
+type Parts = Pick<
+  SingleActivities,
+  | 'getCompanySettings'
+  | 'getEmailSettings'
+  | 'getBillingLimits'
+  | 'ensureProviderCustomer'
+  | 'createProviderInvoice'
+  | 'renderInvoicePdf'
+  | 'attachProviderInvoicePdf'
+  | 'recordLifecycleChange'
+  | 'saveInvoice'
+>;
 
 export function createCombinedActivities(a: Parts) {
   return {

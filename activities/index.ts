@@ -47,7 +47,8 @@ export interface CompanySettings {
   capabilities?: ProviderCapabilities;
 }
 
-export function createActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
+/** Each activity doing one thing; `createActivities` adds those that do several of them in one. */
+function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
   const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
@@ -77,7 +78,7 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
     return 'sent';
   }
 
-  const activities = {
+  return {
     ...createBillActivities({ sql, renderer, mailer, secrets }),
     ...createReconcileActivities({ sql, secrets }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
@@ -639,7 +640,13 @@ export function createActivities({ sql, renderer, mailer, secrets }: ActivityDep
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
     },
   };
-  return { ...activities, ...createCombinedActivities(activities) };
+}
+
+export type SingleActivities = ReturnType<typeof createSingleActivities>;
+
+export function createActivities(deps: ActivityDeps) {
+  const single = createSingleActivities(deps);
+  return { ...single, ...createCombinedActivities(single) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
