@@ -92,18 +92,26 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   }
 
   /**
-   * An invoice's state just after its workflow was started: the workflow's own answer, or, when no
-   * worker answers, what it last saved, or (nothing saved yet, so nothing changed) the state the
-   * workflow starts from.
+   * The invoice from its workflow or, while no worker answers (restarting, deploying), as the
+   * workflow last saved it (`saved`): every change saves before it answers, so no answered change
+   * is missing. `nothingSaved` decides when there is no saved state either.
    */
-  async function stateOf(draft: InvoiceDraft): Promise<InvoiceState> {
+  async function currentOrSaved(companyId: string, number: string, nothingSaved: (e: HttpProblem) => InvoiceState): Promise<{ state: InvoiceState; saved: boolean }> {
     try {
-      return await readState(draft.companyId, draft.number);
+      return { state: await readState(companyId, number), saved: false };
     } catch (e) {
       if (!(e instanceof HttpProblem && e.type === 'worker-unavailable')) throw e;
-      const [saved] = await sql<{ state: InvoiceState }[]>`SELECT state FROM invoices WHERE company_id = ${draft.companyId} AND number = ${draft.number}`;
-      return saved?.state ?? initialState(draft);
+      const [row] = await sql<{ state: InvoiceState }[]>`SELECT state FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
+      return row ? { state: row.state, saved: true } : { state: nothingSaved(e), saved: false };
     }
+  }
+
+  /**
+   * An invoice's state just after its workflow was started; with nothing saved yet (so nothing
+   * changed), the state the workflow starts from.
+   */
+  async function stateOf(draft: InvoiceDraft): Promise<InvoiceState> {
+    return (await currentOrSaved(draft.companyId, draft.number, () => initialState(draft))).state;
   }
 
   /** The draft an invoice's workflow was first started with (its first run's input), if Temporal still has it. */
@@ -209,18 +217,11 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   });
 
   r.get('/v1/invoices/:number', mw.erpAuth, async (req, res) => {
-    const companyId = companyOf(res).id;
-    const number = String(req.params.number);
-    try {
-      res.json(view(await readState(companyId, number)));
-    } catch (e) {
-      // While no worker answers (restarting, deploying), the ERP still reads the invoice as its
-      // workflow last saved it: every change saves before it answers, so no answered change is missing.
-      if (!(e instanceof HttpProblem && e.type === 'worker-unavailable')) throw e;
-      const [saved] = await sql<{ state: InvoiceState }[]>`SELECT state FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
-      if (!saved) throw e;
-      res.set(STATE_HEADER, 'saved').json(view(saved.state));
-    }
+    const { state, saved } = await currentOrSaved(companyOf(res).id, String(req.params.number), (e) => {
+      throw e;
+    });
+    if (saved) res.set(STATE_HEADER, 'saved');
+    res.json(view(state));
   });
 
   /** The company's reminder days and each due-date reminder this invoice's client was sent. */
