@@ -264,7 +264,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   async function legacyResync(req: ResyncRequest): Promise<void> {
     const { companyId, number } = state;
     const { requestId } = req;
-    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}:${req.reconciliationId}`;
+    const key = (op: string) => revisionKey(`${op}:${req.reconciliationId}`);
     const actions: string[] = [];
     for (const id of req.staleRecordIds.filter((x) => x !== state.providerInvoiceId)) {
       await acts.deleteProviderInvoice({ companyId, providerInvoiceId: id, idempotencyKey: key(`delete-stale-${id}`), requestId });
@@ -340,7 +340,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   async function repairRecords(req: ResyncRequest, actions: string[]): Promise<void> {
     const { companyId, number } = state;
     const { requestId } = req;
-    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}:${req.reconciliationId}`;
+    const key = (op: string) => revisionKey(`${op}:${req.reconciliationId}`);
     if (state.held) {
       actions.push('held exceptional bill: left for the operator to release');
       return;
@@ -565,7 +565,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         await acts.deleteProviderInvoice({
           companyId,
           providerInvoiceId: state.providerInvoiceId,
-          idempotencyKey: `${companyId}:${number}:${state.revision}:undo-create-invoice`,
+          idempotencyKey: revisionKey('undo-create-invoice'),
           requestId,
         });
         undone.push(`deleted provider record ${state.providerInvoiceId} (its Pay Now URL no longer works)`);
@@ -601,18 +601,22 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     return created;
   }
 
+  /** The provider idempotency key of an operation of this revision of the invoice. */
+  function revisionKey(op: string): string {
+    return `${state.companyId}:${state.number}:${state.revision}:${op}`;
+  }
+
   /** Renders the invoice PDF, attaching it to `attachTo` at the provider in the same activity; it shows the figures as they will be once the change is done. */
   async function renderPdf(requestId: string, attachTo: string | null): Promise<void> {
     const invoice = { ...state, status: 'Final' as const, outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) };
     state.pdf = attachTo
-      ? await acts.renderAndAttachPdf({ invoice, providerInvoiceId: attachTo, attachKey: `${state.companyId}:${state.number}:${state.revision}:attach-pdf`, requestId })
+      ? await acts.renderAndAttachPdf({ invoice, providerInvoiceId: attachTo, attachKey: revisionKey('attach-pdf'), requestId })
       : await acts.renderInvoicePdf({ invoice, requestId });
   }
 
   /** Carries out one planned step; returns the step as it actually happened. */
   async function execute(step: Step, requestId: string, found: ProviderPayment[], importSeconds: number, fewer: boolean): Promise<Step> {
     const { companyId, number } = state;
-    const key = (op: string) => `${companyId}:${number}:${state.revision}:${op}`;
     switch (step.kind) {
       case 'import-payments':
         return step;
@@ -635,7 +639,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return { kind: 'remove-provider-payment', paymentId: step.paymentId };
       }
       case 'delete-provider-invoice':
-        await acts.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: key('delete-invoice'), requestId });
+        await acts.deleteProviderInvoice({ companyId, providerInvoiceId: step.providerInvoiceId, idempotencyKey: revisionKey('delete-invoice'), requestId });
         state.providerInvoiceId = null;
         state.payNowUrl = null;
         state.sentToProvider = false;
@@ -643,7 +647,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       case 'create-provider-invoice': {
         // One activity for the customer and the record; changes from before made them in two.
-        await createRecord(acts, step.outstanding, key('create-invoice'), requestId, fewer);
+        await createRecord(acts, step.outstanding, revisionKey('create-invoice'), requestId, fewer);
         state.sentToProvider = true;
         state.paymentImportSeconds = importSeconds;
         return step;
@@ -656,7 +660,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
           invoiceDate: state.invoiceDate,
           amount: state.total,
           outstanding: step.outstanding,
-          idempotencyKey: key('update-invoice'),
+          idempotencyKey: revisionKey('update-invoice'),
           requestId,
         });
         state.payNowUrl = updated.payNowUrl;
@@ -667,7 +671,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         await renderPdf(requestId, null);
         return step;
       case 'attach-pdf':
-        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: pdfKey(key('attach-pdf')), requestId });
+        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: pdfKey(revisionKey('attach-pdf')), requestId });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
