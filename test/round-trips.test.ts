@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { invoiceWorkflowId } from '../workflows/contract.js';
-import { createTenant, http, startStack, type Stack, type Tenant } from './harness.js';
+import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -53,11 +53,10 @@ it('prints to Final in five activities and starts its reminders after answering;
 
   const handle = stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, number));
   // The reminders' child workflow is started after the Final answered: wait for it, then read the history.
-  let events: Event[] = [];
-  for (let i = 0; i < 100 && !events.some((e) => e.childWorkflowExecutionStartedEventAttributes); i++) {
-    events = (await handle.fetchHistory()).events ?? [];
-    if (!events.some((e) => e.childWorkflowExecutionStartedEventAttributes)) await new Promise((r) => setTimeout(r, 100));
-  }
+  const events = await eventually(async () => {
+    const all = (await handle.fetchHistory()).events ?? [];
+    return all.some((e) => e.childWorkflowExecutionStartedEventAttributes) ? all : undefined;
+  }, 'the reminders workflow to start');
   const finalSpan = updateSpan(events, 'changeStatus');
   expect(finalSpan.activities).toEqual(['changeContext', 'createProviderRecord', 'renderAndAttachPdf', 'sendInvoiceEmail', 'recordChange']);
   expect(finalSpan.after.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(true);
