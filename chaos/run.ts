@@ -5,17 +5,18 @@
  * `runChaos` is used by `npm run chaos` (chaos/main.ts) and by test/chaos.test.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { newSecretKey } from '../lib/secrets.js';
+import { clusterServices, clusterTools, freeFrontendPort, prepareNamespace, setupTemporalSchemas, writeClusterConfig, type ClusterTools } from '../lib/temporal-cluster.js';
 import { freePort } from '../lib/temporal-dev.js';
 import { readToolsFile } from '../scripts/tools.mjs';
 import { GaveUp, httpClient, type Json, type RetryStats } from './http.js';
 import { check, key, Ledger, type BillflowInvoice, type Counts, type ProviderRecords, type Receipt } from './ledger.js';
-import { nodeProcess, temporalProcess, type Managed } from './processes.js';
+import { nodeProcess, serviceProcess, temporalProcess, type Managed } from './processes.js';
 import { Lifecycle, MIX, StepFailed, type Company, type Env, type ScenarioKind } from './scenarios.js';
 import { startSmtpFront, type SmtpFront } from './smtp-front.js';
 
@@ -31,6 +32,11 @@ export interface ChaosOptions {
   paymentImportSeconds?: number;
   /** The provider sandbox's chaos fault (POST /v1/sandbox/faults). */
   providerFault?: Json;
+  /**
+   * The Temporal server: the CLI dev server on SQLite (killed once), or the production shape, a
+   * cluster on PostgreSQL with a process per service (history and matching killed once each).
+   */
+  temporal?: 'dev' | 'cluster';
   log?: (line: string) => void;
 }
 
@@ -40,6 +46,7 @@ export interface ChaosResult extends Counts {
   line: string;
   faults: {
     workerKills: number;
+    /** Dev server restarts, or cluster service (history, matching) restarts. */
     temporalRestarts: number;
     apiKills: number;
     smtpRefusals: number;
@@ -80,6 +87,23 @@ function utcDate(offsetDays: number): string {
   return new Date(Date.now() + offsetDays * 86_400_000).toISOString().slice(0, 10);
 }
 
+/** The cluster's four services, started one after the other, each a process of its own; then the namespace. */
+async function startCluster(tools: ClusterTools, databaseUrl: string, dir: string, logDir: string, procs: Managed[]) {
+  const frontendPort = await freeFrontendPort();
+  const logs = new Map<string, WriteStream>();
+  const logTo = (name: string) => logs.get(name) ?? logs.set(name, createWriteStream(path.join(logDir, `${name}.log`), { flags: 'a' })).get(name)!;
+  setupTemporalSchemas(tools, databaseUrl, (line) => logTo('temporal-schema').write(line));
+  const configDir = writeClusterConfig({ dir, databaseUrl, frontendPort });
+  const services = clusterServices({ tools, configDir, frontendPort, log: (s, line) => logTo(`temporal-${s}`).write(line) }).map(serviceProcess);
+  procs.push(...services);
+  // One after the other: services starting at once race to write the cluster's metadata record.
+  for (const s of services) await s.start();
+  const address = `127.0.0.1:${frontendPort}`;
+  await prepareNamespace(address, 'default');
+  const named = (n: string) => services.find((s) => s.name === `temporal-${n}`)!;
+  return { address, history: named('history'), matching: named('matching') };
+}
+
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const started = Date.now();
@@ -88,7 +112,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const lifecyclesStop = started + opts.timeLimitMs * 0.7;
   const stats: RetryStats = { networkErrors: 0, serverErrors: 0, inProgress: 0 };
   const call = httpClient(stats, () => hardStop);
-  const tools = readToolsFile() as { temporal: string; chromium: string };
+  const found = readToolsFile() as { temporal: string; chromium: string } & Parameters<typeof clusterTools>[0];
+  const tools = { ...found, cluster: opts.temporal === 'cluster' ? clusterTools(found) : null };
   const dir = mkdtempSync(path.join(os.tmpdir(), 'billflow-chaos-'));
   const logDir = path.join(dir, 'logs');
   mkdirSync(logDir);
@@ -124,10 +149,30 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   let keep = true;
   try {
     const t0 = Date.now();
-    const temporal = temporalProcess({ binary: tools.temporal, port: temporalPort, dbFile: path.join(dir, 'temporal.db'), logDir });
     const mail = nodeProcess({ name: 'maildev', entry: 'scripts/mail-catcher.ts', args: [String(mailSmtpPort), String(mailWebPort)], env: {}, logDir, ready: { line: /ready/ } });
-    procs.push(temporal, mail);
-    [pg] = await Promise.all([startEmbeddedPg({ dataDir: path.join(dir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }), temporal.start(), mail.start()]);
+    procs.push(mail);
+    let temporal: { address: string; restarts: () => number; faults: { at: number; what: string; service: Managed }[] };
+    if (tools.cluster) {
+      [pg] = await Promise.all([startEmbeddedPg({ dataDir: path.join(dir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }), mail.start()]);
+      const cluster = await startCluster(tools.cluster, pg.url('temporal'), dir, logDir, procs);
+      temporal = {
+        address: cluster.address,
+        restarts: () => cluster.history.restarts + cluster.matching.restarts,
+        faults: [
+          { at: 0.35, what: 'Temporal history service SIGKILL, restarted', service: cluster.history },
+          { at: 0.5, what: 'Temporal matching service SIGKILL, restarted', service: cluster.matching },
+        ],
+      };
+    } else {
+      const dev = temporalProcess({ binary: tools.temporal, port: temporalPort, dbFile: path.join(dir, 'temporal.db'), logDir });
+      procs.push(dev);
+      [pg] = await Promise.all([startEmbeddedPg({ dataDir: path.join(dir, 'pg'), port: pgPort, databases: ['billflow', 'sandbox'] }), dev.start(), mail.start()]);
+      temporal = {
+        address: dev.address,
+        restarts: () => dev.restarts,
+        faults: [{ at: 0.35, what: 'Temporal dev server SIGKILL, restarted on the same SQLite file and port', service: dev }],
+      };
+    }
     front = await startSmtpFront({ port: frontPort, targetPort: mailSmtpPort });
     const common = { DATABASE_URL: pg.url('billflow'), SANDBOX_DATABASE_URL: pg.url('sandbox'), TEMPORAL_ADDRESS: temporal.address, BILLFLOW_ADMIN_KEY: adminKey, BILLFLOW_SECRET_KEY: newSecretKey() };
     const sandbox = nodeProcess({ name: 'sandbox', entry: 'sandbox/main.ts', env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl }, logDir, ready: { port: sandboxPort } });
@@ -194,19 +239,34 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // --- the ERP feed reader ------------------------------------------------------------------------
     const feed: Receipt[] = [];
     const cursors = new Map<string, string | null>(companies.map((c) => [c.id, null]));
+    // Receipt ids received on a page whose acknowledge has not answered yet. Until it answers the
+    // reader stays at its cursor and reads that page again, as an ERP would: the feed is
+    // at-least-once until acknowledged, and the receipt id is what the ERP dedupes by. Any other
+    // repeat (a receipt id after its page was acknowledged, or a second id for one payment) counts.
+    const unacknowledged = new Map<string, Set<string>>(companies.map((c) => [c.id, new Set()]));
+    let redelivered = 0;
     const readFeeds = async () => {
       for (const c of companies) {
+        const pending = unacknowledged.get(c.id)!;
         for (;;) {
           const after = cursors.get(c.id);
           const page = await call(apiUrl, 'GET', `/v1/receipts?limit=100${after ? `&after=${after}` : ''}`, { key: c.apiKey, deadlineMs: 30_000 });
           if (page.status !== 200) throw new Error(`GET /v1/receipts: ${page.status}`);
           const rows = page.body.data as (Receipt & { id: string })[];
-          for (const r of rows) feed.push({ companyId: r.companyId, kind: r.kind, providerPaymentId: r.providerPaymentId, invoiceNumber: r.invoiceNumber, amount: r.amount });
+          for (const r of rows) {
+            if (pending.has(r.id)) {
+              redelivered += 1;
+              continue;
+            }
+            pending.add(r.id);
+            feed.push({ companyId: r.companyId, kind: r.kind, providerPaymentId: r.providerPaymentId, invoiceNumber: r.invoiceNumber, amount: r.amount });
+          }
           if (rows.length > 0) {
             const upTo = page.body.nextCursor as string;
             const ack = await call(apiUrl, 'POST', '/v1/receipts/acknowledge', { key: c.apiKey, body: { upTo }, idempotencyKey: `ack:${c.id}:${upTo}`, deadlineMs: 30_000 });
             if (ack.status !== 200) throw new Error(`POST /v1/receipts/acknowledge: ${ack.status}`);
             cursors.set(c.id, upTo);
+            pending.clear();
           }
           if (!page.body.hasMore) break;
         }
@@ -246,14 +306,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     })();
     const triggers: { at: number; what: string; run: () => Promise<void> }[] = [
       { at: 0.2, what: `SMTP refuses for ${(opts.smtpRefuseMs ?? 20_000) / 1000} s`, run: async () => front!.refuseFor(opts.smtpRefuseMs ?? 20_000) },
-      {
-        at: 0.35,
-        what: 'Temporal dev server SIGKILL, restarted on the same SQLite file and port',
+      ...temporal.faults.map(({ at, what, service }) => ({
+        at,
+        what,
         run: async () => {
-          await temporal.kill();
-          await startUntilUp(temporal, log, hardStop);
+          await service.kill();
+          await startUntilUp(service, log, hardStop);
         },
-      },
+      })),
       {
         at: 0.6,
         what: 'API SIGKILL, restarted',
@@ -412,7 +472,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const sum = (f: (j: Json) => number) => injected.reduce((s, r) => s + f(r.body), 0);
     const faults: ChaosResult['faults'] = {
       workerKills: worker.restarts,
-      temporalRestarts: temporal.restarts,
+      temporalRestarts: temporal.restarts(),
       apiKills: api.restarts,
       smtpRefusals: front.refused(),
       provider: {
@@ -434,7 +494,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         `provider 5xx ${faults.provider.errors}, delays ${faults.provider.delays}, dropped responses ${faults.provider.droppedResponses}; ` +
         `webhooks duplicated ${faults.provider.webhooks.duplicated}, held back ${faults.provider.webhooks.held}, lost ${faults.provider.webhooks.lost}`,
     );
-    log(`client retries: ${stats.networkErrors} network errors, ${stats.serverErrors} 5xx, ${stats.inProgress} 409 request-in-progress`);
+    log(`client retries: ${stats.networkErrors} network errors, ${stats.serverErrors} 5xx, ${stats.inProgress} 409 request-in-progress; feed receipts read again after an unanswered acknowledge ${redelivered}`);
     const line =
       `chaos: ${opts.lifecycles} lifecycles, ${result.lost} lost, ${result.duplicateInvoices} duplicate provider invoices, ${result.duplicatePayments} duplicate payments, ` +
       `${result.feedErrors} feed gaps or duplicates, ${result.balanceMismatches} balance mismatches, ${result.duplicateEmails} duplicate emails`;
