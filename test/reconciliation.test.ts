@@ -4,6 +4,7 @@
  * record made by hand); one reconciliation finds each, and the invoices' workflows repair theirs.
  */
 import { randomUUID } from 'node:crypto';
+import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileScheduleId } from '../workflows/reconcile-contract.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
@@ -198,5 +199,76 @@ describe('reconciliation', () => {
     const r = await http(stack.apiUrl, 'POST', '/v1/reconciliations', { key: off.apiKey });
     expect(r.status).toBe(409);
     expect(r.body).toMatchObject({ type: expect.stringContaining('provider-disabled') });
+  });
+});
+
+describe('a repair a payment overtakes', () => {
+  let raced: Stack;
+  let t: Tenant;
+  // The payer pays right after the repair's last read of the record and before its update: the
+  // second `getProviderInvoice` of the run whose correlation id this names.
+  let payAfterRead: { requestId: string; reads: number; pay: () => Promise<void> } | null = null;
+  const payer: ActivityInterceptorsFactory = (ctx) => ({
+    inbound: {
+      async execute(input, next) {
+        const result = await next(input);
+        const race = payAfterRead;
+        if (race && ctx.info.activityType === 'getProviderInvoice' && (input.args[0] as { requestId?: string }).requestId === race.requestId && ++race.reads === 2) {
+          payAfterRead = null;
+          await race.pay();
+        }
+        return result;
+      },
+    },
+  });
+
+  beforeAll(async () => {
+    raced = await startStack({ workerOptions: { interceptors: { activity: [payer] } } });
+    t = await createTenant(raced);
+  });
+
+  afterAll(async () => {
+    await raced?.stop();
+  });
+
+  it("imports the payment and sets the provider's figures again, so its books add up", async () => {
+    const call = <T = Body>(method: string, path: string, body?: unknown) => http<T>(raced.apiUrl, method, path, { key: t.apiKey, body });
+    const provider = <T = Body>(method: string, path: string, body?: unknown) => http<T>(raced.sandboxUrl, method, path, { key: t.account.apiKey, body });
+    expect((await call('POST', '/v1/clients', { id: 'CL-RACE', name: 'Race Builders' })).status).toBe(201);
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    expect((await call('POST', '/v1/invoices', { number, clientId: 'CL-RACE', invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Survey', amount: 50_000 }] })).status).toBe(201);
+    const final = await call<Invoice>('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+    expect(final.status, JSON.stringify(final.body)).toBe(200);
+    const recordId = final.body.providerInvoiceId;
+    // Edited at the provider by hand: the reconciliation finds the figures differ.
+    expect((await provider('PATCH', `/v1/invoices/${recordId}`, { amount: 55_000, outstanding: 55_000 })).status).toBe(200);
+    const customerId = (await provider<{ customerId: string }>('GET', `/v1/invoices/${recordId}`)).body.customerId;
+    const requestId = `race-${randomUUID().slice(0, 8)}`;
+    let paymentId = '';
+    payAfterRead = {
+      requestId,
+      reads: 0,
+      pay: async () => {
+        const paid = await provider<{ id: string }>('POST', '/v1/payments', { customerId, allocations: [{ invoiceId: recordId, amount: 20_000 }], method: 'card' });
+        expect(paid.status).toBe(201);
+        paymentId = paid.body.id;
+      },
+    };
+
+    const run = await http<Report>(raced.apiUrl, 'POST', '/v1/reconciliations', { key: t.apiKey, headers: { 'x-request-id': requestId } });
+    expect(run.status, JSON.stringify(run.body)).toBe(201);
+    const report = await eventually(async () => {
+      const r = await call<Report>('GET', `/v1/reconciliations/${run.body.id}`);
+      return r.body.repairs.length === 1 ? r.body : undefined;
+    }, 'the repair');
+    expect(paymentId, 'the payer paid during the repair').not.toBe('');
+    expect(report.repairs[0]!.actions).toEqual([
+      'set provider amount/outstanding 55000/55000 to 50000/50000',
+      'imported 1 payment(s) made during the repair',
+      'set provider amount/outstanding 50000/50000 to 50000/30000',
+    ]);
+    const invoice = await call<Invoice>('GET', `/v1/invoices/${number}`);
+    expect(invoice.body.outstanding).toBe(30_000);
+    expect((await provider<{ amount: number; outstanding: number }>('GET', `/v1/invoices/${recordId}`)).body).toMatchObject({ amount: 50_000, outstanding: 30_000 });
   });
 });

@@ -91,6 +91,9 @@ const REMINDER_ATTEMPTS = 12;
 const REMINDER_RETRY_FIRST_MS = 60_000;
 const REMINDER_RETRY_MAX_MS = 3_600_000;
 
+/** How often a repair imports and sets the provider's figures again when payments land during it. */
+const REPAIR_RECHECKS = 3;
+
 /** How many Quick Pay request keys an invoice remembers (a retry comes within hours, not after hundreds of payments). */
 const KEPT_REQUEST_KEYS = 50;
 
@@ -403,6 +406,30 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         requestId,
       });
       actions.push(`set provider amount/outstanding ${now.amount}/${now.outstanding} to ${state.total}/${owed}`);
+      // A payment the payer made between the read and the update was overwritten by it: import
+      // again, and while that finds payments, set the figures again. Repairs before this replay as they ran.
+      if (!patched('repair-rechecks-payments')) return;
+      for (let round = 1; round <= REPAIR_RECHECKS; round++) {
+        const had = state.payments.length;
+        await importPayments(repairActs.importProviderPayments, requestId);
+        if (state.payments.length === had) return;
+        const again = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
+        const owedNow = owedAtProvider(state.outstanding);
+        actions.push(`imported ${state.payments.length - had} payment(s) made during the repair`);
+        if (!again || (again.amount === state.total && again.outstanding === owedNow)) return;
+        await repairActs.updateProviderInvoice({
+          companyId,
+          providerInvoiceId: state.providerInvoiceId,
+          number,
+          invoiceDate: state.invoiceDate,
+          amount: state.total,
+          outstanding: owedNow,
+          idempotencyKey: key(`resync-invoice-${round}`),
+          requestId,
+        });
+        actions.push(`set provider amount/outstanding ${again.amount}/${again.outstanding} to ${state.total}/${owedNow}`);
+      }
+      actions.push('payments kept arriving during the repair; the next reconciliation checks the figures again');
     }
   }
 
