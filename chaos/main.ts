@@ -1,6 +1,6 @@
 /**
  * `npm run chaos`: CHAOS_LIFECYCLES (500), CHAOS_CONCURRENCY (12, 8 to 16), CHAOS_TIME_LIMIT_S
- * (900). Prints its figures; the last line is the verdict, and the exit code is 1 on any loss.
+ * (900), CHAOS_TEMPORAL (dev, or cluster). Prints its figures; the last line is the verdict, and the exit code is 1 on any loss.
  */
 import { runChaos } from './run.js';
 
@@ -11,10 +11,17 @@ function int(name: string, fallback: number, min: number, max: number): number {
   return n;
 }
 
+function temporalServer(): 'dev' | 'cluster' {
+  const raw = process.env.CHAOS_TEMPORAL ?? 'dev';
+  if (raw !== 'dev' && raw !== 'cluster') throw new Error(`CHAOS_TEMPORAL must be dev or cluster, got "${raw}"`);
+  return raw;
+}
+
 const result = await runChaos({
   lifecycles: int('CHAOS_LIFECYCLES', 500, 1, 100_000),
   concurrency: int('CHAOS_CONCURRENCY', 12, 8, 16),
   timeLimitMs: int('CHAOS_TIME_LIMIT_S', 900, 60, 86_400) * 1000,
+  temporal: temporalServer(),
 });
 const bad = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails;
 process.exit(bad > 0 ? 1 : 0);

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
 import { ROOT } from '../lib/paths.js';
+import type { Running, Service } from '../lib/supervisor.js';
 import { startTemporalDevServer, waitForPort, type DevServer } from '../lib/temporal-dev.js';
 
 export interface Managed {
@@ -139,5 +140,31 @@ export function temporalProcess(opts: { binary: string; port: number; dbFile: st
       await new Promise<void>((resolve) => log.end(() => resolve()));
     },
     pid: () => server?.process.pid,
+  };
+}
+
+/** A Temporal cluster service (lib/temporal-cluster.ts: history, matching, ...) as a process the run can kill and start again. */
+export function serviceProcess(service: Service): Managed {
+  let running: Running | undefined;
+  let restarts = 0;
+  return {
+    name: service.name,
+    get restarts() {
+      return restarts;
+    },
+    async start() {
+      running = await service.start(new AbortController().signal);
+    },
+    async kill() {
+      if (!running) return;
+      const done = exited(running.process);
+      running.process.kill('SIGKILL');
+      await done;
+      restarts += 1;
+    },
+    async stop() {
+      await running?.stop();
+    },
+    pid: () => running?.process.pid,
   };
 }

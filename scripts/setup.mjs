@@ -16,7 +16,8 @@ import {
 } from './tools.mjs';
 
 const forTests = process.argv.includes('--for-tests');
-const forCluster = forTests || process.argv.includes('--cluster');
+// The cluster's programs: for the tests, `npm run cluster`, and `npm run chaos` on the cluster.
+const forCluster = forTests || process.argv.includes('--cluster') || process.env.CHAOS_TEMPORAL === 'cluster';
 const started = Date.now();
 ensureNodeModules();
 const tools = { temporal: ensureTemporal(), chromium: ensureChromium() };

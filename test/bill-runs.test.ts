@@ -215,7 +215,10 @@ describe('a bill sending run', () => {
     // Readings taken while it ran: the Query answered with its phase, and the counters moved bill by bill.
     const running = seen.filter((s) => s.api.status === 'running');
     expect(running.length).toBeGreaterThan(0);
-    expect(running.every((s) => s.api.progress?.phase === 'running' || s.api.progress?.phase === 'finishing')).toBe(true);
+    // The API read the run's Query while it ran; a reading whose Query missed its deadline under
+    // load says `progress: null` (documented), never a wrong phase.
+    expect(running.some((s) => s.api.progress?.phase === 'running')).toBe(true);
+    expect(running.every((s) => s.api.progress === null || s.api.progress?.phase === 'running' || s.api.progress?.phase === 'finishing')).toBe(true);
     expect(running.some((s) => s.query.phase === 'running' && s.query.total === 24)).toBe(true);
     const partial = running.filter((s) => s.api.pending > 0 && s.api.pending < 24);
     expect(partial.length, `readings: ${running.map((s) => 24 - s.api.pending).join(',')}`).toBeGreaterThan(0);
