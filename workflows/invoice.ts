@@ -15,6 +15,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   startChild,
   upsertSearchAttributes,
@@ -67,6 +68,21 @@ const acts = proxyActivities<Activities>({
   // Provider outages are waited out here, visibly, as a retrying activity in the Web UI.
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
+
+/**
+ * billflow's own PostgreSQL reads and writes (settings, read model, payments and prepayments
+ * booked, life-cycle moves, repairs) as local activities: run by the worker that runs the workflow
+ * task and recorded as a marker, with no round trip through the Temporal server. Each is
+ * idempotent, so one whose task a dying worker never completed simply runs again on the next.
+ * Calls to the provider, Chromium and SMTP stay regular activities, retried visibly in the Web UI.
+ */
+const localDb = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '15 seconds',
+  retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+/** From this version on, database steps are local activities (localDb); runs before replay with regular ones. */
+const LOCAL_DB_STEPS = 'local-db-steps';
 
 /** A life-cycle move as the read model records it. */
 type LifecycleRecord = Parameters<Activities['recordLifecycleChange']>[0];
@@ -121,6 +137,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   // repair was signalled and passes pendingReminders on continue-as-new. Runs of earlier code
   // replay their repairs with legacyResync.
   let carefulRepair = input.pendingReminders !== undefined;
+  /** Where database steps run: local activities, or regular ones for runs recorded before (see localDb). */
+  const db = (): typeof acts => (patched(LOCAL_DB_STEPS) ? localDb : acts);
   /** Reminder days of a Final whose reminders the main loop starts next (see remindersAfter). */
   let remindersToStart: number[] | null = input.pendingReminderStart ?? null;
 
@@ -200,8 +218,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.lifecycle, value: state.lifecycleState },
       { key: sa.classification, value: state.classification },
     ]);
-    if (lifecycle) await acts.recordChange({ invoice: state, lifecycle });
-    else await acts.saveInvoice(state);
+    if (lifecycle) await db().recordChange({ invoice: state, lifecycle });
+    else await db().saveInvoice(state);
   }
 
   /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
@@ -214,7 +232,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   }
 
   async function applyOne(p: ProviderPayment): Promise<void> {
-    await acts.recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
+    await db().recordPayment({ companyId: state.companyId, number: state.number, currency: state.currency, payment: p });
     state.payments.push({ paymentId: p.paymentId, amount: p.amount, fee: p.fee, paidAt: p.paidAt, source: p.source, coveredInvoices: p.coveredInvoices });
   }
 
@@ -259,7 +277,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
     if (actions.length === 0) actions.push('nothing to repair: already in step');
     log.info('resynced with the provider', { number: state.number, reconciliationId: req.reconciliationId, actions, requestId: req.requestId });
-    await acts.recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
+    await db().recordRepair({ reconciliationId: req.reconciliationId, number: state.number, actions });
     await publish();
   }
 
@@ -440,7 +458,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const { companyId, number } = state;
     // One activity for what the change needs to know; invoices changed before read it in three.
     const fewer = patched(FEWER_ROUND_TRIPS);
-    const context = fewer ? await acts.changeContext({ companyId, clientId: state.clientId, to: req.to }) : null;
+    const context = fewer ? await db().changeContext({ companyId, clientId: state.clientId, to: req.to }) : null;
     const company = context?.company ?? (await acts.getCompanySettings({ companyId }));
 
     // Invoices that left Final before payments were imported on leaving a reissue too replay as they ran.
@@ -466,7 +484,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     const leaving = req.to !== 'Final';
     const paymentIds = leaving ? [...state.payments, ...found].map((p) => p.paymentId) : [];
     // Histories from before this shortcut asked even for no payments; they replay as they ran.
-    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await acts.paymentHolds({ companyId, number, paymentIds });
+    const stillHeldBy = paymentIds.length === 0 && patched('skip-empty-payment-holds') ? {} : await db().paymentHolds({ companyId, number, paymentIds });
     const email = req.to === 'Final' ? (context ? context.email : await acts.getEmailSettings({ companyId, clientId: state.clientId })) : null;
     let classification: Classification | null = null;
     if (req.to === 'Final') {
@@ -652,7 +670,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         return step;
       case 'convert-to-prepayment': {
         const p = state.payments.find((x) => x.paymentId === step.paymentId)!;
-        await acts.convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
+        await db().convertToPrepayment({ companyId, clientId: state.clientId, number, currency: state.currency, payment: p, requestId });
         state.payments = state.payments.filter((x) => x.paymentId !== p.paymentId);
         state.convertedPayments.push(p);
         return step;
@@ -660,7 +678,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       case 'hold-provider-payment':
       case 'remove-provider-payment': {
         // Decided again now: another invoice of the same payment may have changed meanwhile.
-        const heldBy = (await acts.paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
+        const heldBy = (await db().paymentHolds({ companyId, number, paymentIds: [step.paymentId] }))[step.paymentId] ?? [];
         if (heldBy.length > 0) return { kind: 'hold-provider-payment', paymentId: step.paymentId, heldBy };
         await acts.removeProviderPayment({ companyId, paymentId: step.paymentId, number, requestId });
         return { kind: 'remove-provider-payment', paymentId: step.paymentId };
@@ -772,7 +790,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   async function moveLifecycle(to: LifecycleState, by: string, requestId: string, deferred = false): Promise<LifecycleRecord | null> {
     const from = state.lifecycleState;
     const record = { companyId: state.companyId, number: state.number, from, to, by, requestId, seq: state.lifecycleHistory.length + 1 };
-    if (!deferred) await acts.recordLifecycleChange(record);
+    if (!deferred) await db().recordLifecycleChange(record);
     state.lifecycleState = to;
     state.lifecycleHistory.push({ at: new Date().toISOString(), from, to, by, requestId });
     return deferred ? record : null;
@@ -817,7 +835,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   async function release(req: ReleaseRequest): Promise<StatusChangeResult> {
     checkRelease();
     const fewer = patched(FEWER_ROUND_TRIPS);
-    const context = fewer ? await acts.changeContext({ companyId: state.companyId, clientId: state.clientId, to: 'Final' }) : null;
+    const context = fewer ? await db().changeContext({ companyId: state.companyId, clientId: state.clientId, to: 'Final' }) : null;
     const company = context?.company ?? (await acts.getCompanySettings({ companyId: state.companyId }));
     const email = context ? context.email : await acts.getEmailSettings({ companyId: state.companyId, clientId: state.clientId });
     const plan = planStatusChange({
@@ -903,7 +921,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     checkPrepayment(req);
     const { companyId, number } = state;
     const applicationKey = prepaymentKey(req.operationKey, state.prepaymentApplications.length);
-    await acts.reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
+    await db().reservePrepayment({ companyId, clientId: state.clientId, prepaymentId: req.prepaymentId, number, amount: req.amount, applicationKey, requestId: req.requestId });
     let providerPaymentId: string | null = null;
     if (state.status === 'Final' && state.sentToProvider && state.providerInvoiceId && state.providerCustomerId) {
       providerPaymentId = (
