@@ -5,6 +5,7 @@
  * idempotent activity as before, run in order inside this one, so a retry of the whole repeats
  * nothing twice.
  */
+import { ApplicationFailure } from '@temporalio/activity';
 import { contentKey, type InvoiceState } from '../workflows/contract.js';
 import type { SingleActivities } from './index.js';
 
@@ -19,9 +20,36 @@ type Parts = Pick<
   | 'attachProviderInvoicePdf'
   | 'recordLifecycleChange'
   | 'saveInvoice'
+  | 'sendInvoiceEmail'
 >;
 
+/** A refusal for good (a provider 4xx, an unknown mailbox): retrying cannot help. */
+function refusal(e: unknown): { message: string; type: string } | null {
+  return e instanceof ApplicationFailure && e.nonRetryable ? { message: e.message, type: e.type ?? 'ChangeFailed' } : null;
+}
+
 export function createCombinedActivities(a: Parts) {
+  async function createProviderRecord(input: Omit<Parameters<Parts['createProviderInvoice']>[0], 'customerId'> & { clientId: string }) {
+    const { clientId, ...invoice } = input;
+    const { customerId } = await a.ensureProviderCustomer({ companyId: input.companyId, clientId, requestId: input.requestId });
+    const created = await a.createProviderInvoice({ ...invoice, customerId });
+    return { customerId, ...created };
+  }
+
+  async function renderAndAttachPdf(input: { invoice: InvoiceState; providerInvoiceId: string | null; attachKey: string; requestId: string }) {
+    const pdf = await a.renderInvoicePdf({ invoice: input.invoice, requestId: input.requestId });
+    if (input.providerInvoiceId) {
+      await a.attachProviderInvoicePdf({
+        companyId: input.invoice.companyId,
+        providerInvoiceId: input.providerInvoiceId,
+        documentId: pdf.documentId,
+        idempotencyKey: contentKey(input.attachKey, pdf.sha256),
+        requestId: input.requestId,
+      });
+    }
+    return pdf;
+  }
+
   return {
     /** The company's settings, and for a Final the client's email settings and billing limits. */
     async changeContext({ companyId, clientId, to }: { companyId: string; clientId: string; to: string }) {
@@ -32,26 +60,46 @@ export function createCombinedActivities(a: Parts) {
     },
 
     /** The client's customer at the provider (made when missing) and the invoice's record on it. */
-    async createProviderRecord(input: Omit<Parameters<Parts['createProviderInvoice']>[0], 'customerId'> & { clientId: string }) {
-      const { clientId, ...invoice } = input;
-      const { customerId } = await a.ensureProviderCustomer({ companyId: input.companyId, clientId, requestId: input.requestId });
-      const created = await a.createProviderInvoice({ ...invoice, customerId });
-      return { customerId, ...created };
-    },
+    createProviderRecord,
 
     /** Renders the invoice PDF and, when the invoice has a provider record, attaches it there (keyed by its content). */
-    async renderAndAttachPdf(input: { invoice: InvoiceState; providerInvoiceId: string | null; attachKey: string; requestId: string }) {
-      const pdf = await a.renderInvoicePdf({ invoice: input.invoice, requestId: input.requestId });
-      if (input.providerInvoiceId) {
-        await a.attachProviderInvoicePdf({
-          companyId: input.invoice.companyId,
-          providerInvoiceId: input.providerInvoiceId,
-          documentId: pdf.documentId,
-          idempotencyKey: contentKey(input.attachKey, pdf.sha256),
-          requestId: input.requestId,
-        });
+    renderAndAttachPdf,
+
+    /**
+     * A Final's whole outside work in one round trip: the provider record (customer and invoice),
+     * the PDF showing its Pay Now URL rendered and, where the provider takes it, attached, then the
+     * email when the plan sends one. Each part is keyed or claimed, so a retry of the whole after
+     * a crash or an outage repeats nothing. A refusal for good once the record exists is answered,
+     * not thrown, so the workflow knows the record and undoes it; a bounced email is an outcome.
+     */
+    async finalizeAtProvider(input: {
+      record: Omit<Parameters<Parts['createProviderInvoice']>[0], 'customerId'> & { clientId: string };
+      /** The invoice as the PDF and the email show it once the change is done. */
+      invoice: InvoiceState;
+      /** The attach key of this revision, or null where the provider renders its own PDF. */
+      attachKey: string | null;
+      email: boolean;
+      requestId: string;
+    }) {
+      const made = await createProviderRecord(input.record);
+      const invoice = { ...input.invoice, providerInvoiceId: made.providerInvoiceId, payNowUrl: made.payNowUrl };
+      let pdf: { documentId: string; sha256: string };
+      try {
+        pdf = await renderAndAttachPdf({ invoice, providerInvoiceId: input.attachKey ? made.providerInvoiceId : null, attachKey: input.attachKey ?? '', requestId: input.requestId });
+      } catch (e) {
+        const refused = refusal(e);
+        if (!refused) throw e;
+        return { ...made, pdf: null, refused, email: null };
       }
-      return pdf;
+      if (!input.email) return { ...made, pdf, refused: null, email: null };
+      try {
+        const sent = await a.sendInvoiceEmail({ invoice: { ...invoice, pdf }, requestId: input.requestId });
+        return { ...made, pdf, refused: null, email: { outcome: sent.outcome ?? ('sent' as const) } };
+      } catch (e) {
+        const refused = refusal(e);
+        if (!refused) throw e;
+        return { ...made, pdf, refused: null, email: { failed: refused.message } };
+      }
     },
 
     /** Records a life-cycle move (when there is one) and writes the read model. */

@@ -2,7 +2,7 @@
  * An ERP call costs the round trips its work needs, not one per small step: every regular
  * activity is a round trip through the Temporal server, a local activity is not. A Final reads
  * what it needs from billflow's database (a local activity), creates the provider record
- * (customer and invoice) in one regular activity, renders and attaches the PDF in one, emails, and
+ * (customer and invoice), renders and attaches the PDF and emails it in one regular activity, and
  * records the change and the read model locally; its due-date reminders start after it has
  * answered. A life-cycle move makes no round trip of its own: one local activity.
  */
@@ -48,7 +48,7 @@ function updateSpan(events: Event[], update: string): { activities: string[]; lo
   return { activities, local, after: events.slice(completed) };
 }
 
-it('prints to Final in three round trips and starts its reminders after answering; a life-cycle move makes none', async () => {
+it('prints to Final in one round trip and starts its reminders after answering; a life-cycle move makes none', async () => {
   const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
   const clientId = `CL-${randomUUID().slice(0, 6)}`;
   expect((await api('POST', '/v1/clients', { id: clientId, name: 'Riverside Architects', email: 'ap@riverside.example' })).status).toBe(201);
@@ -68,7 +68,7 @@ it('prints to Final in three round trips and starts its reminders after answerin
     return all.some((e) => e.childWorkflowExecutionStartedEventAttributes) ? all : undefined;
   }, 'the reminders workflow to start');
   const finalSpan = updateSpan(events, 'changeStatus');
-  expect(finalSpan.activities).toEqual(['createProviderRecord', 'renderAndAttachPdf', 'sendInvoiceEmail']);
+  expect(finalSpan.activities).toEqual(['finalizeAtProvider']);
   expect(finalSpan.local).toEqual(['changeContext', 'recordChange']);
   expect(finalSpan.after.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(true);
   const move = updateSpan(events, 'setLifecycleState');

@@ -23,7 +23,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
+import type { Activities, SendOutcome } from '../activities/index.js';
 import { classifyBill, lifecycleMoveError, quickPayError, releaseError, type Classification, type LifecycleState } from '../domain/bill.js';
 import { datesError, invoiceTotal, outstandingAmount, owedAtProvider, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
@@ -57,6 +57,15 @@ import { Lock } from './lock.js';
 import { resyncSignal, type ResyncRequest } from './reconcile-contract.js';
 import { invoiceRemindersWorkflow } from './reminders.js';
 import { initialState } from './state.js';
+
+/** Finals from this version on make their record, PDF and email in one activity (finalizeAtProvider). */
+const FINAL_IN_ONE = 'final-in-one-activity';
+
+/** Whether the steps after a record's creation are what finalizeAtProvider does: the PDF, its attach, the email. */
+function finalsInOne(rest: Step[]): boolean {
+  const kinds = rest.map((s) => s.kind).filter((k) => k !== 'attach-pdf' && k !== 'email-invoice');
+  return rest[0]?.kind === 'render-pdf' && kinds.length === 1 && rest.filter((s) => s.kind === 'email-invoice').length <= 1;
+}
 
 /** Changes made from this version on read their context, create the provider record, and render and attach the PDF in one activity each. */
 const FEWER_ROUND_TRIPS = 'fewer-round-trips';
@@ -570,6 +579,14 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       for (let i = 0; i < steps.length; i++) {
         const step = steps[i]!;
         const next = steps[i + 1];
+        const rest = steps.slice(i + 1);
+        if (fewer && step.kind === 'create-provider-invoice' && finalsInOne(rest) && patched(FINAL_IN_ONE)) {
+          // The record, the PDF (attached) and the email in one activity; older changes replay in three.
+          executed.push(step);
+          await finalizeAtProvider(step, rest, requestId, importSeconds);
+          executed.push(...rest);
+          break;
+        }
         if (fewer && step.kind === 'render-pdf' && next?.kind === 'attach-pdf') {
           // Rendered and attached in one activity.
           await renderPdf(requestId, state.providerInvoiceId);
@@ -649,6 +666,42 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   /** The provider idempotency key of an operation of this revision of the invoice. */
   function revisionKey(op: string): string {
     return `${state.companyId}:${state.number}:${state.revision}:${op}`;
+  }
+
+  /**
+   * A Final's record, PDF and email in one activity (see finalizeAtProvider in
+   * activities/combined.ts). A refusal for good after the record exists is thrown here, with the
+   * record known, so the failed change undoes it.
+   */
+  async function finalizeAtProvider(step: Extract<Step, { kind: 'create-provider-invoice' }>, rest: Step[], requestId: string, importSeconds: number): Promise<void> {
+    const { companyId, number } = state;
+    const email = rest.find((s): s is Extract<Step, { kind: 'email-invoice' }> => s.kind === 'email-invoice');
+    const done = await acts.finalizeAtProvider({
+      record: {
+        companyId,
+        number,
+        clientId: state.clientId,
+        invoiceDate: state.invoiceDate,
+        dueDate: state.dueDate,
+        currency: state.currency,
+        amount: state.total,
+        outstanding: step.outstanding,
+        idempotencyKey: revisionKey('create-invoice'),
+        requestId,
+      },
+      invoice: { ...state, status: 'Final', outstanding: outstandingAmount(state.total, state.prepaymentsApplied, state.payments) },
+      attachKey: rest.some((s) => s.kind === 'attach-pdf') ? revisionKey('attach-pdf') : null,
+      email: email !== undefined,
+      requestId,
+    });
+    state.providerCustomerId = done.customerId;
+    state.providerInvoiceId = done.providerInvoiceId;
+    state.payNowUrl = done.payNowUrl;
+    state.sentToProvider = true;
+    state.paymentImportSeconds = importSeconds;
+    if (done.refused) throw ApplicationFailure.nonRetryable(done.refused.message, done.refused.type);
+    state.pdf = done.pdf;
+    if (email && done.email) recordEmail(email, done.email, requestId);
   }
 
   /** Renders the invoice PDF, attaching it to `attachTo` at the provider in the same activity; it shows the figures as they will be once the change is done. */
@@ -760,15 +813,24 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   async function emailInvoice(step: Extract<Step, { kind: 'email-invoice' }>, requestId: string): Promise<void> {
     try {
       const { outcome } = await acts.sendInvoiceEmail({ invoice: { ...state, status: 'Final' }, requestId });
-      state.emailDelivery =
-        outcome === 'unconfirmed'
-          ? { revision: state.revision, status: 'unconfirmed', to: step.to, detail: 'a crash cut an earlier send off: it may not have gone out, and is not sent twice', at: new Date().toISOString() }
-          : { revision: state.revision, status: 'sent', to: step.to, detail: 'sent', at: new Date().toISOString() };
+      recordEmail(step, { outcome }, requestId);
     } catch (e) {
       if (isCancellation(e) || !patched('email-outcome')) throw e;
-      const detail = failureMessage(e);
-      log.warn('invoice email refused', { number: state.number, revision: state.revision, to: step.to, detail, requestId });
-      state.emailDelivery = { revision: state.revision, status: 'failed', to: step.to, detail, at: new Date().toISOString() };
+      recordEmail(step, { failed: failureMessage(e) }, requestId);
+    }
+  }
+
+  /** What became of this revision's email: how the send ended, or why the mail server refused it for good. */
+  function recordEmail(step: Extract<Step, { kind: 'email-invoice' }>, result: { outcome?: SendOutcome } | { failed: string }, requestId: string): void {
+    const at = new Date().toISOString();
+    const { revision } = state;
+    if ('failed' in result) {
+      log.warn('invoice email refused', { number: state.number, revision, to: step.to, detail: result.failed, requestId });
+      state.emailDelivery = { revision, status: 'failed', to: step.to, detail: result.failed, at };
+    } else if (result.outcome === 'unconfirmed') {
+      state.emailDelivery = { revision, status: 'unconfirmed', to: step.to, detail: 'a crash cut an earlier send off: it may not have gone out, and is not sent twice', at };
+    } else {
+      state.emailDelivery = { revision, status: 'sent', to: step.to, detail: 'sent', at };
     }
   }
 
