@@ -11,9 +11,11 @@
  *     same bills' PDFs alone on a renderer like the worker's; the run's progress Query is read
  *     throughout and its successes and worst latency printed.
  *  5. Worker memory per cached workflow with 1,000 open invoices.
+ *  6. Only with BENCH_ONLY=scale (bench/scale.ts): SCALE_INVOICES (20,000) open Final invoices,
+ *     visibility queries, reconciliation runs at checkpoints, throughput by worker count.
  * Sizes: BENCH_PDFS (200), BENCH_INVOICES (40), BENCH_BILLS (1000), BENCH_OPEN (1000), BENCH_CONCURRENCY (8),
  * BENCH_LATENCY_SAMPLES (40).
- * BENCH_ONLY=pdf|latency|engine|bills|memory runs one section (latency runs the engine's throughput too).
+ * BENCH_ONLY=pdf|latency|engine|bills|memory|scale runs one section (latency runs the engine's throughput too).
  * BILLFLOW_CLUSTER=1 runs it on `npm run cluster`'s Temporal (a cluster on PostgreSQL, one process per
  * service) instead of the CLI's dev server: both sides of every ratio then use the cluster.
  */
@@ -35,6 +37,7 @@ import { startServers } from '../test/servers.js';
 import { createTenant, http, startStack, type Stack } from '../test/stack.js';
 import { baselineInvoice, finalUpdate, paidSignal } from './baseline-workflow.js';
 import { benchLatency } from './latency.js';
+import { benchScale } from './scale.js';
 import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed } from './support.js';
 
 const PDFS = Number(process.env.BENCH_PDFS ?? 200);
@@ -283,13 +286,17 @@ const servers = await startServers({ webUi: false, mailCatcherProcess: true, clu
 try {
   out(`billflow benchmark, ${new Date().toISOString()}, node ${process.version}, Temporal: ${onCluster ? 'cluster on PostgreSQL (npm run cluster)' : 'CLI dev server'}`);
   if (section('pdf')) await benchPdf(servers.chromiumPath);
-  const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: OPEN + BILLS + 500 } });
+  // The scale section keeps every one of its invoices cached, as a worker with room for them would.
+  const cached = OPEN + BILLS + 500 + (ONLY === 'scale' ? Number(process.env.SCALE_INVOICES ?? 20_000) + 1_000 : 0);
+  const stack = await startStack({ ...servers, workerOptions: { maxCachedWorkflows: cached } });
   try {
     if (section('latency')) await benchLatency(stack, servers);
     // Lifecycle throughput is one of the latency targets too, so that section prints it as well.
     if (section('engine') || ONLY === 'latency') await benchEngine(stack, servers);
     if (section('bills')) await benchBillRun(stack, servers.chromiumPath);
     if (section('memory')) await benchMemory(stack);
+    // Not in a full run: tens of thousands of invoices take the better part of an hour.
+    if (ONLY === 'scale') await benchScale(stack, servers);
   } finally {
     await stack.stop();
   }
