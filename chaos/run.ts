@@ -135,7 +135,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const worker = nodeProcess({
       name: 'worker',
       entry: 'worker/main.ts',
-      env: { ...common, CHROMIUM_PATH: tools.chromium, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(frontPort) },
+      env: { ...common, CHROMIUM_PATH: tools.chromium, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(frontPort), API_PUBLIC_URL: apiUrl },
       logDir,
       ready: { line: /worker started/ },
     });

@@ -77,25 +77,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
 
   const owned = !opts.temporal;
-  const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
-  const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
-  const { worker, renderer } = await createWorker({
-    connection: workerConnection,
-    namespace: 'default',
-    taskQueue,
-    sql,
-    mailer,
-    secrets,
-    chromiumPath: opts.chromiumPath,
-    pdfConcurrency: 2,
-    workflowBundlePath: opts.workflowBundlePath,
-    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
-  });
-  const running = worker.run();
-  const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
-  await webhooks?.start();
-
   const temporal = opts.temporal?.client ?? new Client({ connection: await Connection.connect({ address: opts.temporalAddress }) });
+  // The API listens first: the worker prints its URL into every Pay Now link.
   const apiHttp = await listen((publicApiUrl) =>
     createApp({
       sql,
@@ -107,6 +90,24 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log: opts.log ?? silentLogger,
     }),
   );
+  const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
+  const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
+  const { worker, renderer } = await createWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    taskQueue,
+    sql,
+    mailer,
+    secrets,
+    publicApiUrl: apiHttp.url,
+    chromiumPath: opts.chromiumPath,
+    pdfConcurrency: 2,
+    workflowBundlePath: opts.workflowBundlePath,
+    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
+  });
+  const running = worker.run();
+  const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
+  await webhooks?.start();
 
   return {
     apiUrl: apiHttp.url,

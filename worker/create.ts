@@ -14,6 +14,8 @@ export interface WorkerDeps {
   sql: Sql;
   mailer: Mailer;
   secrets: Keyring;
+  /** Where payers reach the API: the base of billflow's Pay Now links. */
+  publicApiUrl: string;
   chromiumPath: string;
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
@@ -28,7 +30,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets }),
+    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets, publicApiUrl: deps.publicApiUrl }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.
