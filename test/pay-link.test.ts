@@ -3,6 +3,7 @@
  * link from a Final through Reissue -> Final, a provider record re-created by reconciliation and a
  * move to another provider account, always landing on the provider's current page; a clear page
  * when the invoice is paid in full; gone after a change to Draft, with a new link on the next Final.
+ * And the invoice's currency travels to the provider: its page and the PDF show it.
  */
 import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
@@ -214,5 +215,41 @@ describe("billflow's Pay Now link", () => {
     const unknown = await follow(`${stack.apiUrl}/pay/${'x'.repeat(22)}`);
     await unknown.page.close();
     expect(unknown.status).toBe(404);
+  });
+
+  it("carries the invoice's currency to the provider: its page and the PDF show it, and the payment is in it", async () => {
+    const euro = await createTenant(stack, { currency: 'EUR' });
+    const asEuro = <T = Invoice>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: euro.apiKey, body });
+    expect((await asEuro('POST', '/v1/clients', { id: 'CL-EU', name: 'Rive Gauche Architectes' })).status).toBe(201);
+    const number = `EU-${randomUUID().slice(0, 8)}`;
+    expect((await asEuro('POST', '/v1/invoices', { number, clientId: 'CL-EU', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'Étude', amount: 150_000 }] })).status).toBe(201);
+    const final = await asEuro('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+    expect(final.status, JSON.stringify(final.body)).toBe(200);
+    expect(final.body).toMatchObject({ currency: 'EUR' });
+
+    const record = await http(stack.sandboxUrl, 'GET', `/v1/invoices/${final.body.providerInvoiceId}`, { key: euro.account.apiKey });
+    expect(record.body).toMatchObject({ currency: 'EUR', amount: 150_000 });
+    const [doc] = await stack.sql<{ bytes: Buffer }[]>`
+      SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${euro.companyId} AND i.number = ${number}`;
+    const text = await pdfText(doc!.bytes);
+    expect(text).toMatch(/Currency\s+EUR/i);
+    expect(text).toContain('€1,500.00');
+    expect(text).not.toContain('$');
+
+    const { page, landed } = await follow(final.body.payNowUrl!);
+    try {
+      expect(landed).toBe(final.body.providerPaymentUrl);
+      expect((await page.locator('#outstanding').textContent())!.trim()).toBe('€1,500.00');
+      await expect(page.getByLabel('Amount to pay (EUR)').inputValue()).resolves.toBe('1500.00');
+    } finally {
+      await page.close();
+    }
+    const paymentId = await payThrough(final.body.payNowUrl!, '400.00');
+    expect((await http(stack.sandboxUrl, 'GET', `/v1/payments/${paymentId}`, { key: euro.account.apiKey })).body).toMatchObject({ currency: 'EUR', amount: 40_000 });
+    const receipt = await eventually(async () => {
+      const feed = await asEuro<{ data: { providerPaymentId: string; currency: string; amount: number }[] }>('GET', '/v1/receipts');
+      return feed.body.data.find((r) => r.providerPaymentId === paymentId);
+    }, 'the receipt');
+    expect(receipt).toMatchObject({ currency: 'EUR', amount: 40_000 });
   });
 });

@@ -173,7 +173,7 @@ export interface Tenant {
 /** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
 export async function createTenant(
   stack: Stack,
-  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[] } = {},
+  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[]; currency?: string } = {},
 ): Promise<Tenant> {
   const companyId = `co-${randomUUID().slice(0, 8)}`;
   const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {
@@ -191,6 +191,7 @@ export async function createTenant(
       name: `Company ${companyId}`,
       ...(opts.organisationId ? { organisationId: opts.organisationId } : {}),
       ...(opts.reminderDays ? { reminderDays: opts.reminderDays } : {}),
+      ...(opts.currency ? { currency: opts.currency } : {}),
       paymentImportSeconds: opts.paymentImportSeconds ?? 3600,
       provider: {
         enabled: opts.providerEnabled ?? true,
