@@ -18,6 +18,7 @@ import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { companyProvider, provider } from './provider/calls.js';
+import type { CircuitSettings } from './provider/circuit.js';
 import { paymentForInvoice } from './provider/provider.js';
 import { createBillActivities } from './bills.js';
 import { createCombinedActivities } from './combined.js';
@@ -35,6 +36,8 @@ export interface ActivityDeps {
   secrets: Keyring;
   /** Where payers reach billflow's API: the base of its Pay Now links (`API_PUBLIC_URL`). */
   publicApiUrl: string;
+  /** The circuit breaker per provider account (`PROVIDER_CIRCUIT_*`); without it calls go straight to the provider. */
+  circuit?: CircuitSettings;
 }
 
 /** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
@@ -52,8 +55,8 @@ export interface CompanySettings {
 }
 
 /** Each activity doing one thing; `createActivities` adds those that do several of them in one. */
-function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl }: ActivityDeps) {
-  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId);
+function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, circuit }: ActivityDeps) {
+  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, circuit);
   const withLink = (s: InvoiceState) => linked(sql, publicApiUrl, s);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
@@ -85,7 +88,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl }
 
   return {
     ...createBillActivities({ sql, renderer, mailer, secrets, publicApiUrl }),
-    ...createReconcileActivities({ sql, secrets }),
+    ...createReconcileActivities({ sql, secrets, ...(circuit ? { circuit } : {}) }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; provider_kind: ProviderKind; payment_import_seconds: number; reminder_days: number[] }[]>`
         SELECT provider_enabled, provider_kind, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;

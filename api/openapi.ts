@@ -136,7 +136,28 @@ const schemas = {
       reminderDays: { type: 'array', items: { type: 'integer' } },
       provider: {
         type: 'object',
-        properties: { enabled: { type: 'boolean' }, kind: { type: 'string', enum: [...PROVIDER_KINDS] }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } },
+        properties: {
+          enabled: { type: 'boolean' },
+          kind: { type: 'string', enum: [...PROVIDER_KINDS] },
+          url: { type: ['string', 'null'] },
+          accountId: { type: ['string', 'null'] },
+          circuit: {
+            type: 'object',
+            description:
+              "The circuit breaker of the company's provider account (listing and PATCH answers): `open` after PROVIDER_CIRCUIT_FAILURES outages (5xx, 429, no answer) in a row; " +
+              'provider calls then fail fast without reaching the provider (changes wait as `pendingChange`, answered 202) until `probeAfter`, when one call probes it (`half-open`); its success closes it.',
+            properties: {
+              state: { type: 'string', enum: ['closed', 'open', 'half-open'] },
+              failures: { type: 'integer', description: 'Outages in a row so far.' },
+              openedAt: { type: ['string', 'null'], format: 'date-time' },
+              probeAfter: { type: ['string', 'null'], format: 'date-time' },
+              lastFailure: { type: ['string', 'null'] },
+              lastFailureAt: { type: ['string', 'null'], format: 'date-time' },
+              refused: { type: 'integer', description: 'Calls refused without reaching the provider since it last opened.' },
+              timesOpened: { type: 'integer' },
+            },
+          },
+        },
       },
       webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
       apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },

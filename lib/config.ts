@@ -125,6 +125,15 @@ export function webhookDelivery(env: Env = process.env): { timeoutMs: number; re
   };
 }
 
+/** The circuit breaker per provider account (activities/provider/circuit.ts); 0 failures turns it off. */
+export function providerCircuit(env: Env = process.env): { failures: number; windowMs: number; cooldownMs: number } {
+  return {
+    failures: int(env, 'PROVIDER_CIRCUIT_FAILURES', 5),
+    windowMs: Math.max(1, int(env, 'PROVIDER_CIRCUIT_WINDOW_SECONDS', 30)) * 1000,
+    cooldownMs: Math.max(1, int(env, 'PROVIDER_CIRCUIT_COOLDOWN_SECONDS', 15)) * 1000,
+  };
+}
+
 export function adminKey(env: Env = process.env): string {
   const key = env.BILLFLOW_ADMIN_KEY;
   if (!key) throw new Error('BILLFLOW_ADMIN_KEY is not set (npm start generates one)');
@@ -175,6 +184,9 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'WEBHOOK_TIMEOUT_SECONDS', roles: ['worker'], default: '15', description: "how long one delivery to an ERP webhook endpoint may take, answer included" },
   { name: 'WEBHOOK_RETRY_FOR_SECONDS', roles: ['worker'], default: '259200 (3 days)', description: 'how long a failing delivery is retried (backoff from 5 s, doubling, at most 6 h apart) before it is given up' },
   { name: 'WEBHOOK_DISABLE_AFTER_SECONDS', roles: ['worker'], default: '432000 (5 days)', description: 'an endpoint failing this long without a success is disabled (PATCH it with enabled: true to resume)' },
+  { name: 'PROVIDER_CIRCUIT_FAILURES', roles: ['worker'], default: '5', description: "provider outages (5xx, 429, no answer) in a row, within the window, that open an account's circuit breaker; 0 turns it off" },
+  { name: 'PROVIDER_CIRCUIT_WINDOW_SECONDS', roles: ['worker'], default: '30', description: 'the window those outages must fall in (counted from the first)' },
+  { name: 'PROVIDER_CIRCUIT_COOLDOWN_SECONDS', roles: ['worker'], default: '15', description: 'how long an open circuit refuses provider calls before one call probes the provider' },
   { name: 'SMTP_HOST', roles: ['worker', 'start'], default: '127.0.0.1 (npm start: its mail catcher)', description: 'SMTP server invoices are emailed through' },
   { name: 'SMTP_PORT', roles: ['worker', 'start'], default: '1025 (npm start: its mail catcher)', description: 'SMTP port' },
   { name: 'SMTP_SECURE', roles: ['worker'], default: 'false', description: "'true' for implicit TLS (port 465); otherwise STARTTLS when offered (plain SMTP only to a loopback host)" },

@@ -9,6 +9,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry, type Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMailer } from '../activities/email/mailer.js';
+import type { CircuitSettings } from '../activities/provider/circuit.js';
 import { createApp } from '../api/app.js';
 import { smtpConfig } from '../lib/config.js';
 import { connect, type Sql } from '../lib/db.js';
@@ -60,6 +61,8 @@ export interface StackOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** The API's logger (silent by default). */
   log?: Logger;
+  /** The worker's circuit breaker per provider account (off by default, as the tests that inject provider faults were written without it). */
+  circuit?: CircuitSettings;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
   webhooks?: Partial<DispatchOptions>;
 }
@@ -100,6 +103,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     mailer,
     secrets,
     publicApiUrl: apiHttp.url,
+    ...(opts.circuit ? { circuit: opts.circuit } : {}),
     chromiumPath: opts.chromiumPath,
     pdfConcurrency: 2,
     workflowBundlePath: opts.workflowBundlePath,
