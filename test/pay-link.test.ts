@@ -189,6 +189,25 @@ describe("billflow's Pay Now link", () => {
     expect(still.status).toBe(410);
   });
 
+  it('says when there is no payment page for a while (a reissue whose record the provider lost), and leads to the new one on the next Final', async () => {
+    const { number } = await draft(60_000);
+    const final = await status(number, 'Final');
+    const link = final.payNowUrl!;
+    await status(number, 'Reissue');
+    expect((await http(stack.sandboxUrl, 'DELETE', `/v1/invoices/${final.providerInvoiceId}`, { key: tenant.account.apiKey })).status).toBe(200);
+    expect(await reconcile(number)).toMatch(/forgot provider record .*the next Final creates one/);
+    expect(await invoice(number)).toMatchObject({ status: 'Reissue', payNowUrl: null, providerPaymentUrl: null });
+    const waiting = await follow(link);
+    await waiting.page.close();
+    expect(waiting).toMatchObject({ status: 503, landed: link });
+    expect(waiting.text).toMatch(/cannot be paid online right now/);
+
+    const again = await status(number, 'Final');
+    expect(again.payNowUrl).toBe(link);
+    expect(again.providerPaymentUrl).not.toBe(final.providerPaymentUrl);
+    expect(await landing(link)).toEqual({ landed: again.providerPaymentUrl, outstanding: '$600.00' });
+  });
+
   it("follows the company to another provider account, and a link nobody gave out is not found", async () => {
     const { number } = await draft(45_000);
     const final = await status(number, 'Final');
