@@ -23,6 +23,7 @@ import type { BillCriteria, BillOutcome, BillRunCounts, BillRunKind } from '../w
 import { invoiceWorkflowId, stateQuery, type InvoiceState } from '../workflows/contract.js';
 import { ChannelError, createChannels, type Channel } from './channels.js';
 import type { ActivityDeps } from './index.js';
+import { linked } from './pay-links.js';
 import { invoiceHtml, type DocumentParties } from './pdf/invoice-document.js';
 import { mergePdfs } from './pdf/merge.js';
 
@@ -60,7 +61,7 @@ type Decision =
 
 const sha256 = (b: string | Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-export function createBillActivities({ sql, renderer, mailer }: ActivityDeps) {
+export function createBillActivities({ sql, renderer, mailer, publicApiUrl }: ActivityDeps) {
   const channels: Record<string, Channel> = createChannels({ mailer });
 
   async function loadRun(companyId: string, runId: string): Promise<RunRow> {
@@ -78,11 +79,12 @@ export function createBillActivities({ sql, renderer, mailer }: ActivityDeps) {
    */
   async function invoiceState(companyId: string, number: string): Promise<InvoiceState> {
     const [row] = await sql<{ state: InvoiceState | null }[]>`SELECT state FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
-    if (row?.state) return row.state;
     const client = Context.current().client;
-    return client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-      client.workflow.getHandle(invoiceWorkflowId(companyId, number)).query(stateQuery),
-    );
+    const state =
+      row?.state ??
+      (await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => client.workflow.getHandle(invoiceWorkflowId(companyId, number)).query(stateQuery)));
+    // The bill's PDF and message carry billflow's link, like the invoice's own.
+    return linked(sql, publicApiUrl, state);
   }
 
   /**

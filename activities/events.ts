@@ -8,6 +8,7 @@ import type { TransactionSql } from 'postgres';
 import type { EventType } from '../domain/events.js';
 import { stableUuid } from '../lib/ids.js';
 import type { InvoiceState } from '../workflows/contract.js';
+import type { LinkedInvoice } from './pay-links.js';
 
 export interface NewEvent {
   type: EventType;
@@ -69,8 +70,8 @@ export async function emitEvents(tx: TransactionSql, events: NewEvent[]): Promis
   if (written > 0) await tx`SELECT pg_notify(${EVENTS_CHANNEL}, '')`;
 }
 
-/** The invoice as every invoice event shows it. */
-function invoiceSummary(s: InvoiceState) {
+/** The invoice as every invoice event shows it: `payNowUrl` is billflow's link, `providerPaymentUrl` the provider's page. */
+function invoiceSummary(s: LinkedInvoice) {
   return {
     number: s.number,
     companyId: s.companyId,
@@ -87,6 +88,7 @@ function invoiceSummary(s: InvoiceState) {
     outstanding: s.outstanding,
     settlement: s.settlement,
     payNowUrl: s.payNowUrl,
+    providerPaymentUrl: s.providerPaymentUrl,
     held: s.held,
     classification: s.classification,
   };
@@ -97,7 +99,7 @@ function invoiceSummary(s: InvoiceState) {
  * (`before`; undefined when the invoice had no row yet) and the state written. A repeat of the
  * same write changes nothing and so has no events.
  */
-export function invoiceEvents(before: InvoiceState | undefined, after: InvoiceState, createdBy: string): NewEvent[] {
+export function invoiceEvents(before: InvoiceState | undefined, after: LinkedInvoice, createdBy: string): NewEvent[] {
   const { companyId, number } = after;
   const invoice = invoiceSummary(after);
   const event = (type: EventType, identity: string[], requestId: string, data: Record<string, unknown> = {}): NewEvent => ({

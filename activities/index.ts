@@ -18,11 +18,14 @@ import { renderReminderEmail } from './email/reminder-email.js';
 import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { companyProvider, provider } from './provider/calls.js';
+import type { CircuitSettings } from './provider/circuit.js';
 import { paymentForInvoice } from './provider/provider.js';
 import { createBillActivities } from './bills.js';
 import { createCombinedActivities } from './combined.js';
 import { emitEvents, invoiceEvents, invoiceKey, lockEventKeys } from './events.js';
 import { insertReceipts, type QuickPayDetails } from './receipts.js';
+import { paySeries, payLinkUrl } from '../domain/pay-link.js';
+import { linked, payLinkToken, type LinkedInvoice } from './pay-links.js';
 import { createReconcileActivities } from './reconcile.js';
 
 export interface ActivityDeps {
@@ -31,6 +34,10 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Opens the provider API keys stored encrypted. */
   secrets: Keyring;
+  /** Where payers reach billflow's API: the base of its Pay Now links (`API_PUBLIC_URL`). */
+  publicApiUrl: string;
+  /** The circuit breaker per provider account (`PROVIDER_CIRCUIT_*`); without it calls go straight to the provider. */
+  circuit?: CircuitSettings;
 }
 
 /** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
@@ -48,8 +55,9 @@ export interface CompanySettings {
 }
 
 /** Each activity doing one thing; `createActivities` adds those that do several of them in one. */
-function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
-  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId);
+function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, circuit }: ActivityDeps) {
+  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, circuit);
+  const withLink = (s: InvoiceState) => linked(sql, publicApiUrl, s);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
   async function deliver(mail: OutgoingMail): Promise<void> {
@@ -79,8 +87,8 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
   }
 
   return {
-    ...createBillActivities({ sql, renderer, mailer, secrets }),
-    ...createReconcileActivities({ sql, secrets }),
+    ...createBillActivities({ sql, renderer, mailer, secrets, publicApiUrl }),
+    ...createReconcileActivities({ sql, secrets, ...(circuit ? { circuit } : {}) }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; provider_kind: ProviderKind; payment_import_seconds: number; reminder_days: number[] }[]>`
         SELECT provider_enabled, provider_kind, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;
@@ -347,7 +355,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
         FROM companies co JOIN clients cl ON cl.company_id = co.id
         WHERE co.id = ${invoice.companyId} AND cl.id = ${invoice.clientId}`;
       if (!parties) throw ApplicationFailure.nonRetryable(`unknown company or client for ${invoice.number}`, 'UnknownClient');
-      const html = invoiceHtml(invoice, {
+      const html = invoiceHtml(await withLink(invoice), {
         company: { name: parties.company_name },
         client: { id: invoice.clientId, name: parties.client_name, email: parties.client_email },
       });
@@ -447,7 +455,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
         company: { name: row.company_name },
         client: { id: invoice.clientId, name: row.client_name, email: row.email },
         invoice,
-        payNowUrl: invoice.payNowUrl,
+        payNowUrl: (await withLink(invoice)).payNowUrl,
       });
       const messageId = `<${invoice.companyId}.${invoice.number}.r${invoice.revision}@billflow>`;
       const claim = () => sql`
@@ -493,12 +501,13 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
         SELECT co.name AS company_name, cl.name AS client_name, cl.email
         FROM companies co JOIN clients cl ON cl.company_id = co.id WHERE co.id = ${companyId} AND cl.id = ${invoice.clientId}`;
       if (!row?.email) return 'no-email';
+      const { payNowUrl } = await withLink(invoice);
       const mail = renderReminderEmail({
         company: { name: row.company_name },
         client: { name: row.client_name },
         invoice,
         daysAfterDue,
-        payNowUrl: invoice.payNowUrl,
+        payNowUrl,
       });
       const messageId = `<${companyId}.${number}.r${revision}.reminder${daysAfterDue}@billflow>`;
       const [pdf] = invoice.pdf ? await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${invoice.pdf.documentId}` : [];
@@ -520,7 +529,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
                 identity: [number, String(revision), String(daysAfterDue)],
                 orderingKey: invoiceKey(companyId, number),
                 requestId,
-                data: { invoiceNumber: number, revision, daysAfterDue, recipient: row.email, outstanding: invoice.outstanding, payNowUrl: invoice.payNowUrl, messageId },
+                data: { invoiceNumber: number, revision, daysAfterDue, recipient: row.email, outstanding: invoice.outstanding, payNowUrl, messageId },
               },
             ]);
             return confirmed;
@@ -544,6 +553,9 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
      */
     async saveInvoice(s: InvoiceState): Promise<void> {
       const key = invoiceKey(s.companyId, s.number);
+      // Made outside the transaction: a link made for a write that then loses to a newer one is still that series' link.
+      const token = s.payNowUrl ? await payLinkToken(sql, s.companyId, s.number, paySeries(s.history)) : null;
+      const shown: LinkedInvoice = { ...s, payNowUrl: token ? payLinkUrl(publicApiUrl, token) : null, providerPaymentUrl: s.payNowUrl };
       await sql.begin(async (tx) => {
         await lockEventKeys(tx, [key]);
         const [stored] = await tx<{ state: InvoiceState | null; version: number }[]>`
@@ -551,16 +563,16 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
         if (stored && stored.version > s.version) return;
         await tx`
           INSERT INTO invoices (company_id, number, client_id, project_id, status, currency, invoice_date, due_date, total,
-            prepayments_applied, paid, outstanding, settlement, pay_now_url, provider_invoice_id, pdf_document_id,
+            prepayments_applied, paid, outstanding, settlement, pay_now_url, pay_link_token, provider_invoice_id, pdf_document_id,
             lifecycle_state, classification, held, state, workflow_id, version, updated_at)
           VALUES (${s.companyId}, ${s.number}, ${s.clientId}, ${s.projectId ?? null}, ${s.status}, ${s.currency}, ${s.invoiceDate}, ${s.dueDate},
-            ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl},
+            ${s.total}, ${s.prepaymentsApplied}, ${s.paid}, ${s.outstanding}, ${s.settlement}, ${s.payNowUrl}, ${token},
             ${s.providerInvoiceId}, ${s.pdf?.documentId ?? null}, ${s.lifecycleState}, ${s.classification}, ${s.held}, ${tx.json(s as never)},
             ${`Invoice:${s.companyId}:${s.number}`}, ${s.version}, now())
           ON CONFLICT (company_id, number) DO UPDATE SET
             status = EXCLUDED.status, total = EXCLUDED.total, prepayments_applied = EXCLUDED.prepayments_applied,
             paid = EXCLUDED.paid, outstanding = EXCLUDED.outstanding, settlement = EXCLUDED.settlement,
-            pay_now_url = EXCLUDED.pay_now_url, provider_invoice_id = EXCLUDED.provider_invoice_id,
+            pay_now_url = EXCLUDED.pay_now_url, pay_link_token = EXCLUDED.pay_link_token, provider_invoice_id = EXCLUDED.provider_invoice_id,
             pdf_document_id = EXCLUDED.pdf_document_id, lifecycle_state = EXCLUDED.lifecycle_state,
             classification = EXCLUDED.classification, held = EXCLUDED.held, state = EXCLUDED.state, invoice_date = EXCLUDED.invoice_date,
             due_date = EXCLUDED.due_date, version = EXCLUDED.version, updated_at = now()
@@ -571,7 +583,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
         if (stored && !stored.state) return;
         const [origin] = stored ? [] : await tx<{ request_id: string }[]>`
           SELECT request_id FROM invoice_origins WHERE company_id = ${s.companyId} AND number = ${s.number}`;
-        await emitEvents(tx, invoiceEvents(stored?.state ?? undefined, s, origin?.request_id ?? `create-${s.number}`));
+        await emitEvents(tx, invoiceEvents(stored?.state ?? undefined, shown, origin?.request_id ?? `create-${s.number}`));
       });
     },
 

@@ -13,6 +13,7 @@ import { clientsRouter } from './routes/clients.js';
 import { communicationsRouter } from './routes/communications.js';
 import { companiesRouter } from './routes/companies.js';
 import { invoicesRouter } from './routes/invoices.js';
+import { payRouter } from './routes/pay.js';
 import { paymentsRouter } from './routes/payments.js';
 import { projectsRouter } from './routes/projects.js';
 import { receiptsRouter } from './routes/receipts.js';
@@ -53,6 +54,7 @@ export function createApp(deps: ApiDeps): Express {
     res.type('html').send(docs);
   });
 
+  app.use(payRouter(deps));
   app.use(companiesRouter(deps, mw));
   app.use(clientsRouter(deps, mw));
   app.use(projectsRouter(deps, mw));

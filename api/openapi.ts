@@ -136,7 +136,28 @@ const schemas = {
       reminderDays: { type: 'array', items: { type: 'integer' } },
       provider: {
         type: 'object',
-        properties: { enabled: { type: 'boolean' }, kind: { type: 'string', enum: [...PROVIDER_KINDS] }, url: { type: ['string', 'null'] }, accountId: { type: ['string', 'null'] } },
+        properties: {
+          enabled: { type: 'boolean' },
+          kind: { type: 'string', enum: [...PROVIDER_KINDS] },
+          url: { type: ['string', 'null'] },
+          accountId: { type: ['string', 'null'] },
+          circuit: {
+            type: 'object',
+            description:
+              "The circuit breaker of the company's provider account (listing and PATCH answers): `open` after PROVIDER_CIRCUIT_FAILURES outages (5xx, 429, no answer) in a row; " +
+              'provider calls then fail fast without reaching the provider (changes wait as `pendingChange`, answered 202) until `probeAfter`, when one call probes it (`half-open`); its success closes it.',
+            properties: {
+              state: { type: 'string', enum: ['closed', 'open', 'half-open'] },
+              failures: { type: 'integer', description: 'Outages in a row so far.' },
+              openedAt: { type: ['string', 'null'], format: 'date-time' },
+              probeAfter: { type: ['string', 'null'], format: 'date-time' },
+              lastFailure: { type: ['string', 'null'] },
+              lastFailureAt: { type: ['string', 'null'], format: 'date-time' },
+              refused: { type: 'integer', description: 'Calls refused without reaching the provider since it last opened.' },
+              timesOpened: { type: 'integer' },
+            },
+          },
+        },
       },
       webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
       apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },
@@ -258,7 +279,11 @@ const schemas = {
             'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
         },
       },
-      payNowUrl: { type: 'string', enum: ['new', 'same', 'removed', 'none', 'unchanged'] },
+      payNowUrl: {
+        type: 'string',
+        enum: ['new', 'same', 'removed', 'none', 'unchanged'],
+        description: "What the change does to the provider's payment page (`providerPaymentUrl`). billflow's own link (`payNowUrl` of the invoice) changes only on a Final after a Draft.",
+      },
       feed: { type: 'array', items: { type: 'object' }, description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' },
     },
   },
@@ -370,7 +395,12 @@ const schemas = {
       prepaymentsApplied: minor,
       paid: minor,
       outstanding: minor,
-      payNowUrl: { type: ['string', 'null'] },
+      payNowUrl: {
+        type: ['string', 'null'],
+        description:
+          "billflow's own Pay Now link (`/pay/{token}`): the same from a Final until the invoice goes back to Draft, whatever the provider does underneath; it redirects to the provider's current payment page. Null while the invoice has no payment page (Draft, held, never sent).",
+      },
+      providerPaymentUrl: { type: ['string', 'null'], description: "The provider's own payment page now (before the stable link, this was `payNowUrl`); it changes when the provider's record is replaced." },
       providerInvoiceId: { type: ['string', 'null'] },
       sentToProvider: { type: 'boolean' },
       revision: { type: 'integer' },
@@ -536,6 +566,11 @@ const LINKS: LinkRule[] = [
   },
 ];
 
+/** A page for a person (the payer), not a document for the ERP. */
+function htmlPage(description: string) {
+  return { description, content: { 'text/html': { schema: { type: 'string' } } } };
+}
+
 export const openapi = {
   openapi: '3.1.0',
   info: {
@@ -563,6 +598,23 @@ export const openapi = {
   paths: refusingNul(withLinks(withCommonAnswers(withCompanyHeader({
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+    '/pay/{token}': {
+      get: {
+        summary: "billflow's Pay Now link: to the invoice's payment page at the provider (public, for payers)",
+        security: [],
+        description:
+          'The link printed on the PDF and carried by the emails (`payNowUrl` of an invoice). It is the same from a Final until the invoice goes back to Draft, across reissues, ' +
+          "a provider record re-created by reconciliation and a move to another provider account, and answers with the provider's payment page of the moment.",
+        parameters: [{ name: 'token', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } }],
+        responses: {
+          303: { description: "To the provider's current payment page (`Location`)", headers: { Location: { schema: { type: 'string' } } } },
+          200: htmlPage('The invoice is paid in full: nothing is left to pay'),
+          404: htmlPage('No such link'),
+          410: htmlPage('The invoice went back to Draft after this link was given out: it no longer works (the next Final has a new link)'),
+          503: htmlPage('The invoice has no payment page at the provider right now (being replaced, or lost and not yet re-created); try again shortly (`Retry-After`)'),
+        },
+      },
+    },
     '/v1/organisations': {
       post: {
         summary: 'Register an organisation: one ERP connection over several companies (operator key)',

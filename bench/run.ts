@@ -130,7 +130,7 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
   const baseWorker = await Worker.create({
     connection: baseConnection,
     taskQueue: baseQueue,
-    activities: createActivities({ sql: stack.sql, renderer: baseRenderer, mailer: baseMailer, secrets: stack.secrets }),
+    activities: createActivities({ sql: stack.sql, renderer: baseRenderer, mailer: baseMailer, secrets: stack.secrets, publicApiUrl: stack.apiUrl }),
     workflowBundle: { codePath: await servers.bundle(path.join(ROOT, 'bench', 'baseline-workflow.ts'), 'baseline') },
   });
   const baseRun = baseWorker.run();

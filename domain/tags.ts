@@ -18,7 +18,7 @@ export const BUILT_IN_TAGS = {
   'bill.total': 'The bill total, formatted (e.g. $1,040.00)',
   'bill.amount_due': 'What is still owed on the bill, formatted',
   'bill.settlement': 'Unsettled, Partially settled or Settled',
-  'bill.pay_now_url': "The bill's Pay Now URL at the payment provider (empty when it has none)",
+  'bill.pay_now_url': "The bill's Pay Now link (billflow's own, which leads to the provider's payment page; empty when it has none)",
   'client.id': "The client's id",
   'client.name': "The client's name",
   'company.name': "The company's name",

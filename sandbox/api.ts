@@ -278,8 +278,8 @@ export function apiRouter(deps: ApiDeps): express.Router {
       if (!customer) throw new HttpProblem(422, 'unknown-customer', `no customer ${b.customerId} in this account`, 'customerId');
       const id = newId('inv');
       const inserted = await ctx.tx`
-        INSERT INTO invoices (id, account_id, customer_id, number, invoice_date, amount, outstanding, status, pay_token, form_token)
-        VALUES (${id}, ${a.id}, ${b.customerId}, ${b.number}, ${b.invoiceDate}, ${b.amount}, ${b.outstanding}, 'open',
+        INSERT INTO invoices (id, account_id, customer_id, number, invoice_date, amount, outstanding, currency, status, pay_token, form_token)
+        VALUES (${id}, ${a.id}, ${b.customerId}, ${b.number}, ${b.invoiceDate}, ${b.amount}, ${b.outstanding}, ${b.currency ?? 'USD'}, 'open',
                 ${newToken()}, ${newToken()})
         ON CONFLICT (account_id, number) WHERE deleted_at IS NULL DO NOTHING RETURNING id`;
       if (inserted.length === 0) {

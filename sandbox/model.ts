@@ -63,6 +63,7 @@ export interface InvoiceRow {
   outstanding: number;
   paid: number;
   status: 'open' | 'paid';
+  currency: string;
   pay_token: string;
   form_token: string;
   pdf_sha256: string | null;
@@ -71,6 +72,9 @@ export interface InvoiceRow {
   created_at: Date;
   updated_at: Date;
 }
+
+/** The currencies the sandbox takes: two-decimal ones, so its page reads amounts in hundredths. */
+export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'CAD', 'AUD', 'NZD', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'MXN', 'SGD', 'HKD', 'ZAR'] as const;
 
 export function payNowUrl(publicUrl: string, payToken: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/pay/${payToken}`;
@@ -86,6 +90,7 @@ export function invoiceJson(i: InvoiceRow, publicUrl: string) {
     outstanding: i.outstanding,
     paid: i.paid,
     status: i.status,
+    currency: i.currency,
     payNowUrl: payNowUrl(publicUrl, i.pay_token),
     pdf: i.pdf_sha256 === null ? null : { sha256: i.pdf_sha256, bytes: i.pdf_bytes },
     createdAt: i.created_at,

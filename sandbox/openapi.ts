@@ -3,7 +3,7 @@
  * schemas are also what the server validates with (sandbox/validate.ts), so they cannot disagree.
  * Request schemas are self-contained (no $ref) so they compile on their own.
  */
-import { PAYMENT_METHODS } from './model.js';
+import { PAYMENT_METHODS, SANDBOX_CURRENCIES } from './model.js';
 
 /** Largest amount accepted: $1 trillion in cents, far inside the exactly-representable range. */
 export const MAX_MINOR = 100_000_000_000_000;
@@ -15,6 +15,7 @@ const minor = (minimum: number) => ({
   description: 'Money in minor units (cents); never a float.',
 });
 const text = (maxLength: number) => ({ type: 'string', minLength: 1, maxLength });
+const currency = { type: 'string', enum: [...SANDBOX_CURRENCIES], description: 'ISO 4217 code; the sandbox takes two-decimal currencies.' };
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const nullable = (schema: Record<string, unknown>) => ({ ...schema, type: [schema.type, 'null'] });
 const feeRule = {
@@ -62,6 +63,7 @@ export const requestSchemas = {
       invoiceDate: { type: 'string', format: 'date' },
       amount: { ...minor(0), description: 'The invoice amount, minor units.' },
       outstanding: { ...minor(1), description: 'What the payer owes now (amount less prepayments), minor units; at most amount.' },
+      currency: { ...currency, default: 'USD', description: 'The currency of the amounts; the Pay Now page shows it. ISO 4217, two-decimal currencies only.' },
     },
   },
   InvoicePatch: {
@@ -174,6 +176,7 @@ const responseSchemas = {
       outstanding: minor(0),
       paid: { ...minor(0), description: 'Sum of the succeeded payments allocated to this invoice.' },
       status: { type: 'string', enum: ['open', 'paid'] },
+      currency,
       payNowUrl: { type: 'string', description: "The hosted payment page; stable for the record's life." },
       pdf: {
         type: ['object', 'null'],
@@ -190,7 +193,7 @@ const responseSchemas = {
       customerId: { type: 'string' },
       amount: { ...minor(1), description: 'Sum of the allocations; the fee is not included.' },
       fee: minor(0),
-      currency: { type: 'string', enum: ['USD'] },
+      currency: { ...currency, description: 'The currency of the invoices it pays (one payment never mixes currencies).' },
       paidAt: { type: 'string', format: 'date-time' },
       method: { type: 'string', enum: [...PAYMENT_METHODS] },
       payerName: { type: ['string', 'null'] },

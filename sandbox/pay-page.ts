@@ -31,8 +31,8 @@ export interface PayPageDeps {
   log: (msg: string) => void;
 }
 
-const CURRENCY = 'USD';
-const money = (minor: number) => formatMoney(minor, CURRENCY);
+/** Amounts as the payer reads them, in the invoice's (or payment's) currency. */
+const moneyIn = (currency: string) => (minor: number) => formatMoney(minor, currency);
 
 /** Sandbox test cards, as payment providers' test modes have them. */
 const TEST_CARDS: Record<string, 'approve' | 'decline'> = {
@@ -150,6 +150,7 @@ interface PageInvoice {
   invoice_date: string;
   outstanding: number;
   status: 'open' | 'paid';
+  currency: string;
   pay_token: string;
   form_token: string;
   has_pdf: boolean;
@@ -168,19 +169,19 @@ interface OtherInvoice {
 
 async function invoiceByToken(db: Db, token: string): Promise<PageInvoice | undefined> {
   const [row] = await db<PageInvoice[]>`
-    SELECT i.id, i.account_id, i.customer_id, i.number, i.invoice_date::text AS invoice_date, i.outstanding, i.status,
+    SELECT i.id, i.account_id, i.customer_id, i.number, i.invoice_date::text AS invoice_date, i.outstanding, i.status, i.currency,
            i.pay_token, i.form_token, i.pdf IS NOT NULL AS has_pdf, i.deleted_at, a.name AS account_name, a.fee_fixed, a.fee_percent_bps
     FROM invoices i JOIN accounts a ON a.id = i.account_id
     WHERE i.pay_token = ${token}`;
   return row;
 }
 
-/** The customer's other open invoices of the same account: they can be paid in the same payment. */
+/** The customer's other open invoices of the same account and currency: they can be paid in the same payment. */
 async function otherOpenInvoices(db: Db, inv: PageInvoice): Promise<OtherInvoice[]> {
   return db<OtherInvoice[]>`
     SELECT id, number, invoice_date::text AS invoice_date, outstanding FROM invoices
     WHERE account_id = ${inv.account_id} AND customer_id = ${inv.customer_id} AND id <> ${inv.id}
-      AND deleted_at IS NULL AND status = 'open'
+      AND deleted_at IS NULL AND status = 'open' AND currency = ${inv.currency}
     ORDER BY invoice_date, number`;
 }
 
@@ -216,9 +217,9 @@ function readForm(body: unknown): FormInput {
   };
 }
 
-/** "1,234.5" or "$1234.50" -> 123450 minor units; null when it is not an amount. No floats involved. */
+/** "1,234.5", "$1234.50" or "€1,234.50" -> 123450 minor units; null when it is not an amount. No floats involved. */
 function parseAmount(text: string): number | null {
-  const m = /^\$?\s*(\d{1,3}(?:,\d{3})+|\d{1,13})(?:\.(\d{1,2}))?$/.exec(text);
+  const m = /^(?:[^\d\s.,]{1,3}\s*)?(\d{1,3}(?:,\d{3})+|\d{1,13})(?:\.(\d{1,2}))?$/.exec(text);
   if (!m) return null;
   const minor = Number(m[1]!.replaceAll(',', '')) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
   return minor <= MAX_MINOR ? minor : null;
@@ -236,21 +237,21 @@ function expiryProblem(expiry: string, now: Date): string | null {
   return expires < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1 ? 'The card has expired.' : null;
 }
 
-const overBalance = (outstanding: number): Problem => ({
+const overBalance = (outstanding: number, currency: string): Problem => ({
   field: 'amount',
-  message: `The amount can be at most ${money(outstanding)}, the outstanding balance.`,
+  message: `The amount can be at most ${moneyIn(currency)(outstanding)}, the outstanding balance.`,
 });
 
 /**
  * Every problem with the fields at once, so the payer fixes them in one go. The balance check
  * here only words the message early; recordPayment enforces it under a lock.
  */
-function checkFields(f: FormInput, outstanding: number, now: Date): Problem[] {
+function checkFields(f: FormInput, outstanding: number, currency: string, now: Date): Problem[] {
   const problems: Problem[] = [];
   const amount = parseAmount(f.amount);
   if (amount === null) problems.push({ field: 'amount', message: 'Enter the amount to pay, e.g. 125.00.' });
-  else if (amount < 1) problems.push({ field: 'amount', message: 'The amount must be at least $0.01.' });
-  else if (amount > outstanding) problems.push(overBalance(outstanding));
+  else if (amount < 1) problems.push({ field: 'amount', message: `The amount must be at least ${moneyIn(currency)(1)}.` });
+  else if (amount > outstanding) problems.push(overBalance(outstanding, currency));
   if (!f.payerName) problems.push({ field: 'payerName', message: 'Enter the name on the card.' });
   else if (f.payerName.length > 200) problems.push({ field: 'payerName', message: 'The name is too long.' });
   if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(f.payerEmail) || f.payerEmail.length > 320) {
@@ -285,6 +286,7 @@ const dateText = (isoDay: string) =>
   new Intl.DateTimeFormat('en-US', { dateStyle: 'long', timeZone: 'UTC' }).format(new Date(`${isoDay}T00:00:00Z`));
 
 function feeRuleText(inv: PageInvoice): string {
+  const money = moneyIn(inv.currency);
   const parts = [
     inv.fee_fixed > 0 ? money(inv.fee_fixed) : null,
     inv.fee_percent_bps > 0 ? `${inv.fee_percent_bps / 100}% of the payment` : null,
@@ -293,6 +295,7 @@ function feeRuleText(inv: PageInvoice): string {
 }
 
 function invoiceFacts(inv: PageInvoice): Html {
+  const money = moneyIn(inv.currency);
   return html`<dl class="facts">
   <div><dt>From</dt><dd id="company-name">${inv.account_name}</dd></div>
   <div><dt>Invoice number</dt><dd id="invoice-number">${inv.number}</dd></div>
@@ -324,6 +327,7 @@ function field(view: FormView, name: Exclude<Field, 'invoice'>, label: string, a
 
 function formPage(view: FormView): Html {
   const { inv, others, input, problems } = view;
+  const money = moneyIn(inv.currency);
   const q = quote(inv, others, input.amount, input.invoices);
   const invoiceProblem = problems.find((p) => p.field === 'invoice');
   const body = html`<h1>Pay invoice ${inv.number}</h1>
@@ -338,7 +342,7 @@ ${
 <form id="pay-form" method="post" action="/pay/${inv.pay_token}" data-quote="/pay/${inv.pay_token}/quote" novalidate>
 <input type="hidden" name="formToken" value="${inv.form_token}">
 <fieldset><legend>Payment</legend>
-${field(view, 'amount', 'Amount to pay (USD)', html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${money(inv.outstanding)}; you may pay part of the balance.`)}
+${field(view, 'amount', `Amount to pay (${inv.currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${money(inv.outstanding)}; you may pay part of the balance.`)}
 ${
   others.length
     ? html`<fieldset><legend>Also pay other open invoices (in full)</legend>
@@ -383,6 +387,7 @@ ${invoiceFacts(inv)}
 }
 
 function confirmationPage(inv: PageInvoice, p: PaymentRow): Html {
+  const money = moneyIn(p.currency);
   return layout(
     `Payment received · ${inv.account_name}`,
     inv.account_name,
@@ -471,6 +476,7 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
     const raw = req.query.invoice;
     const checked = (Array.isArray(raw) ? raw : [raw]).filter((x): x is string => typeof x === 'string');
     const q = quote(inv, await otherOpenInvoices(sql, inv), amount, checked);
+    const money = moneyIn(inv.currency);
     // Half-typed amounts are normal while typing: nulls, not an error status the browser would log.
     res.json(q ? { payment: money(q.payment), fee: money(q.fee), total: money(q.total) } : { payment: null, fee: null, total: null });
   });
@@ -487,7 +493,7 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
       SELECT id FROM payments WHERE account_id = ${inv.account_id} AND form_token = ${input.formToken}`;
     if (earlier) return send(res, 200, confirmationPage(inv, (await findPayment(sql, inv.account_id, earlier.id))!));
 
-    const problems = checkFields(input, inv.outstanding, new Date());
+    const problems = checkFields(input, inv.outstanding, inv.currency, new Date());
     if (problems.length) return renderForm(res, payToken, 422, input, problems);
     if (TEST_CARDS[input.cardNumber] === 'decline') {
       return renderForm(res, payToken, 402, input, [{ field: 'cardNumber', message: 'Your card was declined. Nothing was charged; try another card.' }]);
@@ -533,7 +539,7 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
         const other = locked.get(allocations[e.index]!.invoiceId);
         const problem: Problem =
           e.index === 0
-            ? overBalance(main.outstanding)
+            ? overBalance(main.outstanding, main.currency)
             : { field: 'invoice', message: `${other ? `Invoice ${other.number}` : 'A checked invoice'} can no longer be paid here; uncheck it.` };
         return { kind: 'invalid', status: 422, problems: [problem] };
       }

@@ -23,6 +23,7 @@ export interface LockedInvoice {
   number: string;
   outstanding: number;
   status: 'open' | 'paid';
+  currency: string;
   form_token: string;
   deleted_at: Date | null;
 }
@@ -30,7 +31,7 @@ export interface LockedInvoice {
 /** Locks the account's invoices with these ids, always in id order so two payments cannot deadlock. */
 export async function lockInvoices(tx: Tx, accountId: string, ids: readonly string[]): Promise<Map<string, LockedInvoice>> {
   const rows = await tx<LockedInvoice[]>`
-    SELECT id, customer_id, number, outstanding, status, form_token, deleted_at
+    SELECT id, customer_id, number, outstanding, status, currency, form_token, deleted_at
     FROM invoices WHERE account_id = ${accountId} AND id = ANY(${[...ids]}) ORDER BY id FOR UPDATE`;
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -84,13 +85,16 @@ export async function recordPayment(tx: Tx, account: AccountRow, p: NewPayment):
       throw new AllocationError(i, 'amount', `${a.amount} exceeds the outstanding balance ${inv.outstanding} of invoice ${inv.number}`);
     }
   });
+  const currency = locked.get(p.allocations[0]!.invoiceId)!.currency;
+  const other = p.allocations.findIndex((a) => locked.get(a.invoiceId)!.currency !== currency);
+  if (other >= 0) throw new AllocationError(other, 'invoiceId', `invoice ${locked.get(p.allocations[other]!.invoiceId)!.number} is in another currency than ${currency}`);
 
   const id = newId('pay');
   const amount = p.allocations.reduce((s, a) => s + a.amount, 0);
   await tx`
-    INSERT INTO payments (id, account_id, customer_id, amount, fee, paid_at, method, payer_name, payer_email,
+    INSERT INTO payments (id, account_id, customer_id, amount, fee, currency, paid_at, method, payer_name, payer_email,
                           card_last4, reference, form_token, status)
-    VALUES (${id}, ${account.id}, ${p.customerId}, ${amount}, ${p.fee}, ${p.paidAt ?? new Date()}, ${p.method},
+    VALUES (${id}, ${account.id}, ${p.customerId}, ${amount}, ${p.fee}, ${currency}, ${p.paidAt ?? new Date()}, ${p.method},
             ${p.payerName ?? null}, ${p.payerEmail ?? null}, ${p.cardLast4 ?? null}, ${p.reference ?? null},
             ${p.formToken ?? null}, 'succeeded')`;
   for (const [position, a] of p.allocations.entries()) {

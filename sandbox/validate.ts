@@ -27,6 +27,7 @@ export interface InvoiceCreate {
   invoiceDate: string;
   amount: number;
   outstanding: number;
+  currency?: string;
 }
 export interface InvoicePatch {
   number?: string;

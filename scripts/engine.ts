@@ -259,7 +259,8 @@ try {
   };
   // The sandbox keeps its own secrets: it never gets billflow's key.
   const keys = secretKeys();
-  const workerEnv = { ...common, ...mail, ...keys };
+  // The worker prints billflow's Pay Now links (on the API's public URL) into PDFs and emails.
+  const workerEnv = { ...common, ...mail, ...keys, API_PUBLIC_URL: urls.api };
   if (!cluster) {
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),

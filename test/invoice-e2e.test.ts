@@ -31,6 +31,7 @@ type Invoice = Record<string, unknown> & {
   status: string;
   outstanding: number;
   payNowUrl: string | null;
+  providerPaymentUrl: string | null;
   providerInvoiceId: string | null;
   settlement: string;
   payments: unknown[];
@@ -74,7 +75,9 @@ describe('draft -> final -> paid', () => {
     const final = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }, { 'x-request-id': `erp-${number}` });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
     expect(final.body).toMatchObject({ status: 'Final', sentToProvider: true, outstanding: 154_550 });
-    expect(final.body.payNowUrl).toMatch(new RegExp(`^${stack.sandboxUrl}/pay/`));
+    // billflow's own link, which leads to the provider's page.
+    expect(final.body.payNowUrl).toMatch(new RegExp(`^${stack.apiUrl}/pay/`));
+    expect(final.body.providerPaymentUrl).toMatch(new RegExp(`^${stack.sandboxUrl}/pay/`));
 
     // The provider's own record: customer from the ERP client, the invoice, and the same PDF.
     const acct = { key: tenant.account.apiKey };
@@ -82,7 +85,7 @@ describe('draft -> final -> paid', () => {
     expect(customers.body.data).toHaveLength(1);
     expect(customers.body.data[0]!.name).toBe('Riverside Architects');
     const remote = await http(stack.sandboxUrl, 'GET', `/v1/invoices/${final.body.providerInvoiceId}`, acct);
-    expect(remote.body).toMatchObject({ number, invoiceDate: '2026-11-20', outstanding: 154_550, customerId: customers.body.data[0]!.id, payNowUrl: final.body.payNowUrl });
+    expect(remote.body).toMatchObject({ number, invoiceDate: '2026-11-20', outstanding: 154_550, customerId: customers.body.data[0]!.id, payNowUrl: final.body.providerPaymentUrl });
     const [doc] = await stack.sql<{ sha256: string; bytes: Buffer }[]>`SELECT d.sha256, d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${number}`;
     expect((remote.body as { pdf: { sha256: string } }).pdf.sha256).toBe(doc!.sha256);
 

@@ -8,7 +8,7 @@ import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type
 import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
-type Invoice = Body & { companyId: string; projectId?: string; clientId: string; payNowUrl: string | null; providerInvoiceId: string | null };
+type Invoice = Body & { companyId: string; projectId?: string; clientId: string; payNowUrl: string | null; providerPaymentUrl: string | null; providerInvoiceId: string | null };
 
 let stack: Stack;
 let orgKey: string;
@@ -75,9 +75,9 @@ describe('an organisation key', () => {
     // Each provider record lives in its company's account, with that record's Pay Now URL; the other account cannot see it.
     const eastRecord = await atProvider<{ payNowUrl: string; invoiceNumber: string }>(east, 'GET', `/v1/invoices/${eastFinal.providerInvoiceId}`);
     expect(eastRecord.status).toBe(200);
-    expect(eastRecord.body.payNowUrl).toBe(eastFinal.payNowUrl);
+    expect(eastRecord.body.payNowUrl).toBe(eastFinal.providerPaymentUrl);
     const westRecord = await atProvider<{ payNowUrl: string }>(west, 'GET', `/v1/invoices/${westFinal.providerInvoiceId}`);
-    expect(westRecord.body.payNowUrl).toBe(westFinal.payNowUrl);
+    expect(westRecord.body.payNowUrl).toBe(westFinal.providerPaymentUrl);
     expect((await atProvider(west, 'GET', `/v1/invoices/${eastFinal.providerInvoiceId}`)).status).toBe(404);
     expect((await atProvider(east, 'GET', `/v1/invoices/${westFinal.providerInvoiceId}`)).status).toBe(404);
 

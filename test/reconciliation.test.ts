@@ -11,7 +11,7 @@ import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type
 import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
-type Invoice = Body & { number: string; outstanding: number; payNowUrl: string; providerInvoiceId: string };
+type Invoice = Body & { number: string; outstanding: number; payNowUrl: string; providerPaymentUrl: string; providerInvoiceId: string };
 type Finding = { kind: string; number: string; providerInvoiceId: string };
 type Report = { id: string; status: string; findings: Finding[]; repairsRequested: string[]; repairs: { invoiceNumber: string; actions: string[] }[] };
 
@@ -123,7 +123,9 @@ describe('reconciliation', () => {
     expect((await api<Invoice>('GET', `/v1/invoices/${paid.number}`)).body).toMatchObject({ outstanding: 70_000, settlement: 'Partially settled' });
     const recreated = (await api<Invoice>('GET', `/v1/invoices/${deleted.number}`)).body;
     expect(recreated.providerInvoiceId).not.toBe(deleted.providerInvoiceId);
-    expect(recreated.payNowUrl).not.toBe(deleted.payNowUrl);
+    // A new page at the provider; billflow's link is the one the client already has.
+    expect(recreated.providerPaymentUrl).not.toBe(deleted.providerPaymentUrl);
+    expect(recreated.payNowUrl).toBe(deleted.payNowUrl);
     expect((await atProvider('GET', `/v1/invoices/${recreated.providerInvoiceId}`)).body).toMatchObject({ number: deleted.number, amount: 40_000, outstanding: 40_000, pdf: expect.any(Object) });
     expect((await fetch(recreated.payNowUrl)).status).toBe(200);
     expect((await atProvider('GET', `/v1/invoices/${edited.providerInvoiceId}`)).body).toMatchObject({ amount: 70_000, outstanding: 70_000 });
@@ -132,7 +134,7 @@ describe('reconciliation', () => {
     expect((await api<Invoice>('GET', `/v1/invoices/${settled.number}`)).body).toMatchObject({ providerInvoiceId: null, payNowUrl: null, settlement: 'Settled' });
     // The held bill's record kept its old figures: only the operator's release sends the new ones.
     expect((await atProvider('GET', `/v1/invoices/${held.providerInvoiceId}`)).body).toMatchObject({ amount: 20_000 });
-    // The re-created record's PDF prints its new Pay Now URL.
+    // The re-created record's PDF prints the same link.
     const [pdf] = await stack.sql<{ bytes: Buffer }[]>`
       SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${deleted.number}`;
     expect(await pdfText(pdf!.bytes)).toContain(recreated.payNowUrl);

@@ -410,6 +410,40 @@ describe('Pay Now page', () => {
     expect(await getInvoice(a, main.id)).toMatchObject({ outstanding: 5000 });
   });
 
+  it("shows and charges the invoice's currency, and never mixes currencies in one payment", async () => {
+    const a = await newAccount({ convenienceFee: { fixed: 150 } });
+    const customer = await newCustomer(a);
+    const euros = await newInvoice(a, customer.id, 123456, { currency: 'EUR' });
+    const dollars = await newInvoice(a, customer.id, 5000);
+    const moreEuros = await newInvoice(a, customer.id, 2000, { currency: 'EUR' });
+    expect(euros).toMatchObject({ currency: 'EUR' });
+    expect(dollars).toMatchObject({ currency: 'USD' });
+    expect((await a.api('POST', '/v1/invoices', { customerId: customer.id, number: `X-${randomUUID()}`, invoiceDate: '2025-03-14', amount: 100, outstanding: 100, currency: 'JPY' })).status).toBe(422);
+
+    const page = await (await fetch(euros.payNowUrl)).text();
+    expect(page).toContain('id="outstanding">€1,234.56<');
+    expect(page).toContain('Amount to pay (EUR)');
+    expect(page).toContain('Convenience fee: €1.50.');
+    // Only the invoices in the same currency are offered alongside.
+    expect(page).toContain(`value="${moreEuros.id}"`);
+    expect(page).not.toContain(`value="${dollars.id}"`);
+    const quote = await (await fetch(`${euros.payNowUrl}/quote?amount=10.00`)).json();
+    expect(quote).toEqual({ payment: '€10.00', fee: '€1.50', total: '€11.50' });
+
+    const res = await submitPayForm(euros.payNowUrl, { amount: '€1,000.00', invoice: [moreEuros.id] });
+    expect(res.status).toBe(200);
+    expect(res.html).toContain('id="total-charged">€1,021.50<');
+    const payment = (await a.api('GET', `/v1/payments/${paymentIdIn(res.html)}`)).body;
+    expect(payment).toMatchObject({ amount: 102000, fee: 150, currency: 'EUR' });
+    // A dollar invoice smuggled into the euro form, or into one API payment, is refused.
+    const mixedForm = await submitPayForm(euros.payNowUrl, { amount: '1.00', invoice: [dollars.id] });
+    expect(mixedForm.status).toBe(422);
+    const mixed = await a.api('POST', '/v1/payments', { customerId: customer.id, method: 'other', allocations: [{ invoiceId: euros.id, amount: 100 }, { invoiceId: dollars.id, amount: 100 }] });
+    expect(mixed.status).toBe(422);
+    expect(mixed.body).toMatchObject({ field: 'allocations[1].invoiceId', detail: expect.stringContaining('another currency') });
+    expect(await getInvoice(a, dollars.id)).toMatchObject({ outstanding: 5000 });
+  });
+
   it('adds the convenience fee: fixed plus a percentage rounded half up', async () => {
     const a = await newAccount({ convenienceFee: { fixed: 100, percentBps: 250 } });
     const inv = await newInvoice(a, (await newCustomer(a)).id, 10000);

@@ -9,6 +9,7 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type LogEntry, type Worker, type WorkerOptions } from '@temporalio/worker';
 import { createMailer } from '../activities/email/mailer.js';
+import type { CircuitSettings } from '../activities/provider/circuit.js';
 import { createApp } from '../api/app.js';
 import { smtpConfig } from '../lib/config.js';
 import { connect, type Sql } from '../lib/db.js';
@@ -60,6 +61,8 @@ export interface StackOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** The API's logger (silent by default). */
   log?: Logger;
+  /** The worker's circuit breaker per provider account (off by default, as the tests that inject provider faults were written without it). */
+  circuit?: CircuitSettings;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
   webhooks?: Partial<DispatchOptions>;
 }
@@ -77,25 +80,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   });
 
   const owned = !opts.temporal;
-  const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
-  const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
-  const { worker, renderer } = await createWorker({
-    connection: workerConnection,
-    namespace: 'default',
-    taskQueue,
-    sql,
-    mailer,
-    secrets,
-    chromiumPath: opts.chromiumPath,
-    pdfConcurrency: 2,
-    workflowBundlePath: opts.workflowBundlePath,
-    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
-  });
-  const running = worker.run();
-  const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
-  await webhooks?.start();
-
   const temporal = opts.temporal?.client ?? new Client({ connection: await Connection.connect({ address: opts.temporalAddress }) });
+  // The API listens first: the worker prints its URL into every Pay Now link.
   const apiHttp = await listen((publicApiUrl) =>
     createApp({
       sql,
@@ -107,6 +93,25 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       log: opts.log ?? silentLogger,
     }),
   );
+  const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
+  const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
+  const { worker, renderer } = await createWorker({
+    connection: workerConnection,
+    namespace: 'default',
+    taskQueue,
+    sql,
+    mailer,
+    secrets,
+    publicApiUrl: apiHttp.url,
+    ...(opts.circuit ? { circuit: opts.circuit } : {}),
+    chromiumPath: opts.chromiumPath,
+    pdfConcurrency: 2,
+    workflowBundlePath: opts.workflowBundlePath,
+    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
+  });
+  const running = worker.run();
+  const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
+  await webhooks?.start();
 
   return {
     apiUrl: apiHttp.url,
@@ -172,7 +177,7 @@ export interface Tenant {
 /** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
 export async function createTenant(
   stack: Stack,
-  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[] } = {},
+  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[]; currency?: string } = {},
 ): Promise<Tenant> {
   const companyId = `co-${randomUUID().slice(0, 8)}`;
   const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {
@@ -190,6 +195,7 @@ export async function createTenant(
       name: `Company ${companyId}`,
       ...(opts.organisationId ? { organisationId: opts.organisationId } : {}),
       ...(opts.reminderDays ? { reminderDays: opts.reminderDays } : {}),
+      ...(opts.currency ? { currency: opts.currency } : {}),
       paymentImportSeconds: opts.paymentImportSeconds ?? 3600,
       provider: {
         enabled: opts.providerEnabled ?? true,

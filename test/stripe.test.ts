@@ -299,7 +299,7 @@ describe('a company registered with provider.kind stripe, through billflow API',
 describe.skipIf(!process.env.STRIPE_TEST_KEY)('a Stripe company against Stripe test mode (STRIPE_TEST_KEY)', () => {
   const stripe = () => new Stripe(process.env.STRIPE_TEST_KEY!, { apiVersion: STRIPE_API_VERSION });
   const api = <T>(key: string, method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key, ...(body === undefined ? {} : { body }) });
-  type Inv = { status: string; payNowUrl: string | null; providerInvoiceId: string | null };
+  type Inv = { status: string; payNowUrl: string | null; providerPaymentUrl: string | null; providerInvoiceId: string | null };
 
   it('finalizes with a hosted page, replaces on Reissue -> Final, records Quick Pay out of band, credits on Draft', async () => {
     const companyId = `live-${randomUUID().slice(0, 8)}`;
@@ -320,14 +320,17 @@ describe.skipIf(!process.env.STRIPE_TEST_KEY)('a Stripe company against Stripe t
     };
 
     const first = await status('Final');
-    expect(first.payNowUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    expect(first.providerPaymentUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    expect(first.payNowUrl).toMatch(new RegExp(`^${stack.apiUrl}/pay/`));
     const at = await stripe().invoices.retrieve(first.providerInvoiceId!);
     expect(at).toMatchObject({ status: 'open', currency: 'eur', amount_remaining: 150_000, metadata: { billflow_number: number } });
 
     await status('Reissue');
     const second = await status('Final');
     expect(second.providerInvoiceId).not.toBe(first.providerInvoiceId);
-    expect(second.payNowUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    expect(second.providerPaymentUrl).toMatch(/^https:\/\/invoice\.stripe\.com\//);
+    // billflow's link stays while Stripe's invoice is replaced.
+    expect(second.payNowUrl).toBe(first.payNowUrl);
     expect((await stripe().invoices.retrieve(first.providerInvoiceId!)).status).toBe('void');
 
     const qp = await api(key, 'POST', `/v1/invoices/${number}/quick-pay`, { paymentType: 'Receipt', paymentMethod: 'Bank transfer', issuedOn: '2026-11-25', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR' });

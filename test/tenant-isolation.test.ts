@@ -91,6 +91,8 @@ const PATH_PARAMS: Record<string, (t: Things, path: string) => string[]> = {
     return [v];
   },
   number: (t) => [t.draft, t.final, t.reissue],
+  // A Pay Now link is the capability itself (128 random bits): a company's ids lead to none.
+  token: (t) => [t.final, t.companyId],
   paymentId: (t) => [t.paymentId],
   deliveryId: (t) => [t.deliveryId],
   name: (t) => [t.tagName],
@@ -101,6 +103,7 @@ const PATH_PARAMS: Record<string, (t: Things, path: string) => string[]> = {
 const OPERATIONS: Record<string, Operation> = {
   'GET /healthz': { auth: 'public' },
   'GET /readyz': { auth: 'public' },
+  'GET /pay/{token}': { auth: 'public' },
   'POST /v1/organisations': { auth: 'operator', variants: (t) => [{ body: { id: t.organisationId, name: 'Taken over' } }] },
   'POST /v1/companies': { auth: 'operator', variants: (t) => [{ body: { id: t.companyId, name: 'Taken over' } }] },
   'PATCH /v1/companies/{id}': { auth: 'operator', variants: () => [{ body: { name: 'Taken over', reminderDays: [1] } }] },

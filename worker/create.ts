@@ -3,6 +3,7 @@ import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/w
 import type { Mailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
+import type { CircuitSettings } from '../activities/provider/circuit.js';
 import type { Sql } from '../lib/db.js';
 import type { Keyring } from '../lib/secrets.js';
 import { WORKFLOWS_ENTRY } from '../lib/paths.js';
@@ -14,6 +15,10 @@ export interface WorkerDeps {
   sql: Sql;
   mailer: Mailer;
   secrets: Keyring;
+  /** Where payers reach the API: the base of billflow's Pay Now links. */
+  publicApiUrl: string;
+  /** The circuit breaker per provider account; without it provider calls are not guarded. */
+  circuit?: CircuitSettings;
   chromiumPath: string;
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
@@ -28,7 +33,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets }),
+    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets, publicApiUrl: deps.publicApiUrl, ...(deps.circuit ? { circuit: deps.circuit } : {}) }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.

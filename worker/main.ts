@@ -1,7 +1,7 @@
 /** The worker process: runs until SIGINT/SIGTERM, then drains and closes Chromium and PostgreSQL. */
 import { DefaultLogger, Runtime, type LogLevel } from '@temporalio/worker';
 import { createMailer } from '../activities/email/mailer.js';
-import { chromiumPath, databaseUrl, pdfConcurrency, smtpConfig, temporalConfig, webhookDelivery } from '../lib/config.js';
+import { chromiumPath, databaseUrl, pdfConcurrency, providerCircuit, publicUrls, smtpConfig, temporalConfig, webhookDelivery } from '../lib/config.js';
 import { connect } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
 import { keyringFromEnv } from '../lib/secrets.js';
@@ -33,6 +33,8 @@ const { worker, renderer } = await createWorker({
   sql,
   mailer,
   secrets,
+  publicApiUrl: publicUrls().api,
+  circuit: providerCircuit(),
   chromiumPath: chromiumPath(),
   pdfConcurrency: pdfConcurrency(),
 });

@@ -101,9 +101,9 @@ export class BillPayClient implements PaymentProvider {
   }
 
   createInvoice(inv: NewProviderInvoice, idempotencyKey: string, requestId: string): Promise<BillPayInvoice> {
-    // The body Bill & Pay has always had: it keeps no due date or currency.
-    const { customerId, number, invoiceDate, amount, outstanding } = inv;
-    return this.call('POST', '/v1/invoices', { body: { customerId, number, invoiceDate, amount, outstanding }, idempotencyKey, requestId });
+    // Bill & Pay keeps no due date. The currency is absent in activities scheduled before it travelled (the provider's default, USD).
+    const { customerId, number, invoiceDate, amount, outstanding, currency } = inv;
+    return this.call('POST', '/v1/invoices', { body: { customerId, number, invoiceDate, amount, outstanding, ...(currency ? { currency } : {}) }, idempotencyKey, requestId });
   }
 
   async attachPdf(invoiceId: string, pdf: Uint8Array, idempotencyKey: string, requestId: string): Promise<void> {

@@ -4,6 +4,7 @@ import type { ProviderKind } from '../../domain/provider.js';
 import type { Sql } from '../../lib/db.js';
 import { open, type Keyring } from '../../lib/secrets.js';
 import { BillPayClient, billPayWebhooks } from './billpay.js';
+import { Circuit, circuitKey, guarded, type CircuitSettings } from './circuit.js';
 import { StripeProvider, stripeWebhooks } from './stripe.js';
 import { ProviderError, type PaymentProvider, type ProviderAccount, type WebhookVerifier } from './provider.js';
 
@@ -39,9 +40,11 @@ export function webhookVerifierFor(kind: ProviderKind): WebhookVerifier {
   }
 }
 
-/** The company's provider, ready to call. */
-export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string): Promise<PaymentProvider> {
-  return providerFor(await providerAccount(sql, secrets, companyId));
+/** The company's provider, ready to call: through its account's circuit breaker when `circuit` is given. */
+export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string, circuit?: CircuitSettings): Promise<PaymentProvider> {
+  const account = await providerAccount(sql, secrets, companyId);
+  const api = providerFor(account);
+  return circuit ? guarded(api, new Circuit(sql, circuitKey({ ...account, companyId }), circuit)) : api;
 }
 
 /** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import { linked } from '../../activities/pay-links.js';
 import {
   BUILT_IN_TAGS,
   billTagValues,
@@ -183,7 +184,7 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const rendered = renderMessage(
       t,
       billTagValues({
-        ...state,
+        ...(await linked(sql, deps.publicApiUrl, state)),
         client: { id: state.clientId, name: client?.name ?? state.clientId },
         company: { name: c.name },
         custom: Object.fromEntries(custom.map((x) => [x.name, x.value])),

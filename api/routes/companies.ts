@@ -1,6 +1,7 @@
 /** Organisations and companies: the operator registers them; the ERP lists the companies its key covers. */
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
+import { circuitKey, circuitView } from '../../activities/provider/circuit.js';
 import type { ProviderKind } from '../../domain/provider.js';
 import { HttpProblem } from '../../lib/problem.js';
 import { openOrNull, seal } from '../../lib/secrets.js';
@@ -168,12 +169,19 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   /** Companies as the API shows them (never their keys or secrets). */
   async function companyViews(ids: string[]) {
-    const rows = await deps.sql`
+    const rows = await deps.sql<{ id: string; providerEnabled: boolean; provider: { enabled: boolean; kind: ProviderKind; url: string | null; accountId: string | null } }[]>`
       SELECT id, name, organisation_id AS "organisationId", currency, payment_import_seconds AS "paymentImportSeconds",
         reconcile_seconds AS "reconcileSeconds", provider_enabled AS "providerEnabled", reminder_days AS "reminderDays",
         json_build_object('enabled', provider_enabled, 'kind', provider_kind, 'url', provider_url, 'accountId', provider_account_id) AS provider
       FROM companies WHERE id = ANY(${ids}::text[]) ORDER BY id`;
-    return rows.map(({ providerEnabled, ...c }) => ({ ...c, reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null }));
+    return Promise.all(
+      rows.map(async ({ providerEnabled, ...c }) => ({
+        ...c,
+        // The circuit breaker of the company's provider account (closed when it never failed).
+        provider: { ...c.provider, circuit: await circuitView(deps.sql, circuitKey({ ...c.provider, companyId: c.id })) },
+        reconcileScheduleId: providerEnabled ? reconcileScheduleId(String(c.id)) : null,
+      })),
+    );
   }
 
   r.get('/v1/companies', mw.erpAuth, async (_req, res) => {

@@ -6,6 +6,8 @@ import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
 import type { LifecycleState } from '../../domain/bill.js';
+import { linked } from '../../activities/pay-links.js';
+import { payLinkUrl } from '../../domain/pay-link.js';
 import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
 import { HttpProblem } from '../../lib/problem.js';
@@ -33,10 +35,6 @@ import { validateBody } from '../validate.js';
 
 const GRPC_NOT_FOUND = 5;
 
-function view(state: InvoiceState) {
-  return { ...state, workflowId: invoiceWorkflowId(state.companyId, state.number) };
-}
-
 /** `Prefer: wait=N` (RFC 7240): the caller may wait less than the default before a 202. */
 function waitMs(prefer: string | undefined, fallbackMs: number): number {
   const m = prefer ? /(?:^|[,;\s])wait=(\d+)/.exec(prefer) : null;
@@ -63,6 +61,11 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
   const within = <T>(ms: number, fn: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, fn);
   const answerMs = deps.workerAnswerMs ?? 10_000;
+
+  /** The invoice as the ERP sees it: billflow's stable Pay Now link, and the provider's own page beside it. */
+  async function view(state: InvoiceState) {
+    return { ...(await linked(sql, deps.publicApiUrl, state)), workflowId: invoiceWorkflowId(state.companyId, state.number) };
+  }
 
   /** Runs an invoice Update to completion and maps its refusals to problem documents. */
   async function update<Ret, Arg>(
@@ -185,11 +188,11 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       if (!isDeepStrictEqual(await createdFrom(c.id, b.number), draft)) {
         throw new HttpProblem(409, 'invoice-exists', `invoice ${b.number} already exists for company ${c.id}`, 'number');
       }
-      res.status(200).location(location).json(view(await stateOf(draft)));
+      res.status(200).location(location).json(await view(await stateOf(draft)));
       return;
     }
     // The invoice exists from here on: its answer says so even when no worker answers the Query.
-    res.status(201).location(location).json(view(await stateOf(draft)));
+    res.status(201).location(location).json(await view(await stateOf(draft)));
   });
 
   r.get('/v1/invoices', mw.erpAuth, async (req, res) => {
@@ -203,7 +206,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const rows = await sql`
       SELECT number, company_id AS "companyId", client_id AS "clientId", project_id AS "projectId", status, settlement, currency, invoice_date::text AS "invoiceDate",
         due_date::text AS "dueDate", total, prepayments_applied AS "prepaymentsApplied", paid, outstanding,
-        pay_now_url AS "payNowUrl", lifecycle_state AS "lifecycleState", classification, held,
+        CASE WHEN pay_now_url IS NOT NULL AND pay_link_token IS NOT NULL THEN ${payLinkUrl(deps.publicApiUrl, '')} || pay_link_token END AS "payNowUrl",
+        pay_now_url AS "providerPaymentUrl", lifecycle_state AS "lifecycleState", classification, held,
         workflow_id AS "workflowId", updated_at AS "updatedAt"
       FROM invoices
       WHERE company_id = ANY(${companies}::text[])
@@ -221,7 +225,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       throw e;
     });
     if (saved) res.set(STATE_HEADER, 'saved');
-    res.json(view(state));
+    res.json(await view(state));
   });
 
   /** The company's reminder days and each due-date reminder this invoice's client was sent. */
@@ -272,7 +276,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       );
       try {
         const result = await within(waitMs(req.get('prefer'), deps.updateWaitMs ?? 20_000), () => update.result());
-        res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...view(result.invoice), plan: result.plan });
+        res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...await view(result.invoice), plan: result.plan });
       } catch (e) {
         const p = toProblem(e, `invoice ${number}`);
         if (p?.type !== 'worker-unavailable') throw p ?? e;
@@ -307,7 +311,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
     const lines = b.lines === undefined ? undefined : validateLines(b.lines);
     const revision = { ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}) };
-    res.json(view(await update(companyOf(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
+    res.json(await view(await update(companyOf(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
   });
 
   r.post('/v1/invoices/:number/prepayments', mw.erpAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
@@ -319,24 +323,24 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     // What is left is checked by the workflow, under the prepayment's row lock: a retry of an
     // application that already used it all must reach the workflow, which answers it.
     const arg = { prepaymentId: body.prepaymentId, amount: body.amount, requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
-    res.json(view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
+    res.json(await view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
   });
 
   r.post('/v1/invoices/:number/lifecycle', mw.erpAuth, mw.idempotency, validateBody('LifecycleChange'), async (req, res) => {
     const b = req.body as { state: LifecycleState; by: string };
     const arg = { to: b.state, by: b.by, requestId: res.locals.requestId as string };
-    res.json(view(await update(companyOf(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
+    res.json(await view(await update(companyOf(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
   });
 
   r.post('/v1/invoices/:number/release', mw.erpAuth, mw.idempotency, validateBody('Release'), async (req, res) => {
     const arg = { by: (req.body as { by: string }).by, requestId: res.locals.requestId as string };
     const result = await update(companyOf(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
-    res.json({ ...view(result.invoice), plan: result.plan });
+    res.json({ ...await view(result.invoice), plan: result.plan });
   });
 
   r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
     const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
-    res.json(view(await update(companyOf(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
+    res.json(await view(await update(companyOf(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
   });
 
   return r;
