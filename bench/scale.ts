@@ -66,7 +66,7 @@ async function checkpoint(stack: Stack, tenant: Tenant, n: number, rssBefore: nu
   if (run.status !== 201) throw new Error(`reconciliation: ${run.status} ${JSON.stringify(run.body)}`);
   for (;;) {
     const r = await http<{ status: string; findings: unknown[] }>(stack.apiUrl, 'GET', `/v1/reconciliations/${run.body.id}`, { key: tenant.apiKey });
-    if (r.body.status === 'completed' || r.body.status === 'failed') {
+    if (r.body.status === 'finished' || r.body.status === 'failed') {
       out(`reconciliation run over ${n} invoices: ${((performance.now() - t0) / 1000).toFixed(2)} s, ${r.body.status}, ${r.body.findings.length} finding(s) (CPU: ${cpuDiff(c0, cpuSnap())})`);
       return;
     }
@@ -76,10 +76,11 @@ async function checkpoint(stack: Stack, tenant: Tenant, n: number, rssBefore: nu
 
 /** Draft -> final -> paid through the API, `CONCURRENCY` at once, with `extra` more workers polling the stack's task queue. */
 async function throughput(stack: Stack, servers: Servers, extra: number): Promise<void> {
-  const connection = await NativeConnection.connect({ address: servers.temporalAddress });
   const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(servers.smtpPort) }));
+  // A connection each: the SDK takes one worker per task queue and connection in a process.
+  const connections = await Promise.all(Array.from({ length: extra }, () => NativeConnection.connect({ address: servers.temporalAddress })));
   const workers = await Promise.all(
-    Array.from({ length: extra }, () =>
+    connections.map((connection) =>
       createWorker({
         connection,
         namespace: 'default',
@@ -87,6 +88,7 @@ async function throughput(stack: Stack, servers: Servers, extra: number): Promis
         sql: stack.sql,
         mailer,
         secrets: stack.secrets,
+        publicApiUrl: stack.apiUrl,
         chromiumPath: servers.chromiumPath,
         pdfConcurrency: 2,
         workflowBundlePath: servers.workflowBundlePath,
@@ -119,7 +121,7 @@ async function throughput(stack: Stack, servers: Servers, extra: number): Promis
     await Promise.all(running);
     await Promise.all(workers.map((w) => w.renderer.close()));
     mailer.close();
-    await connection.close();
+    await Promise.all(connections.map((c) => c.close()));
   }
 }
 
