@@ -1,13 +1,66 @@
-/** Pieces of the OpenAPI description shared by openapi.ts and openapi-bills.ts. */
+/**
+ * Pieces of the OpenAPI description shared by openapi.ts, openapi-bills.ts and openapi-webhooks.ts,
+ * and the TypeBox helpers its schemas are written with: each schema is the JSON Schema the
+ * description publishes and the validators use, and `Static<typeof X>` is its TypeScript type.
+ */
+import { CloneType, Type, type SchemaOptions, type Static, type TObject, type TOptional, type TProperties, type TSchema, type TUnsafe } from '@sinclair/typebox';
 
 export const problem = { $ref: '#/components/responses/Problem' };
 /** Money bound: sums of 500 such lines stay exact in a JavaScript number and in a bigint column. */
 export const MAX_MINOR = 10_000_000_000_000;
-export const minor = { type: 'integer', minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.' };
 /** The largest value of a PostgreSQL `integer` column (intervals and day counts are stored in one). */
 export const MAX_INT4 = 2_147_483_647;
-export const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
-export const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
+
+/** Money in minor units; `options` narrow it (a minimum of 0, a description of its own). */
+export const minor = (options: SchemaOptions = {}) =>
+  Type.Integer({ minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.', ...options });
+export const date = (options: SchemaOptions = {}) => Type.String({ format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$', ...options });
+/** An ERP identifier (client, project, invoice number, company code). */
+export const id = (options: SchemaOptions = {}) => Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', ...options });
+
+/** One of `values`, written as `enum` (the description stays readable, and the type is the union of the values). */
+export function StringEnum<const V extends readonly string[]>(values: V, options: SchemaOptions = {}): TUnsafe<V[number]> {
+  return Type.Unsafe<V[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** `schema`, or null: written as `type: [<its type>, 'null']` with its bounds kept. */
+export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = {}): TUnsafe<Static<T> | null> {
+  const plain = JSON.parse(JSON.stringify(schema)) as { type: string };
+  return Type.Unsafe<Static<T> | null>({ ...plain, type: [plain.type, 'null'], ...options });
+}
+
+/** Exactly one of `schemas` (`oneOf`: their branches exclude each other, which `anyOf` would not say). */
+export function OneOf<T extends TSchema[]>(schemas: [...T], options: SchemaOptions = {}): TUnsafe<Static<T[number]>> {
+  return Type.Unsafe<Static<T[number]>>({ ...options, oneOf: schemas });
+}
+
+/** A `$ref` to the component schema `name`, typed as `schema` (which must be the one registered under that name). */
+export function Ref<T extends TSchema>(name: string, _schema: T): TUnsafe<Static<T>> {
+  return Type.Unsafe<Static<T>>({ $ref: `#/components/schemas/${name}` });
+}
+
+/** An object the description does not detail (a step of a plan, a payment row). */
+export const AnyObject = (options: SchemaOptions = {}) => Type.Unsafe<Record<string, unknown>>({ type: 'object', ...options });
+
+/** An optional field the validator fills with `value` when absent, so a validated body always has it (see `Validated`). */
+export function Default<T extends TSchema>(schema: T, value: Static<T>): TOptional<T & { default: unknown }> {
+  return Type.Optional(CloneType(schema, { default: value })) as TOptional<T & { default: unknown }>;
+}
+
+type DefaultKeys<P extends TProperties> = { [K in keyof P]: P[K] extends { default: unknown } ? K : never }[keyof P];
+type ObjectKeys<P extends TProperties> = { [K in keyof P]: P[K] extends TObject ? K : never }[keyof P];
+/** What a body or query string of schema `T` is once validated: fields with a `Default` are present, in nested objects too. */
+export type Validated<T extends TSchema> =
+  T extends TObject<infer P> ? Static<T> & { [K in DefaultKeys<P>]-?: Static<P[K]> } & { [K in ObjectKeys<P>]?: Validated<P[K]> } : Static<T>;
+
+/** The query parameters of an operation, from one object schema (each property's description is the parameter's). */
+export function queryParameters(schema: TObject) {
+  const required = new Set(schema.required ?? []);
+  return Object.entries(schema.properties).map(([name, property]) => {
+    const { description, ...rest } = JSON.parse(JSON.stringify(property)) as { description?: string };
+    return { name, in: 'query', ...(required.has(name) ? { required: true } : {}), schema: rest, ...(description ? { description } : {}) };
+  });
+}
 
 export const idempotencyKey = {
   name: 'Idempotency-Key',
@@ -35,7 +88,7 @@ export const companyHeader = {
   description:
     'With an organisation key: the company this request is for. Needed on per-company routes when the organisation has several ' +
     'companies (422 `company-required` without it); narrows listings to that company. With a company key it may only name that company.',
-  schema: id,
+  schema: id(),
 };
 
 /**

@@ -41,11 +41,20 @@ function describe(e: ErrorObject): { field: string; detail: string } {
   return { field, detail: `${field} ${e.message ?? 'is invalid'}` };
 }
 
+/** A query-string value read as `schema` types it (numbers and booleans), so the schema's bounds apply; anything else is left as it came. */
+export function fromQueryString(value: unknown, schema: { type?: unknown } | undefined): unknown {
+  const types = [schema?.type ?? []].flat();
+  if (typeof value !== 'string') return value;
+  if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value)) return Number(value);
+  if (types.includes('boolean') && (value === 'true' || value === 'false')) return value === 'true';
+  return value;
+}
+
 /**
  * Builds `validBody(name, body)`: returns the body (defaults filled in) typed as `T` when it matches
  * the schema `schemaFor(name)`, else throws a 422 problem. `shared` are schemas `$ref`s may point into.
  */
-export function bodyValidator<N extends string>(schemaFor: (name: N) => object, shared: object[] = []) {
+export function bodyValidator<N>(schemaFor: (name: N) => object, shared: object[] = []) {
   const ajv = new Ajv2020({ allErrors: false, strict: false, allowUnionTypes: true, useDefaults: true });
   ajv.addFormat('date', { type: 'string', validate: isDate });
   ajv.addFormat('date-time', {
