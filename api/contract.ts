@@ -50,6 +50,11 @@ function parameterSchema(params: readonly Parameter[], where: string): object {
 const schemas = new Map<string, object>();
 const validate = bodyValidator<string>((name) => schemas.get(name)!, [{ $id: 'billflow', components: openapi.components }]);
 
+/** The description's path template `path` falls under ("/v1/invoices/INV-1" is "/v1/invoices/{number}"), if any. */
+export function templateOf(path: string): string | undefined {
+  return routes.find((r) => r.pattern.test(path))?.template;
+}
+
 export const contract: RequestHandler = (req, res, next) => {
   const route = routes.find((r) => r.pattern.test(req.path));
   if (!route) return next();

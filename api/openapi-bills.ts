@@ -7,7 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
-import { AnyObject, date, Default, id, idempotencyKey, jsonBody, jsonResponse, Nullable, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
+import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -181,7 +181,7 @@ export const billPaths = {
   '/v1/message-tags': {
     get: {
       summary: 'Every tag a message template may use (built-in and the company\'s custom tags), with what it stands for',
-      responses: { 200: { description: '`{ data: [{ tag, description }] }`' }, 401: problem },
+      responses: { 200: jsonAnswer('The tags', listOf(Obj({ tag: Str(), description: Str() }))), 401: problem },
     },
   },
   '/v1/message-templates': {
@@ -192,7 +192,7 @@ export const billPaths = {
       requestBody: body('MessageTemplateCreate'),
       responses: { 201: json('Created (Location: /v1/message-templates/{id})', 'MessageTemplate'), 401: problem, 409: problem, 422: problem },
     },
-    get: { summary: "The company's message templates", responses: { 200: { description: '`{ data: MessageTemplate[] }`' }, 401: problem } },
+    get: { summary: "The company's message templates", responses: { 200: jsonAnswer('The templates, by name', listOf(Ref('MessageTemplate', MessageTemplate))), 401: problem } },
   },
   '/v1/message-templates/{id}': {
     get: { summary: 'A message template', parameters: [pathParam('id')], responses: { 200: json('The template', 'MessageTemplate'), 401: problem, 404: problem } },
@@ -226,7 +226,7 @@ export const billPaths = {
     },
   },
   '/v1/custom-tags': {
-    get: { summary: "The company's custom tags (#custom.<name>)", responses: { 200: { description: '`{ data: CustomTag[] }`' }, 401: problem } },
+    get: { summary: "The company's custom tags (#custom.<name>)", responses: { 200: jsonAnswer('The custom tags, by name', listOf(Ref('CustomTag', CustomTag))), 401: problem } },
   },
   '/v1/custom-tags/{name}': {
     put: {
@@ -240,7 +240,7 @@ export const billPaths = {
       summary: 'Remove a custom tag',
       description: 'Errors: 404 unknown tag; 409 `tag-in-use` while a template uses it (the templates are named).',
       parameters: [tagName, idempotencyKey],
-      responses: { 200: { description: 'Removed: `{ name, deleted: true }`' }, 401: problem, 404: problem, 409: problem },
+      responses: { 200: jsonAnswer('Removed', Obj({ name: Str(), deleted: Type.Literal(true) })), 401: problem, 404: problem, 409: problem },
     },
   },
   '/v1/bill-runs': {
@@ -257,7 +257,7 @@ export const billPaths = {
     get: {
       summary: 'Bill runs, newest first (read model, counters current while they run)',
       parameters: queryParameters(BillRunsQuery),
-      responses: { 200: { description: '`{ data: BillRun[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+      responses: { 200: jsonAnswer('A page of runs, newest first', listOf(Ref('BillRun', BillRun), Str())), 401: problem, 422: problem },
     },
   },
   '/v1/bill-runs/{id}': {
@@ -274,7 +274,7 @@ export const billPaths = {
         pathParam('id'),
         ...queryParameters(BillRunItemsQuery),
       ],
-      responses: { 200: { description: '`{ data: BillRunItem[], nextCursor, hasMore }`' }, 401: problem, 404: problem, 422: problem },
+      responses: { 200: jsonAnswer('A page of per-bill results, in run order', listOf(Ref('BillRunItem', BillRunItem), Integer())), 401: problem, 404: problem, 422: problem },
     },
   },
   '/v1/bill-runs/{id}/retry': {

@@ -115,6 +115,19 @@ export function jsonResponse<N extends string>(description: string, name: N) {
   return { description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };
 }
 
+/** A JSON response whose body is `schema` (written in place: listings, small acknowledgements). */
+export function jsonAnswer(description: string, schema: TSchema) {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+/** `{ data: [...] }`, with `nextCursor` and `hasMore` when the listing pages (`cursor`: the cursor's schema). */
+export function listOf(item: TSchema, cursor?: TSchema) {
+  return Type.Object({
+    data: Type.Array(item),
+    ...(cursor ? { nextCursor: Nullable(cursor, { description: 'Pass as `after` for the next page (null: nothing read yet).' }), hasMore: Type.Boolean() } : {}),
+  });
+}
+
 /** PostgreSQL cannot store U+0000 in text: every string of the description refuses it (422 naming the field). */
 export const NO_NUL = '^[^\\x00]*$';
 
@@ -142,17 +155,22 @@ export function problemOf(...types: string[]) {
   };
 }
 
+/** Problem `type`s by status, of one operation ("POST /v1/invoices") or of every operation of a kind. */
+export type ProblemTypes = Record<number, string[]>;
+
 /**
- * Adds the answers every operation of a kind can give, wherever its own list leaves them out, so
- * the description lists every status the server answers: body errors where there is a body, 422
- * where a parameter can be wrong, 401 where a key is needed, the Billflow-Company and
- * Idempotency-Key answers where those headers are taken.
+ * Names the problem `type`s of every problem answer: those the operation's own route gives
+ * (`own`, by "METHOD /path") and those every operation of a kind can give (body errors where there
+ * is a body, 422 where a parameter can be wrong, 401 where a key is needed, the Billflow-Company
+ * and Idempotency-Key answers where those headers are taken). A status either list names is
+ * added to the operation's answers when missing, so the description lists every status the
+ * server answers.
  */
-export function withCommonAnswers<P extends object>(paths: P): P {
+export function withProblemTypes<P extends object>(paths: P, own: Record<string, ProblemTypes>): P {
   type Operation = { security?: readonly unknown[]; parameters?: readonly { name: string }[]; requestBody?: unknown; responses: Record<string, unknown> };
-  const answers = (op: Operation): Record<string, string[]> => {
+  const common = (op: Operation): ProblemTypes => {
     const names = new Set((op.parameters ?? []).map((p) => p.name));
-    const add: Record<string, string[]> = {};
+    const add: ProblemTypes = {};
     const push = (status: number, ...types: string[]) => (add[status] = [...(add[status] ?? []), ...types]);
     if (op.security?.length !== 0) push(401, 'unauthenticated');
     if (op.requestBody) {
@@ -171,32 +189,53 @@ export function withCommonAnswers<P extends object>(paths: P): P {
     }
     return add;
   };
-  return Object.fromEntries(
+  const unused = new Set(Object.keys(own));
+  const result = Object.fromEntries(
     Object.entries(paths as Record<string, Record<string, Operation>>).map(([path, item]) => [
       path,
       Object.fromEntries(
         Object.entries(item).map(([method, op]) => {
-          const extra = Object.entries(answers(op)).filter(([status]) => !(status in op.responses));
-          return [method, { ...op, responses: { ...op.responses, ...Object.fromEntries(extra.map(([status, types]) => [status, problemOf(...types)])) } }];
+          const name = `${method.toUpperCase()} ${path}`;
+          unused.delete(name);
+          const types: Record<string, Set<string>> = {};
+          for (const list of [own[name] ?? {}, common(op)]) {
+            for (const [status, t] of Object.entries(list)) for (const type of t) (types[status] ??= new Set()).add(type);
+          }
+          const responses = { ...op.responses };
+          for (const [status, t] of Object.entries(types)) {
+            const declared = responses[status] as { $ref?: string; content?: Record<string, unknown> } | undefined;
+            if (declared && declared.$ref !== problem.$ref && !declared.content?.['application/problem+json']) {
+              throw new Error(`${name} ${status}: problem types given for an answer that is not a problem`);
+            }
+            responses[status] = problemOf(...t);
+          }
+          return [method, { ...op, responses }];
         }),
       ),
     ]),
   ) as P;
+  if (unused.size > 0) throw new Error(`problem types for operations the description does not have: ${[...unused].join(', ')}`);
+  return result;
 }
 
-/** What a created thing's answer leads to: every operation of `to`'s paths, the path parameter filled from the answer. */
+/**
+ * What an answer leads to: the operations of `to` (a path: every operation on it; or one
+ * "METHOD /path"), with path parameters and body fields filled from the answer.
+ */
 export interface LinkRule {
   from: string;
   status: number;
   to: string[];
-  parameter: string;
-  value: string;
+  /** Path parameters of the targets: name -> runtime expression (`$response.body#/id`). */
+  parameters?: Record<string, string>;
+  /** Body fields of the targets (merged into what the fuzzer draws): values are runtime expressions or constants. */
+  requestBody?: Record<string, unknown>;
 }
 
 /**
- * Adds OpenAPI `links` from each creating answer to the operations on what it created (a client to
- * its GET and PATCH, an invoice to its status changes, …), so a client or a stateful fuzzer can
- * follow them to real things.
+ * Adds OpenAPI `links` from each answer to the operations on what it made or changed (a client to
+ * its GET and PATCH and to a new invoice for it, an invoice to its status changes, …), so a client
+ * or a stateful fuzzer can follow them to real things.
  */
 export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
   type Item = Record<string, { responses: Record<string, { links?: object }> }>;
@@ -207,12 +246,19 @@ export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
     const response = copy[path]?.[method.toLowerCase()]?.responses[rule.status];
     if (!response) throw new Error(`link from ${rule.from} ${rule.status}: no such answer`);
     const links: Record<string, object> = { ...response.links };
-    for (const target of rule.to) {
+    for (const to of rule.to) {
+      const [only, target] = to.includes(' ') ? (to.split(' ') as [string, string]) : [undefined, to];
       const item = all[target];
       if (!item) throw new Error(`link from ${rule.from} to ${target}: no such path`);
-      for (const m of Object.keys(item)) {
+      const methods = only ? [only.toLowerCase()] : Object.keys(item);
+      for (const m of methods) {
+        if (!item[m]) throw new Error(`link from ${rule.from} to ${to}: no such operation`);
         const pointer = `#/paths/${target.replace(/~/g, '~0').replace(/\//g, '~1')}/${m}`;
-        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = { operationRef: pointer, parameters: { [rule.parameter]: rule.value } };
+        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = {
+          operationRef: pointer,
+          ...(rule.parameters ? { parameters: rule.parameters } : {}),
+          ...(rule.requestBody ? { requestBody: rule.requestBody } : {}),
+        };
       }
     }
     response.links = links;

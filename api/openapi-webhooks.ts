@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../domain/events.js';
-import { AnyObject, Default, idempotencyKey, jsonBody, jsonResponse, Nullable, problem, queryParameters, requestId, StringEnum } from './openapi-parts.js';
+import { AnyObject, Default, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, Ref, queryParameters, requestId, StringEnum } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -137,7 +137,7 @@ export const webhookPaths = {
     },
     get: {
       summary: "The endpoints of the key's companies",
-      responses: { 200: { description: '`{ data: WebhookEndpoint[] }`' }, 401: problem },
+      responses: { 200: jsonAnswer('The endpoints', listOf(Ref('WebhookEndpoint', WebhookEndpoint))), 401: problem },
     },
   },
   '/v1/webhook-endpoints/{id}': {
@@ -170,7 +170,7 @@ export const webhookPaths = {
         endpointId,
         ...queryParameters(DeliveriesQuery),
       ],
-      responses: { 200: { description: '`{ data: WebhookDelivery[], nextCursor, hasMore }`' }, 401: problem, 404: problem, 422: problem },
+      responses: { 200: jsonAnswer('A page of deliveries, oldest first', listOf(Ref('WebhookDelivery', WebhookDelivery), Str())), 401: problem, 404: problem, 422: problem },
     },
   },
   '/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': {
@@ -178,7 +178,7 @@ export const webhookPaths = {
       summary: 'Send a delivery again (same `webhook-id`), with a new retry window',
       description: 'It goes out as soon as the deliveries of its invoice before it are done.',
       parameters: [endpointId, deliveryId, idempotencyKey],
-      responses: { 202: { description: '`{ id, status: "pending" }`' }, 401: problem, 404: problem },
+      responses: { 202: jsonAnswer('Queued again', Obj({ id: Str(), status: Type.Literal('pending') })), 401: problem, 404: problem },
     },
   },
 } as const;

@@ -14,8 +14,10 @@ import {
   Default,
   id,
   idempotencyKey,
+  jsonAnswer,
   jsonBody,
   jsonResponse,
+  listOf,
   MAX_INT4,
   MAX_MINOR,
   minor,
@@ -27,10 +29,11 @@ import {
   refusingNul,
   requestId,
   StringEnum,
-  withCommonAnswers,
+  withProblemTypes,
   withCompanyHeader,
   withLinks,
   type LinkRule,
+  type ProblemTypes,
 } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Number: Num, Boolean: Bool, Array: Arr, Literal, Null } = Type;
@@ -391,6 +394,32 @@ const Invoice = Partial(
   { description: 'The invoice as its workflow holds it.' },
 );
 
+/** A row of the invoice listing: the read model the workflow keeps (eventually consistent), not the workflow's whole state. */
+const InvoiceSummary = Obj(
+  {
+    number: Str(),
+    companyId: Str(),
+    clientId: Str(),
+    projectId: Nullable(Str()),
+    status: StringEnum(INVOICE_STATUSES),
+    settlement: StringEnum(SETTLEMENT_STATUSES),
+    currency: Str(),
+    invoiceDate: date(),
+    dueDate: date(),
+    total: minor(),
+    prepaymentsApplied: minor(),
+    paid: minor(),
+    outstanding: minor(),
+    payNowUrl: Nullable(Str()),
+    lifecycleState: Nullable(Str({ description: 'Posted, Presented, Presented & Confirmed or Presented & Rejected; null before the first Final.' })),
+    classification: Nullable(Str({ description: 'An exceptional bill: Max Credit Amount Reached or Max Credit Limit Amount Reached.' })),
+    held: Bool({ description: 'An exceptional bill held from the provider and the client until released.' }),
+    workflowId: Str(),
+    updatedAt: Str({ format: 'date-time' }),
+  },
+  { description: "A row of GET /v1/invoices: the invoice as its workflow last recorded it in the read model." },
+);
+
 const Receipt = Partial(
   Obj({
     id: Str({ description: 'Feed cursor of this receipt.' }),
@@ -491,6 +520,7 @@ export const schemas = {
   Prepayment,
   PaymentHolds,
   Invoice,
+  InvoiceSummary,
   Receipt,
   Reconciliation,
   ReceiptAck,
@@ -531,42 +561,107 @@ const json = (description: string, name: SchemaName) => jsonResponse(description
 
 const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders', 'pdf'].map((p) => `/v1/invoices/{number}/${p}`);
 
-/** Links from what a request creates to what can be done with it (followed by schemathesis's stateful phase). */
+/** A valid invoice's content for links that create one (the number is left to the caller, or the fuzzer). */
+const invoiceContent = { invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 }] };
+const byId = { id: '$response.body#/id' };
+const byNumber = { number: '$response.body#/number' };
+
+/**
+ * Links from what a request creates or changes to what can be done with it next (followed by
+ * schemathesis's stateful phase): a client to its invoices and projects, a project to its
+ * invoices, an invoice (created or changed) to every operation on it.
+ */
 const LINKS: LinkRule[] = [
-  { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameter: 'id', value: '$response.body#/id' },
-  ...([201, 200] as const).map((status) => ({
-    from: 'POST /v1/invoices',
-    status,
-    to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'],
-    parameter: 'number',
-    value: '$response.body#/number',
-  })),
+  { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameters: byId },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/invoices'], requestBody: { clientId: '$response.body#/id', ...invoiceContent } },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/projects'], requestBody: { clientId: '$response.body#/id' } },
+  { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameters: byId },
+  { from: 'POST /v1/projects', status: 201, to: ['POST /v1/invoices'], requestBody: { projectId: '$response.body#/id', clientId: '$response.body#/clientId', ...invoiceContent } },
+  { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameters: byId },
+  ...([
+    ['POST /v1/invoices', 201],
+    ['POST /v1/invoices', 200],
+    ['POST /v1/invoices/{number}/status', 200],
+    ['POST /v1/invoices/{number}/revision', 200],
+    ['POST /v1/invoices/{number}/lifecycle', 200],
+    ['POST /v1/invoices/{number}/release', 200],
+    ['POST /v1/invoices/{number}/quick-pay', 200],
+  ] as const).flatMap(([from, status]) => [
+    { from, status, to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'], parameters: byNumber },
+    { from, status, to: ['POST /v1/bill-runs'], requestBody: { criteria: { invoiceNumbers: ['$response.body#/number'] } } },
+  ]),
   {
     from: 'POST /v1/message-templates',
     status: 201,
     to: ['/v1/message-templates/{id}', '/v1/message-templates/{id}/preview', '/v1/message-templates/{id}/send'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   },
+  { from: 'POST /v1/message-templates', status: 201, to: ['POST /v1/bill-runs'], requestBody: { templateId: '$response.body#/id' } },
   ...['POST /v1/bill-runs', 'POST /v1/bill-runs/{id}/retry', 'POST /v1/message-templates/{id}/send'].map((from) => ({
     from,
     status: 201,
     to: ['/v1/bill-runs/{id}', '/v1/bill-runs/{id}/items', '/v1/bill-runs/{id}/retry', '/v1/bill-runs/{id}/printout'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   })),
-  { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'PUT /v1/custom-tags/{name}', status: 201, to: ['/v1/custom-tags/{name}'], parameter: 'name', value: '$response.body#/name' },
+  { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameters: byId },
+  ...([201, 200] as const).map((status) => ({ from: 'PUT /v1/custom-tags/{name}', status, to: ['/v1/custom-tags/{name}'], parameters: { name: '$response.body#/name' } })),
   {
     from: 'POST /v1/webhook-endpoints',
     status: 201,
     to: ['/v1/webhook-endpoints/{id}', '/v1/webhook-endpoints/{id}/rotate-secret', '/v1/webhook-endpoints/{id}/deliveries'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   },
 ];
+
+const worker = { 503: ['worker-unavailable'] };
+/** A change made through the invoice's workflow (an Update): its rule errors, and no worker answering in time. */
+const change = (rules: ProblemTypes): ProblemTypes => ({ 404: ['not-found'], ...worker, ...rules });
+
+/** The problem types each route gives itself (the common ones are added by withProblemTypes), as api/routes/*.ts throws them. */
+const PROBLEMS: Record<string, ProblemTypes> = {
+  'GET /readyz': { 503: ['not-ready'] },
+  'POST /v1/organisations': { 409: ['organisation-exists'] },
+  'POST /v1/projects': { 404: ['not-found'], 409: ['project-exists'] },
+  'GET /v1/projects/{id}': { 404: ['not-found'] },
+  'POST /v1/companies': { 409: ['company-exists'] },
+  'PATCH /v1/companies/{id}': { 404: ['not-found'] },
+  'POST /v1/clients': { 409: ['client-exists'] },
+  'PUT /v1/clients/{id}/invoice-email-template': { 404: ['not-found'], 422: ['invalid-email-template'] },
+  'PATCH /v1/clients/{id}': { 404: ['not-found'] },
+  'GET /v1/clients/{id}': { 404: ['not-found'] },
+  'POST /v1/invoices': { 404: ['not-found'], 409: ['invoice-exists'], 422: ['invalid-lines', 'invalid-amount'], ...worker },
+  'GET /v1/invoices/{number}': { 404: ['not-found'], ...worker },
+  'POST /v1/invoices/{number}/status': change({ 409: ['illegal-transition'], 502: ['provider-rejected'], 503: ['worker-unavailable', 'provider-unavailable'] }),
+  'POST /v1/invoices/{number}/prepayments': change({ 422: ['invalid-prepayment', 'prepayment-exhausted'] }),
+  'GET /v1/payments/{paymentId}': { 404: ['not-found'] },
+  'POST /v1/invoices/{number}/revision': change({ 409: ['not-editable'], 422: ['invalid-lines', 'invalid-amount'] }),
+  'POST /v1/invoices/{number}/lifecycle': change({ 409: ['illegal-lifecycle-move'] }),
+  'POST /v1/invoices/{number}/release': change({ 409: ['not-held'], 502: ['provider-rejected'] }),
+  'POST /v1/invoices/{number}/quick-pay': change({ 409: ['quick-pay-refused'] }),
+  'GET /v1/invoices/{number}/reminders': { 404: ['not-found'] },
+  'GET /v1/invoices/{number}/pdf': { 404: ['not-found'] },
+  'POST /v1/reconciliations': { 409: ['provider-disabled'], 502: ['reconciliation-failed'] },
+  'GET /v1/reconciliations/{id}': { 404: ['not-found'] },
+  'POST /webhooks/provider/{companyId}': { 400: ['invalid-signature', 'invalid-webhook', 'malformed-json'], 503: ['temporal-unavailable'] },
+  'POST /v1/message-templates': { 409: ['template-exists'], 422: ['unknown-tag'] },
+  'GET /v1/message-templates/{id}': { 404: ['not-found'] },
+  'PUT /v1/message-templates/{id}': { 404: ['not-found'], 409: ['template-exists'], 422: ['unknown-tag'] },
+  'POST /v1/message-templates/{id}/preview': { 404: ['not-found'], 409: ['not-a-bill'], ...worker },
+  'POST /v1/message-templates/{id}/send': { 404: ['not-found'], 409: ['not-a-bill', 'run-exists'] },
+  'DELETE /v1/custom-tags/{name}': { 404: ['not-found'], 409: ['tag-in-use'] },
+  'POST /v1/bill-runs': { 404: ['not-found'], 409: ['run-exists'] },
+  'GET /v1/bill-runs/{id}': { 404: ['not-found'] },
+  'GET /v1/bill-runs/{id}/items': { 404: ['not-found'] },
+  'POST /v1/bill-runs/{id}/retry': { 404: ['not-found'], 409: ['run-in-progress', 'nothing-to-retry', 'run-exists'] },
+  'GET /v1/bill-runs/{id}/printout': { 404: ['not-found'], 409: ['run-in-progress'] },
+  'GET /v1/bills/{number}/pdf': { 404: ['not-found'], 409: ['not-a-bill'], ...worker },
+  'GET /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'PATCH /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'DELETE /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { 404: ['not-found'] },
+  'GET /v1/webhook-endpoints/{id}/deliveries': { 404: ['not-found'] },
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': { 404: ['not-found'] },
+};
 
 export const openapi = {
   openapi: '3.1.0',
@@ -592,9 +687,15 @@ export const openapi = {
     },
   },
   security: [{ bearer: [] }],
-  paths: refusingNul(withLinks(withCommonAnswers(withCompanyHeader({
-    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
-    '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+  paths: refusingNul(withLinks(withProblemTypes(withCompanyHeader({
+    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: jsonAnswer('ok', Obj({ ok: Literal(true) })) } } },
+    '/readyz': {
+      get: {
+        summary: 'Temporal and PostgreSQL are reachable',
+        security: [],
+        responses: { 200: jsonAnswer('ready', Obj({ ok: Literal(true), postgres: Literal('up'), temporal: Literal('up') })), 503: problem },
+      },
+    },
     '/v1/organisations': {
       post: {
         summary: 'Register an organisation: one ERP connection over several companies (operator key)',
@@ -616,7 +717,7 @@ export const openapi = {
       get: {
         summary: 'Projects of the companies the key covers',
         parameters: queryParameters(ClientQuery),
-        responses: { 200: { description: '`{ data: Project[] }`' }, 401: problem },
+        responses: { 200: jsonAnswer('The projects', listOf(Ref('Project', Project))), 401: problem },
       },
     },
     '/v1/projects/{id}': {
@@ -668,7 +769,11 @@ export const openapi = {
         summary: "Set the client's invoice email template",
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
         requestBody: body('EmailTemplate'),
-        responses: { 200: { description: 'The template, with `usesPayNowUrl`' }, 404: problem, 422: problem },
+        responses: {
+          200: jsonAnswer('The template, with `usesPayNowUrl`', Obj({ subject: Str(), body: Str(), usesPayNowUrl: Bool() })),
+          404: problem,
+          422: problem,
+        },
       },
     },
     '/v1/clients/{id}': {
@@ -703,7 +808,7 @@ export const openapi = {
       get: {
         summary: 'List invoices (read model; eventually consistent)',
         parameters: queryParameters(InvoicesQuery),
-        responses: { 200: { description: '`{ data: Invoice[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+        responses: { 200: jsonAnswer('A page of invoices, by number', listOf(Ref('InvoiceSummary', InvoiceSummary), Str())), 401: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}': {
@@ -741,7 +846,7 @@ export const openapi = {
           '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
         parameters: [number, idempotencyKey, requestId],
         requestBody: body('StatusChange'),
-        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
+        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: jsonAnswer('Accepted; still in progress', Obj({ status: Literal('in-progress'), detail: Str(), updateId: Str() })), 404: problem, 409: problem, 422: problem, 503: problem },
       },
     },
     '/v1/invoices/{number}/prepayments': {
@@ -760,7 +865,7 @@ export const openapi = {
       get: {
         summary: 'Client prepayments (credits) made from payments on invoices that left Final',
         parameters: queryParameters(ClientQuery),
-        responses: { 200: { description: '`{ data: Prepayment[] }`' }, 401: problem },
+        responses: { 200: jsonAnswer('The prepayments', listOf(Ref('Prepayment', Prepayment))), 401: problem },
       },
     },
     '/v1/payments/{paymentId}': {
@@ -813,28 +918,52 @@ export const openapi = {
         summary: "Set the company's billing-run definition (exceptional-bill limits)",
         parameters: [idempotencyKey],
         requestBody: body('BillingRunDefinition'),
-        responses: { 200: { description: 'The definition' }, 401: problem, 422: problem },
+        responses: { 200: json('The definition', 'BillingRunDefinition'), 401: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}/reminders': {
       get: {
         summary: 'Due-date reminders: the company\'s reminder days and each reminder sent for this invoice',
         parameters: [number],
-        responses: { 200: { description: '`{ dueDate, reminderDays, sent: [{ revision, daysAfterDue, recipient, outstanding, messageId, sentAt }] }`; sentAt is null when a crash cut the send off (it is not sent twice)' }, 401: problem, 404: problem },
+        responses: {
+          200: jsonAnswer(
+            "The invoice's due date, the company's reminder days and each reminder sent",
+            Obj({
+              dueDate: date(),
+              reminderDays: Arr(Integer()),
+              sent: Arr(
+                Obj({
+                  revision: Integer(),
+                  daysAfterDue: Integer(),
+                  recipient: Str(),
+                  outstanding: minor(),
+                  messageId: Str(),
+                  sentAt: Nullable(Str({ format: 'date-time' }), { description: 'null when a crash cut the send off (it is not sent twice)' }),
+                }),
+              ),
+            }),
+          ),
+          401: problem,
+          404: problem,
+        },
       },
     },
     '/v1/invoices/{number}/pdf': {
-      get: { summary: 'The final invoice PDF', parameters: [number], responses: { 200: { description: 'application/pdf' }, 404: problem } },
+      get: {
+        summary: 'The final invoice PDF',
+        parameters: [number],
+        responses: { 200: { description: 'The PDF', content: { 'application/pdf': { schema: Str({ format: 'binary' }) } } }, 404: problem },
+      },
     },
     '/v1/receipts': {
       get: {
         summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
         parameters: queryParameters(ReceiptsQuery),
-        responses: { 200: { description: '`{ data: Receipt[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+        responses: { 200: jsonAnswer('A page of receipts, oldest first', listOf(Ref('Receipt', Receipt), Str())), 401: problem, 422: problem },
       },
     },
     '/v1/receipts/acknowledge': {
-      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: { description: '`{ acknowledged: n }`' }, 401: problem, 422: problem } },
+      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem } },
     },
     '/v1/reconciliations': {
       post: {
@@ -846,12 +975,22 @@ export const openapi = {
           "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
           'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
         parameters: [idempotencyKey, requestId],
-        responses: { 201: json('The report', 'Reconciliation'), 202: { description: 'Still running; `Location` gives the report' }, 401: problem, 409: problem, 422: problem, 502: problem },
+        responses: { 201: json('The report', 'Reconciliation'), 202: jsonAnswer('Still running; `Location` gives the report', Obj({ id: Str({ format: 'uuid' }), status: Literal('running'), workflowId: Str() })), 401: problem, 409: problem, 422: problem, 502: problem },
       },
       get: {
         summary: "The company's reconciliations, newest first, and its schedule",
         parameters: queryParameters(ReconciliationsQuery),
-        responses: { 200: { description: '`{ schedule: { id, nextRunAt } | null, data: [...] }`' }, 401: problem, 422: problem },
+        responses: {
+          200: jsonAnswer(
+            'The schedule (null without one) and the runs, without their findings',
+            Obj({
+              schedule: Nullable(Obj({ id: Str(), nextRunAt: Nullable(Str({ format: 'date-time' })) })),
+              data: Arr(Ref('Reconciliation', Reconciliation)),
+            }),
+          ),
+          401: problem,
+          422: problem,
+        },
       },
     },
     '/v1/reconciliations/{id}': {
@@ -872,7 +1011,20 @@ export const openapi = {
           'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
         parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
         responses: {
-          200: { description: 'Accepted: `{ received, invoices, unknown, closed?, detail? }` (`invoices` were signalled)' },
+          200: jsonAnswer(
+            'Accepted (`invoices` were signalled), or a duplicate event, or an event type billflow does not act on',
+            Partial(
+              Obj({
+                received: Str({ description: 'The event id.' }),
+                invoices: Arr(Str()),
+                unknown: Arr(Str(), { description: "Covered invoices billflow does not know." }),
+                closed: Arr(Str()),
+                detail: Str(),
+                duplicate: Bool({ description: 'true: the event was handled before; this is its first answer.' }),
+                ignored: Str(),
+              }),
+            ),
+          ),
           400: problem,
           503: problem,
         },
@@ -880,5 +1032,5 @@ export const openapi = {
     },
     ...billPaths,
     ...webhookPaths,
-  })), LINKS)),
+  }), PROBLEMS), LINKS)),
 } as const;
