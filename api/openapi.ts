@@ -590,6 +590,14 @@ const LINKS: LinkRule[] = [
     { from, status, to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'], parameters: byNumber },
     { from, status, to: ['POST /v1/bill-runs'], requestBody: { criteria: { invoiceNumbers: ['$response.body#/number'] } } },
   ]),
+  // A new invoice's next step is usually its print to Final (then Quick Pay, life-cycle moves, PDFs and bill runs apply).
+  ...([201, 200] as const).map((status) => ({
+    from: 'POST /v1/invoices',
+    status,
+    to: ['POST /v1/invoices/{number}/status'],
+    parameters: byNumber,
+    requestBody: { status: 'Final' },
+  })),
   {
     from: 'POST /v1/message-templates',
     status: 201,
