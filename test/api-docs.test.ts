@@ -52,6 +52,45 @@ describe('the API contract as documented', () => {
     expect(readme).toEqual([...described()].sort());
   });
 
+  it('links each answer to operations that exist, filling path parameters they have from fields the answer declares', () => {
+    type Schema = { $ref?: string; properties?: Record<string, Schema>; items?: Schema };
+    type Link = { operationRef: string; parameters?: Record<string, string>; requestBody?: unknown };
+    type Op = { parameters?: { name: string; in: string }[]; requestBody?: unknown; responses: Record<string, { links?: Record<string, Link>; content?: Record<string, { schema: Schema }> }> };
+    const paths = openapi.paths as unknown as Record<string, Record<string, Op>>;
+    const schemas = openapi.components.schemas as unknown as Record<string, Schema>;
+    const deref = (s: Schema): Schema => (s.$ref ? deref(schemas[s.$ref.split('/').pop()!]!) : s);
+    /** The schema a `$response.body#/a/b` pointer names in the answer's schema, or undefined. */
+    const at = (schema: Schema, pointer: string): Schema | undefined =>
+      pointer.split('/').filter(Boolean).reduce<Schema | undefined>((s, key) => (s ? deref(s).properties?.[key] : undefined), schema);
+    const expressions = (v: unknown): string[] =>
+      typeof v === 'string' ? (v.startsWith('$') ? [v] : []) : Array.isArray(v) ? v.flatMap(expressions) : v && typeof v === 'object' ? Object.values(v).flatMap(expressions) : [];
+    let count = 0;
+    for (const [p, item] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [status, answer] of Object.entries(op.responses)) {
+          for (const [name, link] of Object.entries(answer.links ?? {})) {
+            count++;
+            const where = `${method.toUpperCase()} ${p} ${status} ${name}`;
+            const [, target, targetMethod] = /^#\/paths\/(.+)\/([a-z]+)$/.exec(link.operationRef)!;
+            const targetOp = paths[target!.replace(/~1/g, '/').replace(/~0/g, '~')]?.[targetMethod!];
+            expect(targetOp, where).toBeDefined();
+            for (const param of Object.keys(link.parameters ?? {})) {
+              expect(targetOp!.parameters?.some((q) => q.name === param && q.in === 'path'), `${where}: ${param}`).toBe(true);
+            }
+            if (link.requestBody) expect(targetOp!.requestBody, `${where}: the target takes no body`).toBeDefined();
+            const source = answer.content?.['application/json']?.schema;
+            for (const e of expressions([link.parameters, link.requestBody])) {
+              const pointer = /^\$response\.body#(\/.*)$/.exec(e)?.[1];
+              expect(pointer, `${where}: ${e}`).toBeDefined();
+              expect(source && at(source, pointer!), `${where}: ${e} is not a field of the answer`).toBeDefined();
+            }
+          }
+        }
+      }
+    }
+    expect(count).toBeGreaterThan(100);
+  });
+
   it('shows every operation, status and problem type on /docs', () => {
     const docs = docsHtml();
     for (const op of operations) {
