@@ -1,10 +1,10 @@
 /**
  * What the OpenAPI description says about a request, enforced before any route sees it: a method
  * the path does not declare is 405 with `Allow`, and path, query and header parameters must match
- * their schemas (422 naming the parameter). Request bodies are validated per route (api/validate.ts).
+ * their schemas (422 naming the parameter). Request bodies are validated by the routes (`bodyOf`, api/validate.ts).
  */
 import type { RequestHandler } from 'express';
-import { bodyValidator } from '../lib/json-schema.js';
+import { bodyValidator, fromQueryString } from '../lib/json-schema.js';
 import { HttpProblem } from '../lib/problem.js';
 import { openapi } from './openapi.js';
 
@@ -50,13 +50,9 @@ function parameterSchema(params: readonly Parameter[], where: string): object {
 const schemas = new Map<string, object>();
 const validate = bodyValidator<string>((name) => schemas.get(name)!, [{ $id: 'billflow', components: openapi.components }]);
 
-/** Query values arrive as strings: read numbers and booleans as the schema types them, so the schema's bounds apply. */
-function typed(value: unknown, schema: Parameter['schema']): unknown {
-  const types = [schema?.type ?? []].flat();
-  if (typeof value !== 'string') return value;
-  if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(value)) return Number(value);
-  if (types.includes('boolean') && (value === 'true' || value === 'false')) return value === 'true';
-  return value;
+/** The description's path template `path` falls under ("/v1/invoices/INV-1" is "/v1/invoices/{number}"), if any. */
+export function templateOf(path: string): string | undefined {
+  return routes.find((r) => r.pattern.test(path))?.template;
 }
 
 export const contract: RequestHandler = (req, res, next) => {
@@ -80,7 +76,7 @@ export const contract: RequestHandler = (req, res, next) => {
     }
   }
   const query = Object.fromEntries(
-    Object.entries(req.query).map(([k, v]) => [k, typed(v, params.find((p) => p.in === 'query' && p.name === k)?.schema)]),
+    Object.entries(req.query).map(([k, v]) => [k, fromQueryString(v, params.find((p) => p.in === 'query' && p.name === k)?.schema)]),
   );
   const headers = Object.fromEntries(params.filter((p) => p.in === 'header' && req.get(p.name) !== undefined).map((p) => [p.name, req.get(p.name)]));
   for (const [where, values] of [['path', path], ['query', query], ['header', headers]] as const) {

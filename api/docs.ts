@@ -8,7 +8,7 @@ interface Operation {
   description?: string;
   parameters?: readonly { name: string; in: string; description?: string }[];
   requestBody?: { content: { 'application/json': { schema: { $ref: string } } } };
-  responses: Record<string, { description?: string; $ref?: string }>;
+  responses: Record<string, { description?: string; $ref?: string; content?: Record<string, { schema?: unknown }> }>;
 }
 
 export function docsHtml(): string {
@@ -18,7 +18,13 @@ export function docsHtml(): string {
       const params = (op.parameters ?? []).map((p) => `<li><code>${esc(p.name)}</code> (${p.in})${p.description ? ` ${esc(p.description)}` : ''}</li>`).join('');
       const bodyRef = op.requestBody?.content['application/json'].schema.$ref.split('/').pop();
       const responses = Object.entries(op.responses)
-        .map(([code, r]) => `<li><code>${code}</code> ${esc(r.description ?? 'problem document')}</li>`)
+        .map(([code, r]) => {
+          // The body: a link to its component schema, or the schema itself when it is written in place (listings).
+          const schema = r.content?.['application/json']?.schema as { $ref?: string } | undefined;
+          const ref = schema?.$ref?.split('/').pop();
+          const shape = ref ? ` <a href="#${ref}">${ref}</a>` : schema ? `<pre>${esc(JSON.stringify(schema))}</pre>` : '';
+          return `<li><code>${code}</code> ${esc(r.description ?? 'problem document')}${shape}</li>`;
+        })
         .join('');
       ops.push(`<section><h3><span class="m ${method}">${method.toUpperCase()}</span> <code>${esc(path)}</code></h3>
 <p><strong>${esc(op.summary ?? '')}</strong></p>${op.description ? `<p>${esc(op.description)}</p>` : ''}

@@ -3,142 +3,164 @@
  * preview, send) and bill sending runs (progress, per-bill results, retry, printouts). Spread into
  * the one description in openapi.ts, so validation and /docs come from the same text.
  */
+import { Type } from '@sinclair/typebox';
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
-import { date, id, idempotencyKey, jsonBody, jsonResponse, problem, requestId } from './openapi-parts.js';
+import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
+
+const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
 const tagList = Object.keys(BUILT_IN_TAGS)
   .map((t) => `#${t}`)
   .join(' ');
 
-export const billSchemas = {
-  MessageTemplateCreate: {
-    type: 'object',
+const MessageTemplateCreate = Obj(
+  {
+    name: Str({ minLength: 1, maxLength: 200, description: 'Unique within the company.' }),
+    channel: Default(StringEnum(['email'], { description: "The channel the message goes by (email: to the client's email address)." }), 'email'),
+    subject: Str({ minLength: 1, maxLength: 500 }),
+    body: Str({ minLength: 1, maxLength: 20_000 }),
+  },
+  {
     additionalProperties: false,
-    required: ['name', 'subject', 'body'],
     description:
       `A message about a bill. Tags: ${tagList}, and #custom.<name> for each of the company's custom tags; ` +
       'a trailing full stop is punctuation, `\\#` writes a literal #. A tag that is not known is refused with 422 `unknown-tag` naming it (`field`: subject or body).',
-    properties: {
-      name: { type: 'string', minLength: 1, maxLength: 200, description: 'Unique within the company.' },
-      channel: { type: 'string', enum: ['email'], default: 'email', description: 'The channel the message goes by (email: to the client\'s email address).' },
-      subject: { type: 'string', minLength: 1, maxLength: 500 },
-      body: { type: 'string', minLength: 1, maxLength: 20_000 },
-    },
   },
-  MessageTemplate: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      name: { type: 'string' },
-      channel: { type: 'string' },
-      subject: { type: 'string' },
-      body: { type: 'string' },
-      tags: { type: 'array', items: { type: 'string' }, description: 'The tags the template uses.' },
-      createdAt: { type: 'string', format: 'date-time' },
-      updatedAt: { type: 'string', format: 'date-time' },
-    },
+);
+
+const MessageTemplate = Partial(
+  Obj({
+    id: Str(),
+    name: Str(),
+    channel: Str(),
+    subject: Str(),
+    body: Str(),
+    tags: Arr(Str(), { description: 'The tags the template uses.' }),
+    createdAt: Str({ format: 'date-time' }),
+    updatedAt: Str({ format: 'date-time' }),
+  }),
+);
+
+const CustomTagValue = Obj(
+  { value: Str({ maxLength: 2_000, description: 'What #custom.<name> is replaced by in every message of the company.' }) },
+  { additionalProperties: false },
+);
+
+const CustomTag = Partial(
+  Obj({ name: Str(), tag: Str({ description: '`#custom.<name>`' }), value: Str(), updatedAt: Str({ format: 'date-time' }) }),
+);
+
+const MessagePreviewRequest = Obj({ invoiceNumber: id({ description: 'The bill whose values fill the tags.' }) }, { additionalProperties: false });
+
+const MessagePreview = Partial(
+  Obj({
+    templateId: Str(),
+    invoiceNumber: Str(),
+    channel: Str(),
+    recipient: Nullable(Str(), { description: "Where it would go (the client's email address); null when the client has none." }),
+    subject: Str(),
+    body: Str(),
+  }),
+);
+
+const BillCriteria = Obj(
+  {
+    invoiceDateFrom: Optional(date()),
+    invoiceDateTo: Optional(date()),
+    settlement: Optional(Arr(StringEnum(SETTLEMENT_STATUSES), { minItems: 1, uniqueItems: true })),
+    clientIds: Optional(Arr(id(), { minItems: 1, maxItems: 1_000 })),
+    invoiceNumbers: Optional(Arr(id(), { minItems: 1, maxItems: 10_000 })),
+    notYetSent: Optional(Bool({ description: 'Only bills never delivered yet (emailed with their PDF, or printed, by a bill sending run).' })),
+    deliveryPreference: Optional(StringEnum(DELIVERY_PREFERENCES, { description: 'Only bills whose client prefers this delivery.' })),
   },
-  CustomTagValue: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['value'],
-    properties: { value: { type: 'string', maxLength: 2_000, description: 'What #custom.<name> is replaced by in every message of the company.' } },
+  { additionalProperties: false, description: "Which of the company's Final bills to select; every given criterion must hold." },
+);
+
+const MessageSend = Obj(
+  {
+    invoiceNumbers: Optional(Arr(id(), { minItems: 1, maxItems: 10_000, uniqueItems: true })),
+    criteria: Optional(Ref('BillCriteria', BillCriteria)),
   },
-  CustomTag: {
-    type: 'object',
-    properties: { name: { type: 'string' }, tag: { type: 'string', description: '`#custom.<name>`' }, value: { type: 'string' }, updatedAt: { type: 'string', format: 'date-time' } },
-  },
-  MessagePreviewRequest: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['invoiceNumber'],
-    properties: { invoiceNumber: { ...id, description: 'The bill whose values fill the tags.' } },
-  },
-  MessagePreview: {
-    type: 'object',
-    properties: {
-      templateId: { type: 'string' },
-      invoiceNumber: { type: 'string' },
-      channel: { type: 'string' },
-      recipient: { type: ['string', 'null'], description: "Where it would go (the client's email address); null when the client has none." },
-      subject: { type: 'string' },
-      body: { type: 'string' },
-    },
-  },
-  BillCriteria: {
-    type: 'object',
-    additionalProperties: false,
-    description: "Which of the company's Final bills to select; every given criterion must hold.",
-    properties: {
-      invoiceDateFrom: date,
-      invoiceDateTo: date,
-      settlement: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', enum: [...SETTLEMENT_STATUSES] } },
-      clientIds: { type: 'array', minItems: 1, maxItems: 1_000, items: id },
-      invoiceNumbers: { type: 'array', minItems: 1, maxItems: 10_000, items: id },
-      notYetSent: { type: 'boolean', description: 'Only bills never delivered yet (emailed with their PDF, or printed, by a bill sending run).' },
-      deliveryPreference: { type: 'string', enum: [...DELIVERY_PREFERENCES], description: "Only bills whose client prefers this delivery." },
-    },
-  },
-  MessageSend: {
-    type: 'object',
+  {
     additionalProperties: false,
     description: 'Exactly one of `invoiceNumbers` (one bill or several) and `criteria`.',
-    properties: {
-      invoiceNumbers: { type: 'array', minItems: 1, maxItems: 10_000, uniqueItems: true, items: id },
-      criteria: { $ref: '#/components/schemas/BillCriteria' },
-    },
     oneOf: [{ required: ['invoiceNumbers'] }, { required: ['criteria'] }],
   },
-  BillRunCreate: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      criteria: { $ref: '#/components/schemas/BillCriteria' },
-      templateId: { type: 'string', minLength: 1, maxLength: 64, description: 'The message emailed with each bill (default: a built-in one without the Pay Now URL).' },
-    },
+);
+
+const BillRunCreate = Obj(
+  {
+    criteria: Optional(Ref('BillCriteria', BillCriteria)),
+    templateId: Optional(Str({ minLength: 1, maxLength: 64, description: 'The message emailed with each bill (default: a built-in one without the Pay Now URL).' })),
   },
-  BillRun: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      kind: { type: 'string', enum: [...BILL_RUN_KINDS], description: '`send`: bills by delivery preference; `communicate`: a message template.' },
-      status: { type: 'string', enum: ['selecting', 'running', 'completed', 'failed'] },
-      criteria: { $ref: '#/components/schemas/BillCriteria' },
-      templateId: { type: ['string', 'null'] },
-      retryOf: { type: ['string', 'null'], description: 'The run whose failed bills this run retries.' },
-      total: { type: 'integer' },
-      sent: { type: 'integer' },
-      printed: { type: 'integer' },
-      skippedHeld: { type: 'integer', description: 'Held exceptional bills, not sent.' },
-      failed: { type: 'integer' },
-      pending: { type: 'integer' },
-      workflowId: { type: 'string', description: 'The run\'s Temporal workflow: `BillRun:<company>:<id>`.' },
-      printoutUrl: { type: ['string', 'null'], description: 'The merged printout of the print bills, once the run has completed.' },
-      createdAt: { type: 'string', format: 'date-time' },
-      completedAt: { type: ['string', 'null'], format: 'date-time' },
-      progress: { type: 'object', description: 'While running: the workflow\'s progress Query (phase, done, batches).' },
-      items: { type: 'array', items: { $ref: '#/components/schemas/BillRunItem' }, description: 'With `Prefer: wait=N` and the run finished in time: the per-bill results (first 200).' },
-    },
-  },
-  BillRunItem: {
-    type: 'object',
-    properties: {
-      seq: { type: 'integer' },
-      invoiceNumber: { type: 'string' },
-      clientId: { type: 'string' },
-      delivery: { type: 'string', enum: [...DELIVERY_PREFERENCES] },
-      outcome: { type: 'string', enum: [...BILL_OUTCOMES] },
-      reason: { type: ['string', 'null'], description: 'Why it failed or was skipped.' },
-      recipient: { type: ['string', 'null'] },
-      messageId: { type: ['string', 'null'] },
-      documentId: { type: ['string', 'null'], description: 'A printed bill: its stored PDF (the one in the printout).' },
-      documentSha256: { type: ['string', 'null'], description: 'The sha256 of the PDF that was emailed or printed.' },
-      processedAt: { type: ['string', 'null'], format: 'date-time' },
-    },
-  },
-} as const;
+  { additionalProperties: false },
+);
+
+const BillRunItem = Partial(
+  Obj({
+    seq: Integer(),
+    invoiceNumber: Str(),
+    clientId: Str(),
+    delivery: StringEnum(DELIVERY_PREFERENCES),
+    outcome: StringEnum(BILL_OUTCOMES),
+    reason: Nullable(Str(), { description: 'Why it failed or was skipped.' }),
+    recipient: Nullable(Str()),
+    messageId: Nullable(Str()),
+    documentId: Nullable(Str(), { description: 'A printed bill: its stored PDF (the one in the printout).' }),
+    documentSha256: Nullable(Str(), { description: 'The sha256 of the PDF that was emailed or printed.' }),
+    processedAt: Nullable(Str({ format: 'date-time' })),
+  }),
+);
+
+const BillRun = Partial(
+  Obj({
+    id: Str(),
+    kind: StringEnum(BILL_RUN_KINDS, { description: '`send`: bills by delivery preference; `communicate`: a message template.' }),
+    status: StringEnum(['selecting', 'running', 'completed', 'failed']),
+    criteria: Ref('BillCriteria', BillCriteria),
+    templateId: Nullable(Str()),
+    retryOf: Nullable(Str(), { description: 'The run whose failed bills this run retries.' }),
+    total: Integer(),
+    sent: Integer(),
+    printed: Integer(),
+    skippedHeld: Integer({ description: 'Held exceptional bills, not sent.' }),
+    failed: Integer(),
+    pending: Integer(),
+    workflowId: Str({ description: "The run's Temporal workflow: `BillRun:<company>:<id>`." }),
+    printoutUrl: Nullable(Str(), { description: 'The merged printout of the print bills, once the run has completed.' }),
+    createdAt: Str({ format: 'date-time' }),
+    completedAt: Nullable(Str({ format: 'date-time' })),
+    progress: AnyObject({ description: "While running: the workflow's progress Query (phase, done, batches)." }),
+    items: Arr(Ref('BillRunItem', BillRunItem), { description: 'With `Prefer: wait=N` and the run finished in time: the per-bill results (first 200).' }),
+  }),
+);
+
+/** The query strings of the listings (the contract checks them; the routes read them typed with `queryOf`). */
+export const BillRunsQuery = Obj({
+  after: Optional(Str({ description: 'Cursor: the id of the last run of the previous page.' })),
+  limit: Default(Integer({ minimum: 1, maximum: 200 }), 50),
+});
+export const BillRunItemsQuery = Obj({
+  outcome: Optional(StringEnum(BILL_OUTCOMES)),
+  after: Optional(Integer({ minimum: 0, description: 'Cursor: the `seq` of the last item already read.' })),
+  limit: Default(Integer({ minimum: 1, maximum: 1000 }), 200),
+});
+
+export const billSchemas = {
+  MessageTemplateCreate,
+  MessageTemplate,
+  CustomTagValue,
+  CustomTag,
+  MessagePreviewRequest,
+  MessagePreview,
+  BillCriteria,
+  MessageSend,
+  BillRunCreate,
+  BillRun,
+  BillRunItem,
+};
 
 type BillSchemaName = keyof typeof billSchemas;
 
@@ -159,7 +181,7 @@ export const billPaths = {
   '/v1/message-tags': {
     get: {
       summary: 'Every tag a message template may use (built-in and the company\'s custom tags), with what it stands for',
-      responses: { 200: { description: '`{ data: [{ tag, description }] }`' }, 401: problem },
+      responses: { 200: jsonAnswer('The tags', listOf(Obj({ tag: Str(), description: Str() }))), 401: problem },
     },
   },
   '/v1/message-templates': {
@@ -170,7 +192,7 @@ export const billPaths = {
       requestBody: body('MessageTemplateCreate'),
       responses: { 201: json('Created (Location: /v1/message-templates/{id})', 'MessageTemplate'), 401: problem, 409: problem, 422: problem },
     },
-    get: { summary: "The company's message templates", responses: { 200: { description: '`{ data: MessageTemplate[] }`' }, 401: problem } },
+    get: { summary: "The company's message templates", responses: { 200: jsonAnswer('The templates, by name', listOf(Ref('MessageTemplate', MessageTemplate))), 401: problem } },
   },
   '/v1/message-templates/{id}': {
     get: { summary: 'A message template', parameters: [pathParam('id')], responses: { 200: json('The template', 'MessageTemplate'), 401: problem, 404: problem } },
@@ -204,7 +226,7 @@ export const billPaths = {
     },
   },
   '/v1/custom-tags': {
-    get: { summary: "The company's custom tags (#custom.<name>)", responses: { 200: { description: '`{ data: CustomTag[] }`' }, 401: problem } },
+    get: { summary: "The company's custom tags (#custom.<name>)", responses: { 200: jsonAnswer('The custom tags, by name', listOf(Ref('CustomTag', CustomTag))), 401: problem } },
   },
   '/v1/custom-tags/{name}': {
     put: {
@@ -218,7 +240,7 @@ export const billPaths = {
       summary: 'Remove a custom tag',
       description: 'Errors: 404 unknown tag; 409 `tag-in-use` while a template uses it (the templates are named).',
       parameters: [tagName, idempotencyKey],
-      responses: { 200: { description: 'Removed: `{ name, deleted: true }`' }, 401: problem, 404: problem, 409: problem },
+      responses: { 200: jsonAnswer('Removed', Obj({ name: Str(), deleted: Type.Literal(true) })), 401: problem, 404: problem, 409: problem },
     },
   },
   '/v1/bill-runs': {
@@ -234,11 +256,8 @@ export const billPaths = {
     },
     get: {
       summary: 'Bill runs, newest first (read model, counters current while they run)',
-      parameters: [
-        { name: 'after', in: 'query', schema: { type: 'string' }, description: 'Cursor: the id of the last run of the previous page.' },
-        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-      ],
-      responses: { 200: { description: '`{ data: BillRun[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+      parameters: queryParameters(BillRunsQuery),
+      responses: { 200: jsonAnswer('A page of runs, newest first', listOf(Ref('BillRun', BillRun), Str())), 401: problem, 422: problem },
     },
   },
   '/v1/bill-runs/{id}': {
@@ -253,11 +272,9 @@ export const billPaths = {
       summary: 'Per-bill results of a run (sent, printed, skipped-held, failed with reason, pending)',
       parameters: [
         pathParam('id'),
-        { name: 'outcome', in: 'query', schema: { type: 'string', enum: [...BILL_OUTCOMES] } },
-        { name: 'after', in: 'query', schema: { type: 'integer' }, description: 'Cursor: the `seq` of the last item already read.' },
-        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 200 } },
+        ...queryParameters(BillRunItemsQuery),
       ],
-      responses: { 200: { description: '`{ data: BillRunItem[], nextCursor, hasMore }`' }, 401: problem, 404: problem, 422: problem },
+      responses: { 200: jsonAnswer('A page of per-bill results, in run order', listOf(Ref('BillRunItem', BillRunItem), Integer())), 401: problem, 404: problem, 422: problem },
     },
   },
   '/v1/bill-runs/{id}/retry': {

@@ -1,13 +1,66 @@
-/** Pieces of the OpenAPI description shared by openapi.ts and openapi-bills.ts. */
+/**
+ * Pieces of the OpenAPI description shared by openapi.ts, openapi-bills.ts and openapi-webhooks.ts,
+ * and the TypeBox helpers its schemas are written with: each schema is the JSON Schema the
+ * description publishes and the validators use, and `Static<typeof X>` is its TypeScript type.
+ */
+import { CloneType, Type, type SchemaOptions, type Static, type TObject, type TOptional, type TProperties, type TSchema, type TUnsafe } from '@sinclair/typebox';
 
 export const problem = { $ref: '#/components/responses/Problem' };
 /** Money bound: sums of 500 such lines stay exact in a JavaScript number and in a bigint column. */
 export const MAX_MINOR = 10_000_000_000_000;
-export const minor = { type: 'integer', minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.' };
 /** The largest value of a PostgreSQL `integer` column (intervals and day counts are stored in one). */
 export const MAX_INT4 = 2_147_483_647;
-export const date = { type: 'string', format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$' };
-export const id = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' };
+
+/** Money in minor units; `options` narrow it (a minimum of 0, a description of its own). */
+export const minor = (options: SchemaOptions = {}) =>
+  Type.Integer({ minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.', ...options });
+export const date = (options: SchemaOptions = {}) => Type.String({ format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$', ...options });
+/** An ERP identifier (client, project, invoice number, company code). */
+export const id = (options: SchemaOptions = {}) => Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', ...options });
+
+/** One of `values`, written as `enum` (the description stays readable, and the type is the union of the values). */
+export function StringEnum<const V extends readonly string[]>(values: V, options: SchemaOptions = {}): TUnsafe<V[number]> {
+  return Type.Unsafe<V[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** `schema`, or null: written as `type: [<its type>, 'null']` with its bounds kept. */
+export function Nullable<T extends TSchema>(schema: T, options: SchemaOptions = {}): TUnsafe<Static<T> | null> {
+  const plain = JSON.parse(JSON.stringify(schema)) as { type: string };
+  return Type.Unsafe<Static<T> | null>({ ...plain, type: [plain.type, 'null'], ...options });
+}
+
+/** Exactly one of `schemas` (`oneOf`: their branches exclude each other, which `anyOf` would not say). */
+export function OneOf<T extends TSchema[]>(schemas: [...T], options: SchemaOptions = {}): TUnsafe<Static<T[number]>> {
+  return Type.Unsafe<Static<T[number]>>({ ...options, oneOf: schemas });
+}
+
+/** A `$ref` to the component schema `name`, typed as `schema` (which must be the one registered under that name). */
+export function Ref<T extends TSchema>(name: string, _schema: T): TUnsafe<Static<T>> {
+  return Type.Unsafe<Static<T>>({ $ref: `#/components/schemas/${name}` });
+}
+
+/** An object the description does not detail (a step of a plan, a payment row). */
+export const AnyObject = (options: SchemaOptions = {}) => Type.Unsafe<Record<string, unknown>>({ type: 'object', ...options });
+
+/** An optional field the validator fills with `value` when absent, so a validated body always has it (see `Validated`). */
+export function Default<T extends TSchema>(schema: T, value: Static<T>): TOptional<T & { default: unknown }> {
+  return Type.Optional(CloneType(schema, { default: value })) as TOptional<T & { default: unknown }>;
+}
+
+type DefaultKeys<P extends TProperties> = { [K in keyof P]: P[K] extends { default: unknown } ? K : never }[keyof P];
+type ObjectKeys<P extends TProperties> = { [K in keyof P]: P[K] extends TObject ? K : never }[keyof P];
+/** What a body or query string of schema `T` is once validated: fields with a `Default` are present, in nested objects too. */
+export type Validated<T extends TSchema> =
+  T extends TObject<infer P> ? Static<T> & { [K in DefaultKeys<P>]-?: Static<P[K]> } & { [K in ObjectKeys<P>]?: Validated<P[K]> } : Static<T>;
+
+/** The query parameters of an operation, from one object schema (each property's description is the parameter's). */
+export function queryParameters(schema: TObject) {
+  const required = new Set(schema.required ?? []);
+  return Object.entries(schema.properties).map(([name, property]) => {
+    const { description, ...rest } = JSON.parse(JSON.stringify(property)) as { description?: string };
+    return { name, in: 'query', ...(required.has(name) ? { required: true } : {}), schema: rest, ...(description ? { description } : {}) };
+  });
+}
 
 export const idempotencyKey = {
   name: 'Idempotency-Key',
@@ -35,7 +88,7 @@ export const companyHeader = {
   description:
     'With an organisation key: the company this request is for. Needed on per-company routes when the organisation has several ' +
     'companies (422 `company-required` without it); narrows listings to that company. With a company key it may only name that company.',
-  schema: id,
+  schema: id(),
 };
 
 /**
@@ -60,6 +113,19 @@ export function jsonBody<N extends string>(name: N) {
 /** A JSON response of the named schema. */
 export function jsonResponse<N extends string>(description: string, name: N) {
   return { description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };
+}
+
+/** A JSON response whose body is `schema` (written in place: listings, small acknowledgements). */
+export function jsonAnswer(description: string, schema: TSchema) {
+  return { description, content: { 'application/json': { schema } } };
+}
+
+/** `{ data: [...] }`, with `nextCursor` and `hasMore` when the listing pages (`cursor`: the cursor's schema). */
+export function listOf(item: TSchema, cursor?: TSchema) {
+  return Type.Object({
+    data: Type.Array(item),
+    ...(cursor ? { nextCursor: Nullable(cursor, { description: 'Pass as `after` for the next page (null: nothing read yet).' }), hasMore: Type.Boolean() } : {}),
+  });
 }
 
 /** PostgreSQL cannot store U+0000 in text: every string of the description refuses it (422 naming the field). */
@@ -89,17 +155,22 @@ export function problemOf(...types: string[]) {
   };
 }
 
+/** Problem `type`s by status, of one operation ("POST /v1/invoices") or of every operation of a kind. */
+export type ProblemTypes = Record<number, string[]>;
+
 /**
- * Adds the answers every operation of a kind can give, wherever its own list leaves them out, so
- * the description lists every status the server answers: body errors where there is a body, 422
- * where a parameter can be wrong, 401 where a key is needed, the Billflow-Company and
- * Idempotency-Key answers where those headers are taken.
+ * Names the problem `type`s of every problem answer: those the operation's own route gives
+ * (`own`, by "METHOD /path") and those every operation of a kind can give (body errors where there
+ * is a body, 422 where a parameter can be wrong, 401 where a key is needed, the Billflow-Company
+ * and Idempotency-Key answers where those headers are taken). A status either list names is
+ * added to the operation's answers when missing, so the description lists every status the
+ * server answers.
  */
-export function withCommonAnswers<P extends object>(paths: P): P {
+export function withProblemTypes<P extends object>(paths: P, own: Record<string, ProblemTypes>): P {
   type Operation = { security?: readonly unknown[]; parameters?: readonly { name: string }[]; requestBody?: unknown; responses: Record<string, unknown> };
-  const answers = (op: Operation): Record<string, string[]> => {
+  const common = (op: Operation): ProblemTypes => {
     const names = new Set((op.parameters ?? []).map((p) => p.name));
-    const add: Record<string, string[]> = {};
+    const add: ProblemTypes = {};
     const push = (status: number, ...types: string[]) => (add[status] = [...(add[status] ?? []), ...types]);
     if (op.security?.length !== 0) push(401, 'unauthenticated');
     if (op.requestBody) {
@@ -118,32 +189,53 @@ export function withCommonAnswers<P extends object>(paths: P): P {
     }
     return add;
   };
-  return Object.fromEntries(
+  const unused = new Set(Object.keys(own));
+  const result = Object.fromEntries(
     Object.entries(paths as Record<string, Record<string, Operation>>).map(([path, item]) => [
       path,
       Object.fromEntries(
         Object.entries(item).map(([method, op]) => {
-          const extra = Object.entries(answers(op)).filter(([status]) => !(status in op.responses));
-          return [method, { ...op, responses: { ...op.responses, ...Object.fromEntries(extra.map(([status, types]) => [status, problemOf(...types)])) } }];
+          const name = `${method.toUpperCase()} ${path}`;
+          unused.delete(name);
+          const types: Record<string, Set<string>> = {};
+          for (const list of [own[name] ?? {}, common(op)]) {
+            for (const [status, t] of Object.entries(list)) for (const type of t) (types[status] ??= new Set()).add(type);
+          }
+          const responses = { ...op.responses };
+          for (const [status, t] of Object.entries(types)) {
+            const declared = responses[status] as { $ref?: string; content?: Record<string, unknown> } | undefined;
+            if (declared && declared.$ref !== problem.$ref && !declared.content?.['application/problem+json']) {
+              throw new Error(`${name} ${status}: problem types given for an answer that is not a problem`);
+            }
+            responses[status] = problemOf(...t);
+          }
+          return [method, { ...op, responses }];
         }),
       ),
     ]),
   ) as P;
+  if (unused.size > 0) throw new Error(`problem types for operations the description does not have: ${[...unused].join(', ')}`);
+  return result;
 }
 
-/** What a created thing's answer leads to: every operation of `to`'s paths, the path parameter filled from the answer. */
+/**
+ * What an answer leads to: the operations of `to` (a path: every operation on it; or one
+ * "METHOD /path"), with path parameters and body fields filled from the answer.
+ */
 export interface LinkRule {
   from: string;
   status: number;
   to: string[];
-  parameter: string;
-  value: string;
+  /** Path parameters of the targets: name -> runtime expression (`$response.body#/id`). */
+  parameters?: Record<string, string>;
+  /** Body fields of the targets (merged into what the fuzzer draws): values are runtime expressions or constants. */
+  requestBody?: Record<string, unknown>;
 }
 
 /**
- * Adds OpenAPI `links` from each creating answer to the operations on what it created (a client to
- * its GET and PATCH, an invoice to its status changes, …), so a client or a stateful fuzzer can
- * follow them to real things.
+ * Adds OpenAPI `links` from each answer to the operations on what it made or changed (a client to
+ * its GET and PATCH and to a new invoice for it, an invoice to its status changes, …), so a client
+ * or a stateful fuzzer can follow them to real things.
  */
 export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
   type Item = Record<string, { responses: Record<string, { links?: object }> }>;
@@ -154,12 +246,19 @@ export function withLinks<P extends object>(paths: P, rules: LinkRule[]): P {
     const response = copy[path]?.[method.toLowerCase()]?.responses[rule.status];
     if (!response) throw new Error(`link from ${rule.from} ${rule.status}: no such answer`);
     const links: Record<string, object> = { ...response.links };
-    for (const target of rule.to) {
+    for (const to of rule.to) {
+      const [only, target] = to.includes(' ') ? (to.split(' ') as [string, string]) : [undefined, to];
       const item = all[target];
       if (!item) throw new Error(`link from ${rule.from} to ${target}: no such path`);
-      for (const m of Object.keys(item)) {
+      const methods = only ? [only.toLowerCase()] : Object.keys(item);
+      for (const m of methods) {
+        if (!item[m]) throw new Error(`link from ${rule.from} to ${to}: no such operation`);
         const pointer = `#/paths/${target.replace(/~/g, '~0').replace(/\//g, '~1')}/${m}`;
-        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = { operationRef: pointer, parameters: { [rule.parameter]: rule.value } };
+        links[`${m}${target.replace(/\{[^}]+\}/g, 'By').replace(/[^A-Za-z0-9]+/g, '_')}`] = {
+          operationRef: pointer,
+          ...(rule.parameters ? { parameters: rule.parameters } : {}),
+          ...(rule.requestBody ? { requestBody: rule.requestBody } : {}),
+        };
       }
     }
     response.links = links;

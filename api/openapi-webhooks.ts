@@ -2,8 +2,11 @@
  * The OpenAPI schemas and paths of events to the ERP: webhook endpoints, their signing secrets
  * and deliveries. Spread into the one description in openapi.ts.
  */
+import { Type } from '@sinclair/typebox';
 import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../domain/events.js';
-import { idempotencyKey, jsonBody, jsonResponse, problem, requestId } from './openapi-parts.js';
+import { AnyObject, Default, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, Ref, queryParameters, requestId, StringEnum } from './openapi-parts.js';
+
+const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
 /** Octets 0-255 without leading zeros. */
 const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
@@ -12,103 +15,106 @@ const DOMAIN = '([A-Za-z0-9]+(-[A-Za-z0-9]+)*\\.)*[A-Za-z][A-Za-z0-9]*(-[A-Za-z0
 const PORT = '(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)';
 
 /** An http(s) URL every URL parser takes: a name, an IPv4 address or [::1], an optional port, then any printable path. */
-const endpointUrl = {
-  type: 'string',
-  maxLength: 2_000,
-  pattern: `^https?://(${DOMAIN}|${OCTET}(\\.${OCTET}){3}|\\[::1\\])(:${PORT})?([/?#][!-~]*)?$`,
-  description: "Where events are POSTed (the ERP's receiver).",
-};
+const endpointUrl = () =>
+  Str({
+    maxLength: 2_000,
+    pattern: `^https?://(${DOMAIN}|${OCTET}(\\.${OCTET}){3}|\\[::1\\])(:${PORT})?([/?#][!-~]*)?$`,
+    description: "Where events are POSTed (the ERP's receiver).",
+  });
 
-const eventList = {
-  type: 'array',
-  minItems: 1,
-  uniqueItems: true,
-  items: { type: 'string', enum: [...EVENT_TYPES] },
-  description: 'The event types sent to it; absent (or null on PATCH): every type.',
-};
+const eventList = () =>
+  Arr(StringEnum(EVENT_TYPES), { minItems: 1, uniqueItems: true, description: 'The event types sent to it; absent (or null on PATCH): every type.' });
 
 const eventTable = EVENT_TYPES.map((t) => `\`${t}\`: ${EVENT_DESCRIPTIONS[t]}`).join('; ');
 
-export const webhookSchemas = {
-  WebhookEndpointCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['url'],
-    properties: { url: endpointUrl, description: { type: 'string', maxLength: 500 }, events: eventList },
+const WebhookEndpointCreate = Obj(
+  { url: endpointUrl(), description: Optional(Str({ maxLength: 500 })), events: Optional(eventList()) },
+  { additionalProperties: false },
+);
+
+const WebhookEndpointPatch = Obj(
+  {
+    url: Optional(endpointUrl()),
+    description: Optional(Nullable(Str({ maxLength: 500 }))),
+    events: Optional(Nullable(eventList())),
+    enabled: Optional(Bool()),
   },
-  WebhookEndpointPatch: {
-    type: 'object',
+  {
     additionalProperties: false,
     minProperties: 1,
     description: 'Only the fields given change. `enabled: true` on a disabled endpoint tries its given-up deliveries again, in order.',
-    properties: {
-      url: endpointUrl,
-      description: { type: ['string', 'null'], maxLength: 500 },
-      events: { ...eventList, type: ['array', 'null'] },
-      enabled: { type: 'boolean' },
-    },
   },
-  WebhookSecretRotation: {
-    type: 'object',
-    additionalProperties: false,
-    properties: {
-      overlapSeconds: {
-        type: 'integer',
+);
+
+const WebhookSecretRotation = Obj(
+  {
+    overlapSeconds: Default(
+      Integer({
         minimum: 0,
         maximum: 2_592_000,
-        default: 86_400,
         description: 'How long the secret it replaces still signs too (a second signature in `webhook-signature`); 0: not at all.',
-      },
-    },
+      }),
+      86_400,
+    ),
   },
-  WebhookEndpoint: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      companyId: { type: 'string' },
-      url: { type: 'string' },
-      description: { type: ['string', 'null'] },
-      events: { type: ['array', 'null'], items: { type: 'string' } },
-      enabled: { type: 'boolean' },
-      disabledReason: { type: ['string', 'null'], description: 'Why it was disabled (failing for too long, or by the ERP).' },
-      failingSince: { type: ['string', 'null'], format: 'date-time', description: 'First failed attempt since the last success.' },
-      lastSuccessAt: { type: ['string', 'null'], format: 'date-time' },
-      previousSecretExpiresAt: { type: ['string', 'null'], format: 'date-time', description: 'Until when the rotated-out secret also signs.' },
-      secret: { type: 'string', description: 'The signing secret (`whsec_...`): answered only at creation and rotation.' },
-      createdAt: { type: 'string', format: 'date-time' },
-      updatedAt: { type: 'string', format: 'date-time' },
-    },
-  },
-  WebhookDelivery: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      webhookId: { type: 'string', description: 'The `webhook-id` header: the same on every attempt (deduplicate by it).' },
-      eventType: { type: 'string' },
-      requestId: { type: 'string', description: 'The correlation id of the request that caused the event.' },
-      status: { type: 'string', enum: ['pending', 'delivered', 'failed'] },
-      attemptCount: { type: 'integer' },
-      nextAttemptAt: { type: 'string', format: 'date-time' },
-      deliveredAt: { type: ['string', 'null'], format: 'date-time' },
-      createdAt: { type: 'string', format: 'date-time' },
-      event: { type: 'object', description: 'The body exactly as sent: `{ id, type, timestamp, companyId, requestId, data }`.' },
-      attempts: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            attempt: { type: 'integer' },
-            startedAt: { type: 'string', format: 'date-time' },
-            durationMs: { type: 'integer' },
-            statusCode: { type: ['integer', 'null'] },
-            responseBody: { type: ['string', 'null'], description: 'The first 2,000 characters of the answer.' },
-            error: { type: ['string', 'null'], description: 'Why no answer came (refused, no answer in time, ...).' },
-          },
-        },
-      },
-    },
-  },
-} as const;
+  { additionalProperties: false },
+);
+
+const WebhookEndpoint = Partial(
+  Obj({
+    id: Str(),
+    companyId: Str(),
+    url: Str(),
+    description: Nullable(Str()),
+    events: Nullable(Arr(Str())),
+    enabled: Bool(),
+    disabledReason: Nullable(Str(), { description: 'Why it was disabled (failing for too long, or by the ERP).' }),
+    failingSince: Nullable(Str({ format: 'date-time' }), { description: 'First failed attempt since the last success.' }),
+    lastSuccessAt: Nullable(Str({ format: 'date-time' })),
+    previousSecretExpiresAt: Nullable(Str({ format: 'date-time' }), { description: 'Until when the rotated-out secret also signs.' }),
+    secret: Str({ description: 'The signing secret (`whsec_...`): answered only at creation and rotation.' }),
+    createdAt: Str({ format: 'date-time' }),
+    updatedAt: Str({ format: 'date-time' }),
+  }),
+);
+
+const DELIVERY_STATUSES = ['pending', 'delivered', 'failed'] as const;
+
+const WebhookDelivery = Partial(
+  Obj({
+    id: Str(),
+    webhookId: Str({ description: 'The `webhook-id` header: the same on every attempt (deduplicate by it).' }),
+    eventType: Str(),
+    requestId: Str({ description: 'The correlation id of the request that caused the event.' }),
+    status: StringEnum(DELIVERY_STATUSES),
+    attemptCount: Integer(),
+    nextAttemptAt: Str({ format: 'date-time' }),
+    deliveredAt: Nullable(Str({ format: 'date-time' })),
+    createdAt: Str({ format: 'date-time' }),
+    event: AnyObject({ description: 'The body exactly as sent: `{ id, type, timestamp, companyId, requestId, data }`.' }),
+    attempts: Arr(
+      Partial(
+        Obj({
+          attempt: Integer(),
+          startedAt: Str({ format: 'date-time' }),
+          durationMs: Integer(),
+          statusCode: Nullable(Integer()),
+          responseBody: Nullable(Str(), { description: 'The first 2,000 characters of the answer.' }),
+          error: Nullable(Str(), { description: 'Why no answer came (refused, no answer in time, ...).' }),
+        }),
+      ),
+    ),
+  }),
+);
+
+/** The query string of an endpoint's deliveries. */
+export const DeliveriesQuery = Obj({
+  status: Optional(StringEnum(DELIVERY_STATUSES)),
+  after: Optional(Str({ pattern: '^\\d{1,18}$', description: 'Cursor: the id of the last delivery already read.' })),
+  limit: Default(Integer({ minimum: 1, maximum: 200 }), 50),
+});
+
+export const webhookSchemas = { WebhookEndpointCreate, WebhookEndpointPatch, WebhookSecretRotation, WebhookEndpoint, WebhookDelivery };
 
 type Name = keyof typeof webhookSchemas;
 const json = (description: string, name: Name) => jsonResponse(description, name);
@@ -131,7 +137,7 @@ export const webhookPaths = {
     },
     get: {
       summary: "The endpoints of the key's companies",
-      responses: { 200: { description: '`{ data: WebhookEndpoint[] }`' }, 401: problem },
+      responses: { 200: jsonAnswer('The endpoints', listOf(Ref('WebhookEndpoint', WebhookEndpoint))), 401: problem },
     },
   },
   '/v1/webhook-endpoints/{id}': {
@@ -162,11 +168,9 @@ export const webhookPaths = {
       summary: "The endpoint's deliveries, oldest first, each with its attempts and the answers",
       parameters: [
         endpointId,
-        { name: 'status', in: 'query', schema: { type: 'string', enum: ['pending', 'delivered', 'failed'] } },
-        { name: 'after', in: 'query', schema: { type: 'string', pattern: '^\\d{1,18}$' }, description: 'Cursor: the id of the last delivery already read.' },
-        { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
+        ...queryParameters(DeliveriesQuery),
       ],
-      responses: { 200: { description: '`{ data: WebhookDelivery[], nextCursor, hasMore }`' }, 401: problem, 404: problem, 422: problem },
+      responses: { 200: jsonAnswer('A page of deliveries, oldest first', listOf(Ref('WebhookDelivery', WebhookDelivery), Str())), 401: problem, 404: problem, 422: problem },
     },
   },
   '/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': {
@@ -174,7 +178,7 @@ export const webhookPaths = {
       summary: 'Send a delivery again (same `webhook-id`), with a new retry window',
       description: 'It goes out as soon as the deliveries of its invoice before it are done.',
       parameters: [endpointId, deliveryId, idempotencyKey],
-      responses: { 202: { description: '`{ id, status: "pending" }`' }, 401: problem, 404: problem },
+      responses: { 202: jsonAnswer('Queued again', Obj({ id: Str(), status: Type.Literal('pending') })), 401: problem, 404: problem },
     },
   },
 } as const;

@@ -1,527 +1,590 @@
 /**
- * The one description of billflow's HTTP API: served at /openapi.json, rendered at /docs, and the
- * source of the request-body schemas the server validates with (api/validate.ts).
+ * The one description of billflow's HTTP API: served at /openapi.json, rendered at /docs. Its
+ * component schemas are TypeBox schemas: the request validators (api/validate.ts) use them, and the
+ * routes get their bodies' types from them (`Validated<typeof X>`), so the three cannot disagree.
  */
+import { Type } from '@sinclair/typebox';
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { PROVIDER_KINDS } from '../domain/provider.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
 import { webhookPaths, webhookSchemas } from './openapi-webhooks.js';
-import { date, id, idempotencyKey, jsonBody, jsonResponse, MAX_INT4, MAX_MINOR, minor, problem, refusingNul, requestId, withCommonAnswers, withCompanyHeader, withLinks, type LinkRule } from './openapi-parts.js';
+import {
+  AnyObject,
+  date,
+  Default,
+  id,
+  idempotencyKey,
+  jsonAnswer,
+  jsonBody,
+  jsonResponse,
+  listOf,
+  MAX_INT4,
+  MAX_MINOR,
+  minor,
+  Nullable,
+  OneOf,
+  problem,
+  queryParameters,
+  Ref,
+  refusingNul,
+  requestId,
+  StringEnum,
+  withProblemTypes,
+  withCompanyHeader,
+  withLinks,
+  type LinkRule,
+  type ProblemTypes,
+} from './openapi-parts.js';
 
+const { Object: Obj, Partial, Optional, String: Str, Integer, Number: Num, Boolean: Bool, Array: Arr, Literal, Null } = Type;
 
 /** Company settings set at registration and changeable with PATCH (no defaults here: a PATCH changes only what it names). */
 const companySettings = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
-  paymentImportSeconds: { type: 'integer', minimum: 1, maximum: MAX_INT4, description: 'How often an open invoice imports payments from the provider (default 3600).' },
-  reminderDays: {
-    type: 'array',
-    uniqueItems: true,
-    maxItems: 10,
-    items: { type: 'integer', minimum: -30, maximum: 365 },
-    description:
-      'Days relative to the due date (0 = the due date, -3 = three days before, 7 = a week after) on which the client of a Final invoice ' +
-      'that still owes something gets a reminder email with the outstanding amount, the Pay Now URL and the PDF. None by default.',
-  },
-  reconcileSeconds: {
-    type: 'integer',
-    minimum: 60,
-    maximum: MAX_INT4,
-    description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift (default 86400).",
-  },
+  name: () => Str({ minLength: 1, maxLength: 200 }),
+  paymentImportSeconds: () => Integer({ minimum: 1, maximum: MAX_INT4, description: 'How often an open invoice imports payments from the provider (default 3600).' }),
+  reminderDays: () =>
+    Arr(Integer({ minimum: -30, maximum: 365 }), {
+      uniqueItems: true,
+      maxItems: 10,
+      description:
+        'Days relative to the due date (0 = the due date, -3 = three days before, 7 = a week after) on which the client of a Final invoice ' +
+        'that still owes something gets a reminder email with the outstanding amount, the Pay Now URL and the PDF. None by default.',
+    }),
+  reconcileSeconds: () =>
+    Integer({
+      minimum: 60,
+      maximum: MAX_INT4,
+      description: "How often the company's scheduled reconciliation compares billflow with the provider account and repairs drift (default 86400).",
+    }),
 };
 
+// Sent in HTTP headers or used as HMAC keys: printable ASCII only, so a pasted placeholder ("sk_test_…") is refused here.
+const printable = () => Str({ minLength: 1, pattern: '^[\\x21-\\x7E]+$' });
 const providerAccount = {
-  type: 'object',
-  additionalProperties: false,
-  description: "The company's own payment provider account (Bill & Pay, or Stripe). With enabled=false invoices never go to the provider.",
-  properties: {
-    enabled: { type: 'boolean' },
-    url: { type: 'string', format: 'uri', minLength: 1 },
-    // Sent in HTTP headers or used as HMAC keys: printable ASCII only, so a pasted placeholder ("sk_test_…") is refused here.
-    accountId: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-    apiKey: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-    webhookSecret: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7E]+$' },
-  },
+  enabled: () => Bool(),
+  url: () => Str({ format: 'uri', minLength: 1 }),
+  accountId: printable,
+  apiKey: printable,
+  webhookSecret: printable,
 };
+const providerDescription = "The company's own payment provider account (Bill & Pay, or Stripe). With enabled=false invoices never go to the provider.";
 
-const schemas = {
-  ...billSchemas,
-  ...webhookSchemas,
-  OrganisationCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['id', 'name'],
-    description: 'One ERP connection (an Ajera database) over several companies, with one API key.',
-    properties: { id: { ...id, description: "The ERP database's code." }, name: { type: 'string', minLength: 1, maxLength: 200 } },
-  },
-  Organisation: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      name: { type: 'string' },
-      apiKey: { type: 'string', description: 'Returned once, at creation. Covers every company of the organisation.' },
-    },
-  },
-  CompanyCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['id', 'name'],
-    properties: {
-      id: { ...id, description: "The ERP's company code; part of every invoice workflow id." },
-      organisationId: {
-        ...id,
-        description: "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
-      },
-      currency: { type: 'string', pattern: '^[A-Z]{3}$', default: 'USD' },
-      name: companySettings.name,
-      paymentImportSeconds: { ...companySettings.paymentImportSeconds, default: 3600 },
-      reminderDays: { ...companySettings.reminderDays, default: [] },
-      reconcileSeconds: { ...companySettings.reconcileSeconds, default: 86_400 },
-      provider: {
-        ...providerAccount,
-        properties: {
-          kind: {
-            type: 'string',
-            enum: [...PROVIDER_KINDS],
-            default: 'billpay',
-            description:
-              'The provider the company collects through, chosen once, at registration: `billpay` (a Bill & Pay-compatible API) or `stripe` ' +
-              '(apiKey: the secret key; url defaults to https://api.stripe.com; webhookSecret: the endpoint\'s `whsec_` signing secret; no accountId needed).',
+const OrganisationCreate = Obj(
+  { id: id({ description: "The ERP database's code." }), name: Str({ minLength: 1, maxLength: 200 }) },
+  { additionalProperties: false, description: 'One ERP connection (an Ajera database) over several companies, with one API key.' },
+);
+const Organisation = Partial(
+  Obj({ id: Str(), name: Str(), apiKey: Str({ description: 'Returned once, at creation. Covers every company of the organisation.' }) }),
+);
+
+const CompanyCreate = Obj(
+  {
+    id: id({ description: "The ERP's company code; part of every invoice workflow id." }),
+    organisationId: Optional(
+      id({
+        description:
+          "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
+      }),
+    ),
+    currency: Default(Str({ pattern: '^[A-Z]{3}$' }), 'USD'),
+    name: companySettings.name(),
+    paymentImportSeconds: Default(companySettings.paymentImportSeconds(), 3600),
+    reminderDays: Default(companySettings.reminderDays(), []),
+    reconcileSeconds: Default(companySettings.reconcileSeconds(), 86_400),
+    provider: Optional(
+      Obj(
+        {
+          kind: Default(
+            StringEnum(PROVIDER_KINDS, {
+              description:
+                'The provider the company collects through, chosen once, at registration: `billpay` (a Bill & Pay-compatible API) or `stripe` ' +
+                "(apiKey: the secret key; url defaults to https://api.stripe.com; webhookSecret: the endpoint's `whsec_` signing secret; no accountId needed).",
+            }),
+            'billpay',
+          ),
+          enabled: providerAccount.enabled(),
+          url: Optional(providerAccount.url()),
+          accountId: Optional(providerAccount.accountId()),
+          apiKey: Optional(providerAccount.apiKey()),
+          webhookSecret: Optional(providerAccount.webhookSecret()),
+        },
+        {
+          additionalProperties: false,
+          description: providerDescription,
+          // Turning the integration on at registration needs the whole account (a Stripe one: its key and signing secret).
+          if: { properties: { enabled: { const: true } } },
+          then: {
+            required: ['apiKey', 'webhookSecret'],
+            if: { properties: { kind: { const: 'stripe' } }, required: ['kind'] },
+            else: { required: ['url', 'accountId'] },
           },
-          ...providerAccount.properties,
         },
-        required: ['enabled'],
-        // Turning the integration on at registration needs the whole account (a Stripe one: its key and signing secret).
-        if: { properties: { enabled: { const: true } } },
-        then: {
-          required: ['apiKey', 'webhookSecret'],
-          if: { properties: { kind: { const: 'stripe' } }, required: ['kind'] },
-          else: { required: ['url', 'accountId'] },
-        },
-      },
-    },
+      ),
+    ),
   },
-  CompanyPatch: {
-    type: 'object',
+  { additionalProperties: false },
+);
+
+const CompanyPatch = Obj(
+  {
+    name: Optional(companySettings.name()),
+    paymentImportSeconds: Optional(companySettings.paymentImportSeconds()),
+    reminderDays: Optional(companySettings.reminderDays()),
+    reconcileSeconds: Optional(companySettings.reconcileSeconds()),
+    provider: Optional(
+      Obj(
+        {
+          enabled: Optional(providerAccount.enabled()),
+          url: Optional(providerAccount.url()),
+          accountId: Optional(providerAccount.accountId()),
+          apiKey: Optional(providerAccount.apiKey()),
+          webhookSecret: Optional(providerAccount.webhookSecret()),
+          webhookSecretOverlapSeconds: Default(
+            Integer({
+              minimum: 0,
+              maximum: 2_592_000,
+              description: 'With a new webhookSecret: how long webhooks signed with the one it replaces still verify (0: not at all).',
+            }),
+            86_400,
+          ),
+        },
+        { additionalProperties: false, description: providerDescription },
+      ),
+    ),
+  },
+  {
     additionalProperties: false,
     minProperties: 1,
     description: 'Only the fields given change. Invoices use the new settings from their next status change; the reconciliation schedule follows at once.',
-    properties: {
-      ...companySettings,
-      provider: {
-        ...providerAccount,
-        properties: {
-          ...providerAccount.properties,
-          webhookSecretOverlapSeconds: {
-            type: 'integer',
-            minimum: 0,
-            maximum: 2_592_000,
-            default: 86_400,
-            description: 'With a new webhookSecret: how long webhooks signed with the one it replaces still verify (0: not at all).',
-          },
-        },
-      },
-    },
   },
-  Company: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      name: { type: 'string' },
-      organisationId: { type: ['string', 'null'] },
-      currency: { type: 'string' },
-      paymentImportSeconds: { type: 'integer' },
-      reconcileSeconds: { type: 'integer' },
-      reconcileScheduleId: { type: ['string', 'null'], description: "The company's reconciliation schedule in Temporal (null without the provider integration)." },
-      reminderDays: { type: 'array', items: { type: 'integer' } },
-      provider: {
-        type: 'object',
-        properties: {
-          enabled: { type: 'boolean' },
-          kind: { type: 'string', enum: [...PROVIDER_KINDS] },
-          url: { type: ['string', 'null'] },
-          accountId: { type: ['string', 'null'] },
-          circuit: {
-            type: 'object',
+);
+
+const Company = Partial(
+  Obj({
+    id: Str(),
+    name: Str(),
+    organisationId: Nullable(Str()),
+    currency: Str(),
+    paymentImportSeconds: Integer(),
+    reconcileSeconds: Integer(),
+    reconcileScheduleId: Nullable(Str(), { description: "The company's reconciliation schedule in Temporal (null without the provider integration)." }),
+    reminderDays: Arr(Integer()),
+    provider: Partial(
+      Obj({
+        enabled: Bool(),
+        kind: StringEnum(PROVIDER_KINDS),
+        url: Nullable(Str()),
+        accountId: Nullable(Str()),
+        circuit: Partial(
+          Obj({
+            state: StringEnum(['closed', 'open', 'half-open']),
+            failures: Integer({ description: 'Outages in a row so far.' }),
+            openedAt: Nullable(Str({ format: 'date-time' })),
+            probeAfter: Nullable(Str({ format: 'date-time' })),
+            lastFailure: Nullable(Str()),
+            lastFailureAt: Nullable(Str({ format: 'date-time' })),
+            refused: Integer({ description: 'Calls refused without reaching the provider since it last opened.' }),
+            timesOpened: Integer(),
+          }),
+          {
             description:
               "The circuit breaker of the company's provider account (listing and PATCH answers): `open` after PROVIDER_CIRCUIT_FAILURES outages (5xx, 429, no answer) in a row; " +
               'provider calls then fail fast without reaching the provider (changes wait as `pendingChange`, answered 202) until `probeAfter`, when one call probes it (`half-open`); its success closes it.',
-            properties: {
-              state: { type: 'string', enum: ['closed', 'open', 'half-open'] },
-              failures: { type: 'integer', description: 'Outages in a row so far.' },
-              openedAt: { type: ['string', 'null'], format: 'date-time' },
-              probeAfter: { type: ['string', 'null'], format: 'date-time' },
-              lastFailure: { type: ['string', 'null'] },
-              lastFailureAt: { type: ['string', 'null'], format: 'date-time' },
-              refused: { type: 'integer', description: 'Calls refused without reaching the provider since it last opened.' },
-              timesOpened: { type: 'integer' },
-            },
           },
-        },
-      },
-      webhookUrl: { type: 'string', description: "Give this to the provider account as its webhook URL." },
-      apiKey: { type: 'string', description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' },
-    },
+        ),
+      }),
+    ),
+    webhookUrl: Str({ description: 'Give this to the provider account as its webhook URL.' }),
+    apiKey: Str({ description: 'Returned once, at creation. Send as `Authorization: Bearer <apiKey>`.' }),
+  }),
+);
+
+const ClientCreate = Obj(
+  {
+    id: id({ description: "The ERP's client id." }),
+    name: Str({ minLength: 1, maxLength: 200 }),
+    email: Optional(Str({ format: 'email', maxLength: 320 })),
   },
-  ClientCreate: {
-    type: 'object',
+  { additionalProperties: false },
+);
+
+const EmailTemplate = Obj(
+  { subject: Str({ minLength: 1, maxLength: 500 }), body: Str({ minLength: 1, maxLength: 20_000 }) },
+  {
     additionalProperties: false,
-    required: ['id', 'name'],
-    properties: {
-      id: { ...id, description: "The ERP's client id." },
-      name: { type: 'string', minLength: 1, maxLength: 200 },
-      email: { type: 'string', format: 'email', maxLength: 320 },
-    },
-  },
-  EmailTemplate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['subject', 'body'],
     description:
       "The client's invoice email. Tags: {{company.name}} {{client.name}} {{invoice.number}} {{invoice.invoiceDate}} {{invoice.dueDate}} " +
       '{{invoice.total}} {{invoice.outstanding}} {{payNowUrl}}, and {{#if tag}}…{{/if}} around them. With {{payNowUrl}} the emailed invoice carries its Pay Now URL. ' +
       'An unknown tag is refused with 422 naming it.',
-    properties: { subject: { type: 'string', minLength: 1, maxLength: 500 }, body: { type: 'string', minLength: 1, maxLength: 20_000 } },
   },
-  ProjectCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['id', 'name', 'clientId'],
-    properties: {
-      id: { ...id, description: "The ERP's project id; unique within the organisation." },
-      name: { type: 'string', minLength: 1, maxLength: 200 },
-      clientId: { ...id, description: 'The client the project bills.' },
-      companyId: { ...id, description: "The company the project belongs to; its provider account sends the project's invoices. Required with an organisation key of several companies." },
-    },
+);
+
+const ProjectCreate = Obj(
+  {
+    id: id({ description: "The ERP's project id; unique within the organisation." }),
+    name: Str({ minLength: 1, maxLength: 200 }),
+    clientId: id({ description: 'The client the project bills.' }),
+    companyId: Optional(
+      id({ description: "The company the project belongs to; its provider account sends the project's invoices. Required with an organisation key of several companies." }),
+    ),
   },
-  Project: {
-    type: 'object',
-    properties: { id: { type: 'string' }, name: { type: 'string' }, companyId: { type: 'string' }, clientId: { type: 'string' }, createdAt: { type: 'string' } },
+  { additionalProperties: false },
+);
+const Project = Partial(Obj({ id: Str(), name: Str(), companyId: Str(), clientId: Str(), createdAt: Str() }));
+const Client = Partial(Obj({ id: Str(), name: Str(), email: Nullable(Str()) }));
+
+const InvoiceLine = Obj(
+  {
+    description: Str({ minLength: 1, maxLength: 500 }),
+    quantity: Optional(Num({ minimum: -1_000_000_000, maximum: 1_000_000_000 })),
+    unitPrice: Optional(minor()),
+    amount: minor({ description: 'Line amount in minor units; must equal quantity x unitPrice when both are given.' }),
   },
-  Client: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, email: { type: ['string', 'null'] } } },
-  InvoiceLine: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['description', 'amount'],
-    properties: {
-      description: { type: 'string', minLength: 1, maxLength: 500 },
-      quantity: { type: 'number', minimum: -1_000_000_000, maximum: 1_000_000_000 },
-      unitPrice: minor,
-      amount: { ...minor, description: 'Line amount in minor units; must equal quantity x unitPrice when both are given.' },
-    },
+  { additionalProperties: false },
+);
+const lines = () => Arr(Ref('InvoiceLine', InvoiceLine), { minItems: 1, maxItems: 500 });
+
+const InvoiceCreate = Obj(
+  {
+    number: id({ description: "The ERP's invoice number, unique per company (per organisation when the company belongs to one)." }),
+    projectId: Optional(
+      id({ description: "The project the invoice bills. Its company is the invoice's company, whose provider account sends it and gives its Pay Now URL." }),
+    ),
+    clientId: Optional(id({ description: "The client billed; defaults to the project's client. Required without projectId." })),
+    invoiceDate: date(),
+    dueDate: date(),
+    lines: lines(),
+    prepaymentsApplied: Default(minor({ minimum: 0, description: 'Client prepayments (credits) the ERP applied to this invoice.' }), 0),
   },
-  InvoiceCreate: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['number', 'invoiceDate', 'dueDate', 'lines'],
-    properties: {
-      number: { ...id, description: "The ERP's invoice number, unique per company (per organisation when the company belongs to one)." },
-      projectId: {
-        ...id,
-        description: "The project the invoice bills. Its company is the invoice's company, whose provider account sends it and gives its Pay Now URL.",
-      },
-      clientId: { ...id, description: "The client billed; defaults to the project's client. Required without projectId." },
-      invoiceDate: date,
-      dueDate: date,
-      lines: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/InvoiceLine' } },
-      prepaymentsApplied: { ...minor, minimum: 0, default: 0, description: 'Client prepayments (credits) the ERP applied to this invoice.' },
-    },
+  { additionalProperties: false },
+);
+
+const InvoiceRevision = Obj(
+  { invoiceDate: Optional(date()), dueDate: Optional(date()), lines: Optional(lines()) },
+  { additionalProperties: false, minProperties: 1, description: 'New content for a Draft or Reissue invoice.' },
+);
+
+const BackupAttachment = Obj(
+  { filename: Str({ minLength: 1, maxLength: 200 }), contentType: Str({ minLength: 3, maxLength: 100 }), contentBase64: Str({ minLength: 1, maxLength: 10_000_000 }) },
+  { additionalProperties: false },
+);
+const StatusChange = Obj(
+  {
+    status: StringEnum(INVOICE_STATUSES),
+    dryRun: Default(Bool({ description: 'Answer with exactly what the change would do (the same plan the real change executes) and change nothing.' }), false),
+    backupAttachments: Optional(
+      Arr(BackupAttachment, { maxItems: 20, description: 'Backup documents printed with a Final invoice: kept and emailed with it, never sent to the provider.' }),
+    ),
   },
-  InvoiceRevision: {
-    type: 'object',
-    additionalProperties: false,
-    minProperties: 1,
-    description: 'New content for a Draft or Reissue invoice.',
-    properties: {
-      invoiceDate: date,
-      dueDate: date,
-      lines: { type: 'array', minItems: 1, maxItems: 500, items: { $ref: '#/components/schemas/InvoiceLine' } },
-    },
-  },
-  StatusChange: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['status'],
-    properties: {
-      status: { type: 'string', enum: [...INVOICE_STATUSES] },
-      dryRun: { type: 'boolean', default: false, description: 'Answer with exactly what the change would do (the same plan the real change executes) and change nothing.' },
-      backupAttachments: {
-        type: 'array',
-        maxItems: 20,
-        description: 'Backup documents printed with a Final invoice: kept and emailed with it, never sent to the provider.',
-        items: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['filename', 'contentType', 'contentBase64'],
-          properties: {
-            filename: { type: 'string', minLength: 1, maxLength: 200 },
-            contentType: { type: 'string', minLength: 3, maxLength: 100 },
-            contentBase64: { type: 'string', minLength: 1, maxLength: 10_000_000 },
-          },
-        },
-      },
-    },
-  },
-  Plan: {
-    type: 'object',
-    description: 'What a status change does at the provider and in the ERP feed, step by step.',
-    properties: {
-      from: { type: 'string' },
-      to: { type: 'string' },
-      steps: {
-        type: 'array',
-        items: {
-          type: 'object',
+  { additionalProperties: false },
+);
+
+const Plan = Partial(
+  Obj(
+    {
+      from: Str(),
+      to: Str(),
+      steps: Arr(
+        AnyObject({
           description:
             'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
             'keep-provider-payment (a provider that keeps the payments it collected, e.g. Stripe: its invoice is credited when it leaves) | ' +
             'delete-provider-invoice (voids: true where the provider voids rather than deletes, e.g. Stripe) | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
             'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
-        },
-      },
-      payNowUrl: {
-        type: 'string',
-        enum: ['new', 'same', 'removed', 'none', 'unchanged'],
+        }),
+      ),
+      payNowUrl: StringEnum(['new', 'same', 'removed', 'none', 'unchanged'], {
         description: "What the change does to the provider's payment page (`providerPaymentUrl`). billflow's own link (`payNowUrl` of the invoice) changes only on a Final after a Draft.",
-      },
-      feed: { type: 'array', items: { type: 'object' }, description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' },
+      }),
+      feed: Arr(AnyObject(), { description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' }),
     },
+  ),
+  { description: 'What a status change does at the provider and in the ERP feed, step by step.' },
+);
+
+const LifecycleChange = Obj(
+  {
+    state: StringEnum(['Presented', 'Presented & Confirmed', 'Presented & Rejected'], { description: 'Posted is set when the invoice becomes Final.' }),
+    by: Str({ minLength: 1, maxLength: 200, description: 'Who makes the change (recorded with the time).' }),
   },
-  LifecycleChange: {
-    type: 'object',
+  { additionalProperties: false },
+);
+
+const Release = Obj(
+  { by: Str({ minLength: 1, maxLength: 200, description: 'The operator releasing the held exceptional bill.' }) },
+  { additionalProperties: false },
+);
+
+const QuickPay = Obj(
+  {
+    paymentType: Str({ minLength: 1, maxLength: 100 }),
+    paymentMethod: Str({ minLength: 1, maxLength: 100 }),
+    issuedOn: date(),
+    category: Str({ minLength: 1, maxLength: 100 }),
+    receivedByUser: Str({ minLength: 1, maxLength: 200 }),
+    receivedByUnit: Str({ minLength: 1, maxLength: 200 }),
+  },
+  { additionalProperties: false, description: "The amount is always the bill's whole unsettled balance and cannot be given." },
+);
+
+const BillLimit = OneOf([
+  Obj({ kind: Literal('fixed'), amount: minor({ minimum: 0 }) }, { additionalProperties: false }),
+  Obj({ kind: Literal('credit-limit'), percent: Num({ exclusiveMinimum: 0, maximum: 1000, description: '100 = equal to the credit limit' }) }, { additionalProperties: false }),
+]);
+const limitOrNone = () => OneOf([Ref('BillLimit', BillLimit), Null()]);
+const BillingRunDefinition = Obj(
+  { maxCredited: limitOrNone(), maxDebited: limitOrNone() },
+  {
     additionalProperties: false,
-    required: ['state', 'by'],
-    properties: {
-      state: { type: 'string', enum: ['Presented', 'Presented & Confirmed', 'Presented & Rejected'], description: 'Posted is set when the invoice becomes Final.' },
-      by: { type: 'string', minLength: 1, maxLength: 200, description: 'Who makes the change (recorded with the time).' },
-    },
+    description:
+      'Bills whose total is below -maxCredited ("Max Credit Amount Reached") or above maxDebited ("Max Credit Limit Amount Reached") are exceptional and held. null: no limit.',
   },
-  Release: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['by'],
-    properties: { by: { type: 'string', minLength: 1, maxLength: 200, description: 'The operator releasing the held exceptional bill.' } },
+);
+
+const ClientPatch = Obj(
+  {
+    name: Optional(Str({ minLength: 1, maxLength: 200 })),
+    email: Optional(Nullable(Str({ format: 'email', maxLength: 320 }))),
+    creditLimit: Optional(Nullable(Integer({ minimum: 0, maximum: MAX_MINOR, description: 'Credit limit of the client account, minor units.' }))),
+    deliveryPreference: Optional(StringEnum(['email', 'print'])),
   },
-  QuickPay: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['paymentType', 'paymentMethod', 'issuedOn', 'category', 'receivedByUser', 'receivedByUnit'],
-    description: 'The amount is always the bill\'s whole unsettled balance and cannot be given.',
-    properties: {
-      paymentType: { type: 'string', minLength: 1, maxLength: 100 },
-      paymentMethod: { type: 'string', minLength: 1, maxLength: 100 },
-      issuedOn: date,
-      category: { type: 'string', minLength: 1, maxLength: 100 },
-      receivedByUser: { type: 'string', minLength: 1, maxLength: 200 },
-      receivedByUnit: { type: 'string', minLength: 1, maxLength: 200 },
-    },
-  },
-  BillLimit: {
-    oneOf: [
-      { type: 'object', additionalProperties: false, required: ['kind', 'amount'], properties: { kind: { const: 'fixed' }, amount: { ...minor, minimum: 0 } } },
+  { additionalProperties: false, minProperties: 1 },
+);
+
+const PrepaymentApply = Obj({ prepaymentId: Str({ format: 'uuid' }), amount: minor({ minimum: 1 }) }, { additionalProperties: false });
+
+const Prepayment = Partial(
+  Obj({
+    id: Str(),
+    companyId: Str(),
+    clientId: Str(),
+    amount: minor(),
+    remaining: minor(),
+    origin: AnyObject({ description: 'The invoice and provider payment the credit came from.' }),
+    applications: Arr(AnyObject()),
+  }),
+);
+
+const PaymentHolds = Partial(
+  Obj({
+    paymentId: Str(),
+    companyId: Str({ description: 'The company whose provider account took the payment.' }),
+    coveredInvoices: Arr(Str()),
+    heldBy: Arr(Str(), { description: 'Covered invoices still Final: the provider payment stays until each has changed.' }),
+    removedAtProvider: Bool(),
+  }),
+);
+
+const Invoice = Partial(
+  Obj({
+    companyId: Str(),
+    number: Str(),
+    clientId: Str(),
+    projectId: Str({ description: 'Present when the invoice was created for a project.' }),
+    projectName: Str(),
+    status: StringEnum(INVOICE_STATUSES),
+    settlement: StringEnum(SETTLEMENT_STATUSES),
+    currency: Str(),
+    invoiceDate: date(),
+    dueDate: date(),
+    lines: Arr(Ref('InvoiceLine', InvoiceLine)),
+    total: minor(),
+    prepaymentsApplied: minor(),
+    paid: minor(),
+    outstanding: minor(),
+    payNowUrl: Nullable(Str(), {
+      description:
+        "billflow's own Pay Now link (`/pay/{token}`): the same from a Final until the invoice goes back to Draft, whatever the provider does underneath; it redirects to the provider's current payment page. Null while the invoice has no payment page (Draft, held, never sent).",
+    }),
+    providerPaymentUrl: Nullable(Str(), { description: "The provider's own payment page now (before the stable link, this was `payNowUrl`); it changes when the provider's record is replaced." }),
+    providerInvoiceId: Nullable(Str()),
+    sentToProvider: Bool(),
+    revision: Integer(),
+    payments: Arr(AnyObject()),
+    history: Arr(AnyObject()),
+    pendingChange: Type.Unsafe<Record<string, unknown> | null>({
+      type: ['object', 'null'],
+      description: 'A status change under way (e.g. waiting out a provider outage after a 202).',
+    }),
+    emailDelivery: Nullable(
+      Partial(
+        Obj({ revision: Integer(), status: StringEnum(['sent', 'failed', 'unconfirmed']), to: Nullable(Str()), detail: Str(), at: Str() }),
+      ),
       {
-        type: 'object',
-        additionalProperties: false,
-        required: ['kind', 'percent'],
-        properties: { kind: { const: 'credit-limit' }, percent: { type: 'number', exclusiveMinimum: 0, maximum: 1000, description: '100 = equal to the credit limit' } },
-      },
-    ],
-  },
-  BillingRunDefinition: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['maxCredited', 'maxDebited'],
-    description: 'Bills whose total is below -maxCredited ("Max Credit Amount Reached") or above maxDebited ("Max Credit Limit Amount Reached") are exceptional and held. null: no limit.',
-    properties: {
-      maxCredited: { oneOf: [{ $ref: '#/components/schemas/BillLimit' }, { type: 'null' }] },
-      maxDebited: { oneOf: [{ $ref: '#/components/schemas/BillLimit' }, { type: 'null' }] },
-    },
-  },
-  ClientPatch: {
-    type: 'object',
-    additionalProperties: false,
-    minProperties: 1,
-    properties: {
-      name: { type: 'string', minLength: 1, maxLength: 200 },
-      email: { type: ['string', 'null'], format: 'email', maxLength: 320 },
-      creditLimit: { type: ['integer', 'null'], minimum: 0, maximum: MAX_MINOR, description: 'Credit limit of the client account, minor units.' },
-      deliveryPreference: { type: 'string', enum: ['email', 'print'] },
-    },
-  },
-  PrepaymentApply: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['prepaymentId', 'amount'],
-    properties: { prepaymentId: { type: 'string', format: 'uuid' }, amount: { ...minor, minimum: 1 } },
-  },
-  Prepayment: {
-    type: 'object',
-    properties: {
-      id: { type: 'string' },
-      companyId: { type: 'string' },
-      clientId: { type: 'string' },
-      amount: minor,
-      remaining: minor,
-      origin: { type: 'object', description: 'The invoice and provider payment the credit came from.' },
-      applications: { type: 'array', items: { type: 'object' } },
-    },
-  },
-  PaymentHolds: {
-    type: 'object',
-    properties: {
-      paymentId: { type: 'string' },
-      companyId: { type: 'string', description: "The company whose provider account took the payment." },
-      coveredInvoices: { type: 'array', items: { type: 'string' } },
-      heldBy: { type: 'array', items: { type: 'string' }, description: 'Covered invoices still Final: the provider payment stays until each has changed.' },
-      removedAtProvider: { type: 'boolean' },
-    },
-  },
-  Invoice: {
-    type: 'object',
-    description: "The invoice as its workflow holds it.",
-    properties: {
-      companyId: { type: 'string' },
-      number: { type: 'string' },
-      clientId: { type: 'string' },
-      projectId: { type: 'string', description: 'Present when the invoice was created for a project.' },
-      projectName: { type: 'string' },
-      status: { type: 'string', enum: [...INVOICE_STATUSES] },
-      settlement: { type: 'string', enum: [...SETTLEMENT_STATUSES] },
-      currency: { type: 'string' },
-      invoiceDate: date,
-      dueDate: date,
-      lines: { type: 'array', items: { $ref: '#/components/schemas/InvoiceLine' } },
-      total: minor,
-      prepaymentsApplied: minor,
-      paid: minor,
-      outstanding: minor,
-      payNowUrl: {
-        type: ['string', 'null'],
-        description:
-          "billflow's own Pay Now link (`/pay/{token}`): the same from a Final until the invoice goes back to Draft, whatever the provider does underneath; it redirects to the provider's current payment page. Null while the invoice has no payment page (Draft, held, never sent).",
-      },
-      providerPaymentUrl: { type: ['string', 'null'], description: "The provider's own payment page now (before the stable link, this was `payNowUrl`); it changes when the provider's record is replaced." },
-      providerInvoiceId: { type: ['string', 'null'] },
-      sentToProvider: { type: 'boolean' },
-      revision: { type: 'integer' },
-      payments: { type: 'array', items: { type: 'object' } },
-      history: { type: 'array', items: { type: 'object' } },
-      pendingChange: { type: ['object', 'null'], description: 'A status change under way (e.g. waiting out a provider outage after a 202).' },
-      emailDelivery: {
-        type: ['object', 'null'],
         description:
           "The latest Final's invoice email: `status` sent; failed when the mail server refused it for good (`detail` says why); unconfirmed when a crash cut the send off (it is never sent twice). The Final stands either way.",
-        properties: { revision: { type: 'integer' }, status: { type: 'string', enum: ['sent', 'failed', 'unconfirmed'] }, to: { type: ['string', 'null'] }, detail: { type: 'string' }, at: { type: 'string' } },
       },
-      lastFailure: {
-        type: ['object', 'null'],
-        description: 'The last status change or release that failed for good (a provider refusal): the reason and what was undone at the provider. Cleared by the next change that succeeds.',
-        properties: { to: { type: 'string' }, requestId: { type: 'string' }, at: { type: 'string' }, reason: { type: 'string' }, undone: { type: 'array', items: { type: 'string' } } },
-      },
-      workflowId: { type: 'string' },
-    },
+    ),
+    lastFailure: Nullable(Partial(Obj({ to: Str(), requestId: Str(), at: Str(), reason: Str(), undone: Arr(Str()) })), {
+      description:
+        'The last status change or release that failed for good (a provider refusal): the reason and what was undone at the provider. Cleared by the next change that succeeds.',
+    }),
+    workflowId: Str(),
+  }),
+  { description: 'The invoice as its workflow holds it.' },
+);
+
+/** A row of the invoice listing: the read model the workflow keeps (eventually consistent), not the workflow's whole state. */
+const InvoiceSummary = Obj(
+  {
+    number: Str(),
+    companyId: Str(),
+    clientId: Str(),
+    projectId: Nullable(Str()),
+    status: StringEnum(INVOICE_STATUSES),
+    settlement: StringEnum(SETTLEMENT_STATUSES),
+    currency: Str(),
+    invoiceDate: date(),
+    dueDate: date(),
+    total: minor(),
+    prepaymentsApplied: minor(),
+    paid: minor(),
+    outstanding: minor(),
+    payNowUrl: Nullable(Str(), { description: "billflow's own Pay Now link (see Invoice)." }),
+    providerPaymentUrl: Nullable(Str(), { description: "The provider's own payment page now." }),
+    lifecycleState: Nullable(Str({ description: 'Posted, Presented, Presented & Confirmed or Presented & Rejected; null before the first Final.' })),
+    classification: Nullable(Str({ description: 'An exceptional bill: Max Credit Amount Reached or Max Credit Limit Amount Reached.' })),
+    held: Bool({ description: 'An exceptional bill held from the provider and the client until released.' }),
+    workflowId: Str(),
+    updatedAt: Str({ format: 'date-time' }),
   },
-  Receipt: {
-    type: 'object',
-    properties: {
-      id: { type: 'string', description: 'Feed cursor of this receipt.' },
-      companyId: { type: 'string' },
-      kind: {
-        type: 'string',
-        enum: ['payment', 'fee', 'prepayment'],
-        description: '`fee` receipts are miscellaneous receipts for convenience fees; `prepayment`: a payment on an invoice that left Final became a client credit.',
-      },
-      providerPaymentId: { type: 'string' },
-      invoiceNumber: { type: ['string', 'null'], description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' },
-      amount: minor,
-      currency: { type: 'string' },
-      invoices: { type: 'array', items: { type: 'string' }, description: 'Every invoice the provider payment covered.' },
-      applications: {
-        type: ['array', 'null'],
-        description:
-          'What the receipt applies to, as the ERP posts it: per invoice, the amount of this payment applied to it (a payment receipt; the amounts add up to `amount`). ' +
-          'Empty for a fee (a miscellaneous receipt) and a prepayment (a credit, applied later). Null on receipts from before billflow recorded it.',
-        items: { type: 'object', properties: { invoiceNumber: { type: 'string' }, amount: { type: ['integer', 'null'] } } },
-      },
-      quickPay: {
-        type: ['object', 'null'],
-        description: "A Quick Pay's details as the ERP gave them (null for other payments).",
-        properties: {
-          paymentType: { type: 'string' },
-          paymentMethod: { type: 'string' },
-          issuedOn: { type: 'string', format: 'date' },
-          category: { type: 'string' },
-          receivedByUser: { type: 'string' },
-          receivedByUnit: { type: 'string' },
-        },
-      },
-      paidAt: { type: 'string', format: 'date-time' },
-      requestId: { type: 'string' },
-      acknowledged: { type: 'boolean' },
-    },
-  },
-  Reconciliation: {
-    type: 'object',
-    properties: {
-      id: { type: 'string', format: 'uuid' },
-      requestId: { type: 'string', description: 'Correlation id carried by every repair call to the provider.' },
-      status: {
-        type: 'string',
-        enum: ['running', 'repairing', 'finished', 'failed'],
-        description: '`repairing`: compared, and some invoice workflows have not yet recorded their repair. `failed`: see `failed`.',
-      },
-      failed: { type: ['string', 'null'], description: 'Why the run failed (e.g. the provider refused the account key).' },
-      halted: { type: ['string', 'null'], description: 'Why no repair was asked for although there were findings (most of the account differs at once).' },
-      findingCount: { type: 'integer' },
-      startedAt: { type: 'string', format: 'date-time' },
-      comparedAt: { type: ['string', 'null'], format: 'date-time', description: 'When the comparison finished and repairs were asked for.' },
-      checkedInvoices: { type: 'integer' },
-      checkedRecords: { type: 'integer' },
-      findings: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: {
-            kind: { type: 'string', enum: ['missing-at-provider', 'figures-differ', 'stale-at-provider', 'unknown-at-provider'] },
-            number: { type: 'string' },
-            providerInvoiceId: { type: 'string' },
-            billflow: { type: 'object', description: 'figures-differ: amount and outstanding in billflow' },
-            provider: { type: 'object', description: 'figures-differ: amount and outstanding at the provider' },
-          },
-        },
-      },
-      repairsRequested: { type: 'array', items: { type: 'string' }, description: 'Invoices whose workflows were asked to repair.' },
-      repairs: {
-        type: 'array',
-        items: {
-          type: 'object',
-          properties: { invoiceNumber: { type: 'string' }, actions: { type: 'array', items: { type: 'string' } }, repairedAt: { type: 'string', format: 'date-time' } },
-        },
-      },
-    },
-  },
-  ReceiptAck: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['upTo'],
-    properties: { upTo: { type: 'string', pattern: '^\\d+$', description: 'Acknowledge every receipt up to and including this id.' } },
-  },
-} as const;
+  { description: "A row of GET /v1/invoices: the invoice as its workflow last recorded it in the read model." },
+);
+
+const Receipt = Partial(
+  Obj({
+    id: Str({ description: 'Feed cursor of this receipt.' }),
+    companyId: Str(),
+    kind: StringEnum(['payment', 'fee', 'prepayment'], {
+      description: '`fee` receipts are miscellaneous receipts for convenience fees; `prepayment`: a payment on an invoice that left Final became a client credit.',
+    }),
+    providerPaymentId: Str(),
+    invoiceNumber: Nullable(Str(), { description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' }),
+    amount: minor(),
+    currency: Str(),
+    invoices: Arr(Str(), { description: 'Every invoice the provider payment covered.' }),
+    applications: Nullable(Arr(Partial(Obj({ invoiceNumber: Str(), amount: Nullable(Integer()) }))), {
+      description:
+        'What the receipt applies to, as the ERP posts it: per invoice, the amount of this payment applied to it (a payment receipt; the amounts add up to `amount`). ' +
+        'Empty for a fee (a miscellaneous receipt) and a prepayment (a credit, applied later). Null on receipts from before billflow recorded it.',
+    }),
+    quickPay: Nullable(
+      Partial(
+        Obj({
+          paymentType: Str(),
+          paymentMethod: Str(),
+          issuedOn: Str({ format: 'date' }),
+          category: Str(),
+          receivedByUser: Str(),
+          receivedByUnit: Str(),
+        }),
+      ),
+      { description: "A Quick Pay's details as the ERP gave them (null for other payments)." },
+    ),
+    paidAt: Str({ format: 'date-time' }),
+    requestId: Str(),
+    acknowledged: Bool(),
+  }),
+);
+
+const Reconciliation = Partial(
+  Obj({
+    id: Str({ format: 'uuid' }),
+    requestId: Str({ description: 'Correlation id carried by every repair call to the provider.' }),
+    status: StringEnum(['running', 'repairing', 'finished', 'failed'], {
+      description: '`repairing`: compared, and some invoice workflows have not yet recorded their repair. `failed`: see `failed`.',
+    }),
+    failed: Nullable(Str(), { description: 'Why the run failed (e.g. the provider refused the account key).' }),
+    halted: Nullable(Str(), { description: 'Why no repair was asked for although there were findings (most of the account differs at once).' }),
+    findingCount: Integer(),
+    startedAt: Str({ format: 'date-time' }),
+    comparedAt: Nullable(Str({ format: 'date-time' }), { description: 'When the comparison finished and repairs were asked for.' }),
+    checkedInvoices: Integer(),
+    checkedRecords: Integer(),
+    findings: Arr(
+      Partial(
+        Obj({
+          kind: StringEnum(['missing-at-provider', 'figures-differ', 'stale-at-provider', 'unknown-at-provider']),
+          number: Str(),
+          providerInvoiceId: Str(),
+          billflow: AnyObject({ description: 'figures-differ: amount and outstanding in billflow' }),
+          provider: AnyObject({ description: 'figures-differ: amount and outstanding at the provider' }),
+        }),
+      ),
+    ),
+    repairsRequested: Arr(Str(), { description: 'Invoices whose workflows were asked to repair.' }),
+    repairs: Arr(Partial(Obj({ invoiceNumber: Str(), actions: Arr(Str()), repairedAt: Str({ format: 'date-time' }) }))),
+  }),
+);
+
+const ReceiptAck = Obj(
+  { upTo: Str({ pattern: '^\\d{1,18}$', description: 'Acknowledge every receipt up to and including this id.' }) },
+  { additionalProperties: false },
+);
+
+/** The component schemas, by the name the description and the validators know them by. */
+export const schemas = {
+  ...billSchemas,
+  ...webhookSchemas,
+  OrganisationCreate,
+  Organisation,
+  CompanyCreate,
+  CompanyPatch,
+  Company,
+  ClientCreate,
+  EmailTemplate,
+  ProjectCreate,
+  Project,
+  Client,
+  InvoiceLine,
+  InvoiceCreate,
+  InvoiceRevision,
+  StatusChange,
+  Plan,
+  LifecycleChange,
+  Release,
+  QuickPay,
+  BillLimit,
+  BillingRunDefinition,
+  ClientPatch,
+  PrepaymentApply,
+  Prepayment,
+  PaymentHolds,
+  Invoice,
+  InvoiceSummary,
+  Receipt,
+  Reconciliation,
+  ReceiptAck,
+};
 
 /** Kept out of the NUL rule: `detail` may quote the input it refuses. */
-const Problem = {
-  type: 'object',
-  description: 'RFC 9457 problem document.',
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string', description: 'What was wrong; may quote the refused input.' },
-    field: { type: 'string', description: 'The offending input field, when there is one.' },
-  },
-} as const;
+const Problem = Partial(
+  Obj({
+    type: Str(),
+    title: Str(),
+    status: Integer(),
+    detail: Str({ description: 'What was wrong; may quote the refused input.' }),
+    field: Str({ description: 'The offending input field, when there is one.' }),
+  }),
+  { description: 'RFC 9457 problem document.' },
+);
 
 export type SchemaName = keyof typeof schemas;
+
+/** The query strings of the listings (the contract checks them; the routes read them typed with `queryOf`). */
+export const ClientQuery = Obj({ clientId: Optional(Str()) });
+export const InvoicesQuery = Obj({
+  status: Optional(StringEnum(INVOICE_STATUSES)),
+  clientId: Optional(Str()),
+  after: Optional(Str({ description: 'Cursor: the last invoice number of the previous page.' })),
+  limit: Default(Integer({ minimum: 1, maximum: 200 }), 50),
+});
+export const ReceiptsQuery = Obj({
+  after: Optional(Str({ pattern: '^\\d{1,18}$', description: 'Cursor: the id of the last receipt already read.' })),
+  limit: Default(Integer({ minimum: 1, maximum: 200 }), 50),
+  unacknowledged: Optional(Bool()),
+});
+export const ReconciliationsQuery = Obj({ limit: Default(Integer({ minimum: 1, maximum: 200 }), 20) });
 
 const number = { name: 'number', in: 'path', required: true, schema: { type: 'string' } };
 const body = (name: SchemaName) => jsonBody(name);
@@ -529,42 +592,115 @@ const json = (description: string, name: SchemaName) => jsonResponse(description
 
 const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders', 'pdf'].map((p) => `/v1/invoices/{number}/${p}`);
 
-/** Links from what a request creates to what can be done with it (followed by schemathesis's stateful phase). */
+/** A valid invoice's content for links that create one (the number is left to the caller, or the fuzzer). */
+const invoiceContent = { invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 }] };
+const byId = { id: '$response.body#/id' };
+const byNumber = { number: '$response.body#/number' };
+
+/**
+ * Links from what a request creates or changes to what can be done with it next (followed by
+ * schemathesis's stateful phase): a client to its invoices and projects, a project to its
+ * invoices, an invoice (created or changed) to every operation on it.
+ */
 const LINKS: LinkRule[] = [
-  { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameter: 'id', value: '$response.body#/id' },
+  { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameters: byId },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/invoices'], requestBody: { clientId: '$response.body#/id', ...invoiceContent } },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/projects'], requestBody: { clientId: '$response.body#/id' } },
+  { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameters: byId },
+  { from: 'POST /v1/projects', status: 201, to: ['POST /v1/invoices'], requestBody: { projectId: '$response.body#/id', clientId: '$response.body#/clientId', ...invoiceContent } },
+  { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameters: byId },
+  ...([
+    ['POST /v1/invoices', 201],
+    ['POST /v1/invoices', 200],
+    ['POST /v1/invoices/{number}/status', 200],
+    ['POST /v1/invoices/{number}/revision', 200],
+    ['POST /v1/invoices/{number}/lifecycle', 200],
+    ['POST /v1/invoices/{number}/release', 200],
+    ['POST /v1/invoices/{number}/quick-pay', 200],
+  ] as const).flatMap(([from, status]) => [
+    { from, status, to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'], parameters: byNumber },
+    { from, status, to: ['POST /v1/bill-runs'], requestBody: { criteria: { invoiceNumbers: ['$response.body#/number'] } } },
+  ]),
+  // A new invoice's next step is usually its print to Final (then Quick Pay, life-cycle moves, PDFs and bill runs apply).
   ...([201, 200] as const).map((status) => ({
     from: 'POST /v1/invoices',
     status,
-    to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'],
-    parameter: 'number',
-    value: '$response.body#/number',
+    to: ['POST /v1/invoices/{number}/status'],
+    parameters: byNumber,
+    requestBody: { status: 'Final' },
   })),
   {
     from: 'POST /v1/message-templates',
     status: 201,
     to: ['/v1/message-templates/{id}', '/v1/message-templates/{id}/preview', '/v1/message-templates/{id}/send'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   },
+  { from: 'POST /v1/message-templates', status: 201, to: ['POST /v1/bill-runs'], requestBody: { templateId: '$response.body#/id' } },
   ...['POST /v1/bill-runs', 'POST /v1/bill-runs/{id}/retry', 'POST /v1/message-templates/{id}/send'].map((from) => ({
     from,
     status: 201,
     to: ['/v1/bill-runs/{id}', '/v1/bill-runs/{id}/items', '/v1/bill-runs/{id}/retry', '/v1/bill-runs/{id}/printout'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   })),
-  { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameter: 'id', value: '$response.body#/id' },
-  { from: 'PUT /v1/custom-tags/{name}', status: 201, to: ['/v1/custom-tags/{name}'], parameter: 'name', value: '$response.body#/name' },
+  { from: 'POST /v1/reconciliations', status: 201, to: ['/v1/reconciliations/{id}'], parameters: byId },
+  ...([201, 200] as const).map((status) => ({ from: 'PUT /v1/custom-tags/{name}', status, to: ['/v1/custom-tags/{name}'], parameters: { name: '$response.body#/name' } })),
   {
     from: 'POST /v1/webhook-endpoints',
     status: 201,
     to: ['/v1/webhook-endpoints/{id}', '/v1/webhook-endpoints/{id}/rotate-secret', '/v1/webhook-endpoints/{id}/deliveries'],
-    parameter: 'id',
-    value: '$response.body#/id',
+    parameters: byId,
   },
 ];
+
+const worker = { 503: ['worker-unavailable'] };
+/** A change made through the invoice's workflow (an Update): its rule errors, and no worker answering in time. */
+const change = (rules: ProblemTypes): ProblemTypes => ({ 404: ['not-found'], ...worker, ...rules });
+
+/** The problem types each route gives itself (the common ones are added by withProblemTypes), as api/routes/*.ts throws them. */
+const PROBLEMS: Record<string, ProblemTypes> = {
+  'GET /readyz': { 503: ['not-ready'] },
+  'POST /v1/organisations': { 409: ['organisation-exists'] },
+  'POST /v1/projects': { 404: ['not-found'], 409: ['project-exists'] },
+  'GET /v1/projects/{id}': { 404: ['not-found'] },
+  'POST /v1/companies': { 409: ['company-exists'] },
+  'PATCH /v1/companies/{id}': { 404: ['not-found'] },
+  'POST /v1/clients': { 409: ['client-exists'] },
+  'PUT /v1/clients/{id}/invoice-email-template': { 404: ['not-found'], 422: ['invalid-email-template'] },
+  'PATCH /v1/clients/{id}': { 404: ['not-found'] },
+  'GET /v1/clients/{id}': { 404: ['not-found'] },
+  'POST /v1/invoices': { 404: ['not-found'], 409: ['invoice-exists'], 422: ['invalid-lines', 'invalid-amount'], ...worker },
+  'GET /v1/invoices/{number}': { 404: ['not-found'], ...worker },
+  'POST /v1/invoices/{number}/status': change({ 409: ['illegal-transition'], 502: ['provider-rejected'], 503: ['worker-unavailable', 'provider-unavailable'] }),
+  'POST /v1/invoices/{number}/prepayments': change({ 422: ['invalid-prepayment', 'prepayment-exhausted'] }),
+  'GET /v1/payments/{paymentId}': { 404: ['not-found'] },
+  'POST /v1/invoices/{number}/revision': change({ 409: ['not-editable'], 422: ['invalid-lines', 'invalid-amount'] }),
+  'POST /v1/invoices/{number}/lifecycle': change({ 409: ['illegal-lifecycle-move'] }),
+  'POST /v1/invoices/{number}/release': change({ 409: ['not-held'], 502: ['provider-rejected'] }),
+  'POST /v1/invoices/{number}/quick-pay': change({ 409: ['quick-pay-refused'] }),
+  'GET /v1/invoices/{number}/reminders': { 404: ['not-found'] },
+  'GET /v1/invoices/{number}/pdf': { 404: ['not-found'] },
+  'POST /v1/reconciliations': { 409: ['provider-disabled'], 502: ['reconciliation-failed'] },
+  'GET /v1/reconciliations/{id}': { 404: ['not-found'] },
+  'POST /webhooks/provider/{companyId}': { 400: ['invalid-signature', 'invalid-webhook', 'malformed-json'], 503: ['temporal-unavailable'] },
+  'POST /v1/message-templates': { 409: ['template-exists'], 422: ['unknown-tag'] },
+  'GET /v1/message-templates/{id}': { 404: ['not-found'] },
+  'PUT /v1/message-templates/{id}': { 404: ['not-found'], 409: ['template-exists'], 422: ['unknown-tag'] },
+  'POST /v1/message-templates/{id}/preview': { 404: ['not-found'], 409: ['not-a-bill'], ...worker },
+  'POST /v1/message-templates/{id}/send': { 404: ['not-found'], 409: ['not-a-bill', 'run-exists'] },
+  'DELETE /v1/custom-tags/{name}': { 404: ['not-found'], 409: ['tag-in-use'] },
+  'POST /v1/bill-runs': { 404: ['not-found'], 409: ['run-exists'] },
+  'GET /v1/bill-runs/{id}': { 404: ['not-found'] },
+  'GET /v1/bill-runs/{id}/items': { 404: ['not-found'] },
+  'POST /v1/bill-runs/{id}/retry': { 404: ['not-found'], 409: ['run-in-progress', 'nothing-to-retry', 'run-exists'] },
+  'GET /v1/bill-runs/{id}/printout': { 404: ['not-found'], 409: ['run-in-progress'] },
+  'GET /v1/bills/{number}/pdf': { 404: ['not-found'], 409: ['not-a-bill'], ...worker },
+  'GET /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'PATCH /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'DELETE /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
+  'POST /v1/webhook-endpoints/{id}/rotate-secret': { 404: ['not-found'] },
+  'GET /v1/webhook-endpoints/{id}/deliveries': { 404: ['not-found'] },
+  'POST /v1/webhook-endpoints/{id}/deliveries/{deliveryId}/redeliver': { 404: ['not-found'] },
+};
 
 /** A page for a person (the payer), not a document for the ERP. */
 function htmlPage(description: string) {
@@ -595,9 +731,15 @@ export const openapi = {
     },
   },
   security: [{ bearer: [] }],
-  paths: refusingNul(withLinks(withCommonAnswers(withCompanyHeader({
-    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
-    '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+  paths: refusingNul(withLinks(withProblemTypes(withCompanyHeader({
+    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: jsonAnswer('ok', Obj({ ok: Literal(true) })) } } },
+    '/readyz': {
+      get: {
+        summary: 'Temporal and PostgreSQL are reachable',
+        security: [],
+        responses: { 200: jsonAnswer('ready', Obj({ ok: Literal(true), postgres: Literal('up'), temporal: Literal('up') })), 503: problem },
+      },
+    },
     '/pay/{token}': {
       get: {
         summary: "billflow's Pay Now link: to the invoice's payment page at the provider (public, for payers)",
@@ -635,8 +777,8 @@ export const openapi = {
       },
       get: {
         summary: 'Projects of the companies the key covers',
-        parameters: [{ name: 'clientId', in: 'query', schema: { type: 'string' } }],
-        responses: { 200: { description: '`{ data: Project[] }`' }, 401: problem },
+        parameters: queryParameters(ClientQuery),
+        responses: { 200: jsonAnswer('The projects', listOf(Ref('Project', Project))), 401: problem },
       },
     },
     '/v1/projects/{id}': {
@@ -688,7 +830,11 @@ export const openapi = {
         summary: "Set the client's invoice email template",
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
         requestBody: body('EmailTemplate'),
-        responses: { 200: { description: 'The template, with `usesPayNowUrl`' }, 404: problem, 422: problem },
+        responses: {
+          200: jsonAnswer('The template, with `usesPayNowUrl`', Obj({ subject: Str(), body: Str(), usesPayNowUrl: Bool() })),
+          404: problem,
+          422: problem,
+        },
       },
     },
     '/v1/clients/{id}': {
@@ -722,13 +868,8 @@ export const openapi = {
       },
       get: {
         summary: 'List invoices (read model; eventually consistent)',
-        parameters: [
-          { name: 'status', in: 'query', schema: { type: 'string', enum: [...INVOICE_STATUSES] } },
-          { name: 'clientId', in: 'query', schema: { type: 'string' } },
-          { name: 'after', in: 'query', schema: { type: 'string' }, description: 'Cursor: the last invoice number of the previous page.' },
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-        ],
-        responses: { 200: { description: '`{ data: Invoice[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+        parameters: queryParameters(InvoicesQuery),
+        responses: { 200: jsonAnswer('A page of invoices, by number', listOf(Ref('InvoiceSummary', InvoiceSummary), Str())), 401: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}': {
@@ -766,7 +907,7 @@ export const openapi = {
           '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
         parameters: [number, idempotencyKey, requestId],
         requestBody: body('StatusChange'),
-        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: { description: 'Accepted; still in progress' }, 404: problem, 409: problem, 422: problem, 503: problem },
+        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: jsonAnswer('Accepted; still in progress', Obj({ status: Literal('in-progress'), detail: Str(), updateId: Str() })), 404: problem, 409: problem, 422: problem, 503: problem },
       },
     },
     '/v1/invoices/{number}/prepayments': {
@@ -784,8 +925,8 @@ export const openapi = {
     '/v1/prepayments': {
       get: {
         summary: 'Client prepayments (credits) made from payments on invoices that left Final',
-        parameters: [{ name: 'clientId', in: 'query', schema: { type: 'string' } }],
-        responses: { 200: { description: '`{ data: Prepayment[] }`' }, 401: problem },
+        parameters: queryParameters(ClientQuery),
+        responses: { 200: jsonAnswer('The prepayments', listOf(Ref('Prepayment', Prepayment))), 401: problem },
       },
     },
     '/v1/payments/{paymentId}': {
@@ -838,32 +979,52 @@ export const openapi = {
         summary: "Set the company's billing-run definition (exceptional-bill limits)",
         parameters: [idempotencyKey],
         requestBody: body('BillingRunDefinition'),
-        responses: { 200: { description: 'The definition' }, 401: problem, 422: problem },
+        responses: { 200: json('The definition', 'BillingRunDefinition'), 401: problem, 422: problem },
       },
     },
     '/v1/invoices/{number}/reminders': {
       get: {
         summary: 'Due-date reminders: the company\'s reminder days and each reminder sent for this invoice',
         parameters: [number],
-        responses: { 200: { description: '`{ dueDate, reminderDays, sent: [{ revision, daysAfterDue, recipient, outstanding, messageId, sentAt }] }`; sentAt is null when a crash cut the send off (it is not sent twice)' }, 401: problem, 404: problem },
+        responses: {
+          200: jsonAnswer(
+            "The invoice's due date, the company's reminder days and each reminder sent",
+            Obj({
+              dueDate: date(),
+              reminderDays: Arr(Integer()),
+              sent: Arr(
+                Obj({
+                  revision: Integer(),
+                  daysAfterDue: Integer(),
+                  recipient: Str(),
+                  outstanding: minor(),
+                  messageId: Str(),
+                  sentAt: Nullable(Str({ format: 'date-time' }), { description: 'null when a crash cut the send off (it is not sent twice)' }),
+                }),
+              ),
+            }),
+          ),
+          401: problem,
+          404: problem,
+        },
       },
     },
     '/v1/invoices/{number}/pdf': {
-      get: { summary: 'The final invoice PDF', parameters: [number], responses: { 200: { description: 'application/pdf' }, 404: problem } },
+      get: {
+        summary: 'The final invoice PDF',
+        parameters: [number],
+        responses: { 200: { description: 'The PDF', content: { 'application/pdf': { schema: Str({ format: 'binary' }) } } }, 404: problem },
+      },
     },
     '/v1/receipts': {
       get: {
         summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
-        parameters: [
-          { name: 'after', in: 'query', schema: { type: 'string', pattern: '^\\d{1,18}$' }, description: 'Cursor: the id of the last receipt already read.' },
-          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
-          { name: 'unacknowledged', in: 'query', schema: { type: 'boolean' } },
-        ],
-        responses: { 200: { description: '`{ data: Receipt[], nextCursor, hasMore }`' }, 401: problem, 422: problem },
+        parameters: queryParameters(ReceiptsQuery),
+        responses: { 200: jsonAnswer('A page of receipts, oldest first', listOf(Ref('Receipt', Receipt), Str())), 401: problem, 422: problem },
       },
     },
     '/v1/receipts/acknowledge': {
-      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: { description: '`{ acknowledged: n }`' }, 401: problem, 422: problem } },
+      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem } },
     },
     '/v1/reconciliations': {
       post: {
@@ -875,12 +1036,22 @@ export const openapi = {
           "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
           'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
         parameters: [idempotencyKey, requestId],
-        responses: { 201: json('The report', 'Reconciliation'), 202: { description: 'Still running; `Location` gives the report' }, 401: problem, 409: problem, 422: problem, 502: problem },
+        responses: { 201: json('The report', 'Reconciliation'), 202: jsonAnswer('Still running; `Location` gives the report', Obj({ id: Str({ format: 'uuid' }), status: Literal('running'), workflowId: Str() })), 401: problem, 409: problem, 422: problem, 502: problem },
       },
       get: {
         summary: "The company's reconciliations, newest first, and its schedule",
-        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200, default: 20 } }],
-        responses: { 200: { description: '`{ schedule: { id, nextRunAt } | null, data: [...] }`' }, 401: problem, 422: problem },
+        parameters: queryParameters(ReconciliationsQuery),
+        responses: {
+          200: jsonAnswer(
+            'The schedule (null without one) and the runs, without their findings',
+            Obj({
+              schedule: Nullable(Obj({ id: Str(), nextRunAt: Nullable(Str({ format: 'date-time' })) })),
+              data: Arr(Ref('Reconciliation', Reconciliation)),
+            }),
+          ),
+          401: problem,
+          422: problem,
+        },
       },
     },
     '/v1/reconciliations/{id}': {
@@ -901,7 +1072,20 @@ export const openapi = {
           'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
         parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
         responses: {
-          200: { description: 'Accepted: `{ received, invoices, unknown, closed?, detail? }` (`invoices` were signalled)' },
+          200: jsonAnswer(
+            'Accepted (`invoices` were signalled), or a duplicate event, or an event type billflow does not act on',
+            Partial(
+              Obj({
+                received: Str({ description: 'The event id.' }),
+                invoices: Arr(Str()),
+                unknown: Arr(Str(), { description: "Covered invoices billflow does not know." }),
+                closed: Arr(Str()),
+                detail: Str(),
+                duplicate: Bool({ description: 'true: the event was handled before; this is its first answer.' }),
+                ignored: Str(),
+              }),
+            ),
+          ),
           400: problem,
           503: problem,
         },
@@ -909,5 +1093,5 @@ export const openapi = {
     },
     ...billPaths,
     ...webhookPaths,
-  })), LINKS)),
+  }), PROBLEMS), LINKS)),
 } as const;

@@ -86,6 +86,9 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
     child.on('close', (c) => resolve({ code: c, output: out }));
   });
   process.stdout.write(`[fuzz] ${label}: ${junit}: schemathesis exited ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  // The stateful phase's summary: how many of the description's links (and those schemathesis inferred) it followed.
+  const links = [...output.matchAll(/(\d+) covered \/ (\d+) selected \/ (\d+) total(?: \((\d+) inferred\))?/g)].at(-1);
+  process.stdout.write(`[fuzz] ${label}: links ${links ? `${links[1]} covered / ${links[2]} selected / ${links[3]} total${links[4] ? ` (${links[4]} inferred)` : ''}` : 'not reported'}\n`);
   if (process.env.FUZZ_VERBOSE) process.stdout.write(output);
   let xml: string;
   try {

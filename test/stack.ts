@@ -18,8 +18,12 @@ import { keyring, newSecretKey, type Keyring } from '../lib/secrets.js';
 import { createSandbox } from '../sandbox/app.js';
 import { createWorker } from '../worker/create.js';
 import { WebhookDispatcher, type DispatchOptions } from '../worker/webhooks.js';
+import { answerMismatches } from './answers.js';
 
 export const ADMIN_KEY = 'test-operator-key';
+
+/** The URLs of the billflow APIs this process runs: `http` checks their answers against the description. */
+const billflowApis = new Set<string>();
 
 /** Listens first, then builds the handler, so the handler can know its own URL. */
 function listen(build: (url: string) => RequestListener): Promise<{ server: Server; url: string }> {
@@ -113,6 +117,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
   await webhooks?.start();
 
+  billflowApis.add(apiHttp.url);
   return {
     apiUrl: apiHttp.url,
     sandboxUrl: sandboxHttp.url,
@@ -129,6 +134,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       await renderer.close();
       mailer.close();
       await sandbox?.close();
+      billflowApis.delete(apiHttp.url);
       apiHttp.server.closeAllConnections();
       sandboxHttp.server.closeAllConnections();
       await new Promise((r) => apiHttp.server.close(r));
@@ -149,7 +155,10 @@ export interface HttpResult<T = Record<string, unknown>> {
   headers: Headers;
 }
 
-/** A JSON request; `key` is the Authorization bearer. */
+/**
+ * A JSON request; `key` is the Authorization bearer. An answer of a billflow API started here that
+ * the description does not allow (status, media type or body schema) throws, naming the operation.
+ */
 export async function http<T = Record<string, unknown>>(
   base: string,
   method: string,
@@ -165,7 +174,12 @@ export async function http<T = Record<string, unknown>>(
   const res = await fetch(`${base}${path}`, { method, headers, body });
   const text = await res.text();
   const type = res.headers.get('content-type') ?? '';
-  return { status: res.status, body: (type.includes('json') && text ? JSON.parse(text) : text) as T, headers: res.headers };
+  const parsed: unknown = type.includes('json') && text ? JSON.parse(text) : text;
+  if (billflowApis.has(base)) {
+    const mismatches = answerMismatches(method, path, res.status, type, parsed);
+    if (mismatches.length > 0) throw new Error(`answer off the description:\n${mismatches.join('\n')}\nbody: ${text.slice(0, 2_000)}`);
+  }
+  return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
 export interface Tenant {

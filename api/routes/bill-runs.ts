@@ -9,7 +9,6 @@ import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Response } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import {
-  BILL_OUTCOMES,
   billPdfWorkflowId,
   billRunProgressQuery,
   billRunWorkflowId,
@@ -24,7 +23,8 @@ import { invoiceWorkflowId, searchAttributes as sa, stateQuery, type InvoiceStat
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyOf } from '../middleware.js';
 import { ruleFailure, toProblem } from '../temporal-errors.js';
-import { validateBody } from '../validate.js';
+import { BillRunItemsQuery, BillRunsQuery } from '../openapi-bills.js';
+import { bodyOf, queryOf } from '../validate.js';
 
 /**
  * How long a GET waits for the run's progress Query. A Query that arrives while another one is
@@ -155,8 +155,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const { sql, temporal } = deps;
   const r = Router();
 
-  r.post('/v1/bill-runs', mw.erpAuth, mw.idempotency, validateBody('BillRunCreate'), async (req, res) => {
-    const b = req.body as { criteria?: BillCriteria; templateId?: string };
+  r.post('/v1/bill-runs', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'BillRunCreate');
     const criteria = b.criteria ?? {};
     if (criteria.invoiceDateFrom && criteria.invoiceDateTo && criteria.invoiceDateTo < criteria.invoiceDateFrom) {
       throw new HttpProblem(422, 'invalid-request', 'criteria.invoiceDateTo is before criteria.invoiceDateFrom', 'criteria.invoiceDateTo');
@@ -170,9 +170,7 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   r.get('/v1/bill-runs', mw.erpAuth, async (req, res) => {
     const c = companyOf(res);
-    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
-    const after = req.query.after === undefined ? null : String(req.query.after);
+    const { limit, after } = queryOf(req, BillRunsQuery);
     let cursor: { created_at: Date; id: string } | undefined;
     if (after) {
       [cursor] = await sql<{ created_at: Date; id: string }[]>`SELECT created_at, id FROM bill_runs WHERE company_id = ${c.id} AND id = ${after}`;
@@ -205,15 +203,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.get('/v1/bill-runs/:id/items', mw.erpAuth, async (req, res) => {
     const c = companyOf(res);
     const run = await loadRun(deps, c.id, String(req.params.id));
-    const outcome = req.query.outcome === undefined ? null : String(req.query.outcome);
-    if (outcome !== null && !(BILL_OUTCOMES as readonly string[]).includes(outcome)) {
-      throw new HttpProblem(422, 'invalid-request', `outcome must be one of ${BILL_OUTCOMES.join(', ')}`, 'outcome');
-    }
-    const limit = req.query.limit === undefined ? 200 : Number(req.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..1000', 'limit');
-    const after = req.query.after === undefined ? 0 : Number(req.query.after);
-    if (!Number.isInteger(after) || after < 0) throw new HttpProblem(422, 'invalid-request', 'after must be an item seq', 'after');
-    const rows = await runItems(deps, c.id, run.id, { after, outcome: outcome as BillOutcome | null, limit: limit + 1 });
+    const { outcome, limit, after } = queryOf(req, BillRunItemsQuery);
+    const rows = await runItems(deps, c.id, run.id, { after: after ?? 0, outcome: outcome ?? null, limit: limit + 1 });
     const hasMore = rows.length > limit;
     const data = rows.slice(0, limit);
     res.json({ data, hasMore, nextCursor: hasMore ? data.at(-1)!.seq : null });

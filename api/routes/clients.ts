@@ -4,12 +4,12 @@
  */
 import { Router } from 'express';
 import type { TransactionSql } from 'postgres';
-import { templateUsesPayNowUrl, validateEmailTemplate, type EmailTemplate } from '../../activities/email/invoice-email.js';
+import { templateUsesPayNowUrl, validateEmailTemplate } from '../../activities/email/invoice-email.js';
 import type { Sql } from '../../lib/db.js';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { noCompanies, scopeOf, type Scope } from '../middleware.js';
-import { validateBody } from '../validate.js';
+import { bodyOf } from '../validate.js';
 
 /**
  * Runs `fn` over the companies sharing the key's clients. The organisation row is share-locked and
@@ -28,8 +28,8 @@ function withClientCompanies<T>(sql: Sql, scope: Scope, fn: (tx: TransactionSql,
 
 export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
-  r.post('/v1/clients', mw.erpAuth, mw.idempotency, validateBody('ClientCreate'), async (req, res) => {
-    const b = req.body as { id: string; name: string; email?: string };
+  r.post('/v1/clients', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'ClientCreate');
     const rows = await withClientCompanies(sql, scopeOf(res), (tx, companies) => tx`
       INSERT INTO clients (company_id, id, name, email)
       SELECT company_id, ${b.id}, ${b.name}, ${b.email ?? null} FROM unnest(${companies}::text[]) AS company_id
@@ -37,8 +37,8 @@ export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     if (rows.length === 0) throw new HttpProblem(409, 'client-exists', `client ${b.id} already exists`, 'id');
     res.status(201).location(`/v1/clients/${encodeURIComponent(b.id)}`).json({ id: b.id, name: b.name, email: b.email ?? null });
   });
-  r.put('/v1/clients/:id/invoice-email-template', mw.erpAuth, mw.idempotency, validateBody('EmailTemplate'), async (req, res) => {
-    const template = req.body as EmailTemplate;
+  r.put('/v1/clients/:id/invoice-email-template', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const template = bodyOf(req, 'EmailTemplate');
     validateEmailTemplate(template, 'body');
     const rows = await withClientCompanies(sql, scopeOf(res), (tx, companies) => tx`
       UPDATE clients SET invoice_email_template = ${tx.json({ ...template })}
@@ -46,8 +46,8 @@ export function clientsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
     if (rows.length === 0) throw new HttpProblem(404, 'not-found', `client ${String(req.params.id)} not found`);
     res.json({ ...template, usesPayNowUrl: templateUsesPayNowUrl(template) });
   });
-  r.patch('/v1/clients/:id', mw.erpAuth, mw.idempotency, validateBody('ClientPatch'), async (req, res) => {
-    const b = req.body as { name?: string; email?: string | null; creditLimit?: number | null; deliveryPreference?: 'email' | 'print' };
+  r.patch('/v1/clients/:id', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'ClientPatch');
     const [row] = await withClientCompanies(sql, scopeOf(res), (tx, companies) => tx`
       UPDATE clients SET
         name = coalesce(${b.name ?? null}, name),

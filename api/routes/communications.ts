@@ -19,12 +19,11 @@ import {
 } from '../../domain/tags.js';
 import type { TransactionSql } from 'postgres';
 import { HttpProblem } from '../../lib/problem.js';
-import type { BillCriteria } from '../../workflows/bill-run-contract.js';
 import { invoiceWorkflowId, stateQuery, type InvoiceState } from '../../workflows/contract.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyOf } from '../middleware.js';
 import { toProblem } from '../temporal-errors.js';
-import { validateBody } from '../validate.js';
+import { bodyOf } from '../validate.js';
 import { preferredWaitMs, startBillRun } from './bill-runs.js';
 
 const QUERY_TIMEOUT_MS = 10_000;
@@ -76,9 +75,9 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     });
   });
 
-  r.post('/v1/message-templates', mw.erpAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
+  r.post('/v1/message-templates', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'MessageTemplateCreate');
     const c = companyOf(res);
-    const b = req.body as { name: string; channel: string; subject: string; body: string };
     const id = `tpl-${randomUUID().replace(/-/g, '').slice(0, 12)}`;
     let row: TemplateRow | undefined;
     try {
@@ -107,10 +106,10 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(templateView(await loadTemplate(companyOf(res).id, String(req.params.id))));
   });
 
-  r.put('/v1/message-templates/:id', mw.erpAuth, mw.idempotency, validateBody('MessageTemplateCreate'), async (req, res) => {
+  r.put('/v1/message-templates/:id', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'MessageTemplateCreate');
     const c = companyOf(res);
     const id = String(req.params.id);
-    const b = req.body as { name: string; channel: string; subject: string; body: string };
     let row: TemplateRow | undefined;
     try {
       row = await sql.begin(async (tx) => {
@@ -135,13 +134,13 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ data: rows.map((t) => ({ ...t, tag: `#${CUSTOM_PREFIX}${t.name}` })) });
   });
 
-  r.put('/v1/custom-tags/:name', mw.erpAuth, mw.idempotency, validateBody('CustomTagValue'), async (req, res) => {
+  r.put('/v1/custom-tags/:name', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const value = bodyOf(req, 'CustomTagValue').value;
     const c = companyOf(res);
     const name = String(req.params.name);
     if (!isCustomTagName(name)) {
       throw new HttpProblem(422, 'invalid-request', `custom tag name "${name}" must be lower case letters, digits and _, starting with a letter (at most 63)`, 'name');
     }
-    const value = (req.body as { value: string }).value;
     const [row] = await sql<{ updatedAt: Date; created: boolean }[]>`
       INSERT INTO custom_tags (company_id, name, value) VALUES (${c.id}, ${name}, ${value})
       ON CONFLICT (company_id, name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
@@ -166,10 +165,10 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ name, deleted: true });
   });
 
-  r.post('/v1/message-templates/:id/preview', mw.erpAuth, validateBody('MessagePreviewRequest'), async (req, res) => {
+  r.post('/v1/message-templates/:id/preview', mw.erpAuth, async (req, res) => {
+    const number = bodyOf(req, 'MessagePreviewRequest').invoiceNumber;
     const c = companyOf(res);
     const t = await loadTemplate(c.id, String(req.params.id));
-    const number = (req.body as { invoiceNumber: string }).invoiceNumber;
     let state: InvoiceState;
     try {
       state = await temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
@@ -194,10 +193,10 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json({ templateId: t.id, invoiceNumber: number, channel: t.channel, recipient: client?.email ?? null, ...rendered });
   });
 
-  r.post('/v1/message-templates/:id/send', mw.erpAuth, mw.idempotency, validateBody('MessageSend'), async (req, res) => {
+  r.post('/v1/message-templates/:id/send', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'MessageSend');
     const c = companyOf(res);
     const t = await loadTemplate(c.id, String(req.params.id));
-    const b = req.body as { invoiceNumbers?: string[]; criteria?: BillCriteria };
     if ((b.invoiceNumbers === undefined) === (b.criteria === undefined)) {
       throw new HttpProblem(422, 'invalid-request', 'give exactly one of invoiceNumbers (one bill or several) and criteria', 'invoiceNumbers');
     }

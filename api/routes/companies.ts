@@ -9,18 +9,7 @@ import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { operatorAuth, scopeOf, sha256 } from '../middleware.js';
 import { ensureReconcileSchedule, removeReconcileSchedule } from '../schedules.js';
 import { reconcileScheduleId } from '../../workflows/reconcile-contract.js';
-import { validateBody } from '../validate.js';
-
-interface CompanyBody {
-  id: string;
-  name: string;
-  organisationId?: string;
-  currency?: string;
-  paymentImportSeconds?: number;
-  reconcileSeconds?: number;
-  reminderDays?: number[];
-  provider?: { enabled: boolean; kind?: ProviderKind; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string };
-}
+import { bodyOf } from '../validate.js';
 
 /** Stripe's API, unless the operator names another (stripe-mock in the tests). */
 const STRIPE_API_URL = 'https://api.stripe.com';
@@ -46,8 +35,8 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
   const operator = operatorAuth(deps.adminKey);
 
-  r.post('/v1/organisations', operator, mw.idempotency, validateBody('OrganisationCreate'), async (req, res) => {
-    const b = req.body as { id: string; name: string };
+  r.post('/v1/organisations', operator, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'OrganisationCreate');
     const apiKey = newApiKey();
     const rows = await deps.sql`
       INSERT INTO organisations (id, name, api_key_hash) VALUES (${b.id}, ${b.name}, ${sha256(apiKey)})
@@ -56,10 +45,14 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.status(201).location(`/v1/organisations/${encodeURIComponent(b.id)}`).json({ id: b.id, name: b.name, apiKey });
   });
 
-  r.post('/v1/companies', operator, mw.idempotency, validateBody('CompanyCreate'), async (req, res) => {
-    const b = req.body as CompanyBody;
-    const kind = b.provider?.kind ?? 'billpay';
-    const p = { ...(kind === 'stripe' ? { url: STRIPE_API_URL } : {}), ...(b.provider ?? { enabled: false }) };
+  r.post('/v1/companies', operator, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'CompanyCreate');
+    // Without a provider object there is no integration; its kind is then the schema's default.
+    const kind: ProviderKind = b.provider?.kind ?? 'billpay';
+    const p: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string } = {
+      ...(kind === 'stripe' ? { url: STRIPE_API_URL } : {}),
+      ...(b.provider ?? { enabled: false }),
+    };
     requireCompleteAccount(kind, p);
     const apiKey = newApiKey();
     const organisationId = b.organisationId ?? null;
@@ -72,10 +65,10 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       const rows = await tx`
         INSERT INTO companies (id, name, currency, api_key_hash, organisation_id, provider_enabled, provider_kind, provider_url, provider_account_id,
           provider_api_key, provider_webhook_secret, payment_import_seconds, reconcile_seconds, reminder_days)
-        VALUES (${b.id}, ${b.name}, ${b.currency ?? 'USD'}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${kind}, ${p.url ?? null},
+        VALUES (${b.id}, ${b.name}, ${b.currency}, ${sha256(apiKey)}, ${organisationId}, ${p.enabled}, ${kind}, ${p.url ?? null},
           ${p.accountId ?? null}, ${p.apiKey ? seal(deps.secrets, 'provider_api_key', b.id, p.apiKey) : null},
-          ${p.webhookSecret ? seal(deps.secrets, 'provider_webhook_secret', b.id, p.webhookSecret) : null}, ${b.paymentImportSeconds ?? 3600}, ${b.reconcileSeconds ?? 86_400},
-          ${[...(b.reminderDays ?? [])].sort((x, y) => x - y)}::int[])
+          ${p.webhookSecret ? seal(deps.secrets, 'provider_webhook_secret', b.id, p.webhookSecret) : null}, ${b.paymentImportSeconds}, ${b.reconcileSeconds},
+          ${[...b.reminderDays].sort((x, y) => x - y)}::int[])
         ON CONFLICT (id) DO NOTHING RETURNING id`;
       if (rows.length === 0) return false;
       if (organisationId) {
@@ -93,7 +86,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     let scheduled = false;
     if (p.enabled) {
       try {
-        scheduled = await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id: b.id, reconcileSeconds: b.reconcileSeconds ?? 86_400 });
+        scheduled = await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id: b.id, reconcileSeconds: b.reconcileSeconds });
       } catch (e) {
         // The company is registered; the API's next start makes the missing schedule.
         deps.log('reconciliation schedule not created', { companyId: b.id, error: String(e) });
@@ -106,11 +99,11 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         id: b.id,
         name: b.name,
         organisationId,
-        currency: b.currency ?? 'USD',
-        paymentImportSeconds: b.paymentImportSeconds ?? 3600,
-        reconcileSeconds: b.reconcileSeconds ?? 86_400,
+        currency: b.currency,
+        paymentImportSeconds: b.paymentImportSeconds,
+        reconcileSeconds: b.reconcileSeconds,
         reconcileScheduleId: scheduled ? reconcileScheduleId(b.id) : null,
-        reminderDays: [...(b.reminderDays ?? [])].sort((x, y) => x - y),
+        reminderDays: [...b.reminderDays].sort((x, y) => x - y),
         provider: { enabled: p.enabled, kind, url: p.url ?? null, accountId: p.accountId ?? null },
         webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
         apiKey,
@@ -124,11 +117,11 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
    * once: webhooks signed with it still verify for `webhookSecretOverlapSeconds` (default a day),
    * while the provider moves to the new one.
    */
-  r.patch('/v1/companies/:id', operator, mw.idempotency, validateBody('CompanyPatch'), async (req, res) => {
+  r.patch('/v1/companies/:id', operator, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'CompanyPatch');
     const id = String(req.params.id);
-    type ProviderPatch = Partial<Omit<NonNullable<CompanyBody['provider']>, 'kind'>> & { webhookSecretOverlapSeconds?: number };
-    const b = req.body as Omit<CompanyBody, 'id' | 'organisationId' | 'currency'> & { provider?: ProviderPatch };
-    const { webhookSecretOverlapSeconds: overlap = 86_400, ...given }: ProviderPatch = b.provider ?? {};
+    // No provider object: nothing of the account changes (and no secret is rotated, so no overlap applies).
+    const { webhookSecretOverlapSeconds: overlap, ...given } = b.provider ?? { webhookSecretOverlapSeconds: 0 };
     const updated = await deps.sql.begin(async (tx) => {
       const [found] = await tx<{ kind: ProviderKind; enabled: boolean; url: string | null; accountId: string | null; apiKey: string | null; webhookSecret: string | null }[]>`
         SELECT provider_kind AS kind, provider_enabled AS enabled, provider_url AS url, provider_account_id AS "accountId", provider_api_key AS "apiKey",

@@ -5,10 +5,9 @@ import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFo
 import type { UpdateDefinition } from '@temporalio/common';
 import { TypedSearchAttributes } from '@temporalio/common';
 import { Router, type Request, type Response } from 'express';
-import type { LifecycleState } from '../../domain/bill.js';
 import { linked } from '../../activities/pay-links.js';
 import { payLinkUrl } from '../../domain/pay-link.js';
-import { datesError, isInvoiceStatus, validateLines, type InvoiceStatus } from '../../domain/invoice.js';
+import { datesError, validateLines } from '../../domain/invoice.js';
 import { stableUuid } from '../../lib/ids.js';
 import { HttpProblem } from '../../lib/problem.js';
 import {
@@ -23,7 +22,6 @@ import {
   stateQuery,
   type InvoiceDraft,
   type InvoiceState,
-  type QuickPayRequest,
 } from '../../workflows/contract.js';
 import type { invoiceWorkflow } from '../../workflows/invoice.js';
 import { initialState } from '../../workflows/state.js';
@@ -31,7 +29,8 @@ import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf, companyOf } from '../middleware.js';
 import { claimNumber, findProject } from '../organisations.js';
 import { retryAborted, toProblem } from '../temporal-errors.js';
-import { validateBody } from '../validate.js';
+import { InvoicesQuery } from '../openapi.js';
+import { bodyOf, queryOf } from '../validate.js';
 
 const GRPC_NOT_FOUND = 5;
 
@@ -136,8 +135,8 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     }
   }
 
-  r.post('/v1/invoices', mw.erpAuth, mw.idempotency, validateBody('InvoiceCreate'), async (req, res) => {
-    const b = req.body as Omit<InvoiceDraft, 'companyId' | 'currency' | 'clientId'> & { clientId?: string };
+  r.post('/v1/invoices', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'InvoiceCreate');
     const lines = validateLines(b.lines);
     const dates = datesError(b.invoiceDate, b.dueDate);
     if (dates) throw new HttpProblem(422, 'invalid-request', dates, 'dueDate');
@@ -161,7 +160,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       dueDate: b.dueDate,
       currency: c.currency,
       lines,
-      prepaymentsApplied: b.prepaymentsApplied ?? 0,
+      prepaymentsApplied: b.prepaymentsApplied,
     };
     const location = `/v1/invoices/${encodeURIComponent(b.number)}`;
     // Before the workflow can write the invoice: the correlation id of its invoice.created event (the first create's).
@@ -197,12 +196,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   r.get('/v1/invoices', mw.erpAuth, async (req, res) => {
     const companies = companyIdsOf(res);
-    const status = req.query.status === undefined ? null : String(req.query.status);
-    if (status !== null && !isInvoiceStatus(status)) throw new HttpProblem(422, 'invalid-request', 'status must be Draft, Final or Reissue', 'status');
-    const limit = req.query.limit === undefined ? 50 : Number(req.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
-    const clientId = req.query.clientId === undefined ? null : String(req.query.clientId);
-    const after = req.query.after === undefined ? null : String(req.query.after);
+    const { status, limit, clientId, after } = queryOf(req, InvoicesQuery);
     const rows = await sql`
       SELECT number, company_id AS "companyId", client_id AS "clientId", project_id AS "projectId", status, settlement, currency, invoice_date::text AS "invoiceDate",
         due_date::text AS "dueDate", total, prepayments_applied AS "prepaymentsApplied", paid, outstanding,
@@ -251,10 +245,10 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="invoice-${number}.pdf"`).send(doc.bytes);
   });
 
-  r.post('/v1/invoices/:number/status', mw.erpAuth, mw.idempotency, validateBody('StatusChange'), async (req, res) => {
+  r.post('/v1/invoices/:number/status', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const body = bodyOf(req, 'StatusChange');
     const c = companyOf(res);
     const number = String(req.params.number);
-    const body = req.body as { status: InvoiceStatus; dryRun: boolean; backupAttachments?: { filename: string; contentType: string; contentBase64: string }[] };
     const requestId = res.locals.requestId as string;
     const idemKey = req.get('idempotency-key');
     // Backup attachments are kept with the invoice (and emailed with it), never sent to the provider.
@@ -306,18 +300,18 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     return ids;
   }
 
-  r.post('/v1/invoices/:number/revision', mw.erpAuth, mw.idempotency, validateBody('InvoiceRevision'), async (req, res) => {
+  r.post('/v1/invoices/:number/revision', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'InvoiceRevision');
     const number = String(req.params.number);
-    const b = req.body as { lines?: unknown; invoiceDate?: string; dueDate?: string };
     const lines = b.lines === undefined ? undefined : validateLines(b.lines);
     const revision = { ...(lines ? { lines } : {}), ...(b.invoiceDate ? { invoiceDate: b.invoiceDate } : {}), ...(b.dueDate ? { dueDate: b.dueDate } : {}) };
     res.json(await view(await update(companyOf(res).id, number, reviseUpdate, { ...revision, requestId: res.locals.requestId as string }, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/prepayments', mw.erpAuth, mw.idempotency, validateBody('PrepaymentApply'), async (req, res) => {
+  r.post('/v1/invoices/:number/prepayments', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const body = bodyOf(req, 'PrepaymentApply');
     const c = companyOf(res);
     const number = String(req.params.number);
-    const body = req.body as { prepaymentId: string; amount: number };
     const [pre] = await sql`SELECT 1 FROM prepayments WHERE company_id = ${c.id} AND id = ${body.prepaymentId}`;
     if (!pre) throw new HttpProblem(404, 'not-found', `prepayment ${body.prepaymentId} not found`, 'prepaymentId');
     // What is left is checked by the workflow, under the prepayment's row lock: a retry of an
@@ -326,20 +320,20 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     res.json(await view(await update(c.id, number, applyPrepaymentUpdate, arg, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/lifecycle', mw.erpAuth, mw.idempotency, validateBody('LifecycleChange'), async (req, res) => {
-    const b = req.body as { state: LifecycleState; by: string };
+  r.post('/v1/invoices/:number/lifecycle', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'LifecycleChange');
     const arg = { to: b.state, by: b.by, requestId: res.locals.requestId as string };
     res.json(await view(await update(companyOf(res).id, String(req.params.number), lifecycleUpdate, arg, req.get('idempotency-key'))));
   });
 
-  r.post('/v1/invoices/:number/release', mw.erpAuth, mw.idempotency, validateBody('Release'), async (req, res) => {
-    const arg = { by: (req.body as { by: string }).by, requestId: res.locals.requestId as string };
+  r.post('/v1/invoices/:number/release', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const arg = { by: bodyOf(req, 'Release').by, requestId: res.locals.requestId as string };
     const result = await update(companyOf(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
     res.json({ ...await view(result.invoice), plan: result.plan });
   });
 
-  r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, validateBody('QuickPay'), async (req, res) => {
-    const arg = { ...(req.body as Omit<QuickPayRequest, 'requestId'>), requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
+  r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const arg = { ...bodyOf(req, 'QuickPay'), requestId: res.locals.requestId as string, operationKey: operationKey(req, res) };
     res.json(await view(await update(companyOf(res).id, String(req.params.number), quickPayUpdate, arg, req.get('idempotency-key'))));
   });
 

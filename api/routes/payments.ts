@@ -3,12 +3,14 @@ import { Router } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf } from '../middleware.js';
+import { ClientQuery } from '../openapi.js';
+import { queryOf } from '../validate.js';
 
 export function paymentsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
   r.get('/v1/prepayments', mw.erpAuth, async (req, res) => {
     const companies = companyIdsOf(res);
-    const clientId = req.query.clientId === undefined ? null : String(req.query.clientId);
+    const { clientId } = queryOf(req, ClientQuery);
     const rows = await sql`
       SELECT p.id, p.company_id AS "companyId", p.client_id AS "clientId", p.amount, p.remaining, p.created_at AS "createdAt",
         json_build_object('invoiceNumber', p.origin_invoice, 'providerPaymentId', p.origin_payment_id, 'paidAt', p.paid_at) AS origin,

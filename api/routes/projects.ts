@@ -3,14 +3,15 @@ import { Router } from 'express';
 import { HttpProblem } from '../../lib/problem.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf, companyOf, scopeOf, type CompanyRow } from '../middleware.js';
-import { validateBody } from '../validate.js';
+import { ClientQuery } from '../openapi.js';
+import { bodyOf, queryOf } from '../validate.js';
 
 const COLUMNS = 'id, name, company_id AS "companyId", client_id AS "clientId", created_at AS "createdAt"';
 
 export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
-  r.post('/v1/projects', mw.erpAuth, mw.idempotency, validateBody('ProjectCreate'), async (req, res) => {
-    const b = req.body as { id: string; name: string; clientId: string; companyId?: string };
+  r.post('/v1/projects', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'ProjectCreate');
     let company: CompanyRow;
     if (b.companyId !== undefined) {
       const named = scopeOf(res).companies.find((c) => c.id === b.companyId);
@@ -36,7 +37,7 @@ export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
   });
 
   r.get('/v1/projects', mw.erpAuth, async (req, res) => {
-    const clientId = req.query.clientId === undefined ? null : String(req.query.clientId);
+    const { clientId } = queryOf(req, ClientQuery);
     const rows = await sql`
       SELECT ${sql.unsafe(COLUMNS)} FROM projects
       WHERE company_id = ANY(${companyIdsOf(res)}::text[]) ${clientId ? sql`AND client_id = ${clientId}` : sql``}

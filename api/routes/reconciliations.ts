@@ -11,6 +11,8 @@ import { reconcileScheduleId, reconcileWorkflowId, RECONCILE_WORKFLOW_TYPE, type
 import { searchAttributes as sa } from '../../workflows/contract.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyOf } from '../middleware.js';
+import { ReconciliationsQuery } from '../openapi.js';
+import { queryOf } from '../validate.js';
 import { toProblem } from '../temporal-errors.js';
 import { preferredWaitMs } from './bill-runs.js';
 
@@ -102,8 +104,7 @@ export function reconciliationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router 
 
   r.get('/v1/reconciliations', mw.erpAuth, async (req, res) => {
     const c = companyOf(res);
-    const limit = req.query.limit === undefined ? 20 : Number(req.query.limit);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
+    const { limit } = queryOf(req, ReconciliationsQuery);
     const rows = await sql<ReconciliationRow[]>`
       SELECT * FROM reconciliations WHERE company_id = ${c.id} ORDER BY started_at DESC LIMIT ${limit}`;
     let schedule: { id: string; nextRunAt: Date | null } | null = null;

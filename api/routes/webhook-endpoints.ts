@@ -11,7 +11,8 @@ import { HttpProblem } from '../../lib/problem.js';
 import { openEndpointSecret, sealEndpointSecret } from '../../lib/secrets.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { companyIdsOf, companyOf } from '../middleware.js';
-import { validateBody } from '../validate.js';
+import { DeliveriesQuery } from '../openapi-webhooks.js';
+import { bodyOf, queryOf } from '../validate.js';
 
 interface EndpointRow {
   id: string;
@@ -26,13 +27,6 @@ interface EndpointRow {
   secret_previous_expires_at: Date | null;
   created_at: Date;
   updated_at: Date;
-}
-
-interface EndpointBody {
-  url?: string;
-  description?: string | null;
-  events?: EventType[] | null;
-  enabled?: boolean;
 }
 
 /** A Standard Webhooks secret: `whsec_` and 32 random bytes in base64. */
@@ -56,12 +50,6 @@ function view(row: EndpointRow) {
   };
 }
 
-function limitOf(raw: unknown): number {
-  const limit = raw === undefined ? 50 : Number(raw);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new HttpProblem(422, 'invalid-request', 'limit must be 1..200', 'limit');
-  return limit;
-}
-
 export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
 
@@ -72,9 +60,9 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
     return row;
   }
 
-  r.post('/v1/webhook-endpoints', mw.erpAuth, mw.idempotency, validateBody('WebhookEndpointCreate'), async (req, res) => {
+  r.post('/v1/webhook-endpoints', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'WebhookEndpointCreate');
     const c = companyOf(res);
-    const b = req.body as EndpointBody & { url: string };
     const id = newId();
     const secret = newSecret();
     const [row] = await sql<EndpointRow[]>`
@@ -93,9 +81,9 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
     res.json(view(await find(res, String(req.params.id))));
   });
 
-  r.patch('/v1/webhook-endpoints/:id', mw.erpAuth, mw.idempotency, validateBody('WebhookEndpointPatch'), async (req, res) => {
+  r.patch('/v1/webhook-endpoints/:id', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const b = bodyOf(req, 'WebhookEndpointPatch');
     const found = await find(res, String(req.params.id));
-    const b = req.body as EndpointBody;
     const row = await sql.begin(async (tx) => {
       const changed: Record<string, unknown> = {};
       if (b.url !== undefined) changed.url = b.url;
@@ -123,9 +111,9 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
     res.status(204).end();
   });
 
-  r.post('/v1/webhook-endpoints/:id/rotate-secret', mw.erpAuth, mw.idempotency, validateBody('WebhookSecretRotation'), async (req, res) => {
+  r.post('/v1/webhook-endpoints/:id/rotate-secret', mw.erpAuth, mw.idempotency, async (req, res) => {
+    const overlap = bodyOf(req, 'WebhookSecretRotation').overlapSeconds;
     const found = await find(res, String(req.params.id));
-    const overlap = (req.body as { overlapSeconds?: number }).overlapSeconds ?? 86_400;
     const secret = newSecret();
     const row = await sql.begin(async (tx) => {
       const [current] = await tx<{ secret: string }[]>`SELECT secret FROM webhook_endpoints WHERE id = ${found.id} FOR UPDATE`;
@@ -142,9 +130,7 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
 
   r.get('/v1/webhook-endpoints/:id/deliveries', mw.erpAuth, async (req, res) => {
     const found = await find(res, String(req.params.id));
-    const limit = limitOf(req.query.limit);
-    const after = req.query.after === undefined ? null : String(req.query.after);
-    const status = req.query.status === undefined ? null : String(req.query.status);
+    const { limit, after, status } = queryOf(req, DeliveriesQuery);
     const rows = await sql<{ id: string; attempts: unknown[] }[]>`
       SELECT d.id::text AS id, ev.id AS "webhookId", ev.type AS "eventType", ev.request_id AS "requestId", d.status,
         d.attempts AS "attemptCount", d.next_attempt_at AS "nextAttemptAt", d.delivered_at AS "deliveredAt", ev.created_at AS "createdAt",
@@ -159,7 +145,7 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
       ORDER BY d.id LIMIT ${limit + 1}`;
     const hasMore = rows.length > limit;
     const data = rows.slice(0, limit);
-    res.json({ data, hasMore, nextCursor: data.at(-1)?.id ?? after });
+    res.json({ data, hasMore, nextCursor: data.at(-1)?.id ?? after ?? null });
   });
 
   r.post('/v1/webhook-endpoints/:id/deliveries/:deliveryId/redeliver', mw.erpAuth, mw.idempotency, async (req, res) => {

@@ -1,0 +1,102 @@
+/**
+ * The README's API section, `/docs` and `/openapi.json` say the same: every status and problem
+ * `type` an operation can answer is in the description, and the README's table lists exactly those.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { docsHtml } from '../api/docs.js';
+import { openapi } from '../api/openapi.js';
+
+type Answer = { $ref?: string; description?: string; content?: Record<string, unknown> };
+const operations = Object.entries(openapi.paths as unknown as Record<string, Record<string, { responses: Record<string, Answer> }>>).flatMap(([p, item]) =>
+  Object.entries(item).map(([method, op]) => ({ name: `${method.toUpperCase()} ${p}`, responses: op.responses })),
+);
+
+/** "status type" pairs of every problem answer of the description. */
+function described(): Set<string> {
+  const pairs = new Set<string>();
+  for (const op of operations) {
+    for (const [status, answer] of Object.entries(op.responses)) {
+      if (!answer.content?.['application/problem+json']) continue;
+      for (const m of (answer.description ?? '').matchAll(/`([a-z-]+)`/g)) pairs.add(`${status} ${m[1]}`);
+    }
+  }
+  return pairs;
+}
+
+/** "status type" pairs of the README's API table: each status number applies to the `type`s after it in the first cell. */
+function documented(): Set<string> {
+  const readme = readFileSync(path.join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## API\n'), readme.indexOf('\n## ', readme.indexOf('\n## API\n') + 1));
+  const pairs = new Set<string>();
+  for (const row of section.matchAll(/^\| (\d{3}[^|]*)\|/gm)) {
+    let status = '';
+    for (const token of row[1]!.matchAll(/(\d{3})|`([a-z-]+)`/g)) {
+      if (token[1]) status = token[1];
+      else pairs.add(`${status} ${token[2]}`);
+    }
+  }
+  return pairs;
+}
+
+describe('the API contract as documented', () => {
+  it('names the problem types of every problem answer', () => {
+    const bare = operations.flatMap((op) => Object.entries(op.responses).filter(([, a]) => a.$ref).map(([status]) => `${op.name} ${status}`));
+    expect(bare).toEqual([]);
+  });
+
+  it("lists in the README's API table exactly the statuses and problem types of /openapi.json", () => {
+    // 405 is the contract's answer to a method a path does not declare, so no operation lists it.
+    const readme = [...documented()].filter((p) => p !== '405 method-not-allowed').sort();
+    expect(readme).toEqual([...described()].sort());
+  });
+
+  it('links each answer to operations that exist, filling path parameters they have from fields the answer declares', () => {
+    type Schema = { $ref?: string; properties?: Record<string, Schema>; items?: Schema };
+    type Link = { operationRef: string; parameters?: Record<string, string>; requestBody?: unknown };
+    type Op = { parameters?: { name: string; in: string }[]; requestBody?: unknown; responses: Record<string, { links?: Record<string, Link>; content?: Record<string, { schema: Schema }> }> };
+    const paths = openapi.paths as unknown as Record<string, Record<string, Op>>;
+    const schemas = openapi.components.schemas as unknown as Record<string, Schema>;
+    const deref = (s: Schema): Schema => (s.$ref ? deref(schemas[s.$ref.split('/').pop()!]!) : s);
+    /** The schema a `$response.body#/a/b` pointer names in the answer's schema, or undefined. */
+    const at = (schema: Schema, pointer: string): Schema | undefined =>
+      pointer.split('/').filter(Boolean).reduce<Schema | undefined>((s, key) => (s ? deref(s).properties?.[key] : undefined), schema);
+    const expressions = (v: unknown): string[] =>
+      typeof v === 'string' ? (v.startsWith('$') ? [v] : []) : Array.isArray(v) ? v.flatMap(expressions) : v && typeof v === 'object' ? Object.values(v).flatMap(expressions) : [];
+    let count = 0;
+    for (const [p, item] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [status, answer] of Object.entries(op.responses)) {
+          for (const [name, link] of Object.entries(answer.links ?? {})) {
+            count++;
+            const where = `${method.toUpperCase()} ${p} ${status} ${name}`;
+            const [, target, targetMethod] = /^#\/paths\/(.+)\/([a-z]+)$/.exec(link.operationRef)!;
+            const targetOp = paths[target!.replace(/~1/g, '/').replace(/~0/g, '~')]?.[targetMethod!];
+            expect(targetOp, where).toBeDefined();
+            for (const param of Object.keys(link.parameters ?? {})) {
+              expect(targetOp!.parameters?.some((q) => q.name === param && q.in === 'path'), `${where}: ${param}`).toBe(true);
+            }
+            if (link.requestBody) expect(targetOp!.requestBody, `${where}: the target takes no body`).toBeDefined();
+            const source = answer.content?.['application/json']?.schema;
+            for (const e of expressions([link.parameters, link.requestBody])) {
+              const pointer = /^\$response\.body#(\/.*)$/.exec(e)?.[1];
+              expect(pointer, `${where}: ${e}`).toBeDefined();
+              expect(source && at(source, pointer!), `${where}: ${e} is not a field of the answer`).toBeDefined();
+            }
+          }
+        }
+      }
+    }
+    expect(count).toBeGreaterThan(100);
+  });
+
+  it('shows every operation, status and problem type on /docs', () => {
+    const docs = docsHtml();
+    for (const op of operations) {
+      const [method, p] = op.name.split(' ') as [string, string];
+      expect(docs).toContain(`${method}</span> <code>${p.replace(/&/g, '&amp;')}</code>`);
+    }
+    for (const pair of described()) expect(docs).toContain(`\`${pair.split(' ')[1]}\``);
+  });
+});
