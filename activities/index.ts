@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { resolveLimit, type BillLimit } from '../domain/bill.js';
 import { PROVIDER_CAPABILITIES, type ProviderCapabilities, type ProviderKind } from '../domain/provider.js';
 import type { Sql } from '../lib/db.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { stableUuid } from '../lib/ids.js';
 import { quickPayReference, type InvoiceState, type ProviderPayment } from '../workflows/contract.js';
@@ -31,6 +32,8 @@ export interface ActivityDeps {
   mailer: Mailer;
   /** Opens the provider API keys stored encrypted. */
   secrets: Keyring;
+  /** Provider call latency and errors are counted here. */
+  metrics: WorkerMetrics;
 }
 
 /** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
@@ -48,8 +51,8 @@ export interface CompanySettings {
 }
 
 /** Each activity doing one thing; `createActivities` adds those that do several of them in one. */
-function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps) {
-  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId);
+function createSingleActivities({ sql, renderer, mailer, secrets, metrics }: ActivityDeps) {
+  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, metrics);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
   async function deliver(mail: OutgoingMail): Promise<void> {
@@ -79,8 +82,8 @@ function createSingleActivities({ sql, renderer, mailer, secrets }: ActivityDeps
   }
 
   return {
-    ...createBillActivities({ sql, renderer, mailer, secrets }),
-    ...createReconcileActivities({ sql, secrets }),
+    ...createBillActivities({ sql, renderer, mailer, secrets, metrics }),
+    ...createReconcileActivities({ sql, secrets, metrics }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; provider_kind: ProviderKind; payment_import_seconds: number; reminder_days: number[] }[]>`
         SELECT provider_enabled, provider_kind, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;

@@ -2,11 +2,12 @@
 import { log } from '@temporalio/activity';
 import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
 import type { Sql } from '../lib/db.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { emitEvents } from './events.js';
 import { companyProvider, provider } from './provider/calls.js';
 
-export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets: Keyring }) {
+export function createReconcileActivities({ sql, secrets, metrics }: { sql: Sql; secrets: Keyring; metrics: WorkerMetrics }) {
   return {
     /** Compares the read model with every live provider record and stores what differs. Safe to repeat. */
     async compareWithProvider(input: { companyId: string; reconciliationId: string; requestId: string }) {
@@ -15,7 +16,7 @@ export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets:
       await sql`
         INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
         VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
-      const api = await companyProvider(sql, secrets, companyId);
+      const api = await companyProvider(sql, secrets, companyId, metrics);
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
@@ -53,7 +54,7 @@ export function createReconcileActivities({ sql, secrets }: { sql: Sql; secrets:
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */
     async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
-      const api = await companyProvider(sql, secrets, companyId);
+      const api = await companyProvider(sql, secrets, companyId, metrics);
       const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
       return record && { amount: record.amount, outstanding: record.outstanding, customerId: record.customerId };
     },

@@ -1,11 +1,12 @@
 /** The Express app: middleware, routers, docs and error handling. `main.ts` runs it as a process. */
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { DomainError } from '../domain/money.js';
+import { createApiMetrics } from '../lib/metrics.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
 import type { ApiDeps } from './deps.js';
 import { contract } from './contract.js';
 import { docsHtml } from './docs.js';
-import { erpAuth, idempotency, requestId } from './middleware.js';
+import { erpAuth, idempotency, operatorAuth, requestId } from './middleware.js';
 import { openapi } from './openapi.js';
 import { billRunsRouter } from './routes/bill-runs.js';
 import { billingRunRouter } from './routes/billing-run.js';
@@ -24,13 +25,23 @@ export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  const metrics = createApiMetrics(deps.sql);
+  // Timed by the route's template once answered, so ids never become labels; a path no route matched is one label.
+  app.use((req, res, next) => {
+    const end = metrics.httpDuration.startTimer();
+    res.once('finish', () => {
+      const route = (req.route as { path?: string } | undefined)?.path;
+      end({ method: req.method, route: typeof route === 'string' ? route : 'unmatched', status: String(res.statusCode) });
+    });
+    next();
+  });
   app.use(requestId);
   // Before the routes and their key checks: an undeclared method is 405 whoever asks.
   app.use(contract);
   // Webhooks need the raw body for their signature, so they are mounted before the JSON parser.
   app.use(webhooksRouter(deps));
   app.use(express.json({ limit: '1mb', strict: true }));
-  const mw = { erpAuth: erpAuth(deps.sql, deps.adminKey), idempotency: idempotency(deps.sql, deps.secrets) };
+  const mw = { erpAuth: erpAuth(deps.sql, deps.adminKey), idempotency: idempotency(deps.sql, deps.secrets), metrics };
 
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true });
@@ -43,6 +54,10 @@ export function createApp(deps: ApiDeps): Express {
       throw new HttpProblem(503, 'not-ready', `a dependency is unreachable: ${(e as Error).message}`);
     }
     res.json({ ok: true, postgres: 'up', temporal: 'up' });
+  });
+  // The operator key, as Prometheus sends it (`authorization: { credentials_file: ... }`): the API also faces ERPs and the provider.
+  app.get('/metrics', operatorAuth(deps.adminKey), async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   const spec = JSON.stringify(openapi);
   app.get('/openapi.json', (_req, res) => {

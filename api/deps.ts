@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { RequestHandler } from 'express';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
+import type { ApiMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 
 export interface ApiDeps {
@@ -24,4 +25,6 @@ export interface ApiDeps {
 export interface ApiMiddleware {
   erpAuth: RequestHandler;
   idempotency: RequestHandler;
+  /** The app's metrics, for routes that count what they did. */
+  metrics: ApiMetrics;
 }

@@ -563,6 +563,14 @@ export const openapi = {
   paths: refusingNul(withLinks(withCommonAnswers(withCompanyHeader({
     '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Temporal and PostgreSQL are reachable', security: [], responses: { 200: { description: 'ready' }, 503: problem } } },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics of this API process (operator key)',
+        security: [{ operator: [] }],
+        description: 'Request latency by route template and status, status changes by outcome, webhook deliveries by status (from PostgreSQL), Node.js process metrics.',
+        responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: problem },
+      },
+    },
     '/v1/organisations': {
       post: {
         summary: 'Register an organisation: one ERP connection over several companies (operator key)',

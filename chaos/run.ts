@@ -97,8 +97,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   const ports: number[] = [];
   // One at a time, so no two ask the OS at the same moment.
-  for (let i = 0; i < 7; i++) ports.push(await freePort());
-  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort] = ports as [number, number, number, number, number, number, number];
+  for (let i = 0; i < 8; i++) ports.push(await freePort());
+  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort, workerMetricsPort] = ports as [number, number, number, number, number, number, number, number];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const mailUrl = `http://127.0.0.1:${mailWebPort}`;
@@ -135,7 +135,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const worker = nodeProcess({
       name: 'worker',
       entry: 'worker/main.ts',
-      env: { ...common, CHROMIUM_PATH: tools.chromium, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(frontPort) },
+      env: { ...common, CHROMIUM_PATH: tools.chromium, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(frontPort), WORKER_METRICS_PORT: String(workerMetricsPort) },
       logDir,
       ready: { line: /worker started/ },
     });

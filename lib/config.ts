@@ -125,6 +125,12 @@ export function webhookDelivery(env: Env = process.env): { timeoutMs: number; re
   };
 }
 
+/** Where the worker serves its metrics (the Temporal SDK's and billflow's); port 0 turns them off. */
+export function workerMetrics(env: Env = process.env): { host: string; port: number } | null {
+  const port = int(env, 'WORKER_METRICS_PORT', 9464);
+  return port === 0 ? null : { host: env.WORKER_METRICS_HOST ?? '127.0.0.1', port };
+}
+
 export function adminKey(env: Env = process.env): string {
   const key = env.BILLFLOW_ADMIN_KEY;
   if (!key) throw new Error('BILLFLOW_ADMIN_KEY is not set (npm start generates one)');
@@ -172,6 +178,8 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
   { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
+  { name: 'WORKER_METRICS_PORT', roles: ['worker'], default: '9464', description: "Prometheus metrics of the worker at /metrics: the Temporal SDK's and billflow's (provider calls, PDF renders, webhook attempts); 0 turns them off" },
+  { name: 'WORKER_METRICS_HOST', roles: ['worker'], default: '127.0.0.1', description: "the worker metrics' bind address (unauthenticated: keep it on loopback or a private network; 0.0.0.0 in containers)" },
   { name: 'WEBHOOK_TIMEOUT_SECONDS', roles: ['worker'], default: '15', description: "how long one delivery to an ERP webhook endpoint may take, answer included" },
   { name: 'WEBHOOK_RETRY_FOR_SECONDS', roles: ['worker'], default: '259200 (3 days)', description: 'how long a failing delivery is retried (backoff from 5 s, doubling, at most 6 h apart) before it is given up' },
   { name: 'WEBHOOK_DISABLE_AFTER_SECONDS', roles: ['worker'], default: '432000 (5 days)', description: 'an endpoint failing this long without a success is disabled (PATCH it with enabled: true to resume)' },

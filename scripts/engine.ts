@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../lib/config.js';
+import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, workerMetrics } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
@@ -260,10 +260,16 @@ try {
   // The sandbox keeps its own secrets: it never gets billflow's key.
   const keys = secretKeys();
   const workerEnv = { ...common, ...mail, ...keys };
+  // Each worker serves its metrics on its own port (the next one for a second worker); ready once they answer.
+  const metricsAt = workerMetrics();
+  const worker = (name: string, n: number) => {
+    const port = metricsAt ? metricsAt.port + n : 0;
+    return nodeService(name, ['worker/main.ts'], { ...workerEnv, WORKER_METRICS_PORT: String(port) }, port ? [port] : []);
+  };
   if (!cluster) {
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-      supervisor.add(nodeService('worker', ['worker/main.ts'], workerEnv, [])),
+      supervisor.add(worker('worker', 0)),
       supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
     ]);
   } else {
@@ -272,8 +278,8 @@ try {
     const apiEnv = (port: number) => ({ ...common, ...keys, API_PORT: String(port), API_PUBLIC_URL: urls.api });
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-      supervisor.add(nodeService('worker-1', ['worker/main.ts'], workerEnv, [])),
-      supervisor.add(nodeService('worker-2', ['worker/main.ts'], workerEnv, [])),
+      supervisor.add(worker('worker-1', 0)),
+      supervisor.add(worker('worker-2', 1)),
       // One after the other: each registers missing search attributes and schedules at start.
       (async () => {
         for (const [i, port] of apiPorts.entries()) await supervisor.add(nodeService(`api-${i + 1}`, ['api/main.ts'], apiEnv(port), [port]));
@@ -289,6 +295,7 @@ try {
       '',
       `  API              ${urls.api}${cluster ? `   (front over API processes on ports ${apiPort() + 1} and ${apiPort() + 2}; 2 workers)` : ''}`,
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
+      `  Metrics          ${urls.api}/metrics (operator key)${metricsAt ? `; worker${cluster ? 's' : ''} http://${metricsAt.host}:${metricsAt.port}/metrics${cluster ? ` and :${metricsAt.port + 1}` : ''}` : ''}`,
       ...(cluster && ownTemporal ? [`  Temporal         127.0.0.1:${temporalPort}   (cluster on PostgreSQL: frontend, history, matching, worker; logs/temporal-*.log)`] : []),
       `  Temporal Web UI  ${ui}`,
       `  Provider sandbox ${urls.sandbox}`,

@@ -100,6 +100,8 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
       EMBEDDED_PG_PORT: await freePort(),
       MAILDEV_SMTP_PORT: await freePort(),
       MAILDEV_WEB_PORT: await freePort(),
+      // Two workers: this port and the next.
+      WORKER_METRICS_PORT: await apiPorts(),
     };
     api = `http://127.0.0.1:${ports.API_PORT}`;
     sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;

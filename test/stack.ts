@@ -40,7 +40,8 @@ export interface Stack {
   sandboxSql: Sql;
   temporal: Client;
   taskQueue: string;
-  worker: Worker;
+  /** The in-process worker (null when the test runs worker/main.ts as its own process). */
+  worker: Worker | null;
   /** The keyring the API and worker store provider secrets under (a fresh BILLFLOW_SECRET_KEY per stack). */
   secrets: Keyring;
   stop(): Promise<void>;
@@ -60,6 +61,8 @@ export interface StackOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** The API's logger (silent by default). */
   log?: Logger;
+  /** false: no worker in this process (the test starts worker/main.ts on the stack's task queue itself). */
+  worker?: boolean;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
   webhooks?: Partial<DispatchOptions>;
 }
@@ -79,19 +82,22 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const owned = !opts.temporal;
   const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
   const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
-  const { worker, renderer } = await createWorker({
-    connection: workerConnection,
-    namespace: 'default',
-    taskQueue,
-    sql,
-    mailer,
-    secrets,
-    chromiumPath: opts.chromiumPath,
-    pdfConcurrency: 2,
-    workflowBundlePath: opts.workflowBundlePath,
-    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
-  });
-  const running = worker.run();
+  const { worker, renderer } =
+    opts.worker === false
+      ? { worker: null, renderer: null }
+      : await createWorker({
+          connection: workerConnection,
+          namespace: 'default',
+          taskQueue,
+          sql,
+          mailer,
+          secrets,
+          chromiumPath: opts.chromiumPath,
+          pdfConcurrency: 2,
+          workflowBundlePath: opts.workflowBundlePath,
+          ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
+        });
+  const running = worker?.run();
   const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
   await webhooks?.start();
 
@@ -119,9 +125,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     secrets,
     async stop() {
       await webhooks?.stop();
-      worker.shutdown();
+      worker?.shutdown();
       await running;
-      await renderer.close();
+      await renderer?.close();
       mailer.close();
       await sandbox?.close();
       apiHttp.server.closeAllConnections();

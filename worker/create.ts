@@ -4,6 +4,7 @@ import type { Mailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import type { Sql } from '../lib/db.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { WORKFLOWS_ENTRY } from '../lib/paths.js';
 
@@ -18,22 +19,25 @@ export interface WorkerDeps {
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
+  /** The worker's own metrics (a fresh registry when not given). */
+  metrics?: WorkerMetrics;
   /** Extra worker options (tests turn off signal handling, shrink caches). */
   options?: Partial<WorkerOptions>;
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer }> {
-  const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency });
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer; metrics: WorkerMetrics }> {
+  const metrics = deps.metrics ?? createWorkerMetrics();
+  const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency, metrics });
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets }),
+    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets, metrics }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.
     stickyQueueScheduleToStartTimeout: '3 seconds',
     ...deps.options,
   });
-  return { worker, renderer };
+  return { worker, renderer, metrics };
 }

@@ -16,6 +16,7 @@ import { Webhook } from 'standardwebhooks';
 import { EVENTS_CHANNEL } from '../activities/events.js';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import { openEndpointSecret, type Keyring } from '../lib/secrets.js';
 
 export interface DispatchOptions {
@@ -88,6 +89,7 @@ export class WebhookDispatcher {
     private readonly secrets: Keyring,
     private readonly log: Logger,
     opts: Partial<DispatchOptions> = {},
+    private readonly metrics?: Pick<WorkerMetrics, 'webhookAttempts'>,
   ) {
     this.opts = { ...DEFAULT_DISPATCH, ...opts };
   }
@@ -194,6 +196,7 @@ export class WebhookDispatcher {
       await tx`UPDATE webhook_endpoints SET enabled = false, disabled_reason = ${reason}, updated_at = now() WHERE id = ${d.endpoint_id}`;
       this.log('webhook endpoint disabled after failing for long', { endpointId: d.endpoint_id, reason, level: 'WARN' });
     });
+    this.metrics?.webhookAttempts.inc({ result: ok ? 'delivered' : status === 'pending' ? 'retrying' : 'failed' });
     this.log(ok ? 'webhook delivered' : 'webhook attempt failed', {
       endpointId: d.endpoint_id,
       deliveryId: d.id,

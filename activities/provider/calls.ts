@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ProviderKind } from '../../domain/provider.js';
 import type { Sql } from '../../lib/db.js';
+import type { WorkerMetrics } from '../../lib/metrics.js';
 import { open, type Keyring } from '../../lib/secrets.js';
 import { BillPayClient, billPayWebhooks } from './billpay.js';
 import { StripeProvider, stripeWebhooks } from './stripe.js';
@@ -39,9 +40,33 @@ export function webhookVerifierFor(kind: ProviderKind): WebhookVerifier {
   }
 }
 
-/** The company's provider, ready to call. */
-export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string): Promise<PaymentProvider> {
-  return providerFor(await providerAccount(sql, secrets, companyId));
+/** The company's provider, ready to call, each call timed. */
+export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string, metrics: WorkerMetrics): Promise<PaymentProvider> {
+  return measured(providerFor(await providerAccount(sql, secrets, companyId)), metrics);
+}
+
+/** Every method of the adapter timed by operation (its name), and its failures counted: rejected (final) or unavailable (retried). */
+function measured(api: PaymentProvider, metrics: WorkerMetrics): PaymentProvider {
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      const method = value as (...args: unknown[]) => Promise<unknown>;
+      return async (...args: unknown[]) => {
+        const labels = { provider: target.kind, operation: prop };
+        const end = metrics.providerCallSeconds.startTimer(labels);
+        try {
+          const result = await method.apply(target, args);
+          end({ outcome: 'ok' });
+          return result;
+        } catch (e) {
+          end({ outcome: 'error' });
+          metrics.providerCallErrors.inc({ ...labels, error: e instanceof ProviderError && !e.retryable ? 'rejected' : 'unavailable' });
+          throw e;
+        }
+      };
+    },
+  });
 }
 
 /** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */
