@@ -1,5 +1,5 @@
 /** The Express app: middleware, routers, docs and error handling. `main.ts` runs it as a process. */
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
 import { DomainError } from '../domain/money.js';
 import { createApiMetrics } from '../lib/metrics.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
@@ -21,17 +21,39 @@ import { reconciliationsRouter } from './routes/reconciliations.js';
 import { webhookEndpointsRouter } from './routes/webhook-endpoints.js';
 import { webhooksRouter } from './routes/webhooks.js';
 
+/** What ties a log line to the ERP's request: its correlation id, and the company and invoice when known. */
+function correlation(req: Request, res: Response): Record<string, string> {
+  const company = res.locals.company as { id: string } | undefined;
+  const number = (req.params as Record<string, string | undefined> | undefined)?.number;
+  return {
+    ...(res.locals.requestId ? { requestId: res.locals.requestId as string } : {}),
+    ...(company ? { companyId: company.id } : {}),
+    ...(number ? { invoiceNumber: number } : {}),
+  };
+}
+
 export function createApp(deps: ApiDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
   const metrics = createApiMetrics(deps.sql);
-  // Timed by the route's template once answered, so ids never become labels; a path no route matched is one label.
+  // One line per answered request with its correlation id, company and invoice, timed by the route's
+  // template (so ids never become metric labels; a path no route matched is one label).
   app.use((req, res, next) => {
+    const started = performance.now();
     const end = metrics.httpDuration.startTimer();
     res.once('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path;
-      end({ method: req.method, route: typeof route === 'string' ? route : 'unmatched', status: String(res.statusCode) });
+      const template = (req.route as { path?: unknown } | undefined)?.path;
+      const route = typeof template === 'string' ? template : 'unmatched';
+      end({ method: req.method, route, status: String(res.statusCode) });
+      deps.log('request', {
+        ...correlation(req, res),
+        method: req.method,
+        route,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        ...(res.statusCode >= 500 ? { level: 'ERROR' } : {}),
+      });
     });
     next();
   });
@@ -84,6 +106,6 @@ export function createApp(deps: ApiDeps): Express {
   app.use(((err, _req, _res, next) => {
     next(err instanceof DomainError ? new HttpProblem(422, err.type, err.message, err.field) : err);
   }) as ErrorRequestHandler);
-  app.use(problemHandler((msg, err) => deps.log(msg, { error: err instanceof Error ? err.stack : String(err) })));
+  app.use(problemHandler((msg, err, res) => deps.log(msg, { ...correlation(res.req, res), level: 'ERROR', error: err instanceof Error ? err.stack : String(err) })));
   return app;
 }

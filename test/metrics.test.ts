@@ -1,17 +1,20 @@
 /**
- * Metrics as an operator's Prometheus scrapes them, after a lifecycle (draft, Final, paid at the
+ * Metrics and logs as an operator reads them. Metrics as Prometheus scrapes them, after a lifecycle (draft, Final, paid at the
  * provider, an event delivered to the ERP's endpoint): the API's /metrics (operator key) and the
  * worker's, from worker/main.ts run as its own process so the Temporal SDK's exporter is installed
  * as in production. The stack has a database of its own: that worker's webhook loop must not take
- * other test files' deliveries.
+ * other test files' deliveries. Then the log lines of both carry the invoice's company, number
+ * and correlation id.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { connect, migrate } from '../lib/db.js';
+import { createLogger } from '../lib/log.js';
 import { BILLFLOW_MIGRATIONS, ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
@@ -26,6 +29,7 @@ let erp: Server;
 let erpUrl: string;
 const erpReceived: string[] = [];
 let database: string;
+const apiLines: Record<string, unknown>[] = [];
 
 async function ownDatabase(): Promise<string> {
   const shared = inject('databaseUrl');
@@ -43,7 +47,13 @@ async function ownDatabase(): Promise<string> {
 
 beforeAll(async () => {
   const databaseUrl = await ownDatabase();
-  stack = await startStack({ databaseUrl, worker: false });
+  const out = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) apiLines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  stack = await startStack({ databaseUrl, worker: false, log: createLogger('api', out) });
   erp = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString('utf8')));
@@ -116,9 +126,10 @@ async function scrape(url: string, key?: string): Promise<string> {
   return res.text();
 }
 
-describe('metrics after a lifecycle', () => {
+describe('metrics and logs after a lifecycle', () => {
   let tenant: Tenant;
   let number: string;
+  let finalRequestId: string;
 
   it('runs a lifecycle through the worker process: Final, paid, an event delivered to the ERP', async () => {
     tenant = await createTenant(stack);
@@ -131,6 +142,7 @@ describe('metrics after a lifecycle', () => {
     expect((await as('POST', `/v1/invoices/${number}/status`, { status: 'Reissue' })).status).toBe(409);
     const final = await as('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
+    finalRequestId = final.headers.get('x-request-id')!;
 
     const acct = { key: tenant.account.apiKey };
     const customer = (await http<{ data: { id: string }[] }>(stack.sandboxUrl, 'GET', `/v1/customers?externalId=${clientId}`, acct)).body.data[0]!;
@@ -195,5 +207,17 @@ describe('metrics after a lifecycle', () => {
     const direct = await time(sdkMetricsUrl);
     const merged = await time(workerMetricsUrl);
     process.stdout.write(`worker metrics scrape p50: SDK exporter alone ${direct.toFixed(1)} ms, merged ${merged.toFixed(1)} ms (${text.length} bytes)\n`);
+  });
+
+  it('logs the API request and the worker process\'s activities with company, invoice and correlation id', () => {
+    const request = apiLines.find((l) => l.msg === 'request' && l.requestId === finalRequestId);
+    expect(request).toMatchObject({ component: 'api', level: 'INFO', companyId: tenant.companyId, invoiceNumber: number, method: 'POST', route: '/v1/invoices/:number/status', status: 200 });
+    const worker = workerOutput
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const attached = worker.find((l) => l.msg === 'invoice PDF sent to provider');
+    expect(attached).toMatchObject({ component: 'worker', companyId: tenant.companyId, invoiceNumber: number, requestId: finalRequestId, activityType: 'renderAndAttachPdf' });
+    expect(JSON.stringify([...apiLines, ...worker])).not.toContain(tenant.apiKey);
   });
 });

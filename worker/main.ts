@@ -8,6 +8,7 @@ import { createWorkerMetrics } from '../lib/metrics.js';
 import { keyringFromEnv } from '../lib/secrets.js';
 import { freePort } from '../lib/temporal-dev.js';
 import { connectWorker } from '../lib/temporal.js';
+import { parseInvoiceWorkflowId } from '../workflows/contract.js';
 import { cachedWorkflowBundle } from './bundle.js';
 import { createWorker } from './create.js';
 import { serveWorkerMetrics } from './metrics-server.js';
@@ -24,7 +25,9 @@ Runtime.install({
   // The task token is an opaque blob: it only makes every activity line long.
   logger: new DefaultLogger('INFO', ({ level, message, meta }) => {
     const { taskToken: _token, ...fields } = meta ?? {};
-    log(message, { level: level as LogLevel, ...fields });
+    // An invoice's workflow id names its company and number: every line of it carries both.
+    const invoice = typeof fields.workflowId === 'string' ? parseInvoiceWorkflowId(fields.workflowId) : null;
+    log(message, { level: level as LogLevel, ...(invoice ? { companyId: invoice.companyId, invoiceNumber: invoice.number } : {}), ...fields });
   }),
 });
 const cfg = temporalConfig();
