@@ -13,6 +13,7 @@ import { billingRunRouter } from './routes/billing-run.js';
 import { clientsRouter } from './routes/clients.js';
 import { communicationsRouter } from './routes/communications.js';
 import { companiesRouter } from './routes/companies.js';
+import { dashboardRouter } from './routes/dashboard.js';
 import { invoicesRouter } from './routes/invoices.js';
 import { paymentsRouter } from './routes/payments.js';
 import { projectsRouter } from './routes/projects.js';
@@ -101,6 +102,7 @@ export function createApp(deps: ApiDeps): Express {
   app.use(billRunsRouter(deps, mw));
   app.use(reconciliationsRouter(deps, mw));
   app.use(webhookEndpointsRouter(deps, mw));
+  app.use(dashboardRouter(deps));
   app.use(notFoundHandler);
   // A broken domain rule (domain/) is the caller's input: 422 naming the field, in one place.
   app.use(((err, _req, _res, next) => {

@@ -15,6 +15,8 @@ export interface ApiDeps {
   /** Base URL the provider uses to reach our webhooks. */
   publicApiUrl: string;
   log: Logger;
+  /** The Temporal Web UI the dashboard links each invoice's workflow to (none: no links). */
+  temporalUiUrl?: string | null;
   /** How long a status change may take before the API answers 202 and lets it finish. */
   updateWaitMs?: number;
   /** How long a worker has to answer a Query or accept an Update before the API answers 503. */

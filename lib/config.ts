@@ -125,6 +125,11 @@ export function webhookDelivery(env: Env = process.env): { timeoutMs: number; re
   };
 }
 
+/** The Temporal Web UI (the dashboard links to it); npm start sets it for its own Temporal. */
+export function temporalUiUrl(env: Env = process.env): string | null {
+  return env.TEMPORAL_UI_URL || null;
+}
+
 /** Where the worker serves its metrics (the Temporal SDK's and billflow's); port 0 turns them off. */
 export function workerMetrics(env: Env = process.env): { host: string; port: number } | null {
   const port = int(env, 'WORKER_METRICS_PORT', 9464);
@@ -159,7 +164,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'TEMPORAL_PORT', roles: ['api', 'worker', 'start'], default: '7233', description: 'port of the dev server npm start runs (npm run cluster: its frontend), when TEMPORAL_ADDRESS is unset' },
   { name: 'TEMPORAL_UI_PORT', roles: ['start'], default: '8233', description: "the dev server's Web UI port (npm run cluster: its UI server's)" },
   { name: 'TEMPORAL_DATABASE_URL', roles: ['start'], default: 'embedded PostgreSQL, database `temporal`', description: "npm run cluster: the Temporal cluster's PostgreSQL (postgres://user:password@host:port/temporal; visibility in `<database>_visibility`)" },
-  { name: 'TEMPORAL_UI_URL', roles: ['start'], default: 'none', description: 'Web UI address to print when TEMPORAL_ADDRESS points at your own cluster' },
+  { name: 'TEMPORAL_UI_URL', roles: ['api', 'start'], default: 'none (npm start: its own Temporal\'s UI)', description: 'Temporal Web UI address: the dashboard links each invoice to its workflow there; npm start prints it when TEMPORAL_ADDRESS points at your own cluster' },
   { name: 'TEMPORAL_NAMESPACE', roles: ['api', 'worker'], default: 'default', description: 'Temporal namespace' },
   { name: 'TEMPORAL_TASK_QUEUE', roles: ['api', 'worker'], default: 'billflow-invoices', description: 'task queue the worker polls and the API starts workflows on' },
   { name: 'TEMPORAL_API_KEY', roles: ['api', 'worker'], default: 'none', description: 'Temporal Cloud API key (turns on TLS)' },

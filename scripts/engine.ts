@@ -260,6 +260,9 @@ try {
   // The sandbox keeps its own secrets: it never gets billflow's key.
   const keys = secretKeys();
   const workerEnv = { ...common, ...mail, ...keys };
+  const ui = !ownTemporal ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
+  // The dashboard links invoices to their workflows in this UI.
+  const uiEnv: Record<string, string> = ownTemporal ? { TEMPORAL_UI_URL: ui } : {};
   // Each worker serves its metrics on its own port (the next one for a second worker); ready once they answer.
   const metricsAt = workerMetrics();
   const worker = (name: string, n: number) => {
@@ -270,12 +273,12 @@ try {
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
       supervisor.add(worker('worker', 0)),
-      supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
+      supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys, ...uiEnv }, [apiPort()])),
     ]);
   } else {
     // Two of each on the same task queue; the APIs listen on the next two ports, the front on API_PORT.
     const apiPorts = [apiPort() + 1, apiPort() + 2];
-    const apiEnv = (port: number) => ({ ...common, ...keys, API_PORT: String(port), API_PUBLIC_URL: urls.api });
+    const apiEnv = (port: number) => ({ ...common, ...keys, ...uiEnv, API_PORT: String(port), API_PUBLIC_URL: urls.api });
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
       supervisor.add(worker('worker-1', 0)),
@@ -288,13 +291,13 @@ try {
     await supervisor.add(nodeService('front', ['scripts/front.ts', String(apiPort()), ...apiPorts.map(String)], {}, [apiPort()]));
   }
 
-  const ui = !ownTemporal ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(
     [
       '',
       `  API              ${urls.api}${cluster ? `   (front over API processes on ports ${apiPort() + 1} and ${apiPort() + 2}; 2 workers)` : ''}`,
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
+      `  Dashboard        ${urls.api}/dashboard   (sign in with the operator key, or a company's key)`,
       `  Metrics          ${urls.api}/metrics (operator key)${metricsAt ? `; worker${cluster ? 's' : ''} http://${metricsAt.host}:${metricsAt.port}/metrics${cluster ? ` and :${metricsAt.port + 1}` : ''}` : ''}`,
       ...(cluster && ownTemporal ? [`  Temporal         127.0.0.1:${temporalPort}   (cluster on PostgreSQL: frontend, history, matching, worker; logs/temporal-*.log)`] : []),
       `  Temporal Web UI  ${ui}`,

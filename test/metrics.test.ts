@@ -13,11 +13,10 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
-import { connect, migrate } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
-import { BILLFLOW_MIGRATIONS, ROOT } from '../lib/paths.js';
+import { ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
-import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { ADMIN_KEY, createTenant, eventually, http, privateDatabase, startStack, type Stack, type Tenant } from './harness.js';
 import { webhookDelivered } from './settled.js';
 
 let stack: Stack;
@@ -28,25 +27,12 @@ let sdkMetricsUrl: string;
 let erp: Server;
 let erpUrl: string;
 const erpReceived: string[] = [];
-let database: string;
+let database: Awaited<ReturnType<typeof privateDatabase>>;
 const apiLines: Record<string, unknown>[] = [];
 
-async function ownDatabase(): Promise<string> {
-  const shared = inject('databaseUrl');
-  database = `billflow_metrics_${randomUUID().slice(0, 8)}`;
-  const admin = connect(shared, { max: 1 });
-  await admin.unsafe(`CREATE DATABASE ${database}`);
-  await admin.end({ timeout: 5 });
-  const url = new URL(shared);
-  url.pathname = `/${database}`;
-  const sql = connect(url.toString(), { max: 1 });
-  await migrate(sql, BILLFLOW_MIGRATIONS);
-  await sql.end({ timeout: 5 });
-  return url.toString();
-}
-
 beforeAll(async () => {
-  const databaseUrl = await ownDatabase();
+  database = await privateDatabase();
+  const databaseUrl = database.url;
   const out = new Writable({
     write(chunk: Buffer, _enc, done) {
       for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) apiLines.push(JSON.parse(l) as Record<string, unknown>);
@@ -101,11 +87,7 @@ afterAll(async () => {
   }
   await stack?.stop();
   await new Promise((r) => erp?.close(r));
-  if (database) {
-    const admin = connect(inject('databaseUrl'), { max: 1 });
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end({ timeout: 5 });
-  }
+  await database?.drop();
 });
 
 /** The value of one sample: `name` with every label given (others may be present). */

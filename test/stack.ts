@@ -61,6 +61,8 @@ export interface StackOptions {
   temporal?: { client: Client; nativeConnection: NativeConnection };
   /** The API's logger (silent by default). */
   log?: Logger;
+  /** The Temporal Web UI the dashboard links to. */
+  temporalUiUrl?: string | null;
   /** false: no worker in this process (the test starts worker/main.ts on the stack's task queue itself). */
   worker?: boolean;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
@@ -111,6 +113,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       secrets,
       publicApiUrl,
       log: opts.log ?? silentLogger,
+      temporalUiUrl: opts.temporalUiUrl ?? null,
     }),
   );
 
