@@ -106,6 +106,19 @@ describe('the operator dashboard', () => {
     }, 'the endpoint to fail once');
   });
 
+  it('asks the same of the Temporal UI: Overdue and DueDate search attributes find the overdue invoices', async () => {
+    const overdue = [numbers.ancient, numbers.late, numbers.aged, numbers.recent].map((n) => `Invoice:${acme.companyId}:${n}`).sort();
+    const find = (query: string) =>
+      eventually(async () => {
+        const ids: string[] = [];
+        for await (const w of stack.temporal.workflow.list({ query })) ids.push(w.workflowId);
+        ids.sort();
+        return JSON.stringify(ids) === JSON.stringify(overdue) ? ids : undefined;
+      }, `visibility to answer ${query}`);
+    await find(`Overdue = true AND CompanyId = "${acme.companyId}"`);
+    await find(`DueDate < "${daysAgo(0)}T00:00:00Z" AND CompanyId = "${acme.companyId}" AND WorkflowType = "invoiceWorkflow" AND OutstandingAmount > 0`);
+  });
+
   it('asks for a key, and refuses a wrong one', async () => {
     const anonymous = await http(stack.apiUrl, 'GET', '/dashboard');
     expect(anonymous.status).toBe(401);
