@@ -117,11 +117,12 @@ export function mailDevPorts(env: Env = process.env): { smtp: number; web: numbe
 }
 
 /** How the worker delivers events to the ERP's webhook endpoints (worker/webhooks.ts holds the rest of the schedule). */
-export function webhookDelivery(env: Env = process.env): { timeoutMs: number; retryForMs: number; disableAfterMs: number } {
+export function webhookDelivery(env: Env = process.env): { timeoutMs: number; retryForMs: number; disableAfterMs: number; retentionMs: number } {
   return {
     timeoutMs: Math.max(1, int(env, 'WEBHOOK_TIMEOUT_SECONDS', 15)) * 1000,
     retryForMs: int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 259_200) * 1000,
     disableAfterMs: int(env, 'WEBHOOK_DISABLE_AFTER_SECONDS', 432_000) * 1000,
+    retentionMs: int(env, 'WEBHOOK_RETENTION_SECONDS', 2_592_000) * 1000,
   };
 }
 
@@ -188,6 +189,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'WEBHOOK_TIMEOUT_SECONDS', roles: ['worker'], default: '15', description: "how long one delivery to an ERP webhook endpoint may take, answer included" },
   { name: 'WEBHOOK_RETRY_FOR_SECONDS', roles: ['worker'], default: '259200 (3 days)', description: 'how long a failing delivery is retried (backoff from 5 s, doubling, at most 6 h apart) before it is given up' },
   { name: 'WEBHOOK_DISABLE_AFTER_SECONDS', roles: ['worker'], default: '432000 (5 days)', description: 'an endpoint failing this long without a success is disabled (PATCH it with enabled: true to resume)' },
+  { name: 'WEBHOOK_RETENTION_SECONDS', roles: ['worker'], default: '2592000 (30 days)', description: 'delivered events to the ERP are kept (listed with their attempts) this long, then purged by the delivery loop (hourly); failed and pending ones are kept' },
   { name: 'SMTP_HOST', roles: ['worker', 'start'], default: '127.0.0.1 (npm start: its mail catcher)', description: 'SMTP server invoices are emailed through' },
   { name: 'SMTP_PORT', roles: ['worker', 'start'], default: '1025 (npm start: its mail catcher)', description: 'SMTP port' },
   { name: 'SMTP_SECURE', roles: ['worker'], default: 'false', description: "'true' for implicit TLS (port 465); otherwise STARTTLS when offered (plain SMTP only to a loopback host)" },
