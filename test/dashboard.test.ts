@@ -1,6 +1,7 @@
 /**
  * The operator dashboard in a real browser (playwright-core driving Debian's Chromium): signed in
- * with a company key it shows that company's invoices only; with the operator key, every company's.
+ * with a company key it shows that company's invoices only, with an organisation key its companies', with
+ * the operator key every company's.
  * The rows are made for real: invoices printed to Final with past due dates (overdue, aged into
  * every bucket), one held above the billing-run limit, drift at the provider found by a
  * reconciliation, and an ERP webhook endpoint that refuses connections. The stack has a database of
@@ -189,6 +190,26 @@ describe('the operator dashboard', () => {
     }
   });
 
+  it("shows an organisation key its own companies' invoices only", async () => {
+    const org = await http<{ id: string; apiKey: string }>(stack.apiUrl, 'POST', '/v1/organisations', { key: ADMIN_KEY, body: { id: `org-${randomUUID().slice(0, 8)}`, name: 'Delta Group' } });
+    expect(org.status).toBe(201);
+    const member = await createTenant(stack, { organisationId: org.body.id });
+    const erp = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: org.body.apiKey, body, headers: { 'Billflow-Company': member.companyId } });
+    expect((await erp('POST', '/v1/clients', { id: 'delta-client', name: 'Delta Client' })).status).toBe(201);
+    const number = `ORG-${randomUUID().slice(0, 6)}`;
+    expect((await erp('POST', '/v1/invoices', { number, clientId: 'delta-client', invoiceDate: daysAgo(40), dueDate: daysAgo(5), lines: [{ description: 'Design', amount: 5_000 }] })).status).toBe(201);
+    expect((await erp('POST', `/v1/invoices/${number}/status`, { status: 'Final' })).status).toBe(200);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    try {
+      await signIn(page, org.body.apiKey);
+      expect((await rows(page, 'overdue')).map((r) => r[0])).toEqual([number]);
+      expect(await page.textContent('header')).toContain(`Company ${member.companyId}`);
+    } finally {
+      await context.close();
+    }
+  });
+
   it("shows the operator every company's", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -196,6 +217,7 @@ describe('the operator dashboard', () => {
       await signIn(page, ADMIN_KEY);
       const overdue = (await rows(page, 'overdue')).map((r) => r[0]);
       expect(overdue).toEqual(expect.arrayContaining([numbers.ancient, numbers.elsewhere]));
+      expect(overdue.some((n) => n?.startsWith('ORG-'))).toBe(true);
       expect(await page.textContent('header')).toContain('all companies');
     } finally {
       await context.close();
