@@ -8,6 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { resolveLimit, type BillLimit } from '../domain/bill.js';
 import { PROVIDER_CAPABILITIES, type ProviderCapabilities, type ProviderKind } from '../domain/provider.js';
 import type { Sql } from '../lib/db.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { stableUuid } from '../lib/ids.js';
 import { quickPayReference, type InvoiceState, type ProviderPayment } from '../workflows/contract.js';
@@ -38,6 +39,8 @@ export interface ActivityDeps {
   publicApiUrl: string;
   /** The circuit breaker per provider account (`PROVIDER_CIRCUIT_*`); without it calls go straight to the provider. */
   circuit?: CircuitSettings;
+  /** Provider call latency and errors are counted here. */
+  metrics: WorkerMetrics;
 }
 
 /** How a send that must happen at most once ended: 'unconfirmed' when a crash cut an earlier attempt off mid-send. */
@@ -55,8 +58,8 @@ export interface CompanySettings {
 }
 
 /** Each activity doing one thing; `createActivities` adds those that do several of them in one. */
-function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, circuit }: ActivityDeps) {
-  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, circuit);
+function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, circuit, metrics }: ActivityDeps) {
+  const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, metrics, circuit);
   const withLink = (s: InvoiceState) => linked(sql, publicApiUrl, s);
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
@@ -87,8 +90,8 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
   }
 
   return {
-    ...createBillActivities({ sql, renderer, mailer, secrets, publicApiUrl }),
-    ...createReconcileActivities({ sql, secrets, ...(circuit ? { circuit } : {}) }),
+    ...createBillActivities({ sql, renderer, mailer, secrets, publicApiUrl, metrics }),
+    ...createReconcileActivities({ sql, secrets, metrics, ...(circuit ? { circuit } : {}) }),
     async getCompanySettings({ companyId }: { companyId: string }): Promise<CompanySettings> {
       const [row] = await sql<{ provider_enabled: boolean; provider_kind: ProviderKind; payment_import_seconds: number; reminder_days: number[] }[]>`
         SELECT provider_enabled, provider_kind, payment_import_seconds, reminder_days FROM companies WHERE id = ${companyId}`;

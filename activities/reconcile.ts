@@ -2,12 +2,13 @@
 import { log } from '@temporalio/activity';
 import { findDrift, type EngineInvoice, type Finding } from '../domain/reconcile.js';
 import type { Sql } from '../lib/db.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { emitEvents } from './events.js';
 import { companyProvider, provider } from './provider/calls.js';
 import type { CircuitSettings } from './provider/circuit.js';
 
-export function createReconcileActivities({ sql, secrets, circuit }: { sql: Sql; secrets: Keyring; circuit?: CircuitSettings }) {
+export function createReconcileActivities({ sql, secrets, metrics, circuit }: { sql: Sql; secrets: Keyring; metrics: WorkerMetrics; circuit?: CircuitSettings }) {
   return {
     /** Compares the read model with every live provider record and stores what differs. Safe to repeat. */
     async compareWithProvider(input: { companyId: string; reconciliationId: string; requestId: string }) {
@@ -16,7 +17,7 @@ export function createReconcileActivities({ sql, secrets, circuit }: { sql: Sql;
       await sql`
         INSERT INTO reconciliations (id, company_id, request_id, checked_invoices, checked_records, findings)
         VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
-      const api = await companyProvider(sql, secrets, companyId, circuit);
+      const api = await companyProvider(sql, secrets, companyId, metrics, circuit);
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
@@ -54,7 +55,7 @@ export function createReconcileActivities({ sql, secrets, circuit }: { sql: Sql;
 
     /** The invoice's provider record as the provider has it now, or null when it is gone. */
     async getProviderInvoice({ companyId, providerInvoiceId, requestId }: { companyId: string; providerInvoiceId: string; requestId: string }) {
-      const api = await companyProvider(sql, secrets, companyId, circuit);
+      const api = await companyProvider(sql, secrets, companyId, metrics, circuit);
       const record = await provider('read provider invoice', () => api.getInvoice(providerInvoiceId, requestId));
       return record && { amount: record.amount, outstanding: record.outstanding, customerId: record.customerId };
     },

@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import type { RequestHandler } from 'express';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
+import type { ApiMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 
 export interface ApiDeps {
@@ -14,6 +15,8 @@ export interface ApiDeps {
   /** Base URL the provider uses to reach our webhooks. */
   publicApiUrl: string;
   log: Logger;
+  /** The Temporal Web UI the dashboard links each invoice's workflow to (none: no links). */
+  temporalUiUrl?: string | null;
   /** How long a status change may take before the API answers 202 and lets it finish. */
   updateWaitMs?: number;
   /** How long a worker has to answer a Query or accept an Update before the API answers 503. */
@@ -24,4 +27,6 @@ export interface ApiDeps {
 export interface ApiMiddleware {
   erpAuth: RequestHandler;
   idempotency: RequestHandler;
+  /** The app's metrics, for routes that count what they did. */
+  metrics: ApiMetrics;
 }

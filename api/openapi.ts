@@ -740,6 +740,14 @@ export const openapi = {
         responses: { 200: jsonAnswer('ready', Obj({ ok: Literal(true), postgres: Literal('up'), temporal: Literal('up') })), 503: problem },
       },
     },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics of this API process (operator key)',
+        security: [{ operator: [] }],
+        description: 'Request latency by route template and status, status changes by outcome, webhook deliveries by status (from PostgreSQL), Node.js process metrics.',
+        responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: problem },
+      },
+    },
     '/pay/{token}': {
       get: {
         summary: "billflow's Pay Now link: to the invoice's payment page at the provider (public, for payers)",

@@ -26,6 +26,7 @@ import { chromium } from 'playwright-core';
 import { createMailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { pdfConcurrency, smtpConfig } from '../lib/config.js';
+import { createWorkerMetrics } from '../lib/metrics.js';
 import { invoiceHtml } from '../activities/pdf/invoice-document.js';
 import { PDF_OPTIONS, PdfRenderer } from '../activities/pdf/renderer.js';
 import { paymentForInvoice } from '../activities/provider/provider.js';
@@ -130,7 +131,7 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
   const baseWorker = await Worker.create({
     connection: baseConnection,
     taskQueue: baseQueue,
-    activities: createActivities({ sql: stack.sql, renderer: baseRenderer, mailer: baseMailer, secrets: stack.secrets, publicApiUrl: stack.apiUrl }),
+    activities: createActivities({ sql: stack.sql, renderer: baseRenderer, mailer: baseMailer, secrets: stack.secrets, publicApiUrl: stack.apiUrl, metrics: createWorkerMetrics() }),
     workflowBundle: { codePath: await servers.bundle(path.join(ROOT, 'bench', 'baseline-workflow.ts'), 'baseline') },
   });
   const baseRun = baseWorker.run();

@@ -122,8 +122,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   const ports: number[] = [];
   // One at a time, so no two ask the OS at the same moment.
-  for (let i = 0; i < 7; i++) ports.push(await freePort());
-  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort] = ports as [number, number, number, number, number, number, number];
+  for (let i = 0; i < 8; i++) ports.push(await freePort());
+  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort, workerMetricsPort] = ports as [number, number, number, number, number, number, number, number];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const mailUrl = `http://127.0.0.1:${mailWebPort}`;
@@ -183,7 +183,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // The chaos faults are independent (about 1 call in 4 fails), not an outage. At the default 5 in
       // a row the circuit breaker would open a few times a run and refuse changes for its cool-down;
       // 12 in a row happens about once in 17 million calls.
-      env: { ...common, CHROMIUM_PATH: tools.chromium, SMTP_HOST: '127.0.0.1', SMTP_PORT: String(frontPort), API_PUBLIC_URL: apiUrl, PROVIDER_CIRCUIT_FAILURES: '12' },
+      env: {
+        ...common,
+        CHROMIUM_PATH: tools.chromium,
+        SMTP_HOST: '127.0.0.1',
+        SMTP_PORT: String(frontPort),
+        API_PUBLIC_URL: apiUrl,
+        PROVIDER_CIRCUIT_FAILURES: '12',
+        WORKER_METRICS_PORT: String(workerMetricsPort),
+      },
       logDir,
       ready: { line: /worker started/ },
     });

@@ -31,6 +31,16 @@ export function datesError(invoiceDate: string, dueDate: string): string | null 
 }
 
 /** Why a prepayment of `amount` cannot be applied to an invoice that still owes `owed`, or null. */
+/** The moment an unpaid Final invoice becomes overdue: the end of its due date (UTC), the day after it is due. */
+export function overdueFrom(dueDate: string): number {
+  return Date.parse(`${dueDate}T00:00:00Z`) + 86_400_000;
+}
+
+/** Overdue: Final, something still owed, and its due date is over. */
+export function isOverdue(inv: { status: InvoiceStatus; outstanding: Minor; dueDate: string }, now: number): boolean {
+  return inv.status === 'Final' && inv.outstanding > 0 && now >= overdueFrom(inv.dueDate);
+}
+
 export function prepaymentError(number: string, amount: Minor, owed: Minor): string | null {
   if (!Number.isSafeInteger(amount) || amount <= 0) return 'amount must be a positive integer in minor units';
   return amount > owed ? `amount ${amount} is more than the ${owed} still owed on invoice ${number}` : null;

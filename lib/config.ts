@@ -117,11 +117,12 @@ export function mailDevPorts(env: Env = process.env): { smtp: number; web: numbe
 }
 
 /** How the worker delivers events to the ERP's webhook endpoints (worker/webhooks.ts holds the rest of the schedule). */
-export function webhookDelivery(env: Env = process.env): { timeoutMs: number; retryForMs: number; disableAfterMs: number } {
+export function webhookDelivery(env: Env = process.env): { timeoutMs: number; retryForMs: number; disableAfterMs: number; retentionMs: number } {
   return {
     timeoutMs: Math.max(1, int(env, 'WEBHOOK_TIMEOUT_SECONDS', 15)) * 1000,
     retryForMs: int(env, 'WEBHOOK_RETRY_FOR_SECONDS', 259_200) * 1000,
     disableAfterMs: int(env, 'WEBHOOK_DISABLE_AFTER_SECONDS', 432_000) * 1000,
+    retentionMs: int(env, 'WEBHOOK_RETENTION_SECONDS', 2_592_000) * 1000,
   };
 }
 
@@ -132,6 +133,17 @@ export function providerCircuit(env: Env = process.env): { failures: number; win
     windowMs: Math.max(1, int(env, 'PROVIDER_CIRCUIT_WINDOW_SECONDS', 30)) * 1000,
     cooldownMs: Math.max(1, int(env, 'PROVIDER_CIRCUIT_COOLDOWN_SECONDS', 15)) * 1000,
   };
+}
+
+/** The Temporal Web UI (the dashboard links to it); npm start sets it for its own Temporal. */
+export function temporalUiUrl(env: Env = process.env): string | null {
+  return env.TEMPORAL_UI_URL || null;
+}
+
+/** Where the worker serves its metrics (the Temporal SDK's and billflow's); port 0 turns them off. */
+export function workerMetrics(env: Env = process.env): { host: string; port: number } | null {
+  const port = int(env, 'WORKER_METRICS_PORT', 9464);
+  return port === 0 ? null : { host: env.WORKER_METRICS_HOST ?? '127.0.0.1', port };
 }
 
 export function adminKey(env: Env = process.env): string {
@@ -162,7 +174,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'TEMPORAL_PORT', roles: ['api', 'worker', 'start'], default: '7233', description: 'port of the dev server npm start runs (npm run cluster: its frontend), when TEMPORAL_ADDRESS is unset' },
   { name: 'TEMPORAL_UI_PORT', roles: ['start'], default: '8233', description: "the dev server's Web UI port (npm run cluster: its UI server's)" },
   { name: 'TEMPORAL_DATABASE_URL', roles: ['start'], default: 'embedded PostgreSQL, database `temporal`', description: "npm run cluster: the Temporal cluster's PostgreSQL (postgres://user:password@host:port/temporal; visibility in `<database>_visibility`)" },
-  { name: 'TEMPORAL_UI_URL', roles: ['start'], default: 'none', description: 'Web UI address to print when TEMPORAL_ADDRESS points at your own cluster' },
+  { name: 'TEMPORAL_UI_URL', roles: ['api', 'start'], default: 'none (npm start: its own Temporal\'s UI)', description: 'Temporal Web UI address: the dashboard links each invoice to its workflow there; npm start prints it when TEMPORAL_ADDRESS points at your own cluster' },
   { name: 'TEMPORAL_NAMESPACE', roles: ['api', 'worker'], default: 'default', description: 'Temporal namespace' },
   { name: 'TEMPORAL_TASK_QUEUE', roles: ['api', 'worker'], default: 'billflow-invoices', description: 'task queue the worker polls and the API starts workflows on' },
   { name: 'TEMPORAL_API_KEY', roles: ['api', 'worker'], default: 'none', description: 'Temporal Cloud API key (turns on TLS)' },
@@ -181,12 +193,15 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
   { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
+  { name: 'WORKER_METRICS_PORT', roles: ['worker'], default: '9464', description: "Prometheus metrics of the worker at /metrics: the Temporal SDK's and billflow's (provider calls, PDF renders, webhook attempts); 0 turns them off" },
+  { name: 'WORKER_METRICS_HOST', roles: ['worker'], default: '127.0.0.1', description: "the worker metrics' bind address (unauthenticated: keep it on loopback or a private network; 0.0.0.0 in containers)" },
   { name: 'WEBHOOK_TIMEOUT_SECONDS', roles: ['worker'], default: '15', description: "how long one delivery to an ERP webhook endpoint may take, answer included" },
   { name: 'WEBHOOK_RETRY_FOR_SECONDS', roles: ['worker'], default: '259200 (3 days)', description: 'how long a failing delivery is retried (backoff from 5 s, doubling, at most 6 h apart) before it is given up' },
   { name: 'WEBHOOK_DISABLE_AFTER_SECONDS', roles: ['worker'], default: '432000 (5 days)', description: 'an endpoint failing this long without a success is disabled (PATCH it with enabled: true to resume)' },
   { name: 'PROVIDER_CIRCUIT_FAILURES', roles: ['worker'], default: '5', description: "provider outages (5xx, 429, no answer) in a row, within the window, that open an account's circuit breaker; 0 turns it off" },
   { name: 'PROVIDER_CIRCUIT_WINDOW_SECONDS', roles: ['worker'], default: '30', description: 'the window those outages must fall in (counted from the first)' },
   { name: 'PROVIDER_CIRCUIT_COOLDOWN_SECONDS', roles: ['worker'], default: '15', description: 'how long an open circuit refuses provider calls before one call probes the provider' },
+  { name: 'WEBHOOK_RETENTION_SECONDS', roles: ['worker'], default: '2592000 (30 days)', description: 'delivered events to the ERP are kept (listed with their attempts) this long, then purged by the delivery loop (hourly); failed and pending ones are kept' },
   { name: 'SMTP_HOST', roles: ['worker', 'start'], default: '127.0.0.1 (npm start: its mail catcher)', description: 'SMTP server invoices are emailed through' },
   { name: 'SMTP_PORT', roles: ['worker', 'start'], default: '1025 (npm start: its mail catcher)', description: 'SMTP port' },
   { name: 'SMTP_SECURE', roles: ['worker'], default: 'false', description: "'true' for implicit TLS (port 465); otherwise STARTTLS when offered (plain SMTP only to a loopback host)" },

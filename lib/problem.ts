@@ -52,7 +52,7 @@ export const notFoundHandler: RequestHandler = (req, _res, next) => {
 };
 
 /** Turns thrown errors into problem documents; body-parser errors become 400/413/415. */
-export function problemHandler(log: (msg: string, err: unknown) => void): ErrorRequestHandler {
+export function problemHandler(log: (msg: string, err: unknown, res: Response) => void): ErrorRequestHandler {
   return (err: unknown, _req, res, next) => {
     if (res.headersSent) return next(err);
     if (err instanceof HttpProblem) return sendProblem(res, err);
@@ -64,7 +64,7 @@ export function problemHandler(log: (msg: string, err: unknown) => void): ErrorR
     if (e.status === 415 || e.type === 'encoding.unsupported') {
       return sendProblem(res, new HttpProblem(415, 'unsupported-media-type', e.message ?? 'unsupported media type'));
     }
-    log('unhandled error', err);
+    log('unhandled error', err, res);
     return sendProblem(res, new HttpProblem(500, 'internal', 'internal error; see the server log'));
   };
 }

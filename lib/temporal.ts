@@ -48,12 +48,11 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
   }
   const missing = wanted.filter((k) => !(k.name in existing));
   if (missing.length === 0) return [];
-  const { INDEXED_VALUE_TYPE_INT, INDEXED_VALUE_TYPE_KEYWORD } = proto.temporal.api.enums.v1.IndexedValueType;
+  const { INDEXED_VALUE_TYPE_INT, INDEXED_VALUE_TYPE_KEYWORD, INDEXED_VALUE_TYPE_DATETIME, INDEXED_VALUE_TYPE_BOOL } = proto.temporal.api.enums.v1.IndexedValueType;
+  const types: Record<string, number> = { INT: INDEXED_VALUE_TYPE_INT, KEYWORD: INDEXED_VALUE_TYPE_KEYWORD, DATETIME: INDEXED_VALUE_TYPE_DATETIME, BOOL: INDEXED_VALUE_TYPE_BOOL };
   await connection.operatorService.addSearchAttributes({
     namespace,
-    searchAttributes: Object.fromEntries(
-      missing.map((k) => [k.name, k.type === 'INT' ? INDEXED_VALUE_TYPE_INT : INDEXED_VALUE_TYPE_KEYWORD]),
-    ),
+    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, types[k.type]!])),
   });
   return missing.map((k) => k.name);
 }

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig } from '../lib/config.js';
+import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, workerMetrics } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
@@ -261,20 +261,29 @@ try {
   const keys = secretKeys();
   // The worker prints billflow's Pay Now links (on the API's public URL) into PDFs and emails.
   const workerEnv = { ...common, ...mail, ...keys, API_PUBLIC_URL: urls.api };
+  const ui = !ownTemporal ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
+  // The dashboard links invoices to their workflows in this UI.
+  const uiEnv: Record<string, string> = ownTemporal ? { TEMPORAL_UI_URL: ui } : {};
+  // Each worker serves its metrics on its own port (the next one for a second worker); ready once they answer.
+  const metricsAt = workerMetrics();
+  const worker = (name: string, n: number) => {
+    const port = metricsAt ? metricsAt.port + n : 0;
+    return nodeService(name, ['worker/main.ts'], { ...workerEnv, WORKER_METRICS_PORT: String(port) }, port ? [port] : []);
+  };
   if (!cluster) {
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-      supervisor.add(nodeService('worker', ['worker/main.ts'], workerEnv, [])),
-      supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys }, [apiPort()])),
+      supervisor.add(worker('worker', 0)),
+      supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys, ...uiEnv }, [apiPort()])),
     ]);
   } else {
     // Two of each on the same task queue; the APIs listen on the next two ports, the front on API_PORT.
     const apiPorts = [apiPort() + 1, apiPort() + 2];
-    const apiEnv = (port: number) => ({ ...common, ...keys, API_PORT: String(port), API_PUBLIC_URL: urls.api });
+    const apiEnv = (port: number) => ({ ...common, ...keys, ...uiEnv, API_PORT: String(port), API_PUBLIC_URL: urls.api });
     await Promise.all([
       supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
-      supervisor.add(nodeService('worker-1', ['worker/main.ts'], workerEnv, [])),
-      supervisor.add(nodeService('worker-2', ['worker/main.ts'], workerEnv, [])),
+      supervisor.add(worker('worker-1', 0)),
+      supervisor.add(worker('worker-2', 1)),
       // One after the other: each registers missing search attributes and schedules at start.
       (async () => {
         for (const [i, port] of apiPorts.entries()) await supervisor.add(nodeService(`api-${i + 1}`, ['api/main.ts'], apiEnv(port), [port]));
@@ -283,13 +292,14 @@ try {
     await supervisor.add(nodeService('front', ['scripts/front.ts', String(apiPort()), ...apiPorts.map(String)], {}, [apiPort()]));
   }
 
-  const ui = !ownTemporal ? (env.TEMPORAL_UI_URL ?? '(your Temporal cluster UI)') : `http://127.0.0.1:${uiPort}`;
   say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(
     [
       '',
       `  API              ${urls.api}${cluster ? `   (front over API processes on ports ${apiPort() + 1} and ${apiPort() + 2}; 2 workers)` : ''}`,
       `  API docs         ${urls.api}/docs   (OpenAPI: ${urls.api}/openapi.json)`,
+      `  Dashboard        ${urls.api}/dashboard   (sign in with the operator key, or a company's key)`,
+      `  Metrics          ${urls.api}/metrics (operator key)${metricsAt ? `; worker${cluster ? 's' : ''} http://${metricsAt.host}:${metricsAt.port}/metrics${cluster ? ` and :${metricsAt.port + 1}` : ''}` : ''}`,
       ...(cluster && ownTemporal ? [`  Temporal         127.0.0.1:${temporalPort}   (cluster on PostgreSQL: frontend, history, matching, worker; logs/temporal-*.log)`] : []),
       `  Temporal Web UI  ${ui}`,
       `  Provider sandbox ${urls.sandbox}`,

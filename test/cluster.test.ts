@@ -92,14 +92,19 @@ async function apiPorts(): Promise<number> {
 describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'billflow-cluster-'));
+    const apiPort = await apiPorts();
+    // Two workers' metrics: this port and the next, clear of the front and its APIs.
+    let metricsPort = await apiPorts();
+    while (Math.abs(metricsPort - apiPort) < 3) metricsPort = await apiPorts();
     const ports = {
-      API_PORT: await apiPorts(),
+      API_PORT: apiPort,
       SANDBOX_PORT: await freePort(),
       TEMPORAL_PORT: await freeFrontendPort(),
       TEMPORAL_UI_PORT: await freePort(),
       EMBEDDED_PG_PORT: await freePort(),
       MAILDEV_SMTP_PORT: await freePort(),
       MAILDEV_WEB_PORT: await freePort(),
+      WORKER_METRICS_PORT: metricsPort,
     };
     api = `http://127.0.0.1:${ports.API_PORT}`;
     sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;

@@ -45,7 +45,8 @@ export interface Stack {
   sandboxSql: Sql;
   temporal: Client;
   taskQueue: string;
-  worker: Worker;
+  /** The in-process worker (null when the test runs worker/main.ts as its own process). */
+  worker: Worker | null;
   /** The keyring the API and worker store provider secrets under (a fresh BILLFLOW_SECRET_KEY per stack). */
   secrets: Keyring;
   stop(): Promise<void>;
@@ -67,6 +68,10 @@ export interface StackOptions {
   log?: Logger;
   /** The worker's circuit breaker per provider account (off by default, as the tests that inject provider faults were written without it). */
   circuit?: CircuitSettings;
+  /** The Temporal Web UI the dashboard links to. */
+  temporalUiUrl?: string | null;
+  /** false: no worker in this process (the test starts worker/main.ts on the stack's task queue itself). */
+  worker?: boolean;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
   webhooks?: Partial<DispatchOptions>;
 }
@@ -95,25 +100,29 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       secrets,
       publicApiUrl,
       log: opts.log ?? silentLogger,
+      temporalUiUrl: opts.temporalUiUrl ?? null,
     }),
   );
   const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));
   const mailer = createMailer(smtpConfig({ SMTP_HOST: '127.0.0.1', SMTP_PORT: String(opts.smtpPort) }));
-  const { worker, renderer } = await createWorker({
-    connection: workerConnection,
-    namespace: 'default',
-    taskQueue,
-    sql,
-    mailer,
-    secrets,
-    publicApiUrl: apiHttp.url,
-    ...(opts.circuit ? { circuit: opts.circuit } : {}),
-    chromiumPath: opts.chromiumPath,
-    pdfConcurrency: 2,
-    workflowBundlePath: opts.workflowBundlePath,
-    ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
-  });
-  const running = worker.run();
+  const { worker, renderer } =
+    opts.worker === false
+      ? { worker: null, renderer: null }
+      : await createWorker({
+          connection: workerConnection,
+          namespace: 'default',
+          taskQueue,
+          sql,
+          mailer,
+          secrets,
+          publicApiUrl: apiHttp.url,
+          ...(opts.circuit ? { circuit: opts.circuit } : {}),
+          chromiumPath: opts.chromiumPath,
+          pdfConcurrency: 2,
+          workflowBundlePath: opts.workflowBundlePath,
+          ...(opts.workerOptions ? { options: opts.workerOptions } : {}),
+        });
+  const running = worker?.run();
   const webhooks = opts.webhooks ? new WebhookDispatcher(sql, secrets, silentLogger, opts.webhooks) : null;
   await webhooks?.start();
 
@@ -129,9 +138,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     secrets,
     async stop() {
       await webhooks?.stop();
-      worker.shutdown();
+      worker?.shutdown();
       await running;
-      await renderer.close();
+      await renderer?.close();
       mailer.close();
       await sandbox?.close();
       billflowApis.delete(apiHttp.url);

@@ -81,6 +81,7 @@ beforeAll(async () => {
     EMBEDDED_PG_PORT: await freePort(),
     MAILDEV_SMTP_PORT: await freePort(),
     MAILDEV_WEB_PORT: await freePort(),
+    WORKER_METRICS_PORT: await freePort(),
   };
   api = `http://127.0.0.1:${ports.API_PORT}`;
   sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;

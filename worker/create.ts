@@ -1,10 +1,11 @@
 /** Builds a billflow worker: real activities over their dependencies, the invoice workflows. */
-import { Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
+import { Worker, type ActivityInterceptorsFactory, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import type { Mailer } from '../activities/email/mailer.js';
 import { createActivities } from '../activities/index.js';
 import { PdfRenderer } from '../activities/pdf/renderer.js';
 import type { CircuitSettings } from '../activities/provider/circuit.js';
 import type { Sql } from '../lib/db.js';
+import { createWorkerMetrics, type WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { WORKFLOWS_ENTRY } from '../lib/paths.js';
 
@@ -23,22 +24,62 @@ export interface WorkerDeps {
   pdfConcurrency: number;
   /** A pre-built bundle (tests build one per run); otherwise the workflows are bundled at start. */
   workflowBundlePath?: string;
+  /** The worker's own metrics (a fresh registry when not given). */
+  metrics?: WorkerMetrics;
   /** Extra worker options (tests turn off signal handling, shrink caches). */
   options?: Partial<WorkerOptions>;
 }
 
-export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer }> {
-  const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency });
+/**
+ * Every log line of an activity (its own and the SDK's about it) carries the correlation id, company
+ * and invoice of its input, as billflow's activities all take them by these names.
+ */
+const correlation: ActivityInterceptorsFactory = () => {
+  let fields: Record<string, string> = {};
+  return {
+    inbound: {
+      execute(input, next) {
+        const arg = (input.args[0] ?? {}) as Record<string, unknown>;
+        // Some take the whole invoice instead of its company and number.
+        const invoice = (arg.invoice ?? {}) as Record<string, unknown>;
+        const pick = (from: string, to: string) => {
+          const v = arg[from] ?? invoice[from];
+          return typeof v === 'string' ? { [to]: v } : {};
+        };
+        fields = { ...pick('requestId', 'requestId'), ...pick('companyId', 'companyId'), ...pick('number', 'invoiceNumber') };
+        return next(input);
+      },
+    },
+    outbound: {
+      getLogAttributes(input, next) {
+        return next({ ...input, ...fields });
+      },
+    },
+  };
+};
+
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer; metrics: WorkerMetrics }> {
+  const metrics = deps.metrics ?? createWorkerMetrics();
+  const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency, metrics });
   const worker = await Worker.create({
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    activities: createActivities({ sql: deps.sql, renderer, mailer: deps.mailer, secrets: deps.secrets, publicApiUrl: deps.publicApiUrl, ...(deps.circuit ? { circuit: deps.circuit } : {}) }),
+    activities: createActivities({
+      sql: deps.sql,
+      renderer,
+      mailer: deps.mailer,
+      secrets: deps.secrets,
+      publicApiUrl: deps.publicApiUrl,
+      metrics,
+      ...(deps.circuit ? { circuit: deps.circuit } : {}),
+    }),
     ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: WORKFLOWS_ENTRY }),
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.
     stickyQueueScheduleToStartTimeout: '3 seconds',
+    interceptors: { activity: [correlation] },
     ...deps.options,
   });
-  return { worker, renderer };
+  return { worker, renderer, metrics };
 }

@@ -10,12 +10,17 @@
  * a delivery is retried with backoff for `retryForMs` from its first attempt (same webhook-id on
  * every try), and an endpoint that has failed without a success for `disableAfterMs` is disabled
  * (its deliveries wait until it is enabled again).
+ *
+ * The loop also purges the outbox: deliveries delivered more than `retentionMs` ago (with their
+ * attempts), and events left with no delivery. Failed and pending ones stay until they are
+ * delivered (an operator may redeliver a failed one).
  */
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { EVENTS_CHANNEL } from '../activities/events.js';
 import type { Sql } from '../lib/db.js';
 import type { Logger } from '../lib/log.js';
+import type { WorkerMetrics } from '../lib/metrics.js';
 import { openEndpointSecret, type Keyring } from '../lib/secrets.js';
 
 export interface DispatchOptions {
@@ -32,6 +37,10 @@ export interface DispatchOptions {
   concurrency: number;
   /** How often due retries are looked for when no new event wakes the loop. */
   pollMs: number;
+  /** How long a delivered delivery is kept (listed with its attempts) before it is purged. */
+  retentionMs: number;
+  /** How often the outbox is purged. */
+  purgeEveryMs: number;
 }
 
 const HOUR = 3_600_000;
@@ -44,7 +53,12 @@ export const DEFAULT_DISPATCH: DispatchOptions = {
   disableAfterMs: 120 * HOUR,
   concurrency: 8,
   pollMs: 1_000,
+  retentionMs: 30 * 24 * HOUR,
+  purgeEveryMs: HOUR,
 };
+
+/** Rows deleted per statement, so a purge never holds a long transaction. */
+const PURGE_BATCH = 1_000;
 
 /** The longest answer body kept with an attempt. */
 const KEPT_BODY_CHARS = 2_000;
@@ -88,6 +102,7 @@ export class WebhookDispatcher {
     private readonly secrets: Keyring,
     private readonly log: Logger,
     opts: Partial<DispatchOptions> = {},
+    private readonly metrics?: Pick<WorkerMetrics, 'webhookAttempts'>,
   ) {
     this.opts = { ...DEFAULT_DISPATCH, ...opts };
   }
@@ -109,8 +124,14 @@ export class WebhookDispatcher {
   }
 
   private async loop(): Promise<void> {
+    let purgedAt = 0;
     while (!this.stopped) {
       try {
+        if (Date.now() - purgedAt >= this.opts.purgeEveryMs) {
+          purgedAt = Date.now();
+          const purged = await this.purge();
+          if (purged.deliveries > 0) this.log('webhook outbox purged', { ...purged, retentionDays: this.opts.retentionMs / (24 * HOUR) });
+        }
         const free = this.opts.concurrency - this.inflight.size;
         for (const d of free > 0 ? await this.claim(free) : []) {
           const p = this.attempt(d)
@@ -135,6 +156,33 @@ export class WebhookDispatcher {
         };
       });
     }
+  }
+
+  /** Deletes deliveries delivered before the retention, their attempts (cascade), then events no delivery refers to any more. */
+  async purge(): Promise<{ deliveries: number; events: number }> {
+    const retentionMs = this.opts.retentionMs;
+    let deliveries = 0;
+    for (;;) {
+      const gone = await this.sql`
+        DELETE FROM webhook_deliveries WHERE id IN (
+          SELECT id FROM webhook_deliveries WHERE status = 'delivered' AND delivered_at < now() - ${retentionMs} * interval '1 millisecond'
+          LIMIT ${PURGE_BATCH})`;
+      deliveries += gone.count;
+      if (gone.count < PURGE_BATCH) break;
+    }
+    let events = 0;
+    for (;;) {
+      // Only events older than the retention: a new event's deliveries are written in its own transaction.
+      const gone = await this.sql`
+        DELETE FROM webhook_events WHERE seq IN (
+          SELECT ev.seq FROM webhook_events ev
+          WHERE ev.created_at < now() - ${retentionMs} * interval '1 millisecond'
+            AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_seq = ev.seq)
+          LIMIT ${PURGE_BATCH})`;
+      events += gone.count;
+      if (gone.count < PURGE_BATCH) break;
+    }
+    return { deliveries, events };
   }
 
   /** Leases due deliveries that are first in line for their endpoint and ordering key. */
@@ -194,6 +242,7 @@ export class WebhookDispatcher {
       await tx`UPDATE webhook_endpoints SET enabled = false, disabled_reason = ${reason}, updated_at = now() WHERE id = ${d.endpoint_id}`;
       this.log('webhook endpoint disabled after failing for long', { endpointId: d.endpoint_id, reason, level: 'WARN' });
     });
+    this.metrics?.webhookAttempts.inc({ result: ok ? 'delivered' : status === 'pending' ? 'retrying' : 'failed' });
     this.log(ok ? 'webhook delivered' : 'webhook attempt failed', {
       endpointId: d.endpoint_id,
       deliveryId: d.id,

@@ -54,12 +54,21 @@ export const searchAttributes = {
   settlement: defineSearchAttributeKey('SettlementStatus', SearchAttributeType.KEYWORD),
   lifecycle: defineSearchAttributeKey('LifecycleState', SearchAttributeType.KEYWORD),
   classification: defineSearchAttributeKey('Classification', SearchAttributeType.KEYWORD),
+  /** The due date (midnight UTC), so the Web UI can ask `DueDate < "2026-12-01T00:00:00Z"`. */
+  dueDate: defineSearchAttributeKey('DueDate', SearchAttributeType.DATETIME),
+  /** Final, owed, and past its due date; false again once paid or no longer Final. */
+  overdue: defineSearchAttributeKey('Overdue', SearchAttributeType.BOOL),
 } as const;
 
+const CLI_TYPES: Partial<Record<SearchAttributeType, string>> = {
+  [SearchAttributeType.INT]: 'Int',
+  [SearchAttributeType.KEYWORD]: 'Keyword',
+  [SearchAttributeType.DATETIME]: 'Datetime',
+  [SearchAttributeType.BOOL]: 'Bool',
+};
+
 /** `Name=Type` pairs for `temporal server start-dev --search-attribute`. */
-export const SEARCH_ATTRIBUTE_FLAGS: readonly string[] = Object.values(searchAttributes).map(
-  (k) => `${k.name}=${k.type === SearchAttributeType.INT ? 'Int' : 'Keyword'}`,
-);
+export const SEARCH_ATTRIBUTE_FLAGS: readonly string[] = Object.values(searchAttributes).map((k) => `${k.name}=${CLI_TYPES[k.type]}`);
 
 export interface InvoiceDraft {
   companyId: string;

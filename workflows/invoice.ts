@@ -25,7 +25,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities, SendOutcome } from '../activities/index.js';
 import { classifyBill, lifecycleMoveError, quickPayError, releaseError, type Classification, type LifecycleState } from '../domain/bill.js';
-import { datesError, invoiceTotal, outstandingAmount, owedAtProvider, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
+import { datesError, invoiceTotal, isOverdue, outstandingAmount, overdueFrom, owedAtProvider, prepaymentError, revisionError, settlementStatus, transitionError } from '../domain/invoice.js';
 import { importsBeforeChange, planStatusChange, type Step } from '../domain/plan.js';
 import { reminderRefusal } from '../domain/reminders.js';
 import {
@@ -69,6 +69,9 @@ function finalsInOne(rest: Step[]): boolean {
 
 /** Changes made from this version on read their context, create the provider record, and render and attach the PDF in one activity each. */
 const FEWER_ROUND_TRIPS = 'fewer-round-trips';
+
+/** Invoices from this version on carry DueDate and Overdue, and wake when their due date is over. */
+const DUE_DATE_ATTRIBUTES = 'due-date-search-attributes';
 
 const acts = proxyActivities<Activities>({
   // Short: every call is idempotent, so a worker killed mid-call costs seconds, not minutes,
@@ -226,6 +229,12 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       { key: sa.settlement, value: state.settlement },
       { key: sa.lifecycle, value: state.lifecycleState },
       { key: sa.classification, value: state.classification },
+      ...(patched(DUE_DATE_ATTRIBUTES)
+        ? [
+            { key: sa.dueDate, value: new Date(`${state.dueDate}T00:00:00Z`) },
+            { key: sa.overdue, value: isOverdue(state, Date.now()) },
+          ]
+        : []),
     ]);
     if (lifecycle) await db().recordChange({ invoice: state, lifecycle });
     else await db().saveInvoice(state);
@@ -1034,11 +1043,15 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || remindersToStart !== null || historyIsLong() || importing() !== wasImporting;
     const importAt = wasImporting ? Date.now() + state.paymentImportSeconds! * 1000 : Infinity;
     const retryAt = Math.min(...remindersDue.map((r) => r.notBefore ?? Infinity));
-    const wakeAt = Math.min(importAt, retryAt);
+    // Overdue is shown when the due date is over, whether or not a payment or reminder wakes it then.
+    const turnsOverdue = state.status === 'Final' && state.outstanding > 0 && workflowInfo().typedSearchAttributes.get(sa.overdue) !== true;
+    const overdueAt = turnsOverdue && patched(DUE_DATE_ATTRIBUTES) ? overdueFrom(state.dueDate) : Infinity;
+    const wakeAt = Math.min(importAt, retryAt, overdueAt);
     let timedOut = false;
     if (wakeAt === Infinity) await condition(wake);
     else timedOut = !(await condition(wake, wakeAt - Date.now()));
     const importDue = timedOut && Date.now() >= importAt;
+    if (timedOut && Date.now() >= overdueAt) await lock.run(async () => upsertSearchAttributes([{ key: sa.overdue, value: isOverdue(state, Date.now()) }]));
     await startPendingReminders();
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(() => importPayments());

@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { ProviderKind } from '../../domain/provider.js';
 import type { Sql } from '../../lib/db.js';
+import type { WorkerMetrics } from '../../lib/metrics.js';
 import { open, type Keyring } from '../../lib/secrets.js';
 import { BillPayClient, billPayWebhooks } from './billpay.js';
 import { Circuit, circuitKey, guarded, type CircuitSettings } from './circuit.js';
@@ -40,11 +41,36 @@ export function webhookVerifierFor(kind: ProviderKind): WebhookVerifier {
   }
 }
 
-/** The company's provider, ready to call: through its account's circuit breaker when `circuit` is given. */
-export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string, circuit?: CircuitSettings): Promise<PaymentProvider> {
+/** The company's provider, ready to call, each call timed; through its account's circuit breaker when `circuit` is given. */
+export async function companyProvider(sql: Sql, secrets: Keyring, companyId: string, metrics: WorkerMetrics, circuit?: CircuitSettings): Promise<PaymentProvider> {
   const account = await providerAccount(sql, secrets, companyId);
-  const api = providerFor(account);
+  // Timed inside the breaker: a call it refuses never reached the provider.
+  const api = measured(providerFor(account), metrics);
   return circuit ? guarded(api, new Circuit(sql, circuitKey({ ...account, companyId }), circuit)) : api;
+}
+
+/** Every method of the adapter timed by operation (its name), and its failures counted: rejected (final) or unavailable (retried). */
+function measured(api: PaymentProvider, metrics: WorkerMetrics): PaymentProvider {
+  return new Proxy(api, {
+    get(target, prop, receiver) {
+      const value: unknown = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function' || typeof prop !== 'string') return value;
+      const method = value as (...args: unknown[]) => Promise<unknown>;
+      return async (...args: unknown[]) => {
+        const labels = { provider: target.kind, operation: prop };
+        const end = metrics.providerCallSeconds.startTimer(labels);
+        try {
+          const result = await method.apply(target, args);
+          end({ outcome: 'ok' });
+          return result;
+        } catch (e) {
+          end({ outcome: 'error' });
+          metrics.providerCallErrors.inc({ ...labels, error: e instanceof ProviderError && !e.retryable ? 'rejected' : 'unavailable' });
+          throw e;
+        }
+      };
+    },
+  });
 }
 
 /** Final provider refusals stop the retries; outages (5xx, network) keep retrying with backoff. */

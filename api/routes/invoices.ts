@@ -270,10 +270,12 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       );
       try {
         const result = await within(waitMs(req.get('prefer'), deps.updateWaitMs ?? 20_000), () => update.result());
+        mw.metrics.statusChanges.inc({ to: body.status, outcome: result.dryRun ? 'dry-run' : 'changed' });
         res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...await view(result.invoice), plan: result.plan });
       } catch (e) {
         const p = toProblem(e, `invoice ${number}`);
         if (p?.type !== 'worker-unavailable') throw p ?? e;
+        mw.metrics.statusChanges.inc({ to: body.status, outcome: 'in-progress' });
         // Accepted, and still working (typically waiting out a provider outage): let it finish.
         res.status(202).location(`/v1/invoices/${encodeURIComponent(number)}`).json({
           status: 'in-progress',
@@ -282,7 +284,10 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         });
       }
     } catch (e) {
-      throw toProblem(e, `invoice ${number}`) ?? e;
+      // A refusal from the wait above is already a problem document.
+      const p = e instanceof HttpProblem ? e : toProblem(e, `invoice ${number}`);
+      mw.metrics.statusChanges.inc({ to: body.status, outcome: p?.type ?? 'error' });
+      throw p ?? e;
     }
   });
 
