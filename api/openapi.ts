@@ -86,17 +86,18 @@ const schemas = {
             default: 'billpay',
             description:
               'The provider the company collects through, chosen once, at registration: `billpay` (a Bill & Pay-compatible API) or `stripe` ' +
-              '(apiKey: the secret key; url defaults to https://api.stripe.com; webhookSecret: the endpoint\'s `whsec_` signing secret; no accountId needed).',
+              '(apiKey: the secret key; url defaults to https://api.stripe.com; no accountId; billflow creates its webhook endpoint in the account ' +
+              'through Stripe\'s API and keeps its signing secret, unless webhookSecret names an endpoint the operator made).',
           },
           ...providerAccount.properties,
         },
         required: ['enabled'],
-        // Turning the integration on at registration needs the whole account (a Stripe one: its key and signing secret).
+        // Turning the integration on at registration needs the whole account (a Stripe one: its secret key alone).
         if: { properties: { enabled: { const: true } } },
         then: {
-          required: ['apiKey', 'webhookSecret'],
+          required: ['apiKey'],
           if: { properties: { kind: { const: 'stripe' } }, required: ['kind'] },
-          else: { required: ['url', 'accountId'] },
+          else: { required: ['url', 'accountId', 'webhookSecret'] },
         },
       },
     },
