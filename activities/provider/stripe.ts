@@ -236,8 +236,10 @@ export class StripeProvider implements PaymentProvider {
   async removeInvoice(invoiceId: string, idempotencyKey: string, requestId: string): Promise<void> {
     const inv = await this.retrieve(invoiceId, requestId);
     if (!inv) return;
-    const opts = this.opts(requestId, idempotencyKey);
+    // One revision can take two records out of use (Reissue -> Final replaces one, a later Draft
+    // voids its replacement) under the workflow's one key: the record and the action make it theirs.
     const plan = removal(inv);
+    const opts = this.opts(requestId, `${idempotencyKey}:${invoiceId}:${plan.action}`);
     if (plan.action === 'delete') await this.call(`delete draft ${invoiceId}`, () => this.stripe.invoices.del(invoiceId, {}, opts));
     else if (plan.action === 'void') await this.call(`void invoice ${invoiceId}`, () => this.stripe.invoices.voidInvoice(invoiceId, {}, opts));
     else if (plan.action === 'credit') {
