@@ -15,7 +15,9 @@ import { STRIPE_API_VERSION, STRIPE_WEBHOOK_EVENTS } from '../activities/provide
 import type { StripeAnswer } from '../sandbox/stripe/app.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack } from './harness.js';
 import { stripeContract } from './stripe-openapi.js';
+import { workflowIdle } from './settled.js';
 import { launchBrowser } from './support.js';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 
 let stack: Stack;
 let browser: Browser;
@@ -319,6 +321,45 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(applied.body).toMatchObject({ outstanding: 30_000 });
     expect(await provider.remote(company, target.providerInvoiceId!)).toEqual({ live: true, outstanding: 30_000, paid: false });
     expect(await (await fetch(target.payNowUrl!)).text()).toContain(`${provider.currencySymbol}300.00`);
+  });
+
+  it('waits out a lost answer during print to Final (the provider committed it), then has one record, and counts a duplicated webhook once', async () => {
+    const clientId = await newClient();
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    await api('POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-02', dueDate: '2099-12-02', lines: [{ description: 'Design', amount: 70_000 }] });
+    const fault = (body: unknown) => http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: company.accountKey, body });
+    const before = (await http<{ errors: number; droppedResponses: number }>(stack.sandboxUrl, 'GET', '/v1/sandbox/faults/injected', { key: company.accountKey })).body;
+    // The record's creation commits and its answer is lost; then three 503s.
+    await fault({ mode: 'chaos', dropResponseRate: 1, count: 1, match: 'POST /v1/invoices' });
+    const dropped = await http(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: company.apiKey, body: { status: 'Final' }, headers: { prefer: 'wait=1' } });
+    expect([200, 202]).toContain(dropped.status);
+    const final = await eventually(async () => {
+      const r = await api('GET', `/v1/invoices/${number}`);
+      return r.body.status === 'Final' ? r.body : undefined;
+    }, 'the Final to complete after the lost answer', 60_000);
+    const after = (await http<{ errors: number; droppedResponses: number }>(stack.sandboxUrl, 'GET', '/v1/sandbox/faults/injected', { key: company.accountKey })).body;
+    expect(after.droppedResponses - before.droppedResponses).toBe(1);
+    // One live record for the number at the provider.
+    if (provider.kind === 'billpay') {
+      expect((await http<{ data: unknown[] }>(stack.sandboxUrl, 'GET', `/v1/invoices?number=${number}`, { key: company.accountKey })).body.data).toHaveLength(1);
+    } else {
+      const all = await stripeOf(company).invoices.list({ limit: 100 });
+      expect(all.data.filter((i) => i.metadata?.billflow_number === number).map((i) => [i.id, i.status])).toEqual([[final.providerInvoiceId, 'open']]);
+    }
+    await fault({ mode: 'none', webhooks: { duplicateRate: 1 } });
+    try {
+      const paymentId = await payInBrowser(final.payNowUrl!);
+      await owing(number, 0);
+      await eventually(async () => {
+        const d = await http<{ data: { fault: string | null; deliveredAt: string | null }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, { key: company.accountKey });
+        return d.body.data.some((x) => x.fault === 'duplicated' && x.deliveredAt) ? true : undefined;
+      }, 'the duplicated webhook delivered');
+      await workflowIdle(stack.temporal, invoiceWorkflowId(company.companyId, number));
+      expect((await api('GET', `/v1/invoices/${number}`)).body.payments).toHaveLength(1);
+      expect(await receiptsOf(paymentId)).toEqual([['payment', 70_000]]);
+    } finally {
+      await fault({ mode: 'none' });
+    }
   });
 
   it("finds the provider's records agreeing with billflow's after all of the above", async () => {
