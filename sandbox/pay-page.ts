@@ -1,6 +1,7 @@
 /**
  * The hosted Pay Now page: server-rendered HTML with plain forms (works without JavaScript; a
  * small inline script only refreshes the fee and total while the payer types), no external assets.
+ * Its look, fields and checks are exported for the Stripe mode's hosted invoice page (sandbox/stripe/page.ts).
  *
  * Stable form fields for browser tests, each with a `<label for>`:
  *   amount      #amount          decimal string, e.g. 123.45; defaults to the outstanding balance

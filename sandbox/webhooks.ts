@@ -3,7 +3,9 @@
  * payment change, then delivered in the background with exponential backoff. Rows are claimed
  * with a lease (`FOR UPDATE SKIP LOCKED`), so several sandbox instances on one database share the
  * work, and a restarted sandbox picks up whatever was left undelivered. Injected webhook faults
- * (sandbox/faults.ts) duplicate, hold back or lose an event before its first attempt.
+ * (sandbox/faults.ts) duplicate, hold back or lose an event before its first attempt. The Stripe
+ * mode's events use the same outbox, one row per event and endpoint, signed under their own header
+ * (`Stripe-Signature`) with the endpoint's secret.
  */
 import type { Sql } from '../lib/db.js';
 import { signPayload } from '../lib/signature.js';

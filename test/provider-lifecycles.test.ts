@@ -273,8 +273,11 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     let paymentId: string;
     try {
       paymentId = await payInBrowser(inv.payNowUrl!, '120.00');
-      const deliveries = await http<{ data: { paymentId: string; fault: string | null }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, { key: company.accountKey });
-      expect(deliveries.body.data.map((d) => d.fault)).toEqual(['lost']);
+      // The fault is decided when the sandbox first takes the delivery up: cleared only after that.
+      await eventually(async () => {
+        const d = await http<{ data: { fault: string | null }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, { key: company.accountKey });
+        return d.body.data.length > 0 && d.body.data.every((x) => x.fault === 'lost') ? true : undefined;
+      }, 'the payment webhook lost');
     } finally {
       await fault({ mode: 'none' });
     }
@@ -360,6 +363,21 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     } finally {
       await fault({ mode: 'none' });
     }
+  });
+
+  it("carries the ERP's X-Request-Id into every provider call of a change", async () => {
+    const clientId = await newClient();
+    const number = `INV-${randomUUID().slice(0, 8)}`;
+    await api('POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-02', dueDate: '2099-12-02', lines: [{ description: 'Design', amount: 10_000 }] });
+    const requestId = `erp-${randomUUID()}`;
+    const final = await http<Invoice>(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: company.apiKey, body: { status: 'Final' }, headers: { 'x-request-id': requestId } });
+    expect(final.status).toBe(200);
+    const calls = await http<{ data: { method: string; path: string }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/requests?requestId=${requestId}`, { key: company.accountKey });
+    const seen = calls.body.data.map((c) => `${c.method} ${c.path.split('?')[0]}`);
+    const id = final.body.providerInvoiceId!;
+    expect(seen).toEqual(
+      expect.arrayContaining(provider.kind === 'billpay' ? ['POST /v1/customers', 'POST /v1/invoices', `PUT /v1/invoices/${id}/pdf`] : ['GET /v1/customers/search', 'POST /v1/customers', 'POST /v1/invoices', 'POST /v1/invoiceitems', `POST /v1/invoices/${id}/finalize`]),
+    );
   });
 
   it("finds the provider's records agreeing with billflow's after all of the above", async () => {
