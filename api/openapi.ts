@@ -605,10 +605,12 @@ export const openapi = {
       post: {
         summary: 'Register a company (operator key)',
         security: [{ operator: [] }],
-        description: 'Creates the company with its provider account settings and returns its API key, once.',
+        description:
+          'Creates the company with its provider account settings and returns its API key, once. A Stripe company without webhookSecret gets ' +
+          "billflow's webhook endpoint in its account, made through Stripe's API: 502 when Stripe refuses that, 503 when it cannot be reached (nothing registered).",
         parameters: [idempotencyKey, requestId],
         requestBody: body('CompanyCreate'),
-        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem },
+        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem, 502: problem, 503: problem },
       },
     },
     '/v1/companies/{id}': {
@@ -616,12 +618,13 @@ export const openapi = {
         summary: "Change a company's provider account, intervals or reminder days (operator key)",
         description:
           'Only the fields given change; turning the provider integration on needs url, accountId, apiKey and webhookSecret (given now or ' +
-          'before). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
+          'before; a Stripe company: url and apiKey, its webhook endpoint is made by billflow). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
           'the integration is turned off.',
         security: [{ operator: [] }],
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey, requestId],
         requestBody: body('CompanyPatch'),
-        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem },
+        // 502/503: a Stripe company's new key (or url) gets billflow's webhook endpoint in that account, which Stripe refused or could not be reached for.
+        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem, 502: problem, 503: problem },
       },
     },
     '/v1/clients': {

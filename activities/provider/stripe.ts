@@ -102,11 +102,11 @@ function stripeClient(account: Pick<ProviderAccount, 'url' | 'apiKey'>, opts: { 
  * stored) is deleted, so the account keeps one.
  */
 export async function ensureWebhookEndpoint(account: Pick<ProviderAccount, 'url' | 'apiKey'>, companyId: string, webhookUrl: string, requestId: string): Promise<{ id: string; secret: string }> {
-  // Called from an API request, not an activity: the package's own retries (same idempotency key) are the retry layer here.
-  const stripe = stripeClient(account, { timeoutMs: 15_000, retries: 2 });
   const headers = { 'X-Request-Id': requestId };
   const fingerprint = createHash('sha256').update(`${account.apiKey}\n${webhookUrl}`).digest('hex').slice(0, 24);
   try {
+    // Called from an API request, not an activity: the package's own retries (same idempotency key) are the retry layer here.
+    const stripe = stripeClient(account, { timeoutMs: 6_000, retries: 2 });
     const created = await stripe.webhookEndpoints.create(
       { url: webhookUrl, enabled_events: [...STRIPE_WEBHOOK_EVENTS], api_version: STRIPE_API_VERSION, description: `billflow company ${companyId}`, metadata: { [COMPANY_KEY]: companyId } },
       { headers, idempotencyKey: `billflow:webhook-endpoint:${companyId}:${fingerprint}` },
