@@ -144,6 +144,31 @@ describe("the sandbox's Stripe mode", () => {
     await expect(stripe.invoices.del(inv.id)).rejects.toMatchObject({ statusCode: 400 });
   });
 
+  it('refuses a declined card and an amount over what is due on the hosted page, and never pays one form twice', async () => {
+    const inv = await openInvoice(10_000, 'usd');
+    const page = await (await fetch(inv.hosted_invoice_url!)).text();
+    const formToken = /name="formToken" value="([^"]+)"/.exec(page)![1]!;
+    const post = (fields: Record<string, string>) =>
+      fetch(inv.hosted_invoice_url!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ formToken, amount: '100.00', payerName: 'Pat', payerEmail: 'pat@example.com', cardNumber: '4242424242424242', expiry: '12/30', cvc: '123', ...fields }),
+      });
+    expect((await post({ cardNumber: '4000 0000 0000 0002' })).status).toBe(402);
+    const over = await post({ amount: '100.01' });
+    expect(over.status).toBe(422);
+    expect(await over.text()).toContain('at most $100.00');
+    expect(await stripe.invoices.retrieve(inv.id)).toMatchObject({ amount_paid: 0, status: 'open' });
+    const first = await post({});
+    const again = await post({});
+    const id = (r: string) => /id="payment-id">([^<]+)</.exec(r)?.[1];
+    const [a, b] = [id(await first.text()), id(await again.text())];
+    expect(a).toMatch(/^inpay_/);
+    expect(b).toBe(a);
+    expect((await stripe.invoicePayments.list({ invoice: inv.id })).data).toHaveLength(1);
+    expect(await stripe.invoices.retrieve(inv.id)).toMatchObject({ amount_paid: 10_000, status: 'paid' });
+  });
+
   it('voids an open invoice (its page says so) and deletes a draft', async () => {
     const inv = await openInvoice(20_000);
     expect(await stripe.invoices.voidInvoice(inv.id)).toMatchObject({ status: 'void' });
