@@ -98,7 +98,8 @@ const CompanyCreate = Obj(
             StringEnum(PROVIDER_KINDS, {
               description:
                 'The provider the company collects through, chosen once, at registration: `billpay` (a Bill & Pay-compatible API) or `stripe` ' +
-                "(apiKey: the secret key; url defaults to https://api.stripe.com; webhookSecret: the endpoint's `whsec_` signing secret; no accountId needed).",
+                '(apiKey: the secret key; url defaults to https://api.stripe.com; no accountId; billflow creates its webhook endpoint in the account ' +
+                "through Stripe's API and keeps its signing secret, unless webhookSecret names an endpoint the operator made).",
             }),
             'billpay',
           ),
@@ -111,12 +112,12 @@ const CompanyCreate = Obj(
         {
           additionalProperties: false,
           description: providerDescription,
-          // Turning the integration on at registration needs the whole account (a Stripe one: its key and signing secret).
+          // Turning the integration on at registration needs the whole account (a Stripe one: its secret key alone).
           if: { properties: { enabled: { const: true } } },
           then: {
-            required: ['apiKey', 'webhookSecret'],
+            required: ['apiKey'],
             if: { properties: { kind: { const: 'stripe' } }, required: ['kind'] },
-            else: { required: ['url', 'accountId'] },
+            else: { required: ['url', 'accountId', 'webhookSecret'] },
           },
         },
       ),
@@ -806,10 +807,12 @@ export const openapi = {
       post: {
         summary: 'Register a company (operator key)',
         security: [{ operator: [] }],
-        description: 'Creates the company with its provider account settings and returns its API key, once.',
+        description:
+          'Creates the company with its provider account settings and returns its API key, once. A Stripe company without webhookSecret gets ' +
+          "billflow's webhook endpoint in its account, made through Stripe's API: 502 when Stripe refuses that, 503 when it cannot be reached (nothing registered).",
         parameters: [idempotencyKey, requestId],
         requestBody: body('CompanyCreate'),
-        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem },
+        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem, 502: problem, 503: problem },
       },
     },
     '/v1/companies/{id}': {
@@ -817,12 +820,13 @@ export const openapi = {
         summary: "Change a company's provider account, intervals or reminder days (operator key)",
         description:
           'Only the fields given change; turning the provider integration on needs url, accountId, apiKey and webhookSecret (given now or ' +
-          'before). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
+          'before; a Stripe company: url and apiKey, its webhook endpoint is made by billflow). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
           'the integration is turned off.',
         security: [{ operator: [] }],
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey, requestId],
         requestBody: body('CompanyPatch'),
-        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem },
+        // 502/503: a Stripe company's new key (or url) gets billflow's webhook endpoint in that account, which Stripe refused or could not be reached for.
+        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem, 502: problem, 503: problem },
       },
     },
     '/v1/clients': {

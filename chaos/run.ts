@@ -122,8 +122,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
   const ports: number[] = [];
   // One at a time, so no two ask the OS at the same moment.
-  for (let i = 0; i < 8; i++) ports.push(await freePort());
-  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort, workerMetricsPort] = ports as [number, number, number, number, number, number, number, number];
+  for (let i = 0; i < 9; i++) ports.push(await freePort());
+  const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort, workerMetricsPort, stripeSandboxPort] = ports as [
+    number, number, number, number, number, number, number, number, number,
+  ];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
   const mailUrl = `http://127.0.0.1:${mailWebPort}`;
@@ -175,7 +177,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }
     front = await startSmtpFront({ port: frontPort, targetPort: mailSmtpPort });
     const common = { DATABASE_URL: pg.url('billflow'), SANDBOX_DATABASE_URL: pg.url('sandbox'), TEMPORAL_ADDRESS: temporal.address, BILLFLOW_ADMIN_KEY: adminKey, BILLFLOW_SECRET_KEY: newSecretKey() };
-    const sandbox = nodeProcess({ name: 'sandbox', entry: 'sandbox/main.ts', env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl }, logDir, ready: { port: sandboxPort } });
+    const sandbox = nodeProcess({ name: 'sandbox', entry: 'sandbox/main.ts', env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl, STRIPE_SANDBOX_PORT: String(stripeSandboxPort) }, logDir, ready: { port: sandboxPort } });
     const api = nodeProcess({ name: 'api', entry: 'api/main.ts', env: { ...common, API_PORT: String(apiPort), API_PUBLIC_URL: apiUrl }, logDir, ready: { port: apiPort } });
     const worker = nodeProcess({
       name: 'worker',

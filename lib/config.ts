@@ -65,11 +65,17 @@ export function sandboxPort(env: Env = process.env): number {
   return int(env, 'SANDBOX_PORT', 4010);
 }
 
-/** Where the provider can reach billflow's API (webhooks), where payers reach its Pay Now links, and where people reach the sandbox. */
-export function publicUrls(env: Env = process.env): { api: string; sandbox: string } {
+/** The port of the sandbox's Stripe-compatible mode. */
+export function stripeSandboxPort(env: Env = process.env): number {
+  return int(env, 'STRIPE_SANDBOX_PORT', 4011);
+}
+
+/** Where the provider can reach billflow's API (webhooks), where payers reach its Pay Now links, and where people reach the sandbox (and its Stripe mode). */
+export function publicUrls(env: Env = process.env): { api: string; sandbox: string; stripeSandbox: string } {
   return {
     api: env.API_PUBLIC_URL ?? `http://127.0.0.1:${apiPort(env)}`,
     sandbox: env.SANDBOX_PUBLIC_URL ?? `http://127.0.0.1:${sandboxPort(env)}`,
+    stripeSandbox: env.STRIPE_SANDBOX_PUBLIC_URL ?? `http://127.0.0.1:${stripeSandboxPort(env)}`,
   };
 }
 
@@ -191,6 +197,8 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PORT', roles: ['sandbox', 'start'], default: '4010', description: 'provider sandbox port' },
   { name: 'SANDBOX_HOST', roles: ['sandbox'], default: '127.0.0.1', description: 'provider sandbox bind address' },
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
+  { name: 'STRIPE_SANDBOX_PORT', roles: ['sandbox', 'start'], default: '4011', description: "port of the provider sandbox's Stripe-compatible mode" },
+  { name: 'STRIPE_SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$STRIPE_SANDBOX_PORT', description: 'base of the Stripe mode\'s URLs (API and hosted invoice pages)' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },
   { name: 'PDF_CONCURRENCY', roles: ['worker'], default: '2', description: 'PDF pages rendered at once per worker' },
   { name: 'WORKER_METRICS_PORT', roles: ['worker'], default: '9464', description: "Prometheus metrics of the worker at /metrics: the Temporal SDK's and billflow's (provider calls, PDF renders, webhook attempts); 0 turns them off" },

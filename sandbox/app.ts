@@ -1,6 +1,7 @@
 /**
  * The provider sandbox as an Express app: a Bill & Pay look-alike with its own tables, a /v1 JSON
- * API, hosted Pay Now pages and signed webhooks. `sandbox/main.ts` runs it as a process; tests
+ * API, hosted Pay Now pages and signed webhooks; and its Stripe-compatible mode (`stripeApp`,
+ * sandbox/stripe/) on the same database, served on a port of its own. `sandbox/main.ts` runs it as a process; tests
  * mount it in-process on a random port.
  */
 import express from 'express';
@@ -10,6 +11,7 @@ import { apiRouter } from './api.js';
 import { openapi } from './openapi.js';
 import { payPageRouter } from './pay-page.js';
 import { RequestLog } from './request-log.js';
+import { createStripeApp, type StripeAnswer } from './stripe/app.js';
 import { WebhookDispatcher } from './webhooks.js';
 
 export interface SandboxOptions {
@@ -19,11 +21,17 @@ export interface SandboxOptions {
    * callers that learn their port only after listening (tests listen on port 0).
    */
   publicUrl: string | (() => string);
+  /** Base of the Stripe mode's hosted invoice pages (its own port); a function as for publicUrl. */
+  stripePublicUrl?: string | (() => string);
   log?: (msg: string) => void;
+  /** Sees every answer of the Stripe mode's API (tests validate them against Stripe's OpenAPI description). */
+  onStripeAnswer?: (answer: StripeAnswer) => void;
 }
 
 export interface Sandbox {
   app: express.Express;
+  /** The Stripe-compatible mode, served on its own port. */
+  stripeApp: express.Express;
   /** Stops background webhook delivery and waits for request-log writes; the caller owns `sql`. */
   close(): Promise<void>;
 }
@@ -62,11 +70,22 @@ export function createSandbox(opts: SandboxOptions): Sandbox {
   app.use(notFoundHandler);
   app.use(problemHandler((msg, err) => log(`${msg}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)));
 
+  const stripeUrl = opts.stripePublicUrl ?? publicUrl;
+  const stripeApp = createStripeApp({
+    sql,
+    publicUrl: typeof stripeUrl === 'function' ? stripeUrl : () => stripeUrl,
+    webhooks,
+    requestLog,
+    log,
+    ...(opts.onStripeAnswer ? { onAnswer: opts.onStripeAnswer } : {}),
+  });
+
   // Deliveries left undelivered by an earlier run go out now.
   webhooks.kick();
 
   return {
     app,
+    stripeApp,
     async close() {
       await webhooks.close();
       await requestLog.flush();

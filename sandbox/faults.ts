@@ -6,7 +6,8 @@
  * per request: an error (errorRate), a delay (delayRate), or (dropResponseRate) the request runs
  * and commits and its answer is then lost (the connection is destroyed), which is what a client
  * sees when the provider crashes after its commit. Webhook faults (duplicate, hold back so events
- * arrive out of order, lose) apply to the account's events in any mode; see webhooks.ts.
+ * arrive out of order, lose) apply to the account's events in any mode; see webhooks.ts. The
+ * Stripe mode's API (sandbox/stripe/) is the same account's, so its faults apply there too.
  */
 import type { RequestHandler } from 'express';
 import type { Sql } from '../lib/db.js';

@@ -1,11 +1,12 @@
 /**
  * The provider sandbox as its own process (`npm run sandbox`). Environment: SANDBOX_DATABASE_URL
  * (required), SANDBOX_PORT (4010), SANDBOX_HOST (127.0.0.1), SANDBOX_PUBLIC_URL (base of Pay Now
- * links; default http://127.0.0.1:<port>).
+ * links; default http://127.0.0.1:<port>); the Stripe-compatible mode on STRIPE_SANDBOX_PORT (4011),
+ * its hosted invoice pages under STRIPE_SANDBOX_PUBLIC_URL.
  */
 import { once } from 'node:events';
 import { connect, migrate } from '../lib/db.js';
-import { publicUrls, sandboxDatabaseUrl, sandboxHost, sandboxPort } from '../lib/config.js';
+import { publicUrls, sandboxDatabaseUrl, sandboxHost, sandboxPort, stripeSandboxPort } from '../lib/config.js';
 import { SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { createSandbox } from './app.js';
 
@@ -18,26 +19,35 @@ if (applied.length) log(`applied migrations: ${applied.join(', ')}`);
 
 const port = sandboxPort();
 const host = sandboxHost();
-const publicUrl = publicUrls().sandbox;
-const sandbox = createSandbox({ sql, publicUrl, log });
-const server = sandbox.app.listen(port, host);
-await Promise.race([
-  once(server, 'listening'),
-  once(server, 'error').then(([e]) => {
-    throw e;
-  }),
-]);
+const { sandbox: publicUrl, stripeSandbox: stripePublicUrl } = publicUrls();
+const sandbox = createSandbox({ sql, publicUrl, stripePublicUrl, log });
+
+async function serve(app: typeof sandbox.app, p: number) {
+  const s = app.listen(p, host);
+  await Promise.race([
+    once(s, 'listening'),
+    once(s, 'error').then(([e]) => {
+      throw e;
+    }),
+  ]);
+  return s;
+}
+const server = await serve(sandbox.app, port);
+const stripePort = stripeSandboxPort();
+const stripeServer = await serve(sandbox.stripeApp, stripePort);
 process.stdout.write(`provider sandbox listening on http://${host}:${port}\n`);
-log(`Pay Now links start with ${publicUrl}/pay/`);
+process.stdout.write(`provider sandbox (Stripe-compatible) listening on http://${host}:${stripePort}\n`);
+log(`Pay Now links start with ${publicUrl}/pay/, Stripe hosted invoice pages with ${stripePublicUrl}/i/`);
 
 let stopping = false;
 async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log(`${signal}: shutting down`);
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const closed = [server, stripeServer].map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
   server.closeIdleConnections();
-  await closed;
+  stripeServer.closeIdleConnections();
+  await Promise.all(closed);
   await sandbox.close();
   await sql.end({ timeout: 5 });
 }

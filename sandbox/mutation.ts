@@ -36,6 +36,10 @@ export function keepRawBody(req: IncomingMessage, _res: unknown, buf: Buffer): v
   rawBodies.set(req, buf);
 }
 
+export function rawBodyOf(req: IncomingMessage): Buffer | undefined {
+  return rawBodies.get(req);
+}
+
 export function authenticatedAccount(res: Response): AccountRow | undefined {
   return res.locals.account as AccountRow | undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * The hosted Pay Now page: server-rendered HTML with plain forms (works without JavaScript; a
  * small inline script only refreshes the fee and total while the payer types), no external assets.
+ * Its look, fields and checks are exported for the Stripe mode's hosted invoice page (sandbox/stripe/page.ts).
  *
  * Stable form fields for browser tests, each with a `<label for>`:
  *   amount      #amount          decimal string, e.g. 123.45; defaults to the outstanding balance
@@ -35,14 +36,14 @@ export interface PayPageDeps {
 const moneyIn = (currency: string) => (minor: number) => formatMoney(minor, currency);
 
 /** Sandbox test cards, as payment providers' test modes have them. */
-const TEST_CARDS: Record<string, 'approve' | 'decline'> = {
+export const TEST_CARDS: Record<string, 'approve' | 'decline'> = {
   '4242424242424242': 'approve',
   '4000000000000002': 'decline',
 };
 
 // --- HTML with escaping by default ------------------------------------------------------------------
 
-class Html {
+export class Html {
   constructor(readonly text: string) {}
 }
 
@@ -60,7 +61,7 @@ function renderValue(v: Part): string {
 }
 
 /** Template tag: interpolated values are escaped unless they are already Html. */
-function html(strings: TemplateStringsArray, ...values: Part[]): Html {
+export function html(strings: TemplateStringsArray, ...values: Part[]): Html {
   return new Html(strings.reduce((out, s, i) => out + renderValue(values[i - 1]) + s));
 }
 
@@ -117,7 +118,7 @@ const PAGE_HEADERS = {
   'Cache-Control': 'no-store',
 };
 
-function layout(title: string, company: string | null, body: Html, withScript = false): Html {
+export function layout(title: string, company: string | null, body: Html, withScript = false): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -136,7 +137,7 @@ ${withScript ? html`<script>${new Html(SCRIPT)}</script>` : ''}
 </html>`;
 }
 
-function send(res: Response, status: number, page: Html): void {
+export function sendPage(res: Response, status: number, page: Html): void {
   res.status(status).set(PAGE_HEADERS).type('html').send(page.text);
 }
 
@@ -187,10 +188,10 @@ async function otherOpenInvoices(db: Db, inv: PageInvoice): Promise<OtherInvoice
 
 // --- the form ---------------------------------------------------------------------------------------
 
-type Field = 'amount' | 'invoice' | 'payerName' | 'payerEmail' | 'cardNumber' | 'expiry' | 'cvc';
-type Problem = { field: Field | null; message: string };
+export type Field = 'amount' | 'invoice' | 'payerName' | 'payerEmail' | 'cardNumber' | 'expiry' | 'cvc';
+export type Problem = { field: Field | null; message: string };
 
-interface FormInput {
+export interface FormInput {
   amount: string;
   invoices: string[];
   payerName: string;
@@ -201,7 +202,7 @@ interface FormInput {
   formToken: string;
 }
 
-function readForm(body: unknown): FormInput {
+export function readForm(body: unknown): FormInput {
   const b = (body ?? {}) as Record<string, unknown>;
   const text = (v: unknown) => (typeof v === 'string' ? v.trim() : '');
   const many = (v: unknown) => (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string' && x !== '');
@@ -218,14 +219,14 @@ function readForm(body: unknown): FormInput {
 }
 
 /** "1,234.5", "$1234.50" or "€1,234.50" -> 123450 minor units; null when it is not an amount. No floats involved. */
-function parseAmount(text: string): number | null {
+export function parseAmount(text: string): number | null {
   const m = /^(?:[^\d\s.,]{1,3}\s*)?(\d{1,3}(?:,\d{3})+|\d{1,13})(?:\.(\d{1,2}))?$/.exec(text);
   if (!m) return null;
   const minor = Number(m[1]!.replaceAll(',', '')) * 100 + Number((m[2] ?? '').padEnd(2, '0'));
   return minor <= MAX_MINOR ? minor : null;
 }
 
-function amountText(minor: number): string {
+export function amountText(minor: number): string {
   return `${Math.floor(minor / 100)}.${String(minor % 100).padStart(2, '0')}`;
 }
 
@@ -237,7 +238,7 @@ function expiryProblem(expiry: string, now: Date): string | null {
   return expires < now.getUTCFullYear() * 12 + now.getUTCMonth() + 1 ? 'The card has expired.' : null;
 }
 
-const overBalance = (outstanding: number, currency: string): Problem => ({
+export const overBalance = (outstanding: number, currency: string): Problem => ({
   field: 'amount',
   message: `The amount can be at most ${moneyIn(currency)(outstanding)}, the outstanding balance.`,
 });
@@ -246,7 +247,7 @@ const overBalance = (outstanding: number, currency: string): Problem => ({
  * Every problem with the fields at once, so the payer fixes them in one go. The balance check
  * here only words the message early; recordPayment enforces it under a lock.
  */
-function checkFields(f: FormInput, outstanding: number, currency: string, now: Date): Problem[] {
+export function checkFields(f: FormInput, outstanding: number, currency: string, now: Date): Problem[] {
   const problems: Problem[] = [];
   const amount = parseAmount(f.amount);
   if (amount === null) problems.push({ field: 'amount', message: 'Enter the amount to pay, e.g. 125.00.' });
@@ -282,7 +283,7 @@ function quote(inv: PageInvoice, others: readonly OtherInvoice[], amount: string
   return { payment, fee, total: payment + fee };
 }
 
-const dateText = (isoDay: string) =>
+export const dateText = (isoDay: string) =>
   new Intl.DateTimeFormat('en-US', { dateStyle: 'long', timeZone: 'UTC' }).format(new Date(`${isoDay}T00:00:00Z`));
 
 function feeRuleText(inv: PageInvoice): string {
@@ -312,7 +313,7 @@ interface FormView {
   problems: Problem[];
 }
 
-function field(view: FormView, name: Exclude<Field, 'invoice'>, label: string, attrs: Html, hint?: string): Html {
+export function field(view: Pick<FormView, 'input' | 'problems'>, name: Exclude<Field, 'invoice'>, label: string, attrs: Html, hint?: string): Html {
   const problem = view.problems.find((p) => p.field === name);
   // Card number and CVC are never echoed back into a page.
   const value = name === 'cardNumber' || name === 'cvc' ? '' : view.input[name];
@@ -410,7 +411,7 @@ ${p.allocations.map((a) => html`<tr><td>${a.invoiceNumber}</td><td>${money(a.amo
   );
 }
 
-function messagePage(title: string, message: string, company: string | null): Html {
+export function messagePage(title: string, message: string, company: string | null): Html {
   return layout(title, company, html`<h1>${title}</h1><p>${message}</p>`);
 }
 
@@ -437,27 +438,27 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
   /** The form again, with the invoice as it is now: after a rejected submit nothing was recorded. */
   async function renderForm(res: Response, payToken: string, status: number, input: FormInput, problems: Problem[]) {
     const inv = await invoiceByToken(sql, payToken);
-    if (!inv) return send(res, 404, notFound());
-    if (inv.deleted_at) return send(res, 410, gone(inv));
-    if (inv.status === 'paid') return send(res, status, paidPage(inv));
-    send(res, status, formPage({ inv, others: await otherOpenInvoices(sql, inv), input, problems }));
+    if (!inv) return sendPage(res, 404, notFound());
+    if (inv.deleted_at) return sendPage(res, 410, gone(inv));
+    if (inv.status === 'paid') return sendPage(res, status, paidPage(inv));
+    sendPage(res, status, formPage({ inv, others: await otherOpenInvoices(sql, inv), input, problems }));
   }
 
   r.get('/:token', async (req, res) => {
     const inv = await invoiceByToken(sql, req.params.token);
-    if (!inv) return send(res, 404, notFound());
-    if (inv.deleted_at) return send(res, 410, gone(inv));
-    if (inv.status === 'paid') return send(res, 200, paidPage(inv));
+    if (!inv) return sendPage(res, 404, notFound());
+    if (inv.deleted_at) return sendPage(res, 410, gone(inv));
+    if (inv.status === 'paid') return sendPage(res, 200, paidPage(inv));
     const input = { amount: amountText(inv.outstanding), invoices: [], payerName: '', payerEmail: '', expiry: '' };
-    send(res, 200, formPage({ inv, others: await otherOpenInvoices(sql, inv), input, problems: [] }));
+    sendPage(res, 200, formPage({ inv, others: await otherOpenInvoices(sql, inv), input, problems: [] }));
   });
 
   r.get('/:token/pdf', async (req, res) => {
     const [row] = await sql<{ pdf: Buffer | null; number: string; deleted_at: Date | null; account_name: string }[]>`
       SELECT i.pdf, i.number, i.deleted_at, a.name AS account_name
       FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE i.pay_token = ${req.params.token}`;
-    if (!row || !row.pdf) return send(res, 404, notFound());
-    if (row.deleted_at) return send(res, 410, messagePage('This invoice is no longer payable', `Invoice ${row.number} was withdrawn.`, row.account_name));
+    if (!row || !row.pdf) return sendPage(res, 404, notFound());
+    if (row.deleted_at) return sendPage(res, 410, messagePage('This invoice is no longer payable', `Invoice ${row.number} was withdrawn.`, row.account_name));
     res
       .set({ 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' })
       .type('application/pdf')
@@ -485,13 +486,13 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
     const payToken = req.params.token;
     const input = readForm(req.body);
     const inv = await invoiceByToken(sql, payToken);
-    if (!inv) return send(res, 404, notFound());
-    if (inv.deleted_at) return send(res, 410, gone(inv));
+    if (!inv) return sendPage(res, 404, notFound());
+    if (inv.deleted_at) return sendPage(res, 410, gone(inv));
 
     // A re-posted form that already paid shows its receipt again instead of paying twice.
     const [earlier] = await sql<{ id: string }[]>`
       SELECT id FROM payments WHERE account_id = ${inv.account_id} AND form_token = ${input.formToken}`;
-    if (earlier) return send(res, 200, confirmationPage(inv, (await findPayment(sql, inv.account_id, earlier.id))!));
+    if (earlier) return sendPage(res, 200, confirmationPage(inv, (await findPayment(sql, inv.account_id, earlier.id))!));
 
     const problems = checkFields(input, inv.outstanding, inv.currency, new Date());
     if (problems.length) return renderForm(res, payToken, 422, input, problems);
@@ -545,16 +546,16 @@ export function payPageRouter(deps: PayPageDeps): express.Router {
       }
     });
 
-    if (outcome.kind === 'gone') return send(res, 410, gone(inv));
+    if (outcome.kind === 'gone') return sendPage(res, 410, gone(inv));
     if (outcome.kind === 'invalid') return renderForm(res, payToken, outcome.status, input, outcome.problems);
     deps.webhooks.kick();
-    send(res, 200, confirmationPage(inv, outcome.payment));
+    sendPage(res, 200, confirmationPage(inv, outcome.payment));
   });
 
   const errorPage: ErrorRequestHandler = (err: unknown, _req, res, next) => {
     if (res.headersSent) return next(err);
     deps.log(`pay page: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    send(res, 500, messagePage('Something went wrong', 'Nothing was charged. Please try again in a moment.', null));
+    sendPage(res, 500, messagePage('Something went wrong', 'Nothing was charged. Please try again in a moment.', null));
   };
   r.use(errorPage);
   return r;

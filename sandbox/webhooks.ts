@@ -3,10 +3,12 @@
  * payment change, then delivered in the background with exponential backoff. Rows are claimed
  * with a lease (`FOR UPDATE SKIP LOCKED`), so several sandbox instances on one database share the
  * work, and a restarted sandbox picks up whatever was left undelivered. Injected webhook faults
- * (sandbox/faults.ts) duplicate, hold back or lose an event before its first attempt.
+ * (sandbox/faults.ts) duplicate, hold back or lose an event before its first attempt. The Stripe
+ * mode's events use the same outbox, one row per event and endpoint, signed under their own header
+ * (`Stripe-Signature`) with the endpoint's secret.
  */
 import type { Sql } from '../lib/db.js';
-import { SIGNATURE_HEADER, signPayload } from '../lib/signature.js';
+import { signPayload } from '../lib/signature.js';
 import { newId } from './ids.js';
 import type { AccountRow, Db, PaymentJson } from './model.js';
 
@@ -42,6 +44,7 @@ interface Claimed {
   body: string;
   attempts: number;
   webhook_secret: string;
+  signature_header: string;
   fault: 'duplicated' | 'held' | 'lost' | null;
   /** The account's webhook fault rates (0 without a fault). */
   duplicate_rate: number;
@@ -107,7 +110,7 @@ export class WebhookDispatcher {
         SELECT id FROM webhook_deliveries
         WHERE delivered_at IS NULL AND next_attempt_at <= now()
         ORDER BY next_attempt_at LIMIT ${BATCH} FOR UPDATE SKIP LOCKED)
-      RETURNING d.id, d.url, d.body, d.attempts, a.webhook_secret, d.fault,
+      RETURNING d.id, d.url, d.body, d.attempts, coalesce(d.secret, a.webhook_secret) AS webhook_secret, d.signature_header, d.fault,
         coalesce(f.webhook_duplicate_rate, 0) AS duplicate_rate, coalesce(f.webhook_hold_rate, 0) AS hold_rate,
         coalesce(f.webhook_hold_ms, 0) AS hold_ms, coalesce(f.webhook_lose_rate, 0) AS lose_rate`;
     await Promise.all(due.map((d) => this.attempt(d)));
@@ -145,7 +148,7 @@ export class WebhookDispatcher {
   }
 
   private async send(d: Claimed): Promise<{ status: number | null; error: string | null; headers: Record<string, string> }> {
-    const headers = { 'content-type': 'application/json', [SIGNATURE_HEADER]: signPayload(d.webhook_secret, d.body) };
+    const headers = { 'content-type': 'application/json', [d.signature_header]: signPayload(d.webhook_secret, d.body) };
     try {
       const res = await fetch(d.url, {
         method: 'POST',

@@ -1,7 +1,8 @@
 /**
  * `npm run demo`: plays the ERP against the running engine (`npm start` in another terminal):
- * an organisation of two companies, each with its own provider account; a shared client; a project
- * per company; an invoice per project, printed to Final through its company's account.
+ * an organisation of two companies, each with its own provider account (east collects through the
+ * sandbox's Bill & Pay API, west through its Stripe-compatible one); a shared client; a project per
+ * company; an invoice per project, printed to Final through its company's account.
  * `npm run demo -- --cluster` does the same against `npm run cluster` (its operator key is in data/cluster).
  */
 import { randomUUID } from 'node:crypto';
@@ -37,28 +38,21 @@ step(`register organisation ${organisationId}: one ERP connection over two compa
 const organisation = await call<{ apiKey: string }>(urls.api, 'POST', '/v1/organisations', { id: organisationId, name: `Demo Group ${suffix}` }, adminKey);
 
 const companies = [
-  { id: `${organisationId}-east`, name: `Demo Engineering East ${suffix}` },
-  { id: `${organisationId}-west`, name: `Demo Engineering West ${suffix}` },
+  { id: `${organisationId}-east`, name: `Demo Engineering East ${suffix}`, kind: 'billpay' as const, currency: 'USD' },
+  { id: `${organisationId}-west`, name: `Demo Engineering West ${suffix}`, kind: 'stripe' as const, currency: 'EUR' },
 ];
 for (const c of companies) {
-  step(`company ${c.id}: its own provider (sandbox) account, then registered with billflow`);
+  step(`company ${c.id}: its own ${c.kind === 'stripe' ? 'Stripe' : 'Bill & Pay'} (sandbox) account, then registered with billflow`);
   const account = await call<{ id: string; apiKey: string; webhookSecret: string }>(urls.sandbox, 'POST', '/v1/accounts', {
     name: c.name,
-    webhookUrl: `${urls.api}/webhooks/provider/${c.id}`,
+    ...(c.kind === 'billpay' ? { webhookUrl: `${urls.api}/webhooks/provider/${c.id}` } : {}),
   });
-  await call(
-    urls.api,
-    'POST',
-    '/v1/companies',
-    {
-      id: c.id,
-      name: c.name,
-      organisationId,
-      paymentImportSeconds: 300,
-      provider: { enabled: true, url: urls.sandbox, accountId: account.id, apiKey: account.apiKey, webhookSecret: account.webhookSecret },
-    },
-    adminKey,
-  );
+  // A Stripe company needs only its secret key: billflow makes its own webhook endpoint in the account.
+  const provider =
+    c.kind === 'stripe'
+      ? { enabled: true, kind: 'stripe', url: urls.stripeSandbox, apiKey: account.apiKey }
+      : { enabled: true, url: urls.sandbox, accountId: account.id, apiKey: account.apiKey, webhookSecret: account.webhookSecret };
+  await call(urls.api, 'POST', '/v1/companies', { id: c.id, name: c.name, organisationId, currency: c.currency, paymentImportSeconds: 300, provider }, adminKey);
 }
 
 const key = organisation.apiKey;
@@ -68,7 +62,7 @@ const projects = companies.map((c, i) => ({ id: `P-${suffix}-${i + 1}`, companyI
 for (const p of projects) await call(urls.api, 'POST', '/v1/projects', { ...p, name: `Pier ${p.id}`, clientId: 'CL-100' }, key);
 
 step("a draft invoice per project, printed to Final: each goes to its project's company's provider account");
-const finals: { number: string; companyId: string; payNowUrl: string; outstanding: number; workflowId: string }[] = [];
+const finals: { number: string; companyId: string; currency: string; payNowUrl: string; outstanding: number; workflowId: string }[] = [];
 for (const [i, p] of projects.entries()) {
   const number = `INV-${suffix}-${i + 1}`;
   await call(
@@ -92,7 +86,7 @@ for (const [i, p] of projects.entries()) {
 
 const [first] = finals;
 process.stdout.write(`
-${finals.map((f) => `Invoice ${f.number} (company ${f.companyId}) is Final; $${(f.outstanding / 100).toFixed(2)} outstanding.\n  Pay it (test card 4242 4242 4242 4242): ${f.payNowUrl}`).join('\n')}
+${finals.map((f) => `Invoice ${f.number} (company ${f.companyId}, ${companies.find((c) => c.id === f.companyId)!.kind}) is Final; ${f.currency} ${(f.outstanding / 100).toFixed(2)} outstanding.\n  Pay it (test card 4242 4242 4242 4242): ${f.payNowUrl}`).join('\n')}
 
   Its workflow in the Temporal Web UI:     ${uiUrl}/namespaces/default/workflows/${encodeURIComponent(first!.workflowId)}
   Find it by number:                       ${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(`InvoiceNumber="${first!.number}"`)}

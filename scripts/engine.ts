@@ -1,6 +1,6 @@
 /**
  * The whole engine on one machine: embedded PostgreSQL, the Temporal dev server (SQLite file, Web
- * UI), a mail catcher (maildev), the provider sandbox, the worker and the API, each a real process.
+ * UI), a mail catcher (maildev), the provider sandbox (Bill & Pay- and Stripe-compatible, a port each), the worker and the API, each a real process.
  * Each process but PostgreSQL is supervised: one that dies is restarted with backoff while the
  * rest stays up. Data stays in ./data between starts; the engine's pid is in data/billflow.pid and
  * its processes' in data/pids.json. Ctrl-C (or SIGINT/SIGTERM to that pid) stops everything and
@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, workerMetrics } from '../lib/config.js';
+import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, stripeSandboxPort, workerMetrics } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
@@ -272,7 +272,7 @@ try {
   };
   if (!cluster) {
     await Promise.all([
-      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
+      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort(), stripeSandboxPort()])),
       supervisor.add(worker('worker', 0)),
       supervisor.add(nodeService('api', ['api/main.ts'], { ...common, ...keys, ...uiEnv }, [apiPort()])),
     ]);
@@ -281,7 +281,7 @@ try {
     const apiPorts = [apiPort() + 1, apiPort() + 2];
     const apiEnv = (port: number) => ({ ...common, ...keys, ...uiEnv, API_PORT: String(port), API_PUBLIC_URL: urls.api });
     await Promise.all([
-      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort()])),
+      supervisor.add(nodeService('sandbox', ['sandbox/main.ts'], common, [sandboxPort(), stripeSandboxPort()])),
       supervisor.add(worker('worker-1', 0)),
       supervisor.add(worker('worker-2', 1)),
       // One after the other: each registers missing search attributes and schedules at start.
@@ -302,7 +302,8 @@ try {
       `  Metrics          ${urls.api}/metrics (operator key)${metricsAt ? `; worker${cluster ? 's' : ''} http://${metricsAt.host}:${metricsAt.port}/metrics${cluster ? ` and :${metricsAt.port + 1}` : ''}` : ''}`,
       ...(cluster && ownTemporal ? [`  Temporal         127.0.0.1:${temporalPort}   (cluster on PostgreSQL: frontend, history, matching, worker; logs/temporal-*.log)`] : []),
       `  Temporal Web UI  ${ui}`,
-      `  Provider sandbox ${urls.sandbox}`,
+      `  Provider sandbox ${urls.sandbox}   (Bill & Pay-compatible)`,
+      `  Stripe sandbox   ${urls.stripeSandbox}   (Stripe-compatible: point a Stripe company's provider.url here; its key is a sandbox account's apiKey)`,
       env.SMTP_HOST ? `  Mail (SMTP)      ${smtpConfig().host}:${smtpConfig().port}` : `  Mail catcher     http://127.0.0.1:${mailPorts.web}`,
       `  Operator key     ${adminKey}`,
       `  Data and logs    ${dataDir}`,

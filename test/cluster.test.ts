@@ -99,6 +99,7 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
     const ports = {
       API_PORT: apiPort,
       SANDBOX_PORT: await freePort(),
+      STRIPE_SANDBOX_PORT: await freePort(),
       TEMPORAL_PORT: await freeFrontendPort(),
       TEMPORAL_UI_PORT: await freePort(),
       EMBEDDED_PG_PORT: await freePort(),

@@ -16,6 +16,7 @@ import { connect, type Sql } from '../lib/db.js';
 import { silentLogger, type Logger } from '../lib/log.js';
 import { keyring, newSecretKey, type Keyring } from '../lib/secrets.js';
 import { createSandbox } from '../sandbox/app.js';
+import type { StripeAnswer } from '../sandbox/stripe/app.js';
 import { createWorker } from '../worker/create.js';
 import { WebhookDispatcher, type DispatchOptions } from '../worker/webhooks.js';
 import { answerMismatches } from './answers.js';
@@ -41,6 +42,8 @@ function listen(build: (url: string) => RequestListener): Promise<{ server: Serv
 export interface Stack {
   apiUrl: string;
   sandboxUrl: string;
+  /** The sandbox's Stripe-compatible mode (API and hosted invoice pages). */
+  stripeUrl: string;
   sql: Sql;
   sandboxSql: Sql;
   temporal: Client;
@@ -74,6 +77,8 @@ export interface StackOptions {
   worker?: boolean;
   /** Runs the worker's webhook dispatcher too, with these settings (off by default: only tests of events to the ERP send them). */
   webhooks?: Partial<DispatchOptions>;
+  /** Sees every answer of the sandbox's Stripe mode. */
+  onStripeAnswer?: (answer: StripeAnswer) => void;
 }
 
 export async function startStack(opts: StackOptions): Promise<Stack> {
@@ -83,8 +88,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const secrets = keyring(newSecretKey());
 
   let sandbox: ReturnType<typeof createSandbox> | undefined;
+  let stripeUrl = '';
+  const stripeHttp = await listen((url) => {
+    stripeUrl = url;
+    return (req, res) => sandbox!.stripeApp(req, res);
+  });
   const sandboxHttp = await listen((url) => {
-    sandbox = createSandbox({ sql: sandboxSql, publicUrl: url });
+    sandbox = createSandbox({ sql: sandboxSql, publicUrl: url, stripePublicUrl: stripeUrl, ...(opts.onStripeAnswer ? { onStripeAnswer: opts.onStripeAnswer } : {}) });
     return sandbox.app;
   });
 
@@ -130,6 +140,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   return {
     apiUrl: apiHttp.url,
     sandboxUrl: sandboxHttp.url,
+    stripeUrl,
     sql,
     sandboxSql,
     temporal,
@@ -146,8 +157,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       billflowApis.delete(apiHttp.url);
       apiHttp.server.closeAllConnections();
       sandboxHttp.server.closeAllConnections();
+      stripeHttp.server.closeAllConnections();
       await new Promise((r) => apiHttp.server.close(r));
       await new Promise((r) => sandboxHttp.server.close(r));
+      await new Promise((r) => stripeHttp.server.close(r));
       if (owned) {
         await temporal.connection.close();
         await workerConnection.close();

@@ -11,7 +11,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StripeProvider, STRIPE_API_VERSION, collectedPayment, removal } from '../activities/provider/stripe.js';
+import { StripeProvider, STRIPE_API_VERSION, collectedPayment, ensureWebhookEndpoint, removal } from '../activities/provider/stripe.js';
 import { PROVIDER_CAPABILITIES } from '../domain/provider.js';
 import { planStatusChange, type PlanInvoice } from '../domain/plan.js';
 import { readToolsFile } from '../scripts/tools.mjs';
@@ -113,6 +113,16 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
     expect(mock.log.slice(from).find((c) => c.path === '/v1/invoices' && c.method === 'POST')!.data).toContain('currency:eur');
   });
 
+  it("creates billflow's webhook endpoint with requests Stripe publishes", async () => {
+    const from = mock.log.length;
+    // stripe-mock's fixture endpoint has no signing secret, which billflow cannot use: refused after the one call.
+    await expect(ensureWebhookEndpoint({ url: mock.url, apiKey: 'sk_test_billflow' }, 'co-1', 'https://billflow.example/webhooks/provider/co-1', 'req-endpoint')).rejects.toThrow(
+      /without its signing secret/,
+    );
+    expect(calls(from)).toEqual(['POST /v1/webhook_endpoints 200']);
+    expect(mock.log[from]!.data).toContain('enabled_events:[invoice_payment.paid]');
+  });
+
   it('is refused by stripe-mock for a parameter Stripe does not have, or another API version', async () => {
     const s = new Stripe('sk_test_billflow', { apiVersion: STRIPE_API_VERSION, host: new URL(mock.url).hostname, port: new URL(mock.url).port, protocol: 'http', maxNetworkRetries: 0 });
     await expect(s.invoiceItems.create({ customer: 'cus_1', amount: 1, currency: 'usd', outstanding: 1 } as never)).rejects.toMatchObject({ statusCode: 400 });
@@ -208,9 +218,10 @@ describe('a company registered with provider.kind stripe, through billflow API',
     companyId = `st-${randomUUID().slice(0, 8)}`;
     const refused = await http(stack.apiUrl, 'POST', '/v1/companies', {
       key: ADMIN_KEY,
-      body: { id: companyId, name: 'Stripe Co', provider: { enabled: true, kind: 'stripe', apiKey: 'sk_test_billflow' } },
+      body: { id: companyId, name: 'Stripe Co', provider: { enabled: true, kind: 'stripe', url: mock.url } },
     });
     expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ field: 'provider.apiKey' });
     const created = await http<{ apiKey: string; provider: Record<string, unknown> }>(stack.apiUrl, 'POST', '/v1/companies', {
       key: ADMIN_KEY,
       body: { id: companyId, name: 'Stripe Co', currency: 'EUR', provider: { enabled: true, kind: 'stripe', url: mock.url, apiKey: 'sk_test_billflow', webhookSecret: whsec } },

@@ -76,6 +76,7 @@ beforeAll(async () => {
   const ports = {
     API_PORT: await freePort(),
     SANDBOX_PORT: await freePort(),
+    STRIPE_SANDBOX_PORT: await freePort(),
     TEMPORAL_PORT: await freePort(),
     TEMPORAL_UI_PORT: await freePort(),
     EMBEDDED_PG_PORT: await freePort(),

@@ -9,6 +9,7 @@
  * - a Quick Pay settles it as paid out of band; a re-applied prepayment is a credit note on it;
  * - only money collected through Stripe (invoice payments of a PaymentIntent or charge) is imported.
  */
+import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
 import { PROVIDER_CAPABILITIES } from '../../domain/provider.js';
 import {
@@ -33,6 +34,10 @@ const TOLERANCE_SECONDS = 300;
 const CLIENT_ID_KEY = 'billflow_client_id';
 const NUMBER_KEY = 'billflow_number';
 const AMOUNT_KEY = 'billflow_amount';
+
+/** The events billflow's webhook endpoint takes (payments; everything else is imported by listing). */
+export const STRIPE_WEBHOOK_EVENTS = ['invoice_payment.paid'] as const;
+const COMPANY_KEY = 'billflow_company';
 
 /** Invoice payments that moved money through Stripe; out-of-band marks are billflow's own records. */
 const COLLECTED_PAYMENT_TYPES = new Set(['payment_intent', 'charge']);
@@ -76,23 +81,54 @@ function toRecord(inv: Stripe.Invoice): ProviderInvoiceRecord {
   };
 }
 
+function stripeClient(account: Pick<ProviderAccount, 'url' | 'apiKey'>, opts: { timeoutMs: number; retries: number }): Stripe {
+  const url = new URL(account.url);
+  return new Stripe(account.apiKey, {
+    apiVersion: STRIPE_API_VERSION,
+    host: url.hostname,
+    port: url.port || (url.protocol === 'https:' ? 443 : 80),
+    protocol: url.protocol === 'http:' ? 'http' : 'https',
+    maxNetworkRetries: opts.retries,
+    timeout: opts.timeoutMs,
+    telemetry: false,
+  });
+}
+
+/**
+ * billflow's webhook endpoint in the company's Stripe account, made at registration (and when the
+ * key changes): it takes STRIPE_WEBHOOK_EVENTS at `webhookUrl`, and its signing secret is answered
+ * only here. Safe to repeat: the idempotency key (company, key, URL) makes a retried call answer
+ * the same endpoint and secret; an endpoint an earlier attempt left behind (its secret never
+ * stored) is deleted, so the account keeps one.
+ */
+export async function ensureWebhookEndpoint(account: Pick<ProviderAccount, 'url' | 'apiKey'>, companyId: string, webhookUrl: string, requestId: string): Promise<{ id: string; secret: string }> {
+  const headers = { 'X-Request-Id': requestId };
+  const fingerprint = createHash('sha256').update(`${account.apiKey}\n${webhookUrl}`).digest('hex').slice(0, 24);
+  try {
+    // Called from an API request, not an activity: the package's own retries (same idempotency key) are the retry layer here.
+    const stripe = stripeClient(account, { timeoutMs: 6_000, retries: 2 });
+    const created = await stripe.webhookEndpoints.create(
+      { url: webhookUrl, enabled_events: [...STRIPE_WEBHOOK_EVENTS], api_version: STRIPE_API_VERSION, description: `billflow company ${companyId}`, metadata: { [COMPANY_KEY]: companyId } },
+      { headers, idempotencyKey: `billflow:webhook-endpoint:${companyId}:${fingerprint}` },
+    );
+    if (!created.secret) throw new ProviderError(`Stripe answered webhook endpoint ${created.id} without its signing secret`, 502, 'no-secret');
+    for await (const e of stripe.webhookEndpoints.list({ limit: 100 }, { headers })) {
+      if (e.id !== created.id && e.url === webhookUrl && e.metadata?.[COMPANY_KEY] === companyId) await stripe.webhookEndpoints.del(e.id, {}, { headers });
+    }
+    return { id: created.id, secret: created.secret };
+  } catch (e) {
+    throw e instanceof ProviderError ? e : providerError('create webhook endpoint', e);
+  }
+}
+
 export class StripeProvider implements PaymentProvider {
   readonly kind = 'stripe';
   readonly capabilities = PROVIDER_CAPABILITIES.stripe;
   private readonly stripe: Stripe;
 
   constructor(account: ProviderAccount, timeoutMs = 15_000) {
-    const url = new URL(account.url);
-    this.stripe = new Stripe(account.apiKey, {
-      apiVersion: STRIPE_API_VERSION,
-      host: url.hostname,
-      port: url.port || (url.protocol === 'https:' ? 443 : 80),
-      protocol: url.protocol === 'http:' ? 'http' : 'https',
-      // The activity's retries are the one retry layer, visible in the Web UI.
-      maxNetworkRetries: 0,
-      timeout: timeoutMs,
-      telemetry: false,
-    });
+    // The activity's retries are the one retry layer, visible in the Web UI.
+    this.stripe = stripeClient(account, { timeoutMs, retries: 0 });
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
@@ -200,8 +236,10 @@ export class StripeProvider implements PaymentProvider {
   async removeInvoice(invoiceId: string, idempotencyKey: string, requestId: string): Promise<void> {
     const inv = await this.retrieve(invoiceId, requestId);
     if (!inv) return;
-    const opts = this.opts(requestId, idempotencyKey);
+    // One revision can take two records out of use (Reissue -> Final replaces one, a later Draft
+    // voids its replacement) under the workflow's one key: the record and the action make it theirs.
     const plan = removal(inv);
+    const opts = this.opts(requestId, `${idempotencyKey}:${invoiceId}:${plan.action}`);
     if (plan.action === 'delete') await this.call(`delete draft ${invoiceId}`, () => this.stripe.invoices.del(invoiceId, {}, opts));
     else if (plan.action === 'void') await this.call(`void invoice ${invoiceId}`, () => this.stripe.invoices.voidInvoice(invoiceId, {}, opts));
     else if (plan.action === 'credit') {

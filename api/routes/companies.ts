@@ -2,6 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { Router } from 'express';
 import { circuitKey, circuitView } from '../../activities/provider/circuit.js';
+import { ensureWebhookEndpoint } from '../../activities/provider/stripe.js';
+import { ProviderError } from '../../activities/provider/provider.js';
 import type { ProviderKind } from '../../domain/provider.js';
 import { HttpProblem } from '../../lib/problem.js';
 import { openOrNull, seal } from '../../lib/secrets.js';
@@ -16,16 +18,33 @@ const STRIPE_API_URL = 'https://api.stripe.com';
 
 /**
  * An enabled integration needs the whole provider account, given now or stored before. A Stripe
- * account is named by its secret key alone, so it needs no account id.
+ * account is named by its secret key alone: no account id, and no webhook secret (billflow makes
+ * its own webhook endpoint, see stripeWebhookSecret).
  */
 function requireCompleteAccount(
   kind: ProviderKind,
   p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null },
 ): void {
   if (!p.enabled) return;
-  const needed = kind === 'stripe' ? (['url', 'apiKey', 'webhookSecret'] as const) : (['url', 'accountId', 'apiKey', 'webhookSecret'] as const);
+  const needed = kind === 'stripe' ? (['url', 'apiKey'] as const) : (['url', 'accountId', 'apiKey', 'webhookSecret'] as const);
   for (const f of needed) {
     if (!p[f]) throw new HttpProblem(422, 'invalid-request', `provider.${f} is required when provider.enabled is true`, `provider.${f}`);
+  }
+}
+
+/**
+ * The signing secret of billflow's own webhook endpoint in the company's Stripe account, created
+ * through Stripe's API (idempotent: a retried registration gets the same endpoint). A refused key
+ * names the field; an unreachable Stripe is a 503, and nothing is registered.
+ */
+async function stripeWebhookSecret(account: { url: string; apiKey: string }, companyId: string, webhookUrl: string, requestId: string): Promise<string> {
+  try {
+    return (await ensureWebhookEndpoint(account, companyId, webhookUrl, requestId)).secret;
+  } catch (e) {
+    if (!(e instanceof ProviderError)) throw e;
+    if (e.status === 401 || e.status === 403) throw new HttpProblem(422, 'invalid-request', `Stripe refused provider.apiKey: ${e.message}`, 'provider.apiKey');
+    if (e.retryable) throw new HttpProblem(503, 'provider-unavailable', `the webhook endpoint could not be created at Stripe; nothing was registered: ${e.message}`);
+    throw new HttpProblem(502, 'provider-rejected', `Stripe refused to create the webhook endpoint; nothing was registered: ${e.message}`);
   }
 }
 
@@ -54,6 +73,13 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       ...(b.provider ?? { enabled: false }),
     };
     requireCompleteAccount(kind, p);
+    const webhookUrl = `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`;
+    if (kind === 'stripe' && p.enabled && !p.webhookSecret) {
+      // Checked first, so a duplicate registration never makes an endpoint in someone's account.
+      const [taken] = await deps.sql`SELECT 1 FROM companies WHERE id = ${b.id}`;
+      if (taken) throw new HttpProblem(409, 'company-exists', `company ${b.id} already exists`, 'id');
+      p.webhookSecret = await stripeWebhookSecret({ url: p.url!, apiKey: p.apiKey! }, b.id, webhookUrl, res.locals.requestId as string);
+    }
     const apiKey = newApiKey();
     const organisationId = b.organisationId ?? null;
     const created = await deps.sql.begin(async (tx) => {
@@ -105,7 +131,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
         reconcileScheduleId: scheduled ? reconcileScheduleId(b.id) : null,
         reminderDays: [...b.reminderDays].sort((x, y) => x - y),
         provider: { enabled: p.enabled, kind, url: p.url ?? null, accountId: p.accountId ?? null },
-        webhookUrl: `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(b.id)}`,
+        webhookUrl,
         apiKey,
       });
   });
@@ -131,6 +157,16 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       const { kind, ...cur } = found;
       const p = { ...cur, ...given };
       requireCompleteAccount(kind, p);
+      const keyChanged = given.apiKey !== undefined && given.apiKey !== openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey);
+      if (kind === 'stripe' && p.enabled && !given.webhookSecret && (keyChanged || (given.url !== undefined && given.url !== cur.url) || !cur.webhookSecret)) {
+        // A new account (or none yet): billflow's endpoint there, whose secret takes over like a rotated one.
+        given.webhookSecret = await stripeWebhookSecret(
+          { url: p.url!, apiKey: given.apiKey ?? openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey)! },
+          id,
+          `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(id)}`,
+          res.locals.requestId as string,
+        );
+      }
       const apiKey = given.apiKey ? seal(deps.secrets, 'provider_api_key', id, given.apiKey) : cur.apiKey;
       const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, cur.webhookSecret);
       if (given.webhookSecret && given.webhookSecret !== oldSecret) {
