@@ -15,6 +15,8 @@ export interface ApiDeps {
   /** Base URL the provider uses to reach our webhooks. */
   publicApiUrl: string;
   log: Logger;
+  /** Where a Stripe company registered without a url reaches Stripe (`STRIPE_API_URL`; Stripe's own API by default). */
+  stripeApiUrl?: string;
   /** The Temporal Web UI the dashboard links each invoice's workflow to (none: no links). */
   temporalUiUrl?: string | null;
   /** How long a status change may take before the API answers 202 and lets it finish. */

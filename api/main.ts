@@ -1,5 +1,5 @@
 /** The API process. */
-import { adminKey, apiHost, apiPort, databaseUrl, publicUrls, temporalConfig, temporalUiUrl } from '../lib/config.js';
+import { adminKey, apiHost, apiPort, databaseUrl, publicUrls, stripeApiUrl, temporalConfig, temporalUiUrl } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { createLogger } from '../lib/log.js';
 import { keyringFromEnv, sealStoredSecrets } from '../lib/secrets.js';
@@ -25,7 +25,7 @@ try {
   log('could not register search attributes; create them on the namespace yourself', { error: String(e) });
 }
 await ensureAllReconcileSchedules(sql, temporal, cfg.taskQueue, log);
-const app = createApp({ sql, temporal, taskQueue: cfg.taskQueue, adminKey: adminKey(), secrets, publicApiUrl: publicUrls().api, log, temporalUiUrl: temporalUiUrl() });
+const app = createApp({ sql, temporal, taskQueue: cfg.taskQueue, adminKey: adminKey(), secrets, publicApiUrl: publicUrls().api, log, temporalUiUrl: temporalUiUrl(), stripeApiUrl: stripeApiUrl() });
 const port = apiPort();
 const server = app.listen(port, apiHost(), () => log('api listening', { url: publicUrls().api }));
 

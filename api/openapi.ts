@@ -663,8 +663,9 @@ const PROBLEMS: Record<string, ProblemTypes> = {
   'POST /v1/organisations': { 409: ['organisation-exists'] },
   'POST /v1/projects': { 404: ['not-found'], 409: ['project-exists'] },
   'GET /v1/projects/{id}': { 404: ['not-found'] },
-  'POST /v1/companies': { 409: ['company-exists'] },
-  'PATCH /v1/companies/{id}': { 404: ['not-found'] },
+  // A Stripe company's webhook endpoint is made at Stripe when it is registered or its key changes.
+  'POST /v1/companies': { 409: ['company-exists'], 502: ['provider-rejected'], 503: ['provider-unavailable'] },
+  'PATCH /v1/companies/{id}': { 404: ['not-found'], 502: ['provider-rejected'], 503: ['provider-unavailable'] },
   'POST /v1/clients': { 409: ['client-exists'] },
   'PUT /v1/clients/{id}/invoice-email-template': { 404: ['not-found'], 422: ['invalid-email-template'] },
   'PATCH /v1/clients/{id}': { 404: ['not-found'] },

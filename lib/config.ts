@@ -65,6 +65,14 @@ export function sandboxPort(env: Env = process.env): number {
   return int(env, 'SANDBOX_PORT', 4010);
 }
 
+/** Stripe's API: where a Stripe company registered without a url is reached. */
+export const STRIPE_API_URL = 'https://api.stripe.com';
+
+/** STRIPE_API_URL, for a Stripe-compatible API other than Stripe's own (the sandbox's Stripe mode). */
+export function stripeApiUrl(env: Env = process.env): string {
+  return env.STRIPE_API_URL || STRIPE_API_URL;
+}
+
 /** The port of the sandbox's Stripe-compatible mode. */
 export function stripeSandboxPort(env: Env = process.env): number {
   return int(env, 'STRIPE_SANDBOX_PORT', 4011);
@@ -197,6 +205,7 @@ export const ENVIRONMENT: readonly EnvVar[] = [
   { name: 'SANDBOX_PORT', roles: ['sandbox', 'start'], default: '4010', description: 'provider sandbox port' },
   { name: 'SANDBOX_HOST', roles: ['sandbox'], default: '127.0.0.1', description: 'provider sandbox bind address' },
   { name: 'SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$SANDBOX_PORT', description: 'base of Pay Now URLs' },
+  { name: 'STRIPE_API_URL', roles: ['api'], default: 'https://api.stripe.com', description: "where a Stripe company registered without `provider.url` reaches Stripe (the tests: the sandbox's Stripe mode)" },
   { name: 'STRIPE_SANDBOX_PORT', roles: ['sandbox', 'start'], default: '4011', description: "port of the provider sandbox's Stripe-compatible mode" },
   { name: 'STRIPE_SANDBOX_PUBLIC_URL', roles: ['sandbox', 'start'], default: 'http://127.0.0.1:$STRIPE_SANDBOX_PORT', description: 'base of the Stripe mode\'s URLs (API and hosted invoice pages)' },
   { name: 'CHROMIUM_PATH', roles: ['worker', 'start'], default: '/usr/bin/chromium', description: 'Chromium for PDFs' },

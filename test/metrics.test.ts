@@ -164,7 +164,7 @@ describe('metrics and logs after a lifecycle', () => {
     const text = await scrape(workerMetricsUrl);
     // The SDK's own (its Runtime's Prometheus exporter), for this worker's task queue.
     expect(sample(text, 'temporal_workflow_task_execution_latency_count', { task_queue: stack.taskQueue })).toBeGreaterThan(0);
-    expect(sample(text, 'temporal_activity_execution_latency_count', { task_queue: stack.taskQueue, activity_type: 'createProviderRecord' })).toBeGreaterThan(0);
+    expect(sample(text, 'temporal_activity_execution_latency_count', { task_queue: stack.taskQueue, activity_type: 'finalizeAtProvider' })).toBeGreaterThan(0);
     // billflow's: each provider operation of the Final, once; the PDF; the event to the ERP.
     for (const operation of ['ensureCustomer', 'createInvoice', 'attachPdf']) {
       expect(sample(text, 'billflow_provider_call_duration_seconds_count', { provider: 'billpay', operation, outcome: 'ok' }), operation).toBe(1);
@@ -199,7 +199,7 @@ describe('metrics and logs after a lifecycle', () => {
       .filter((l) => l.startsWith('{'))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const attached = worker.find((l) => l.msg === 'invoice PDF sent to provider');
-    expect(attached).toMatchObject({ component: 'worker', companyId: tenant.companyId, invoiceNumber: number, requestId: finalRequestId, activityType: 'renderAndAttachPdf' });
+    expect(attached).toMatchObject({ component: 'worker', companyId: tenant.companyId, invoiceNumber: number, requestId: finalRequestId, activityType: 'finalizeAtProvider' });
     expect(JSON.stringify([...apiLines, ...worker])).not.toContain(tenant.apiKey);
   });
 });

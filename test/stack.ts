@@ -111,6 +111,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       publicApiUrl,
       log: opts.log ?? silentLogger,
       temporalUiUrl: opts.temporalUiUrl ?? null,
+      // A Stripe company registered without a url reaches the sandbox's Stripe mode, not the internet.
+      stripeApiUrl: stripeUrl,
     }),
   );
   const workerConnection = opts.temporal?.nativeConnection ?? (await NativeConnection.connect({ address: opts.temporalAddress }));

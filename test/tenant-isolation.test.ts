@@ -104,6 +104,7 @@ const OPERATIONS: Record<string, Operation> = {
   'GET /healthz': { auth: 'public' },
   'GET /readyz': { auth: 'public' },
   'GET /pay/{token}': { auth: 'public' },
+  'GET /metrics': { auth: 'operator' },
   'POST /v1/organisations': { auth: 'operator', variants: (t) => [{ body: { id: t.organisationId, name: 'Taken over' } }] },
   'POST /v1/companies': { auth: 'operator', variants: (t) => [{ body: { id: t.companyId, name: 'Taken over' } }] },
   'PATCH /v1/companies/{id}': { auth: 'operator', variants: () => [{ body: { name: 'Taken over', reminderDays: [1] } }] },

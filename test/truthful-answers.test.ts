@@ -100,7 +100,7 @@ describe('POST /v1/invoices', () => {
     const final = await asErp('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
     // An API that gives workers no time at all to answer: every Query misses its deadline.
-    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: 'x', secrets: stack.secrets, publicApiUrl: 'http://x', log: silentLogger, workerAnswerMs: 1 });
+    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: 'x', secrets: stack.secrets, publicApiUrl: stack.apiUrl, log: silentLogger, workerAnswerMs: 1 });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {

@@ -7,14 +7,13 @@ import { ProviderError } from '../../activities/provider/provider.js';
 import type { ProviderKind } from '../../domain/provider.js';
 import { HttpProblem } from '../../lib/problem.js';
 import { openOrNull, seal } from '../../lib/secrets.js';
+import { STRIPE_API_URL } from '../../lib/config.js';
 import type { ApiDeps, ApiMiddleware } from '../deps.js';
 import { operatorAuth, scopeOf, sha256 } from '../middleware.js';
 import { ensureReconcileSchedule, removeReconcileSchedule } from '../schedules.js';
 import { reconcileScheduleId } from '../../workflows/reconcile-contract.js';
 import { bodyOf } from '../validate.js';
 
-/** Stripe's API, unless the operator names another (stripe-mock in the tests). */
-const STRIPE_API_URL = 'https://api.stripe.com';
 
 /**
  * An enabled integration needs the whole provider account, given now or stored before. A Stripe
@@ -69,7 +68,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     // Without a provider object there is no integration; its kind is then the schema's default.
     const kind: ProviderKind = b.provider?.kind ?? 'billpay';
     const p: { enabled: boolean; url?: string; accountId?: string; apiKey?: string; webhookSecret?: string } = {
-      ...(kind === 'stripe' ? { url: STRIPE_API_URL } : {}),
+      ...(kind === 'stripe' ? { url: deps.stripeApiUrl ?? STRIPE_API_URL } : {}),
       ...(b.provider ?? { enabled: false }),
     };
     requireCompleteAccount(kind, p);
