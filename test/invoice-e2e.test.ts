@@ -10,7 +10,7 @@ import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
 import { invoiceWorkflowId } from '../workflows/contract.js';
 import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { workflowIdle } from './settled.js';
-import { launchBrowser, pdfText } from './support.js';
+import { launchBrowser, payOnPage, pdfText } from './support.js';
 
 let stack: Stack;
 let tenant: Tenant;
@@ -54,14 +54,7 @@ async function pay(url: string, amount?: string): Promise<string> {
   const page = await browser.newPage();
   try {
     await page.goto(url);
-    if (amount) await page.fill('[name=amount]', amount);
-    await page.fill('[name=payerName]', 'Pat Payer');
-    await page.fill('[name=payerEmail]', 'pat@riverside.example');
-    await page.fill('[name=cardNumber]', '4242 4242 4242 4242');
-    await page.fill('[name=expiry]', '12/30');
-    await page.fill('[name=cvc]', '123');
-    await page.getByRole('button', { name: 'Pay' }).click();
-    return (await page.locator('#payment-id').textContent({ timeout: 15_000 }))!.trim();
+    return await payOnPage(page, 'pat@riverside.example', amount);
   } finally {
     await page.close();
   }

@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
 import { freshAddress, mailbox } from './mail.js';
-import { launchBrowser, pdfText } from './support.js';
+import { launchBrowser, payOnPage, pdfText } from './support.js';
 
 type Invoice = Record<string, unknown> & {
   number: string;
@@ -80,14 +80,7 @@ async function follow(url: string): Promise<{ page: Page; status: number; landed
 async function payThrough(url: string, amount?: string): Promise<string> {
   const { page } = await follow(url);
   try {
-    if (amount) await page.fill('[name=amount]', amount);
-    await page.fill('[name=payerName]', 'Pat Payer');
-    await page.fill('[name=payerEmail]', 'pat@lakeside.example');
-    await page.fill('[name=cardNumber]', '4242 4242 4242 4242');
-    await page.fill('[name=expiry]', '12/30');
-    await page.fill('[name=cvc]', '123');
-    await page.getByRole('button', { name: 'Pay' }).click();
-    return (await page.locator('#payment-id').textContent({ timeout: 15_000 }))!.trim();
+    return await payOnPage(page, 'pat@lakeside.example', amount);
   } finally {
     await page.close();
   }

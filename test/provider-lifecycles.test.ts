@@ -16,7 +16,7 @@ import type { StripeAnswer } from '../sandbox/stripe/app.js';
 import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack } from './harness.js';
 import { stripeContract } from './stripe-openapi.js';
 import { workflowIdle } from './settled.js';
-import { launchBrowser } from './support.js';
+import { launchBrowser, payOnPage } from './support.js';
 import { invoiceWorkflowId } from '../workflows/contract.js';
 
 let stack: Stack;
@@ -148,14 +148,7 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     const page = await browser.newPage();
     try {
       await page.goto(url);
-      if (amount) await page.fill('[name=amount]', amount);
-      await page.fill('[name=payerName]', 'Pat Payer');
-      await page.fill('[name=payerEmail]', 'pat@harbor.example');
-      await page.fill('[name=cardNumber]', '4242 4242 4242 4242');
-      await page.fill('[name=expiry]', '12/30');
-      await page.fill('[name=cvc]', '123');
-      await page.getByRole('button', { name: 'Pay' }).click();
-      return (await page.locator('#payment-id').textContent({ timeout: 15_000 }))!.trim();
+      return await payOnPage(page, 'pat@harbor.example', amount);
     } finally {
       await page.close();
     }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { inject } from 'vitest';
 
 const run = promisify(execFile);
@@ -40,6 +40,18 @@ export function launchBrowser(): Promise<Browser> {
     executablePath: inject('chromiumPath'),
     args: ['--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-gpu'],
   });
+}
+
+/** Pays with the test card on the payment page open in `page`, part of what is owed when `amount` is given; answers the payment id the page shows. */
+export async function payOnPage(page: Page, payerEmail: string, amount?: string): Promise<string> {
+  if (amount) await page.fill('[name=amount]', amount);
+  await page.fill('[name=payerName]', 'Pat Payer');
+  await page.fill('[name=payerEmail]', payerEmail);
+  await page.fill('[name=cardNumber]', '4242 4242 4242 4242');
+  await page.fill('[name=expiry]', '12/30');
+  await page.fill('[name=cvc]', '123');
+  await page.getByRole('button', { name: 'Pay' }).click();
+  return (await page.locator('#payment-id').textContent({ timeout: 15_000 }))!.trim();
 }
 
 /** Temporal's Java time-skipping server. The SDK waits a fixed 5 s for the JVM to answer; on a loaded 2-core machine a start can miss that once. */

@@ -429,19 +429,16 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (state.payments.length > before) actions.push(`imported ${state.payments.length - before} payment(s) billflow had missed`);
     // Read again after the import, so a payment made meanwhile is not undone by the update below.
     const now = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
-    const owed = owedAtProvider(state.outstanding);
-    if (now && (now.amount !== state.total || now.outstanding !== owed)) {
-      await repairActs.updateProviderInvoice({
-        companyId,
-        providerInvoiceId: state.providerInvoiceId,
-        number,
-        invoiceDate: state.invoiceDate,
-        amount: state.total,
-        outstanding: owed,
-        idempotencyKey: key('resync-invoice'),
-        requestId,
-      });
-      actions.push(`set provider amount/outstanding ${now.amount}/${now.outstanding} to ${state.total}/${owed}`);
+    const providerInvoiceId = state.providerInvoiceId;
+    /** Sets the record's figures to billflow's when they differ; says whether it did. */
+    const setFigures = async (record: { amount: number; outstanding: number } | null, op: string): Promise<boolean> => {
+      const owed = owedAtProvider(state.outstanding);
+      if (!record || (record.amount === state.total && record.outstanding === owed)) return false;
+      await repairActs.updateProviderInvoice({ companyId, providerInvoiceId, number, invoiceDate: state.invoiceDate, amount: state.total, outstanding: owed, idempotencyKey: key(op), requestId });
+      actions.push(`set provider amount/outstanding ${record.amount}/${record.outstanding} to ${state.total}/${owed}`);
+      return true;
+    };
+    if (await setFigures(now, 'resync-invoice')) {
       // A payment the payer made between the read and the update was overwritten by it: import
       // again, and while that finds payments, set the figures again. Repairs before this replay as they ran.
       if (!patched('repair-rechecks-payments')) return;
@@ -449,21 +446,9 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         const had = state.payments.length;
         await importPayments(repairActs.importProviderPayments, requestId);
         if (state.payments.length === had) return;
-        const again = await repairActs.getProviderInvoice({ companyId, providerInvoiceId: state.providerInvoiceId, requestId });
-        const owedNow = owedAtProvider(state.outstanding);
+        const again = await repairActs.getProviderInvoice({ companyId, providerInvoiceId, requestId });
         actions.push(`imported ${state.payments.length - had} payment(s) made during the repair`);
-        if (!again || (again.amount === state.total && again.outstanding === owedNow)) return;
-        await repairActs.updateProviderInvoice({
-          companyId,
-          providerInvoiceId: state.providerInvoiceId,
-          number,
-          invoiceDate: state.invoiceDate,
-          amount: state.total,
-          outstanding: owedNow,
-          idempotencyKey: key(`resync-invoice-${round}`),
-          requestId,
-        });
-        actions.push(`set provider amount/outstanding ${again.amount}/${again.outstanding} to ${state.total}/${owedNow}`);
+        if (!(await setFigures(again, `resync-invoice-${round}`))) return;
       }
       actions.push('payments kept arriving during the repair; the next reconciliation checks the figures again');
     }
