@@ -127,8 +127,11 @@ export class StripeProvider implements PaymentProvider {
   private readonly stripe: Stripe;
 
   constructor(account: ProviderAccount, timeoutMs = 15_000) {
-    // The activity's retries are the one retry layer, visible in the Web UI.
-    this.stripe = stripeClient(account, { timeoutMs, retries: 0 });
+    // Two quick retries per call (the package's own: same idempotency key, only what is safe to
+    // repeat): an activity makes several calls (a record is a customer search, the invoice, its
+    // items and its finalize), and without them one blip would repeat them all. What still fails
+    // is the activity's to retry, visibly in the Web UI.
+    this.stripe = stripeClient(account, { timeoutMs, retries: 2 });
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
