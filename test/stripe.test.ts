@@ -15,7 +15,7 @@ import { StripeProvider, STRIPE_API_VERSION, collectedPayment, ensureWebhookEndp
 import { PROVIDER_CAPABILITIES } from '../domain/provider.js';
 import { planStatusChange, type PlanInvoice } from '../domain/plan.js';
 import { readToolsFile } from '../scripts/tools.mjs';
-import { ADMIN_KEY, http, startStack, type Stack } from './harness.js';
+import { ADMIN_KEY, eventually, http, startStack, type Stack } from './harness.js';
 
 interface Logged {
   method: string;
@@ -53,6 +53,12 @@ async function startStripeMock(): Promise<typeof mock> {
 /** The requests logged from `from` on, as `METHOD path status`. */
 const calls = (from: number) => mock.log.slice(from).map((c) => `${c.method} ${c.path.replace(/(in|cus|cn)_[A-Za-z0-9]+/g, '$1_*')} ${c.status}`);
 
+/**
+ * The same, once stripe-mock has logged `n` of them: its log is read from its stdout, which can
+ * trail the answers the client already has.
+ */
+const callsOnceLogged = (from: number, n: number) => eventually(async () => (mock.log.length - from >= n ? calls(from) : undefined), `stripe-mock to log ${n} requests`);
+
 let stack: Stack;
 
 beforeAll(async () => {
@@ -86,7 +92,7 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
     await p.removePayment(credit.id, 'co:INV-1:pre:remove', 'req-contract');
     expect(await p.listInvoices('req-contract')).toEqual([]);
     expect(await p.listPayments('in_contract', 'req-contract')).toEqual([]);
-    expect(calls(from)).toEqual([
+    expect(await callsOnceLogged(from, 18)).toEqual([
       'GET /v1/customers/search 200',
       'POST /v1/customers 200',
       'POST /v1/invoices 200',
@@ -119,7 +125,7 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
     await expect(ensureWebhookEndpoint({ url: mock.url, apiKey: 'sk_test_billflow' }, 'co-1', 'https://billflow.example/webhooks/provider/co-1', 'req-endpoint')).rejects.toThrow(
       /without its signing secret/,
     );
-    expect(calls(from)).toEqual(['POST /v1/webhook_endpoints 200']);
+    expect(await callsOnceLogged(from, 1)).toEqual(['POST /v1/webhook_endpoints 200']);
     expect(mock.log[from]!.data).toContain('enabled_events:[invoice_payment.paid]');
   });
 
@@ -243,7 +249,7 @@ describe('a company registered with provider.kind stripe, through billflow API',
     expect(final.status, JSON.stringify(final.body)).toBe(502);
     expect(final.body.type).toMatch(/provider-rejected$/);
     expect(final.body.detail).toMatch(/did not finalize invoice in_\w+ \(status draft, no hosted_invoice_url\)/);
-    expect(calls(from)).toEqual([
+    expect(await callsOnceLogged(from, 6)).toEqual([
       'GET /v1/customers/search 200',
       'POST /v1/customers 200',
       'POST /v1/invoices 200',
