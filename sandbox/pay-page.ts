@@ -326,6 +326,19 @@ export function field(view: Pick<FormView, 'input' | 'problems'>, name: Exclude<
 </div>`;
 }
 
+/** The card's fields, as every payment page of the sandbox asks for them. */
+export function cardFields(view: Pick<FormView, 'input' | 'problems'>): Html {
+  return html`<fieldset><legend>Card</legend>
+${field(view, 'payerName', 'Name on card', html`type="text" autocomplete="cc-name" required`)}
+${field(view, 'payerEmail', 'Email', html`type="email" autocomplete="email" required`)}
+${field(view, 'cardNumber', 'Card number', html`type="text" inputmode="numeric" autocomplete="cc-number" required`)}
+<div class="row">
+${field(view, 'expiry', 'Expiry (MM/YY)', html`type="text" inputmode="numeric" autocomplete="cc-exp" placeholder="MM/YY" required`)}
+${field(view, 'cvc', 'Security code (CVC)', html`type="text" inputmode="numeric" autocomplete="cc-csc" required`)}
+</div>
+</fieldset>`;
+}
+
 function formPage(view: FormView): Html {
   const { inv, others, input, problems } = view;
   const money = moneyIn(inv.currency);
@@ -356,15 +369,7 @@ ${invoiceProblem ? html`<p class="error" id="invoice-error">${invoiceProblem.mes
     : ''
 }
 </fieldset>
-<fieldset><legend>Card</legend>
-${field(view, 'payerName', 'Name on card', html`type="text" autocomplete="cc-name" required`)}
-${field(view, 'payerEmail', 'Email', html`type="email" autocomplete="email" required`)}
-${field(view, 'cardNumber', 'Card number', html`type="text" inputmode="numeric" autocomplete="cc-number" required`)}
-<div class="row">
-${field(view, 'expiry', 'Expiry (MM/YY)', html`type="text" inputmode="numeric" autocomplete="cc-exp" placeholder="MM/YY" required`)}
-${field(view, 'cvc', 'Security code (CVC)', html`type="text" inputmode="numeric" autocomplete="cc-csc" required`)}
-</div>
-</fieldset>
+${cardFields(view)}
 <section class="summary" aria-live="polite"><dl>
   <div><dt>Payment</dt><dd id="summary-payment">${q ? money(q.payment) : '—'}</dd></div>
   <div><dt>Convenience fee</dt><dd id="summary-fee">${q ? money(q.fee) : '—'}</dd></div>

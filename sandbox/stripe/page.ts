@@ -14,7 +14,7 @@ import { formatMoney } from '../../domain/money.js';
 import type { Sql } from '../../lib/db.js';
 import { newToken } from '../ids.js';
 import type { AccountRow, Db } from '../model.js';
-import { amountText, checkFields, dateText, field, html, layout, messagePage, overBalance, parseAmount, readForm, sendPage, TEST_CARDS, type Html, type Problem } from '../pay-page.js';
+import { amountText, cardFields, checkFields, dateText, field, html, layout, messagePage, overBalance, parseAmount, readForm, sendPage, TEST_CARDS, type Html, type Problem } from '../pay-page.js';
 import type { WebhookDispatcher } from '../webhooks.js';
 import { markPaid } from './api.js';
 import { emit } from './events.js';
@@ -59,15 +59,7 @@ ${problems.length ? html`<div id="errors" class="errors" role="alert"><h2>The pa
 <fieldset><legend>Payment</legend>
 ${field(view, 'amount', `Amount to pay (${currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${formatMoney(inv.amount_remaining, currency)}; you may pay part of it.`)}
 </fieldset>
-<fieldset><legend>Card</legend>
-${field(view, 'payerName', 'Name on card', html`type="text" autocomplete="cc-name" required`)}
-${field(view, 'payerEmail', 'Email', html`type="email" autocomplete="email" required`)}
-${field(view, 'cardNumber', 'Card number', html`type="text" inputmode="numeric" autocomplete="cc-number" required`)}
-<div class="row">
-${field(view, 'expiry', 'Expiry (MM/YY)', html`type="text" inputmode="numeric" autocomplete="cc-exp" placeholder="MM/YY" required`)}
-${field(view, 'cvc', 'Security code (CVC)', html`type="text" inputmode="numeric" autocomplete="cc-csc" required`)}
-</div>
-</fieldset>
+${cardFields(view)}
 <button type="submit">Pay</button>
 </form>
 <p class="note">Stripe test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined; any future expiry and any CVC.</p>`;
