@@ -26,7 +26,7 @@ import {
   upsertUpdate,
   type LatencyActivities,
 } from './latency-workflow.js';
-import { cpuBy, cpuSnap, draftBody, ms, newClients, out, payAtProvider, timed } from './support.js';
+import { cpuBy, cpuSnap, draftBody, ms, newClients, out, payAtProvider, timed, untilSettled } from './support.js';
 
 const SAMPLES = Number(process.env.BENCH_LATENCY_SAMPLES ?? 40);
 const WARM = 5;
@@ -225,11 +225,7 @@ async function makePrepayment(stack: Stack, tenant: Tenant, clientId: string): P
   const final = await http<{ providerInvoiceId: string }>(stack.apiUrl, 'POST', '/v1/invoices/LAT-PRE/status', { key: tenant.apiKey, body: { status: 'Final' } });
   if (final.status !== 200) throw new Error(`prepayment source: ${final.status} ${JSON.stringify(final.body)}`);
   await payAtProvider(stack, tenant, final.body.providerInvoiceId);
-  for (;;) {
-    const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${tenant.companyId} AND number = 'LAT-PRE'`;
-    if (row?.settlement === 'Settled') break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await untilSettled(stack, tenant.companyId, 'LAT-PRE');
   const reissue = await http(stack.apiUrl, 'POST', '/v1/invoices/LAT-PRE/status', { key: tenant.apiKey, body: { status: 'Reissue' } });
   if (reissue.status !== 200) throw new Error(`reissue: ${reissue.status} ${JSON.stringify(reissue.body)}`);
   const list = await http<{ data: { id: string }[] }>(stack.apiUrl, 'GET', `/v1/prepayments?clientId=${clientId}`, { key: tenant.apiKey });

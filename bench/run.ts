@@ -39,7 +39,7 @@ import { createTenant, http, startStack, type Stack } from '../test/stack.js';
 import { baselineInvoice, finalUpdate, paidSignal } from './baseline-workflow.js';
 import { benchLatency } from './latency.js';
 import { benchScale } from './scale.js';
-import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed } from './support.js';
+import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed, untilSettled } from './support.js';
 
 const PDFS = Number(process.env.BENCH_PDFS ?? 200);
 const INVOICES = Number(process.env.BENCH_INVOICES ?? 40);
@@ -153,11 +153,7 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
     const final = await http<{ providerInvoiceId: string }>(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: engTenant.apiKey, body: { status: 'Final' } });
     if (final.status !== 200) throw new Error(`final: ${final.status} ${JSON.stringify(final.body)}`);
     await payAtProvider(stack, engTenant, final.body.providerInvoiceId);
-    for (;;) {
-      const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${engTenant.companyId} AND number = ${number}`;
-      if (row?.settlement === 'Settled') return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await untilSettled(stack, engTenant.companyId, number);
   };
 
   const warm = 3;

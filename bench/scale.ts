@@ -12,7 +12,7 @@ import { smtpConfig } from '../lib/config.js';
 import { createWorker } from '../worker/create.js';
 import type { Servers } from '../test/servers.js';
 import { createTenant, http, type Stack, type Tenant } from '../test/stack.js';
-import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed } from './support.js';
+import { cpuDiff, cpuSnap, draftBody, ms, newClients, out, payAtProvider, pool, timed, untilSettled } from './support.js';
 
 const TOTAL = Number(process.env.SCALE_INVOICES ?? 20_000);
 const CHECKPOINTS = (process.env.SCALE_CHECKPOINTS ?? `2000,${TOTAL}`)
@@ -106,11 +106,7 @@ async function throughput(stack: Stack, servers: Servers, extra: number): Promis
       const final = await http<{ providerInvoiceId: string }>(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: tenant.apiKey, body: { status: 'Final' } });
       if (final.status !== 200) throw new Error(`final: ${final.status} ${JSON.stringify(final.body)}`);
       await payAtProvider(stack, tenant, final.body.providerInvoiceId);
-      for (;;) {
-        const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${tenant.companyId} AND number = ${number}`;
-        if (row?.settlement === 'Settled') return;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await untilSettled(stack, tenant.companyId, number);
     };
     await pool(4, 4, (i) => one(THROUGHPUT_INVOICES + i));
     const c0 = cpuSnap();

@@ -44,6 +44,15 @@ export async function payAtProvider(stack: Stack, tenant: Tenant, providerInvoic
   return paid.body;
 }
 
+/** Waits until billflow's read model says the invoice is Settled (the payment's webhook applied). */
+export async function untilSettled(stack: Stack, companyId: string, number: string): Promise<void> {
+  for (;;) {
+    const [row] = await stack.sql<{ settlement: string }[]>`SELECT settlement FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
+    if (row?.settlement === 'Settled') return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** CPU time (Linux /proc) of this process and its children (Chromium, the dev server, PostgreSQL), by name. */
 export type Snap = Map<number, { comm: string; ppid: number; t: number }>;
 export function cpuSnap(): Snap {
