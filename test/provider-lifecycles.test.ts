@@ -391,7 +391,9 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     await payInBrowser(inv.payNowUrl!, '100.00');
     await owing(inv.number, 70_000);
     const fault = (body: unknown) => http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: company.accountKey, body });
-    await fault({ mode: 'chaos', errorRate: 0.3, dropResponseRate: 0.15, status: 503 });
+    const injected = async () => (await http<{ errors: number }>(stack.sandboxUrl, 'GET', '/v1/sandbox/faults/injected', { key: company.accountKey })).body.errors;
+    const errorsBefore = await injected();
+    const chaos = { mode: 'chaos', errorRate: 0.3, dropResponseRate: 0.15, status: 503 };
     const until = async (to: string) => {
       const r = await http<Invoice>(stack.apiUrl, 'POST', `/v1/invoices/${inv.number}/status`, { key: company.apiKey, body: { status: to }, headers: { 'idempotency-key': `${inv.number}-${to}-${randomUUID()}` } });
       // Leaving Final needs the payments imported first: an outage then refuses the change (ask again), anything else completes.
@@ -401,7 +403,12 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
       return true;
     };
     try {
-      await eventually(async () => ((await until('Reissue')) ? true : undefined), 'the Reissue to be accepted', CHAOS_STEP_MS);
+      // The Reissue's first provider call fails for certain (a run of ten or so calls can miss a
+      // 30% rate); chance decides the rest.
+      await fault({ mode: 'error', status: 503, count: 1 });
+      const accepted = await until('Reissue');
+      await fault(chaos);
+      if (!accepted) await eventually(async () => ((await until('Reissue')) ? true : undefined), 'the Reissue to be accepted', CHAOS_STEP_MS);
       const [pre] = (await api<{ data: { id: string }[] }>('GET', `/v1/prepayments?clientId=${clientId}`)).body.data;
       await eventually(async () => ((await api('POST', `/v1/invoices/${inv.number}/prepayments`, { prepaymentId: pre!.id, amount: 10_000 })).status === 200 ? true : undefined), 'the prepayment applied', 60_000);
       // Leaving a Reissue imports its payments first too: an outage may refuse it (ask again).
@@ -410,13 +417,12 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
       expect(final).toMatchObject({ status: 'Final', outstanding: 70_000 });
       await fault({ mode: 'none' });
       expect(await provider.remote(company, final.providerInvoiceId!)).toEqual({ live: true, outstanding: 70_000, paid: false });
-      await fault({ mode: 'chaos', errorRate: 0.3, dropResponseRate: 0.15, status: 503 });
+      await fault(chaos);
       await eventually(async () => ((await until('Draft')) ? true : undefined), 'the Draft to be accepted', CHAOS_STEP_MS);
     } finally {
       await fault({ mode: 'none' });
     }
-    const injected = (await http<{ errors: number; droppedResponses: number }>(stack.sandboxUrl, 'GET', '/v1/sandbox/faults/injected', { key: company.accountKey })).body;
-    expect(injected.errors).toBeGreaterThan(0);
+    expect(await injected()).toBeGreaterThan(errorsBefore);
     // Nothing of the invoice is live at the provider any more, and nothing was made twice.
     if (provider.kind === 'billpay') {
       expect((await http<{ data: unknown[] }>(stack.sandboxUrl, 'GET', `/v1/invoices?number=${inv.number}`, { key: company.accountKey })).body.data).toEqual([]);

@@ -35,6 +35,11 @@ interface CallOptions {
   requestId: string;
 }
 
+/** Mean waits (ms, jittered 0.5-1.5x) before the quick retries of one call. */
+const QUICK_RETRIES = [150, 450];
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class BillPayClient implements PaymentProvider {
   readonly kind = 'billpay';
   readonly capabilities = PROVIDER_CAPABILITIES.billpay;
@@ -44,7 +49,26 @@ export class BillPayClient implements PaymentProvider {
     private readonly timeoutMs = 15_000,
   ) {}
 
+  /**
+   * One provider call, with two quick retries when repeating it is safe (a read, or a write under
+   * its idempotency key) and the failure is an outage (network, 5xx, 429): an activity makes
+   * several calls, and without them one blip would repeat them all. A timeout is not retried here
+   * (it already took its time); what still fails is the activity's to retry, visibly in the Web UI.
+   */
   private async call<T>(method: string, path: string, opts: CallOptions): Promise<T> {
+    const repeatable = method === 'GET' || opts.idempotencyKey !== undefined;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, path, opts);
+      } catch (e) {
+        const quick = e instanceof ProviderError && e.retryable && !(e.cause instanceof DOMException && e.cause.name === 'TimeoutError');
+        if (!repeatable || !quick || attempt >= QUICK_RETRIES.length) throw e;
+        await sleep(QUICK_RETRIES[attempt]! * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  private async once<T>(method: string, path: string, opts: CallOptions): Promise<T> {
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.account.apiKey}`,
       'x-request-id': opts.requestId,
@@ -62,7 +86,7 @@ export class BillPayClient implements PaymentProvider {
     try {
       res = await fetch(new URL(path, this.account.url), { method, headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
-      throw new ProviderError(`provider unreachable: ${method} ${path}: ${(e as Error).message}`, null, null);
+      throw new ProviderError(`provider unreachable: ${method} ${path}: ${(e as Error).message}`, null, null, undefined, { cause: e });
     }
     const text = await res.text();
     const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};

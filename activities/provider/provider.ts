@@ -117,8 +117,9 @@ export class ProviderError extends Error {
     readonly status: number | null,
     readonly type: string | null,
     readonly body: Record<string, unknown> = {},
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'ProviderError';
   }
 
