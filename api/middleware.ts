@@ -147,9 +147,11 @@ const OPERATOR_SCOPE = '__operator__';
 
 /**
  * How long an in-progress key is held for its request without being renewed; a request renews it
- * while it runs (a bill run may wait 60 s for its answer), so only a dead request lets it run out.
+ * every third of that while it runs (a bill run may wait 60 s for its answer), so only a dead
+ * request lets it run out. Short, because the ERP's retries of a request an API process died in
+ * the middle of are answered 409 until then (a chaos run lost a lifecycle to a 60 s lease).
  */
-export const IDEMPOTENCY_LEASE_SECONDS = 60;
+export const IDEMPOTENCY_LEASE_SECONDS = 15;
 /** A request that has not answered after this long stops renewing (a hung handler frees its key). */
 const LEASE_RENEW_FOR_MS = 10 * 60_000;
 /** How long answers are kept (Stripe's 24 h); expired keys are purged and may be used afresh. */

@@ -77,8 +77,11 @@ const acts = proxyActivities<Activities>({
   // Short: every call is idempotent, so a worker killed mid-call costs seconds, not minutes,
   // before another worker tries again (provider calls time out after 15 s themselves).
   startToCloseTimeout: '20 seconds',
-  // Provider outages are waited out here, visibly, as a retrying activity in the Web UI.
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+  // Provider outages are waited out here, visibly, as a retrying activity in the Web UI. At most
+  // 10 s apart: a long outage opens the account's circuit breaker, whose refusals never reach the
+  // provider, so a tighter ceiling costs the provider nothing and ends the wait soon after the
+  // outage (a change waited up to a minute more; a retry policy is not replayed, so this is safe).
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 });
 
 /**
