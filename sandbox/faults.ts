@@ -9,6 +9,7 @@
  * arrive out of order, lose) apply to the account's events in any mode; see webhooks.ts. The
  * Stripe mode's API (sandbox/stripe/) is the same account's, so its faults apply there too.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RequestHandler } from 'express';
 import type { Sql } from '../lib/db.js';
 import { HttpProblem } from '../lib/problem.js';
@@ -110,8 +111,6 @@ export async function injectedFaults(db: Db, accountId: string): Promise<Injecte
     webhooks: { duplicated: hook('duplicated'), held: hook('held'), lost: hook('lost') },
   };
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** For the account's API routes (mounted after authentication, never on /v1/sandbox or /v1/accounts). */
 export function applyFault(sql: Sql): RequestHandler {

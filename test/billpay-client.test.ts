@@ -4,46 +4,33 @@
  * once after an outage, so one blip does not fail the whole activity; a refusal is never repeated,
  * and an answer lost after the provider committed comes back from the idempotency key, made once.
  */
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { BillPayClient } from '../activities/provider/billpay.js';
 import { ProviderError } from '../activities/provider/provider.js';
-import { connect, type Sql } from '../lib/db.js';
-import { createSandbox, type Sandbox } from '../sandbox/app.js';
+import { http, startSandbox } from './stack.js';
 
-let sql: Sql;
-let sandbox: Sandbox;
-let server: Server;
-let base = '';
+let sandbox: { url: string; stop(): Promise<void> };
 
 beforeAll(async () => {
-  sql = connect(inject('sandboxDatabaseUrl'), { max: 4 });
-  sandbox = createSandbox({ sql, publicUrl: () => base, log: () => undefined });
-  server = sandbox.app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  sandbox = await startSandbox(inject('sandboxDatabaseUrl'));
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await sandbox.close();
-  await sql.end({ timeout: 5 });
+  await sandbox.stop();
 });
 
 async function sandboxCall<T>(key: string, method: string, path: string, body?: unknown): Promise<T> {
-  const res = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  expect(res.ok, `${method} ${path}: ${res.status}`).toBe(true);
-  return (await res.json()) as T;
+  const res = await http<T>(sandbox.url, method, path, { key, body });
+  expect(res.status, `${method} ${path}: ${res.status}`).toBeLessThan(300);
+  return res.body;
 }
 
 async function newAccount(): Promise<{ client: BillPayClient; key: string }> {
-  const res = await fetch(`${base}/v1/accounts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: `Acme ${randomUUID().slice(0, 8)}` }) });
-  const { id, apiKey } = (await res.json()) as { id: string; apiKey: string };
-  return { key: apiKey, client: new BillPayClient({ kind: 'billpay', url: base, accountId: id, apiKey }) };
+  const res = await http<{ id: string; apiKey: string }>(sandbox.url, 'POST', '/v1/accounts', { body: { name: `Acme ${randomUUID().slice(0, 8)}` } });
+  expect(res.status).toBe(201);
+  const { id, apiKey } = res.body;
+  return { key: apiKey, client: new BillPayClient({ kind: 'billpay', url: sandbox.url, accountId: id, apiKey }) };
 }
 
 const requests = async (key: string, requestId: string) =>

@@ -4,34 +4,25 @@
  * webhooks to a real local receiver. Every test makes its own account, so tests share no data.
  */
 import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, type Sql } from '../lib/db.js';
 import { SIGNATURE_HEADER, verifySignature } from '../lib/signature.js';
-import { createSandbox, type Sandbox } from '../sandbox/app.js';
+import { startSandbox } from './stack.js';
 import { launchBrowser } from './support.js';
 
-let sql: Sql;
-let sandbox: Sandbox;
-let server: Server;
+let sandbox: { url: string; stop(): Promise<void> };
 let base = '';
 const logs: string[] = [];
 
 beforeAll(async () => {
-  sql = connect(inject('sandboxDatabaseUrl'), { max: 4 });
-  sandbox = createSandbox({ sql, publicUrl: () => base, log: (m) => logs.push(m) });
-  server = sandbox.app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  sandbox = await startSandbox(inject('sandboxDatabaseUrl'), (m) => logs.push(m));
+  base = sandbox.url;
 });
 
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  await sandbox.close();
-  await sql.end({ timeout: 5 });
+  await sandbox.stop();
   // Errors the handlers did not expect end up here; none should have happened.
   expect(logs.filter((l) => l.startsWith('unhandled') || l.startsWith('pay page'))).toEqual([]);
 });

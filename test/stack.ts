@@ -39,6 +39,25 @@ function listen(build: (url: string) => RequestListener): Promise<{ server: Serv
   });
 }
 
+/** The provider sandbox alone, in this process, on the run's sandbox database; `log` gets its log lines. */
+export async function startSandbox(databaseUrl: string, log: (line: string) => void = () => undefined): Promise<{ url: string; stop(): Promise<void> }> {
+  const sql = connect(databaseUrl, { max: 4 });
+  let sandbox: ReturnType<typeof createSandbox> | undefined;
+  const http = await listen((url) => {
+    sandbox = createSandbox({ sql, publicUrl: url, log });
+    return sandbox.app;
+  });
+  return {
+    url: http.url,
+    async stop() {
+      http.server.closeAllConnections();
+      await new Promise((resolve) => http.server.close(resolve));
+      await sandbox?.close();
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
 export interface Stack {
   apiUrl: string;
   sandboxUrl: string;

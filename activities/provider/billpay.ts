@@ -3,6 +3,7 @@
  * the PaymentProvider interface. One instance per company account; every mutating call carries an
  * idempotency key made from business identity and the ERP request's correlation id.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PROVIDER_CAPABILITIES } from '../../domain/provider.js';
 import { SIGNATURE_HEADER, verifySignature } from '../../lib/signature.js';
 import {
@@ -37,8 +38,6 @@ interface CallOptions {
 
 /** Mean waits (ms, jittered 0.5-1.5x) before the quick retries of one call. */
 const QUICK_RETRIES = [150, 450];
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class BillPayClient implements PaymentProvider {
   readonly kind = 'billpay';
