@@ -270,7 +270,9 @@ describe('provider outage during print to Final', () => {
     await api('POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Design', amount: 70_000 }] });
     const outages = async () => (await provider<{ data: { status: number }[] }>('GET', '/v1/sandbox/requests')).body.data.filter((c) => c.status === 503).length;
     const before = await outages();
-    await provider('POST', '/v1/sandbox/faults', { mode: 'error', status: 503, count: 3 });
+    // Six failures: more than one call's quick retries in the client (three tries), so the
+    // activity itself fails twice and the workflow waits out its backoff.
+    await provider('POST', '/v1/sandbox/faults', { mode: 'error', status: 503, count: 6 });
     const accepted = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }, { prefer: 'wait=2' });
     expect(accepted.status).toBe(202);
     const final = await eventually(async () => {
@@ -280,7 +282,7 @@ describe('provider outage during print to Final', () => {
     expect(final.payNowUrl).toMatch(/\/pay\//);
     const remote = await provider<{ data: unknown[] }>('GET', `/v1/invoices?number=${number}`);
     expect(remote.body.data).toHaveLength(1);
-    expect((await outages()) - before).toBe(3);
+    expect((await outages()) - before).toBe(6);
   });
 });
 
