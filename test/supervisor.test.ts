@@ -1,19 +1,22 @@
 /**
  * `npm start`'s engine (scripts/engine.ts) as a user runs it, on its own data folder and ports:
  * the worker (under a bill run's batch) and then the Temporal dev server are killed with SIGKILL,
- * and the engine brings each back while the API stays up; an invoice made Final right after the
- * worker's death completes, the interrupted batch is retried within seconds of its heartbeat
- * timeout, and the invoice is still there (and changes again) after Temporal's restart on its
- * SQLite file.
+ * and the engine brings each back while the API stays up; a Final the kill interrupts inside a
+ * provider call completes once (its attempt ended at the missed heartbeat, not the start-to-close
+ * timeout), the interrupted batch is retried within seconds of its heartbeat timeout, and the
+ * invoice is still there (and changes again) after Temporal's restart on its SQLite file.
  * SIGINT then stops everything, leaving no process behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { temporal as proto } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT } from '../lib/paths.js';
 import { freePort } from '../lib/temporal-dev.js';
+import { invoiceWorkflowId } from '../workflows/contract.js';
 import { call, waiter } from './engine-process.js';
 import { alive, childrenOf, cmdline, descendants } from './procs.js';
 
@@ -24,6 +27,7 @@ let engine: ChildProcess;
 let output = '';
 let api = '';
 let sandbox = '';
+let temporalAddress = '';
 
 /** The engine's child whose command line contains `marker` (found from /proc, not from what the engine says). */
 function child(marker: string): number | undefined {
@@ -86,6 +90,7 @@ beforeAll(async () => {
   };
   api = `http://127.0.0.1:${ports.API_PORT}`;
   sandbox = `http://127.0.0.1:${ports.SANDBOX_PORT}`;
+  temporalAddress = `127.0.0.1:${ports.TEMPORAL_PORT}`;
   // Only this engine's own settings: nothing pointing at the test run's shared servers.
   const env: Record<string, string | undefined> = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
   for (const k of ['DATABASE_URL', 'SANDBOX_DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'SMTP_HOST', 'SMTP_PORT', 'API_PUBLIC_URL', 'SANDBOX_PUBLIC_URL']) delete env[k];
@@ -149,7 +154,7 @@ describe('npm start supervises its processes', () => {
 
     const health = watchHealth();
 
-    // 1. The worker dies (with its Chromium); a Final sent right after completes on the restarted worker.
+    // 1. The worker dies (with its Chromium) under a bill run's batch and a Final; both complete on the restarted worker.
     const worker = child('worker/main.ts')!;
     const chromiums = descendants(worker).filter((p) => cmdline(p).includes('chromium'));
     expect(chromiums.length).toBeGreaterThan(0);
@@ -161,14 +166,33 @@ describe('npm start supervises its processes', () => {
       if (r.status === 'completed') throw new Error('the run finished before the worker could be killed under its batch');
       return Number(r.sent) > 0 && Number(r.pending) > 0 ? true : undefined;
     });
+    // INV-2's Final under way too: the provider holds its record's creation, so the kill lands in that activity.
+    const injected = async () => Number((await call('GET', `${sandbox}/v1/sandbox/faults/injected`, acct.apiKey as string)).body!.delays);
+    const delaysBefore = await injected();
+    const held = await call('POST', `${sandbox}/v1/sandbox/faults`, acct.apiKey as string, { mode: 'delay', delayMs: 8_000, count: 1, match: 'POST /v1/invoices' }, { 'idempotency-key': 'hold-INV-2' });
+    expect(held.status).toBe(200);
+    const asked = call('POST', `${api}/v1/invoices/INV-2/status`, key, { status: 'Final' }, { 'idempotency-key': 'INV-2-Final' });
+    await until('INV-2\'s record creation held at the provider', 30_000, async () => ((await injected()) > delaysBefore ? true : undefined));
     const workerStarts = () => readFileSync(path.join(dataDir, 'logs', 'worker.log'), 'utf8').split('"msg":"worker started"').length - 1;
     const startsBefore = workerStarts();
     const killedWorker = Date.now();
     process.kill(worker, 'SIGKILL');
     let workerBack = 0;
     const back = until('the restarted worker polling', 90_000, () => (workerStarts() > startsBefore ? (workerBack = Date.now() - killedWorker) : undefined));
+    expect([200, 202, 503]).toContain((await asked).status);
     await changeStatus(key, 'INV-2', 'Final');
     const workerRecovery = Date.now() - killedWorker;
+    // The attempt the dead worker held ended at its missed heartbeat (seconds), not at its 20 s start-to-close timeout.
+    const connection = await Connection.connect({ address: temporalAddress });
+    try {
+      const history = await new Client({ connection }).workflow.getHandle(invoiceWorkflowId('acme', 'INV-2')).fetchHistory();
+      const retried = (history.events ?? []).map((e) => e.activityTaskStartedEventAttributes).filter((a) => a?.lastFailure);
+      expect(retried.map((a) => a!.lastFailure!.timeoutFailureInfo?.timeoutType)).toContain(proto.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT);
+    } finally {
+      await connection.close();
+    }
+    const records = (await call('GET', `${sandbox}/v1/invoices?number=INV-2`, acct.apiKey as string)).body!.data as unknown[];
+    expect(records).toHaveLength(1);
     await back;
     // The interrupted batch is retried once its heartbeat times out, by the restarted worker.
     const finished = await until('the bill run completed', 180_000, async () => {

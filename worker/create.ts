@@ -58,6 +58,27 @@ const correlation: ActivityInterceptorsFactory = () => {
   };
 };
 
+/**
+ * An activity given a heartbeatTimeout heartbeats on its own while it runs, so a worker killed
+ * under it is noticed within that timeout (seconds) rather than its startToCloseTimeout. No billflow
+ * activity reads its heartbeat details back, so these beats carry none.
+ */
+const heartbeating: ActivityInterceptorsFactory = (ctx) => ({
+  inbound: {
+    async execute(input, next) {
+      const timeout = ctx.info.heartbeatTimeoutMs;
+      if (!timeout) return next(input);
+      // The SDK throttles to 80% of the timeout; ticking at a quarter keeps a beat in every window.
+      const timer = setInterval(() => ctx.heartbeat(), Math.max(250, timeout / 4));
+      try {
+        return await next(input);
+      } finally {
+        clearInterval(timer);
+      }
+    },
+  },
+});
+
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; renderer: PdfRenderer; metrics: WorkerMetrics }> {
   const metrics = deps.metrics ?? createWorkerMetrics();
   const renderer = new PdfRenderer({ executablePath: deps.chromiumPath, concurrency: deps.pdfConcurrency, metrics });
@@ -78,7 +99,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     // A dead worker's cached workflows wait this long before another worker takes their next task
     // (the SDK's default is 10 s); a live worker answers its sticky queue in milliseconds.
     stickyQueueScheduleToStartTimeout: '3 seconds',
-    interceptors: { activity: [correlation] },
+    interceptors: { activity: [correlation, heartbeating] },
     ...deps.options,
   });
   return { worker, renderer, metrics };

@@ -74,9 +74,11 @@ const FEWER_ROUND_TRIPS = 'fewer-round-trips';
 const DUE_DATE_ATTRIBUTES = 'due-date-search-attributes';
 
 const acts = proxyActivities<Activities>({
-  // Short: every call is idempotent, so a worker killed mid-call costs seconds, not minutes,
-  // before another worker tries again (provider calls time out after 15 s themselves).
+  // Every call is idempotent, so a worker killed mid-call costs seconds before another worker
+  // tries again: the worker heartbeats for each activity (worker/create.ts) and a missed beat
+  // ends the attempt (provider calls time out after 15 s themselves).
   startToCloseTimeout: '20 seconds',
+  heartbeatTimeout: '5 seconds',
   // Provider outages are waited out here, visibly, as a retrying activity in the Web UI. At most
   // 10 s apart: a long outage opens the account's circuit breaker, whose refusals never reach the
   // provider, so a tighter ceiling costs the provider nothing and ends the wait soon after the
@@ -105,6 +107,7 @@ type LifecycleRecord = Parameters<Activities['recordLifecycleChange']>[0];
 /** A reconciliation's repair tries the provider a few times; the next reconciliation tries again. */
 const repairActs = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 4 },
 });
 
@@ -114,6 +117,7 @@ const repairActs = proxyActivities<Activities>({
  */
 const importBeforeChange = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
 }).importProviderPayments;
 

@@ -11,6 +11,9 @@ import { resyncSignal, type ReconcileInput, type ReconcileResult } from './recon
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '10 minutes',
+  // A worker killed under a run of many minutes is noticed at the missed heartbeat (worker/create.ts
+  // beats for it); generous, as a comparison of thousands of invoices keeps the event loop busy.
+  heartbeatTimeout: '15 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 });
 

@@ -11,6 +11,8 @@ import { invoiceWorkflowId, reminderSignal, type RemindersInput } from './contra
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  // A worker killed under one is noticed at the missed heartbeat (worker/create.ts beats for it).
+  heartbeatTimeout: '5 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 minutes' },
 });
 
