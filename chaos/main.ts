@@ -24,4 +24,4 @@ const result = await runChaos({
   temporal: temporalServer(),
 });
 const bad = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails;
-process.exit(bad > 0 ? 1 : 0);
+process.exit(bad + result.workflowTasks.nondeterminism > 0 ? 1 : 0);

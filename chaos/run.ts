@@ -5,7 +5,7 @@
  * `runChaos` is used by `npm run chaos` (chaos/main.ts) and by test/chaos.test.ts.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from '../lib/db.js';
@@ -53,6 +53,8 @@ export interface ChaosResult extends Counts {
     provider: { errors: number; delays: number; droppedResponses: number; webhooks: { duplicated: number; held: number; lost: number } };
   };
   failures: string[];
+  /** Workflow tasks as the worker's SDK reported them. */
+  workflowTasks: { slow: number; lost: number; nondeterminism: number };
   notes: string[];
   /** Logs of every process (kept when something failed). */
   dir: string;
@@ -495,6 +497,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         webhooks: { duplicated: sum((j) => j.webhooks.duplicated), held: sum((j) => j.webhooks.held), lost: sum((j) => j.webhooks.lost) },
       },
     };
+    // What the SDK said of its workflow tasks: slow ones (over half the task timeout, so a busy
+    // worker), ones the server had given to another worker meanwhile, and nondeterminism, which
+    // leaves an invoice's workflow stuck and is a defect whatever the ledger says.
+    const workerLog = readFileSync(path.join(logDir, 'worker.log'), 'utf8');
+    const tasks = {
+      slow: workerLog.match(/TMPRL1104/g)?.length ?? 0,
+      lost: workerLog.match(/Task not found when completing/g)?.length ?? 0,
+      nondeterminism: workerLog.match(/Nondeterminism error/g)?.length ?? 0,
+    };
+    if (tasks.nondeterminism > 0) {
+      result.failures.push(`nondeterminism: ${tasks.nondeterminism} workflow task(s) failed replay (grep "Nondeterminism error" ${path.join(logDir, 'worker.log')})`);
+    }
     for (const f of result.failures) log(`FAIL ${f}`);
     for (const n of result.notes) log(`note: ${n}`);
     log(`mix: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}; ${ledger.invoices.size} invoices, ${ledger.payments.length} payer payments`);
@@ -507,11 +521,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         `provider 5xx ${faults.provider.errors}, delays ${faults.provider.delays}, dropped responses ${faults.provider.droppedResponses}; ` +
         `webhooks duplicated ${faults.provider.webhooks.duplicated}, held back ${faults.provider.webhooks.held}, lost ${faults.provider.webhooks.lost}`,
     );
+    log(`workflow tasks: ${tasks.slow} slow (the SDK's TMPRL1104), ${tasks.lost} completed after the server had given them up, ${tasks.nondeterminism} nondeterminism errors`);
     log(`client retries: ${stats.networkErrors} network errors, ${stats.serverErrors} 5xx, ${stats.inProgress} 409 request-in-progress; feed receipts read again after an unanswered acknowledge ${redelivered}`);
     const line =
       `chaos: ${opts.lifecycles} lifecycles, ${result.lost} lost, ${result.duplicateInvoices} duplicate provider invoices, ${result.duplicatePayments} duplicate payments, ` +
       `${result.feedErrors} feed gaps or duplicates, ${result.balanceMismatches} balance mismatches, ${result.duplicateEmails} duplicate emails`;
-    keep = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails > 0;
+    keep = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails + tasks.nondeterminism > 0;
     if (keep) log(`logs kept in ${logDir}`);
     log(line);
     return {
@@ -525,6 +540,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       line,
       faults,
       failures: result.failures,
+      workflowTasks: tasks,
       notes: result.notes,
       dir,
     };
