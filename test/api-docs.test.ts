@@ -3,11 +3,12 @@
  * operation can answer is in the description, and the README's table lists exactly those. Every
  * request example of the description is valid. (`/docs` renders it in Chromium: test/docs-page.test.ts.)
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openapi } from '../api/openapi.js';
 import { schemaAjv } from '../lib/json-schema.js';
+import { ROOT } from '../lib/paths.js';
 
 type Answer = { $ref?: string; description?: string; content?: Record<string, unknown> };
 const operations = Object.entries(openapi.paths as unknown as Record<string, Record<string, { responses: Record<string, Answer> }>>).flatMap(([p, item]) =>
@@ -41,6 +42,37 @@ function documented(): Set<string> {
   return pairs;
 }
 
+/** Every .ts file under `dir` of the repository. */
+function sources(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => readFileSync(path.join(ROOT, dir, f), 'utf8'));
+}
+
+/**
+ * "status type" pairs of every problem billflow's API code can answer: HttpProblems thrown in api/
+ * and lib/, domain rule errors (422, api/app.ts), the workflows' rule failures as api/temporal-errors.ts
+ * maps them, and the providers' webhook verdicts (400, api/routes/webhooks.ts).
+ */
+function answeredByCode(): Set<string> {
+  const pairs = new Set<string>();
+  for (const text of [...sources('api'), ...sources('lib')]) {
+    for (const m of text.matchAll(/HttpProblem\(\s*(\d{3}),\s*'([a-z-]+)'/g)) pairs.add(`${m[1]} ${m[2]}`);
+    for (const m of text.matchAll(/\[(\d{3}), '([a-z-]+)'\]/g)) pairs.add(`${m[1]} ${m[2]}`);
+  }
+  for (const text of [...sources('domain'), ...sources('activities')]) for (const m of text.matchAll(/DomainError\(\s*'([a-z-]+)'/g)) pairs.add(`422 ${m[1]}`);
+  for (const text of sources('activities/provider')) for (const m of text.matchAll(/why[^}\n]*type: '([a-z-]+)'/g)) pairs.add(`400 ${m[1]}`);
+  return pairs;
+}
+
+/** "status type" pairs of the README's table of problem types, one row per type. */
+function typeTable(): Set<string> {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('Every problem `type`, one by one');
+  const table = readme.slice(start, readme.indexOf('\n\n', readme.indexOf('| --- |', start)));
+  return new Set([...table.matchAll(/^\| `([a-z-]+)` \| (\d{3}) \|/gm)].map((m) => `${m[2]} ${m[1]}`));
+}
+
 describe('the API contract as documented', () => {
   it('names the problem types of every problem answer', () => {
     const bare = operations.flatMap((op) => Object.entries(op.responses).filter(([, a]) => a.$ref).map(([status]) => `${op.name} ${status}`));
@@ -51,6 +83,13 @@ describe('the API contract as documented', () => {
     // 405 is the contract's answer to a method a path does not declare, so no operation lists it.
     const readme = [...documented()].filter((p) => p !== '405 method-not-allowed').sort();
     expect(readme).toEqual([...described()].sort());
+  });
+
+  it("lists in the README's table of problem types every type the code can answer, with its status, and no other", () => {
+    const code = answeredByCode();
+    // The sources are read: a handful of the types each way of answering gives proves the patterns still match.
+    for (const pair of ['404 not-found', '422 company-required', '409 illegal-transition', '422 invalid-lines', '400 invalid-signature', '500 internal']) expect(code).toContain(pair);
+    expect([...typeTable()].sort()).toEqual([...new Set([...code, ...described()])].sort());
   });
 
   it('links each answer to operations that exist, filling path parameters they have from fields the answer declares', () => {
