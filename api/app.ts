@@ -5,7 +5,7 @@ import { createApiMetrics } from '../lib/metrics.js';
 import { notFoundHandler, problemHandler, HttpProblem } from '../lib/problem.js';
 import type { ApiDeps } from './deps.js';
 import { contract } from './contract.js';
-import { docsHtml } from './docs.js';
+import { docsRouter } from './docs.js';
 import { erpAuth, idempotency, operatorAuth, requestId } from './middleware.js';
 import { openapi } from './openapi.js';
 import { billRunsRouter } from './routes/bill-runs.js';
@@ -86,10 +86,7 @@ export function createApp(deps: ApiDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.type('application/json').send(spec);
   });
-  const docs = docsHtml();
-  app.get('/docs', (_req, res) => {
-    res.type('html').send(docs);
-  });
+  app.use(docsRouter());
 
   app.use(payRouter(deps));
   app.use(companiesRouter(deps, mw));

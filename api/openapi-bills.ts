@@ -3,11 +3,11 @@
  * preview, send) and bill sending runs (progress, per-bill results, retry, printouts). Spread into
  * the one description in openapi.ts, so validation and /docs come from the same text.
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
-import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
+import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, pathParameter, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -171,9 +171,19 @@ const preferWait = {
   description: '`wait=N` (RFC 7240, N <= 60): answer once the run has finished, with its per-bill results, or after N seconds with the run still running. Without it the answer comes at once.',
   schema: { type: 'string', example: 'wait=2' },
 };
-const pathParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
-const tagName = { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: CUSTOM_TAG_NAME.source } };
-const body = (name: BillSchemaName) => jsonBody(name);
+const templateId = pathParameter('id', 'tpl-5e1b7c9a2d40');
+const runId = pathParameter('id', 'run-a41f09c3e7d25b68');
+const tagName = pathParameter('name', 'project_accountant', { type: 'string', pattern: CUSTOM_TAG_NAME.source });
+/** A request body with its example, typed by the schema (as in openapi.ts). */
+const body = <N extends BillSchemaName>(name: N, example: Static<(typeof billSchemas)[N]>) => jsonBody(name, example);
+const reminder = {
+  name: 'Payment reminder',
+  subject: 'Invoice #bill.number is due on #bill.due_date',
+  body:
+    'Dear #client.name,\n\nour invoice #bill.number for #bill.total is due on #bill.due_date, and #bill.amount_due of it is still open. ' +
+    'You can pay it online: #bill.pay_now_url\n\nThank you,\n#company.name',
+};
+const november = { invoiceDateFrom: '2026-11-01', invoiceDateTo: '2026-11-30' };
 const json = (description: string, name: BillSchemaName) => jsonResponse(description, name);
 const pdf = (description: string) => ({ description, content: { 'application/pdf': { schema: { type: 'string', format: 'binary' } } } });
 
@@ -189,18 +199,18 @@ export const billPaths = {
       summary: 'Create a message template',
       description: 'Errors: 422 `unknown-tag` (a tag that is neither built in nor a custom tag of the company; `field` subject or body, the tag in `detail`), 409 `template-exists` (the name is taken).',
       parameters: [idempotencyKey, requestId],
-      requestBody: body('MessageTemplateCreate'),
+      requestBody: body('MessageTemplateCreate', reminder),
       responses: { 201: json('Created (Location: /v1/message-templates/{id})', 'MessageTemplate'), 401: problem, 409: problem, 422: problem },
     },
     get: { summary: "The company's message templates", responses: { 200: jsonAnswer('The templates, by name', listOf(Ref('MessageTemplate', MessageTemplate))), 401: problem } },
   },
   '/v1/message-templates/{id}': {
-    get: { summary: 'A message template', parameters: [pathParam('id')], responses: { 200: json('The template', 'MessageTemplate'), 401: problem, 404: problem } },
+    get: { summary: 'A message template', parameters: [templateId], responses: { 200: json('The template', 'MessageTemplate'), 401: problem, 404: problem } },
     put: {
       summary: 'Replace a message template',
       description: 'Errors: 404 unknown template, 422 `unknown-tag`, 409 `template-exists` (the new name is taken).',
-      parameters: [pathParam('id'), idempotencyKey, requestId],
-      requestBody: body('MessageTemplateCreate'),
+      parameters: [templateId, idempotencyKey, requestId],
+      requestBody: body('MessageTemplateCreate', reminder),
       responses: { 200: json('The template', 'MessageTemplate'), 401: problem, 404: problem, 409: problem, 422: problem },
     },
   },
@@ -208,8 +218,8 @@ export const billPaths = {
     post: {
       summary: 'The template rendered for one bill, without sending it',
       description: 'Values come from the invoice\'s workflow (its current figures). Errors: 404 unknown template or invoice, 409 `not-a-bill` (the invoice is not Final), 503 `worker-unavailable`.',
-      parameters: [pathParam('id'), requestId],
-      requestBody: body('MessagePreviewRequest'),
+      parameters: [templateId, requestId],
+      requestBody: body('MessagePreviewRequest', { invoiceNumber: 'INV-2026-0042' }),
       responses: { 200: json('Rendered subject and body', 'MessagePreview'), 401: problem, 404: problem, 409: problem, 422: problem, 503: problem },
     },
   },
@@ -220,8 +230,8 @@ export const billPaths = {
         "Each bill's client gets the rendered message by the template's channel (email). Held exceptional bills are skipped; a client without an address is a failed bill. " +
         'Answers 201 with the run (Location: /v1/bill-runs/{id}); follow it there. Errors: 404 unknown template, or (with `invoiceNumbers`) an unknown invoice; ' +
         '409 `not-a-bill` (one of `invoiceNumbers` is not Final); 422 neither or both of `invoiceNumbers` and `criteria`.',
-      parameters: [pathParam('id'), idempotencyKey, requestId, preferWait],
-      requestBody: body('MessageSend'),
+      parameters: [templateId, idempotencyKey, requestId, preferWait],
+      requestBody: body('MessageSend', { criteria: { ...november, settlement: ['Unsettled', 'Partially settled'] } }),
       responses: { 201: json('The run', 'BillRun'), 401: problem, 404: problem, 409: problem, 422: problem },
     },
   },
@@ -233,7 +243,7 @@ export const billPaths = {
       summary: 'Define or change a custom tag',
       description: 'The name is lower case letters, digits and `_`, starting with a letter (422 otherwise). Answers 201 when created, 200 when changed.',
       parameters: [tagName, idempotencyKey],
-      requestBody: body('CustomTagValue'),
+      requestBody: body('CustomTagValue', { value: 'Dana Whitfield, project accountant (dana.whitfield@halden.example)' }),
       responses: { 200: json('Changed', 'CustomTag'), 201: json('Created', 'CustomTag'), 401: problem, 422: problem },
     },
     delete: {
@@ -251,7 +261,7 @@ export const billPaths = {
         "showing its current figures attached) or `print` (the PDF goes into the run's merged printout). Held exceptional bills are skipped and reported. " +
         'One Temporal workflow per run (`BillRun:<company>:<id>`); progress at GET /v1/bill-runs/{id}. Errors: 404 unknown `templateId`, 422 bad criteria.',
       parameters: [idempotencyKey, requestId, preferWait],
-      requestBody: body('BillRunCreate'),
+      requestBody: body('BillRunCreate', { criteria: { ...november, notYetSent: true } }),
       responses: { 201: json('The run (Location: /v1/bill-runs/{id})', 'BillRun'), 401: problem, 404: problem, 422: problem },
     },
     get: {
@@ -263,7 +273,7 @@ export const billPaths = {
   '/v1/bill-runs/{id}': {
     get: {
       summary: "A run: its counters, and while it runs its workflow's progress Query",
-      parameters: [pathParam('id')],
+      parameters: [runId],
       responses: { 200: json('The run', 'BillRun'), 401: problem, 404: problem },
     },
   },
@@ -271,7 +281,7 @@ export const billPaths = {
     get: {
       summary: 'Per-bill results of a run (sent, printed, skipped-held, failed with reason, pending)',
       parameters: [
-        pathParam('id'),
+        runId,
         ...queryParameters(BillRunItemsQuery),
       ],
       responses: { 200: jsonAnswer('A page of per-bill results, in run order', listOf(Ref('BillRunItem', BillRunItem), Integer())), 401: problem, 404: problem, 422: problem },
@@ -283,7 +293,7 @@ export const billPaths = {
       description:
         'Delivery preferences and addresses are read again, so a fixed client address is used. Errors: 404 unknown run, 409 `run-in-progress` (wait for it to finish), ' +
         '409 `nothing-to-retry` (no failed bills).',
-      parameters: [pathParam('id'), idempotencyKey, requestId, preferWait],
+      parameters: [runId, idempotencyKey, requestId, preferWait],
       responses: { 201: json('The new run (Location: /v1/bill-runs/{id})', 'BillRun'), 401: problem, 404: problem, 409: problem },
     },
   },
@@ -291,7 +301,7 @@ export const billPaths = {
     get: {
       summary: "The run's batch printout: one PDF of its print-preference bills, in run order",
       description: 'Errors: 404 unknown run, or a run that printed nothing; 409 `run-in-progress`.',
-      parameters: [pathParam('id')],
+      parameters: [runId],
       responses: { 200: pdf('The merged printout'), 401: problem, 404: problem, 409: problem },
     },
   },
@@ -301,7 +311,7 @@ export const billPaths = {
       description:
         'Rendered by the worker from the invoice workflow\'s state, kept by content (asking again with the same figures is served from store). ' +
         'Errors: 404 unknown invoice, 409 `not-a-bill` (not Final), 503 `worker-unavailable`.',
-      parameters: [pathParam('number')],
+      parameters: [pathParameter('number', 'INV-2026-0042')],
       responses: { 200: pdf('The bill'), 401: problem, 404: problem, 409: problem, 503: problem },
     },
   },

@@ -69,7 +69,7 @@ export const idempotencyKey = {
   description:
     'Retrying a request with the same key returns the first answer (kept 24 h, also when the client had gone before it was sent); ' +
     'reusing a key for a different request is 422. While the first request is running a retry is 409 request-in-progress; ' +
-    'a request that died holds its key for at most 60 s, then a retry takes it over.',
+    'a request that died holds its key for at most 15 s (its lease), then a retry takes it over.',
   schema: { type: 'string', maxLength: 255 },
 };
 
@@ -105,9 +105,17 @@ export function withCompanyHeader<P extends object>(paths: P): P {
   ) as P;
 }
 
-/** A JSON request body of the named schema. */
-export function jsonBody<N extends string>(name: N) {
-  return { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } };
+/**
+ * A JSON request body of the named schema, with a realistic example: the docs prefill "Try it out"
+ * with it and schemathesis's examples phase sends it (test/api-docs.test.ts validates each against its schema).
+ */
+export function jsonBody<N extends string>(name: N, example: unknown) {
+  return { required: true, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` }, example } } };
+}
+
+/** A path parameter, with an example for the same two readers as jsonBody's. */
+export function pathParameter(name: string, example: string, schema: object = { type: 'string' }) {
+  return { name, in: 'path', required: true, schema, example };
 }
 
 /** A JSON response of the named schema. */

@@ -2,9 +2,9 @@
  * The OpenAPI schemas and paths of events to the ERP: webhook endpoints, their signing secrets
  * and deliveries. Spread into the one description in openapi.ts.
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { EVENT_DESCRIPTIONS, EVENT_TYPES } from '../domain/events.js';
-import { AnyObject, Default, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, problem, Ref, queryParameters, requestId, StringEnum } from './openapi-parts.js';
+import { AnyObject, Default, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, pathParameter, problem, Ref, queryParameters, requestId, StringEnum } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -118,8 +118,11 @@ export const webhookSchemas = { WebhookEndpointCreate, WebhookEndpointPatch, Web
 
 type Name = keyof typeof webhookSchemas;
 const json = (description: string, name: Name) => jsonResponse(description, name);
-const endpointId = { name: 'id', in: 'path', required: true, schema: { type: 'string', pattern: '^we_[0-9a-f]{24}$' } };
-const deliveryId = { name: 'deliveryId', in: 'path', required: true, schema: { type: 'string', pattern: '^[1-9][0-9]{0,17}$' } };
+const endpointId = pathParameter('id', 'we_0f3c9a7e2b6d4c1a8e5f7b20', { type: 'string', pattern: '^we_[0-9a-f]{24}$' });
+const deliveryId = pathParameter('deliveryId', '4817', { type: 'string', pattern: '^[1-9][0-9]{0,17}$' });
+/** A request body with its example, typed by the schema (as in openapi.ts). */
+const body = <N extends Name>(name: N, example: Static<(typeof webhookSchemas)[N]>) => jsonBody(name, example);
+const erpEvents = ['invoice.finalized', 'payment.applied', 'receipt.created'] as const;
 
 export const webhookPaths = {
   '/v1/webhook-endpoints': {
@@ -132,7 +135,7 @@ export const webhookPaths = {
         'Any 2xx answer within 15 s is a delivery; anything else is retried with backoff for 3 days, in order per invoice; an endpoint failing for ' +
         `5 days is disabled. Event types: ${eventTable}. The answer carries the signing secret, once.`,
       parameters: [idempotencyKey, requestId],
-      requestBody: jsonBody('WebhookEndpointCreate'),
+      requestBody: body('WebhookEndpointCreate', { url: 'https://erp.halden.example/billflow/events', description: 'Ajera receipts import', events: [...erpEvents] }),
       responses: { 201: json('Registered (with `secret`, shown only now)', 'WebhookEndpoint'), 401: problem, 422: problem },
     },
     get: {
@@ -145,7 +148,7 @@ export const webhookPaths = {
     patch: {
       summary: 'Change an endpoint (URL, description, event types, enabled)',
       parameters: [endpointId, idempotencyKey],
-      requestBody: jsonBody('WebhookEndpointPatch'),
+      requestBody: body('WebhookEndpointPatch', { events: [...erpEvents, 'reminder.sent'] }),
       responses: { 200: json('The endpoint', 'WebhookEndpoint'), 401: problem, 404: problem, 422: problem },
     },
     delete: {
@@ -159,7 +162,7 @@ export const webhookPaths = {
       summary: 'Give the endpoint a new signing secret (answered once)',
       description: 'During `overlapSeconds` (default a day) every delivery carries two signatures, by the new and the old secret, so the ERP can switch at leisure.',
       parameters: [endpointId, idempotencyKey],
-      requestBody: jsonBody('WebhookSecretRotation'),
+      requestBody: body('WebhookSecretRotation', { overlapSeconds: 172_800 }),
       responses: { 200: json('The endpoint with its new `secret`', 'WebhookEndpoint'), 401: problem, 404: problem, 422: problem },
     },
   },

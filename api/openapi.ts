@@ -3,7 +3,7 @@
  * component schemas are TypeBox schemas: the request validators (api/validate.ts) use them, and the
  * routes get their bodies' types from them (`Validated<typeof X>`), so the three cannot disagree.
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { INVOICE_STATUSES, SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { PROVIDER_KINDS } from '../domain/provider.js';
 import { billPaths, billSchemas } from './openapi-bills.js';
@@ -23,6 +23,7 @@ import {
   minor,
   Nullable,
   OneOf,
+  pathParameter,
   problem,
   queryParameters,
   Ref,
@@ -587,8 +588,22 @@ export const ReceiptsQuery = Obj({
 });
 export const ReconciliationsQuery = Obj({ limit: Default(Integer({ minimum: 1, maximum: 200 }), 20) });
 
-const number = { name: 'number', in: 'path', required: true, schema: { type: 'string' } };
-const body = (name: SchemaName) => jsonBody(name);
+const number = pathParameter('number', 'INV-2026-0042');
+const clientId = pathParameter('id', 'CL-ACME');
+/** A request body of the named schema with its example, typed by the schema (test/api-docs.test.ts also validates it). */
+const body = <N extends SchemaName>(name: N, example: Static<(typeof schemas)[N]>) => jsonBody(name, example);
+
+/**
+ * One story for every example: Halden Engineering (an Ajera company, with its Bill & Pay account)
+ * bills its client Acme Corporation for project PRJ-2026-017 with invoice INV-2026-0042.
+ */
+const example = {
+  lines: [
+    { description: 'Structural design, November 2026 (42 h)', quantity: 42, unitPrice: 17_500, amount: 735_000 },
+    { description: 'Site visits', quantity: 3, unitPrice: 45_000, amount: 135_000 },
+  ],
+  by: 'dana.whitfield',
+};
 const json = (description: string, name: SchemaName) => jsonResponse(description, name);
 
 const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders', 'pdf'].map((p) => `/v1/invoices/{number}/${p}`);
@@ -757,7 +772,7 @@ export const openapi = {
         description:
           'The link printed on the PDF and carried by the emails (`payNowUrl` of an invoice). It is the same from a Final until the invoice goes back to Draft, across reissues, ' +
           "a provider record re-created by reconciliation and a move to another provider account, and answers with the provider's payment page of the moment.",
-        parameters: [{ name: 'token', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } }],
+        parameters: [pathParameter('token', 'k3Fz9QbW1xYt7LmR2sVn4A', { type: 'string', maxLength: 64 })],
         responses: {
           303: { description: "To the provider's current payment page (`Location`)", headers: { Location: { schema: { type: 'string' } } } },
           200: htmlPage('The invoice is paid in full: nothing is left to pay'),
@@ -773,7 +788,7 @@ export const openapi = {
         security: [{ operator: [] }],
         description: 'Returns the organisation API key, once. Companies join it when they are registered with `organisationId`.',
         parameters: [idempotencyKey, requestId],
-        requestBody: body('OrganisationCreate'),
+        requestBody: body('OrganisationCreate', { id: 'HALDEN-GROUP', name: 'Halden Group' }),
         responses: { 201: json('Created', 'Organisation'), 401: problem, 409: problem, 422: problem },
       },
     },
@@ -782,7 +797,7 @@ export const openapi = {
         summary: 'Register a project of a company',
         description: "An invoice created with `projectId` belongs to the project's company and is sent through that company's provider account.",
         parameters: [idempotencyKey, requestId],
-        requestBody: body('ProjectCreate'),
+        requestBody: body('ProjectCreate', { id: 'PRJ-2026-017', name: 'Acme HQ renovation', clientId: 'CL-ACME' }),
         responses: { 201: json('Created', 'Project'), 401: problem, 404: problem, 409: problem, 422: problem },
       },
       get: {
@@ -792,7 +807,7 @@ export const openapi = {
       },
     },
     '/v1/projects/{id}': {
-      get: { summary: 'A project', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The project', 'Project'), 401: problem, 404: problem } },
+      get: { summary: 'A project', parameters: [pathParameter('id', 'PRJ-2026-017')], responses: { 200: json('The project', 'Project'), 401: problem, 404: problem } },
     },
     '/v1/companies': {
       get: {
@@ -812,7 +827,20 @@ export const openapi = {
           'Creates the company with its provider account settings and returns its API key, once. A Stripe company without webhookSecret gets ' +
           "billflow's webhook endpoint in its account, made through Stripe's API: 502 when Stripe refuses that, 503 when it cannot be reached (nothing registered).",
         parameters: [idempotencyKey, requestId],
-        requestBody: body('CompanyCreate'),
+        requestBody: body('CompanyCreate', {
+          id: 'HALDEN-EAST',
+          name: 'Halden Engineering East',
+          currency: 'USD',
+          reminderDays: [0, 7],
+          provider: {
+            kind: 'billpay',
+            enabled: true,
+            url: 'https://api.billpay.example',
+            accountId: 'acct_4QX7T2',
+            apiKey: 'bp_sk_9f2c41d07e8a4b6c',
+            webhookSecret: 'bp_whsec_5d1e8a0c7b3f4e92',
+          },
+        }),
         responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem, 502: problem, 503: problem },
       },
     },
@@ -824,8 +852,8 @@ export const openapi = {
           'before; a Stripe company: url and apiKey, its webhook endpoint is made by billflow). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
           'the integration is turned off.',
         security: [{ operator: [] }],
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey, requestId],
-        requestBody: body('CompanyPatch'),
+        parameters: [pathParameter('id', 'HALDEN-EAST'), idempotencyKey, requestId],
+        requestBody: body('CompanyPatch', { reminderDays: [-3, 0, 14], paymentImportSeconds: 1800 }),
         // 502/503: a Stripe company's new key (or url) gets billflow's webhook endpoint in that account, which Stripe refused or could not be reached for.
         responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem, 502: problem, 503: problem },
       },
@@ -834,15 +862,20 @@ export const openapi = {
       post: {
         summary: 'Register a client (shared by every company of an organisation)',
         parameters: [idempotencyKey, requestId],
-        requestBody: body('ClientCreate'),
+        requestBody: body('ClientCreate', { id: 'CL-ACME', name: 'Acme Corporation', email: 'ap@acme.example' }),
         responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
       },
     },
     '/v1/clients/{id}/invoice-email-template': {
       put: {
         summary: "Set the client's invoice email template",
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
-        requestBody: body('EmailTemplate'),
+        parameters: [clientId, idempotencyKey],
+        requestBody: body('EmailTemplate', {
+          subject: 'Invoice {{invoice.number}} from {{company.name}}',
+          body:
+            'Dear {{client.name}},\n\nplease find attached invoice {{invoice.number}} of {{invoice.invoiceDate}} for {{invoice.total}}, due on {{invoice.dueDate}}.' +
+            '{{#if payNowUrl}} You can pay it online: {{payNowUrl}}{{/if}}\n\nKind regards,\n{{company.name}}',
+        }),
         responses: {
           200: jsonAnswer('The template, with `usesPayNowUrl`', Obj({ subject: Str(), body: Str(), usesPayNowUrl: Bool() })),
           404: problem,
@@ -853,11 +886,11 @@ export const openapi = {
     '/v1/clients/{id}': {
       patch: {
         summary: "Change a client's name, email, credit limit or delivery preference",
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }, idempotencyKey],
-        requestBody: body('ClientPatch'),
+        parameters: [clientId, idempotencyKey],
+        requestBody: body('ClientPatch', { email: 'payables@acme.example', creditLimit: 2_500_000, deliveryPreference: 'email' }),
         responses: { 200: json('The client', 'Client'), 404: problem, 422: problem },
       },
-      get: { summary: 'A client', parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }], responses: { 200: json('The client', 'Client'), 404: problem } },
+      get: { summary: 'A client', parameters: [clientId], responses: { 200: json('The client', 'Client'), 404: problem } },
     },
     '/v1/invoices': {
       post: {
@@ -868,7 +901,7 @@ export const openapi = {
           'Once the workflow has started the answer is 201, also when no worker answers in time (the state is then the one the workflow starts from). ' +
           'The same create again (same number and content, e.g. a retry whose first answer was lost) is 200 with the invoice as it is now.',
         parameters: [idempotencyKey, requestId],
-        requestBody: body('InvoiceCreate'),
+        requestBody: body('InvoiceCreate', { number: 'INV-2026-0042', projectId: 'PRJ-2026-017', clientId: 'CL-ACME', invoiceDate: '2026-11-30', dueDate: '2026-12-30', lines: example.lines }),
         responses: {
           201: json('Created', 'Invoice'),
           200: json('The same invoice was created before', 'Invoice'),
@@ -919,7 +952,7 @@ export const openapi = {
           'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
           '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('StatusChange'),
+        requestBody: body('StatusChange', { status: 'Final' }),
         responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: jsonAnswer('Accepted; still in progress', Obj({ status: Literal('in-progress'), detail: Str(), updateId: Str() })), 404: problem, 409: problem, 422: problem, 503: problem },
       },
     },
@@ -931,7 +964,7 @@ export const openapi = {
           'against it (lowering its outstanding balance). Errors: 404 unknown invoice or prepayment, 422 `invalid-prepayment` (another client\'s, or more than is owed), ' +
           '422 `prepayment-exhausted` (more than is left).',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('PrepaymentApply'),
+        requestBody: body('PrepaymentApply', { prepaymentId: '3f0c5b9e-8a4d-4e7b-9c21-6d5a8f1e2b47', amount: 50_000 }),
         responses: { 200: json('The invoice', 'Invoice'), 404: problem, 422: problem, 503: problem },
       },
     },
@@ -945,7 +978,7 @@ export const openapi = {
     '/v1/payments/{paymentId}': {
       get: {
         summary: 'A provider payment: the invoices it covered and which still hold it',
-        parameters: [{ name: 'paymentId', in: 'path', required: true, schema: { type: 'string' } }],
+        parameters: [pathParameter('paymentId', 'pay_8Hq2Lw6Tn4')],
         responses: { 200: json('The payment', 'PaymentHolds'), 404: problem },
       },
     },
@@ -954,7 +987,7 @@ export const openapi = {
         summary: 'Edit a Draft or Reissue invoice (lines, dates)',
         description: 'Errors: 409 `illegal-transition` when the invoice is Final (reissue it first), 404 unknown invoice, 422 bad lines.',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('InvoiceRevision'),
+        requestBody: body('InvoiceRevision', { dueDate: '2027-01-15', lines: [...example.lines, { description: 'Printing of drawings', amount: 12_450 }] }),
         responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
       },
     },
@@ -963,7 +996,7 @@ export const openapi = {
         summary: "Change the bill's informative life-cycle state",
         description: 'Presented and Presented & Confirmed only from Posted; Presented & Rejected from Posted or Presented & Confirmed. Errors: 409 `illegal-lifecycle-move` (nothing changed), 404.',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('LifecycleChange'),
+        requestBody: body('LifecycleChange', { state: 'Presented', by: example.by }),
         responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
       },
     },
@@ -972,7 +1005,7 @@ export const openapi = {
         summary: 'Release a held exceptional bill: its provider record and email go out now',
         description: 'Errors: 409 `not-held`, 404.',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('Release'),
+        requestBody: body('Release', { by: example.by }),
         responses: { 200: json('The invoice with `plan`', 'Invoice'), 404: problem, 409: problem, 422: problem },
       },
     },
@@ -983,7 +1016,14 @@ export const openapi = {
           'The payment is recorded at the provider (its Pay Now page shows the invoice paid) and reaches the receipts feed like any other. ' +
           'Errors: 409 `quick-pay-refused` (settled, not Final, or held), 422 (a field missing, or `amount` given: it is fixed), 404.',
         parameters: [number, idempotencyKey, requestId],
-        requestBody: body('QuickPay'),
+        requestBody: body('QuickPay', {
+          paymentType: 'Check',
+          paymentMethod: 'Check 10482',
+          issuedOn: '2026-12-18',
+          category: 'Client payment',
+          receivedByUser: example.by,
+          receivedByUnit: 'Accounts Receivable',
+        }),
         responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
       },
     },
@@ -991,7 +1031,7 @@ export const openapi = {
       put: {
         summary: "Set the company's billing-run definition (exceptional-bill limits)",
         parameters: [idempotencyKey],
-        requestBody: body('BillingRunDefinition'),
+        requestBody: body('BillingRunDefinition', { maxCredited: { kind: 'fixed', amount: 500_000 }, maxDebited: { kind: 'credit-limit', percent: 100 } }),
         responses: { 200: json('The definition', 'BillingRunDefinition'), 401: problem, 422: problem },
       },
     },
@@ -1037,7 +1077,7 @@ export const openapi = {
       },
     },
     '/v1/receipts/acknowledge': {
-      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck'), responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem } },
+      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck', { upTo: '1287' }), responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem } },
     },
     '/v1/reconciliations': {
       post: {
@@ -1070,7 +1110,7 @@ export const openapi = {
     '/v1/reconciliations/{id}': {
       get: {
         summary: 'One reconciliation: what differed and what each invoice workflow repaired',
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
+        parameters: [pathParameter('id', '9b2e6f14-3c7a-4d58-a1e0-5f8c2d7b4a93', { type: 'string', format: 'uuid' })],
         responses: { 200: json('The report', 'Reconciliation'), 401: problem, 404: problem },
       },
     },
@@ -1083,7 +1123,7 @@ export const openapi = {
           'and so is every request for a company without provider webhooks (the answer never tells which companies exist). ' +
           'Each invoice the payment covers is signalled on its own. An invoice whose workflow has closed does not take the payment: the answer is still 200 and names it in `closed`. ' +
           'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
-        parameters: [{ name: 'companyId', in: 'path', required: true, schema: { type: 'string' } }],
+        parameters: [pathParameter('companyId', 'HALDEN-EAST')],
         responses: {
           200: jsonAnswer(
             'Accepted (`invoices` were signalled), or a duplicate event, or an event type billflow does not act on',

@@ -17,11 +17,13 @@ function tlsOptions(cfg: TemporalConfig): ConnectionOptions['tls'] {
   return cfg.apiKey ? true : undefined;
 }
 
-export async function connectClient(cfg: TemporalConfig): Promise<{ client: Client; connection: Connection }> {
+/** Connects, and fails when the frontend does not answer within `connectTimeoutMs` (the SDK's default: 10 s). */
+export async function connectClient(cfg: TemporalConfig, connectTimeoutMs?: number): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({
     address: cfg.address,
     tls: tlsOptions(cfg),
     ...(cfg.apiKey ? { apiKey: cfg.apiKey } : {}),
+    ...(connectTimeoutMs ? { connectTimeout: connectTimeoutMs } : {}),
   });
   return { client: new Client({ connection, namespace: cfg.namespace }), connection };
 }

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, stripeSandboxPort, workerMetrics } from '../lib/config.js';
+import { apiPort, mailDevPorts, publicUrls, sandboxPort, smtpConfig, stripeSandboxPort, temporalConfig, workerMetrics } from '../lib/config.js';
 import { connect, migrate } from '../lib/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from '../lib/embedded-pg.js';
 import { createLogger } from '../lib/log.js';
@@ -22,6 +22,7 @@ import { newSecretKey } from '../lib/secrets.js';
 import { BILLFLOW_MIGRATIONS, ROOT, SANDBOX_MIGRATIONS } from '../lib/paths.js';
 import { cachedWorkflowBundle } from '../worker/bundle.js';
 import { stopProcess, Supervisor, untilReady, type Service } from '../lib/supervisor.js';
+import { connectClient } from '../lib/temporal.js';
 import { clusterTools, startTemporalCluster } from '../lib/temporal-cluster.js';
 import { startTemporalDevServer, waitForPort } from '../lib/temporal-dev.js';
 import { readToolsFile } from './tools.mjs';
@@ -176,6 +177,23 @@ function nodeService(name: string, entry: string[], childEnv: Record<string, str
   };
 }
 
+/**
+ * TEMPORAL_ADDRESS names a Temporal of the operator's own: the engine starts none, says so, and
+ * refuses to start when nothing answers there, rather than leaving the worker to die of it later.
+ */
+async function useOwnTemporal(address: string): Promise<void> {
+  say(`TEMPORAL_ADDRESS is set: using the Temporal at ${address}; the embedded Temporal ${cluster ? 'cluster' : 'dev server'} is not started (unset TEMPORAL_ADDRESS for it)`);
+  try {
+    const { connection } = await connectClient(temporalConfig(env), 5_000);
+    await connection.close();
+  } catch (e) {
+    throw new Error(
+      `no Temporal answers at TEMPORAL_ADDRESS=${address} (${e instanceof Error ? e.message : String(e)}). ` +
+        `Start that Temporal, or run \`unset TEMPORAL_ADDRESS\` and start again to use the embedded one.`,
+    );
+  }
+}
+
 try {
   const tools = readToolsFile() as { temporal: string; chromium: string };
   const temporalPort = Number(env.TEMPORAL_PORT ?? 7233);
@@ -185,6 +203,8 @@ try {
 
   const external = env.DATABASE_URL;
   const ownTemporal = !env.TEMPORAL_ADDRESS;
+  // First, before anything starts: a wrong address is the whole answer.
+  if (env.TEMPORAL_ADDRESS) await useOwnTemporal(env.TEMPORAL_ADDRESS);
   // The cluster's own databases live in the embedded PostgreSQL too, unless TEMPORAL_DATABASE_URL names others.
   const temporalOnPg = cluster && ownTemporal && !env.TEMPORAL_DATABASE_URL;
   let temporalLog: ReturnType<typeof createWriteStream> | undefined;

@@ -1,12 +1,14 @@
 /**
- * The README's API section, `/docs` and `/openapi.json` say the same: every status and problem
- * `type` an operation can answer is in the description, and the README's table lists exactly those.
+ * The README's API section and `/openapi.json` say the same: every status and problem `type` an
+ * operation can answer is in the description, and the README's table lists exactly those. Every
+ * request example of the description is valid. (`/docs` renders it in Chromium: test/docs-page.test.ts.)
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { docsHtml } from '../api/docs.js';
 import { openapi } from '../api/openapi.js';
+import { schemaAjv } from '../lib/json-schema.js';
+import { ROOT } from '../lib/paths.js';
 
 type Answer = { $ref?: string; description?: string; content?: Record<string, unknown> };
 const operations = Object.entries(openapi.paths as unknown as Record<string, Record<string, { responses: Record<string, Answer> }>>).flatMap(([p, item]) =>
@@ -40,6 +42,37 @@ function documented(): Set<string> {
   return pairs;
 }
 
+/** Every .ts file under `dir` of the repository. */
+function sources(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => readFileSync(path.join(ROOT, dir, f), 'utf8'));
+}
+
+/**
+ * "status type" pairs of every problem billflow's API code can answer: HttpProblems thrown in api/
+ * and lib/, domain rule errors (422, api/app.ts), the workflows' rule failures as api/temporal-errors.ts
+ * maps them, and the providers' webhook verdicts (400, api/routes/webhooks.ts).
+ */
+function answeredByCode(): Set<string> {
+  const pairs = new Set<string>();
+  for (const text of [...sources('api'), ...sources('lib')]) {
+    for (const m of text.matchAll(/HttpProblem\(\s*(\d{3}),\s*'([a-z-]+)'/g)) pairs.add(`${m[1]} ${m[2]}`);
+    for (const m of text.matchAll(/\[(\d{3}), '([a-z-]+)'\]/g)) pairs.add(`${m[1]} ${m[2]}`);
+  }
+  for (const text of [...sources('domain'), ...sources('activities')]) for (const m of text.matchAll(/DomainError\(\s*'([a-z-]+)'/g)) pairs.add(`422 ${m[1]}`);
+  for (const text of sources('activities/provider')) for (const m of text.matchAll(/why[^}\n]*type: '([a-z-]+)'/g)) pairs.add(`400 ${m[1]}`);
+  return pairs;
+}
+
+/** "status type" pairs of the README's table of problem types, one row per type. */
+function typeTable(): Set<string> {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('Every problem `type`, one by one');
+  const table = readme.slice(start, readme.indexOf('\n\n', readme.indexOf('| --- |', start)));
+  return new Set([...table.matchAll(/^\| `([a-z-]+)` \| (\d{3}) \|/gm)].map((m) => `${m[2]} ${m[1]}`));
+}
+
 describe('the API contract as documented', () => {
   it('names the problem types of every problem answer', () => {
     const bare = operations.flatMap((op) => Object.entries(op.responses).filter(([, a]) => a.$ref).map(([status]) => `${op.name} ${status}`));
@@ -50,6 +83,13 @@ describe('the API contract as documented', () => {
     // 405 is the contract's answer to a method a path does not declare, so no operation lists it.
     const readme = [...documented()].filter((p) => p !== '405 method-not-allowed').sort();
     expect(readme).toEqual([...described()].sort());
+  });
+
+  it("lists in the README's table of problem types every type the code can answer, with its status, and no other", () => {
+    const code = answeredByCode();
+    // The sources are read: a handful of the types each way of answering gives proves the patterns still match.
+    for (const pair of ['404 not-found', '422 company-required', '409 illegal-transition', '422 invalid-lines', '400 invalid-signature', '500 internal']) expect(code).toContain(pair);
+    expect([...typeTable()].sort()).toEqual([...new Set([...code, ...described()])].sort());
   });
 
   it('links each answer to operations that exist, filling path parameters they have from fields the answer declares', () => {
@@ -91,12 +131,33 @@ describe('the API contract as documented', () => {
     expect(count).toBeGreaterThan(100);
   });
 
-  it('shows every operation, status and problem type on /docs', () => {
-    const docs = docsHtml();
-    for (const op of operations) {
-      const [method, p] = op.name.split(' ') as [string, string];
-      expect(docs).toContain(`${method}</span> <code>${p.replace(/&/g, '&amp;')}</code>`);
+  it('gives every request body and path parameter an example that its schema takes', () => {
+    type Op = { parameters?: { name: string; in: string; schema: object; example?: unknown }[]; requestBody?: { content: Record<string, { schema: object; example?: unknown }> } };
+    const ajv = schemaAjv({ allErrors: true });
+    ajv.addSchema({ $id: 'billflow', components: openapi.components });
+    const check = (where: string, schema: object, example: unknown) => {
+      expect(example, `${where}: no example`).toBeDefined();
+      // Refs point into the description's components, which the validator holds under the id "billflow".
+      const validate = ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"billflow#/components/')) as object);
+      expect(validate(structuredClone(example)), `${where}: ${ajv.errorsText(validate.errors)}`).toBe(true);
+    };
+    let bodies = 0;
+    for (const [p, item] of Object.entries(openapi.paths as unknown as Record<string, Record<string, Op>>)) {
+      for (const [method, op] of Object.entries(item)) {
+        const where = `${method.toUpperCase()} ${p}`;
+        for (const param of (op.parameters ?? []).filter((q) => q.in === 'path')) check(`${where} ${param.name}`, param.schema, param.example);
+        for (const [type, media] of Object.entries(op.requestBody?.content ?? {})) {
+          bodies++;
+          check(`${where} ${type}`, media.schema, media.example);
+        }
+      }
     }
-    for (const pair of described()) expect(docs).toContain(`\`${pair.split(' ')[1]}\``);
+    expect(bodies).toBeGreaterThan(20);
+  });
+
+  it('gives each example a real-looking value, not a placeholder', () => {
+    const text = JSON.stringify(openapi.paths);
+    for (const example of ['"example":"INV-2026-0042"', '"clientId":"CL-ACME"', '"invoiceDate":"2026-11-30"', '"amount":735000']) expect(text).toContain(example);
+    expect(text).not.toMatch(/"example":"(string|foo|bar|test|x+)"/i);
   });
 });

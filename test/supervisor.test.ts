@@ -5,9 +5,10 @@
  * provider call completes once (its attempt ended at the missed heartbeat, not the start-to-close
  * timeout), the interrupted batch is retried within seconds of its heartbeat timeout, and the
  * invoice is still there (and changes again) after Temporal's restart on its SQLite file.
- * SIGINT then stops everything, leaving no process behind.
+ * The README's stop command (`kill -INT $(cat data/billflow.pid)`, run as written from the folder
+ * above the data folder) then stops everything, leaving no process behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,9 @@ import { alive, childrenOf, cmdline, descendants } from './procs.js';
 
 const ADMIN = 'bf_admin_supervisor_test';
 const BILLS = 60;
-const dataDir = mkdtempSync(path.join(os.tmpdir(), 'billflow-supervise-'));
+// A folder named `data`, as in the README's commands, which are then run as written from its parent.
+const home = mkdtempSync(path.join(os.tmpdir(), 'billflow-supervise-'));
+const dataDir = path.join(home, 'data');
 let engine: ChildProcess;
 let output = '';
 let api = '';
@@ -112,7 +115,7 @@ afterAll(async () => {
     await until('engine stopped', 30_000, () => (engine.exitCode !== null || engine.signalCode !== null ? true : undefined)).catch(() => {});
     for (const pid of all.filter(alive)) process.kill(pid, 'SIGKILL');
   }
-  rmSync(dataDir, { recursive: true, force: true });
+  rmSync(home, { recursive: true, force: true });
 }, 60_000);
 
 describe('npm start supervises its processes', () => {
@@ -244,10 +247,13 @@ describe('npm start supervises its processes', () => {
     expect(secondCode).toBe(1);
     expect(secondOut).toContain(`already running on ${dataDir} (pid ${engine.pid})`);
 
-    // 4. SIGINT stops it all.
+    // 4. The README's stop command stops it all: it names this engine's pid, no other process.
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const stopCommand = /stop this billflow \(and no other on the machine\) with `([^`]+)`/.exec(readme)?.[1];
+    expect(stopCommand).toBe('kill -INT $(cat data/billflow.pid)');
     const all = descendants(engine.pid!);
     const stopping = Date.now();
-    engine.kill('SIGINT');
+    execFileSync('sh', ['-c', stopCommand!], { cwd: home });
     const code = await new Promise<number | null>((resolve) => (engine.exitCode !== null ? resolve(engine.exitCode) : engine.once('exit', resolve)));
     const stopTime = Date.now() - stopping;
     expect(code).toBe(0);
