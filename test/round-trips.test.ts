@@ -1,10 +1,10 @@
 /**
  * An ERP call costs the round trips its work needs, not one per small step: every regular
- * activity is a round trip through the Temporal server, a local activity is not. A Final reads
- * what it needs from billflow's database (a local activity), creates the provider record
- * (customer and invoice), renders and attaches the PDF and emails it in one regular activity, and
- * records the change and the read model locally; its due-date reminders start after it has
- * answered. A life-cycle move makes no round trip of its own: one local activity.
+ * activity is a round trip through the Temporal server. A Final reads what it needs from
+ * billflow's database, creates the provider record (customer and invoice), renders and attaches
+ * the PDF and emails it in one activity, and records the change and the read model in one more;
+ * its due-date reminders start after it has answered. A life-cycle move is one activity. (The
+ * database steps were local activities for a while; see REGULAR_DB_STEPS in workflows/invoice.ts.)
  */
 import { randomUUID } from 'node:crypto';
 import type { temporal } from '@temporalio/proto';
@@ -48,7 +48,7 @@ function updateSpan(events: Event[], update: string): { activities: string[]; lo
   return { activities, local, after: events.slice(completed) };
 }
 
-it('prints to Final in one round trip and starts its reminders after answering; a life-cycle move makes none', async () => {
+it('prints to Final in three round trips and starts its reminders after answering; a life-cycle move makes one', async () => {
   const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
   const clientId = `CL-${randomUUID().slice(0, 6)}`;
   expect((await api('POST', '/v1/clients', { id: clientId, name: 'Riverside Architects', email: 'ap@riverside.example' })).status).toBe(201);
@@ -68,10 +68,12 @@ it('prints to Final in one round trip and starts its reminders after answering; 
     return all.some((e) => e.childWorkflowExecutionStartedEventAttributes) ? all : undefined;
   }, 'the reminders workflow to start');
   const finalSpan = updateSpan(events, 'changeStatus');
-  expect(finalSpan.activities).toEqual(['finalizeAtProvider']);
-  expect(finalSpan.local).toEqual(['changeContext', 'recordChange']);
+  // Database steps are regular activities (patched('regular-db-steps')): local ones met
+  // nondeterminism on replay under worker kills.
+  expect(finalSpan.activities).toEqual(['changeContext', 'finalizeAtProvider', 'recordChange']);
+  expect(finalSpan.local).toEqual([]);
   expect(finalSpan.after.some((e) => e.startChildWorkflowExecutionInitiatedEventAttributes)).toBe(true);
   const move = updateSpan(events, 'setLifecycleState');
-  expect(move.activities).toEqual([]);
-  expect(move.local).toEqual(['recordChange']);
+  expect(move.activities).toEqual(['recordChange']);
+  expect(move.local).toEqual([]);
 });

@@ -101,6 +101,24 @@ const localDb = proxyLocalActivities<Activities>({
 /** From this version on, database steps are local activities (localDb); runs before replay with regular ones. */
 const LOCAL_DB_STEPS = 'local-db-steps';
 
+/**
+ * From this version on, database steps are regular activities again. Under the chaos run's worker
+ * kills, histories with a local activity between an Update's step and a timer failed to replay on
+ * this SDK (1.24: "Update machine does not handle this event: TimerStarted"; an Update completed
+ * one task after the local activity's marker), leaving invoices stuck; it was not seen without
+ * them. Runs recorded with local-db-steps replay with localDb up to this marker.
+ */
+const REGULAR_DB_STEPS = 'regular-db-steps';
+
+/**
+ * From this version on, which deadline ended a wait (payment import, due date) is read from the
+ * deadlines set before it, not from the clock after it. A worker that replays a workflow to answer
+ * a Query while its next task waits applies the timer's firing under the previous task's time, and
+ * then saw the import as not yet due; the task's own replay later saw it due (nondeterminism, a
+ * stuck invoice, found by the chaos run).
+ */
+const DEADLINE_FROM_WAIT = 'deadline-from-wait';
+
 /** A life-cycle move as the read model records it. */
 type LifecycleRecord = Parameters<Activities['recordLifecycleChange']>[0];
 
@@ -156,8 +174,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   // repair was signalled and passes pendingReminders on continue-as-new. Runs of earlier code
   // replay their repairs with legacyResync.
   let carefulRepair = input.pendingReminders !== undefined;
-  /** Where database steps run: local activities, or regular ones for runs recorded before (see localDb). */
-  const db = (): typeof acts => (patched(LOCAL_DB_STEPS) ? localDb : acts);
+  /** Where database steps run: regular activities, or local ones where a run recorded them so (see REGULAR_DB_STEPS). */
+  const db = (): typeof acts => (patched(REGULAR_DB_STEPS) ? acts : patched(LOCAL_DB_STEPS) ? localDb : acts);
   /** Reminder days of a Final whose reminders the main loop starts next (see remindersAfter). */
   let remindersToStart: number[] | null = input.pendingReminderStart ?? null;
 
@@ -1042,8 +1060,12 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     let timedOut = false;
     if (wakeAt === Infinity) await condition(wake);
     else timedOut = !(await condition(wake, wakeAt - Date.now()));
-    const importDue = timedOut && Date.now() >= importAt;
-    if (timedOut && Date.now() >= overdueAt) await lock.run(async () => upsertSearchAttributes([{ key: sa.overdue, value: isOverdue(state, Date.now()) }]));
+    const fromWait = timedOut && patched(DEADLINE_FROM_WAIT);
+    const importDue = timedOut && (fromWait ? importAt <= wakeAt : Date.now() >= importAt);
+    if (timedOut && (fromWait ? overdueAt <= wakeAt : Date.now() >= overdueAt)) {
+      const at = fromWait ? Math.max(Date.now(), overdueAt) : Date.now();
+      await lock.run(async () => upsertSearchAttributes([{ key: sa.overdue, value: isOverdue(state, at) }]));
+    }
     await startPendingReminders();
     if (inbox.length > 0) await lock.run(() => applyPayments(inbox.splice(0)));
     else if (importDue) await lock.run(() => importPayments());
