@@ -1,5 +1,5 @@
 /** Maps what Temporal answers to the problem documents the ERP sees. */
-import { isGrpcCancelledError, isGrpcDeadlineError, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { isGrpcCancelledError, isGrpcDeadlineError, QueryNotRegisteredError, ServiceError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { status } from '@grpc/grpc-js';
 import { HttpProblem } from '../lib/problem.js';
@@ -40,6 +40,11 @@ export function toProblem(err: unknown, what: string): HttpProblem | null {
   if (rule) {
     const [status, type] = RULE_ERRORS[rule.type ?? ''] ?? [422, 'rejected'];
     return new HttpProblem(status, type, rule.message);
+  }
+  // billflow's workflows always register their queries: the server says so when the workflow's
+  // task is failing (its worker cannot replay it), which the operator must see to, not the ERP.
+  if (err instanceof QueryNotRegisteredError) {
+    return new HttpProblem(503, 'worker-unavailable', `the workflow of ${what} cannot answer: its workflow task is failing (${err.message.slice(0, 200)}); retry, and see the Temporal UI`);
   }
   if (timedOut(err)) {
     return new HttpProblem(503, 'worker-unavailable', `no billflow worker answered for ${what} in time; is the worker running?`);
