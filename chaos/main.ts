@@ -1,5 +1,5 @@
 /**
- * `npm run chaos`: CHAOS_LIFECYCLES (500), CHAOS_CONCURRENCY (12, 8 to 16), CHAOS_TIME_LIMIT_S
+ * `npm run chaos`: CHAOS_LIFECYCLES (500), CHAOS_CONCURRENCY (16, 8 to 16), CHAOS_TIME_LIMIT_S
  * (900), CHAOS_TEMPORAL (dev, or cluster). Prints its figures; the last line is the verdict, and the exit code is 1 on any loss.
  */
 import { runChaos } from './run.js';
@@ -19,7 +19,7 @@ function temporalServer(): 'dev' | 'cluster' {
 
 const result = await runChaos({
   lifecycles: int('CHAOS_LIFECYCLES', 500, 1, 100_000),
-  concurrency: int('CHAOS_CONCURRENCY', 12, 8, 16),
+  concurrency: int('CHAOS_CONCURRENCY', 16, 8, 16),
   timeLimitMs: int('CHAOS_TIME_LIMIT_S', 900, 60, 86_400) * 1000,
   temporal: temporalServer(),
 });

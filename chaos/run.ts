@@ -110,8 +110,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const log = opts.log ?? ((l: string) => process.stdout.write(`${l}\n`));
   const started = Date.now();
   const hardStop = started + opts.timeLimitMs;
-  // The lifecycles get 70% of the time; settling and checking the rest.
-  const lifecyclesStop = started + opts.timeLimitMs * 0.7;
+  // The lifecycles get 80% of the time (no lifecycle starts after that); settling up to 92%, then the check.
+  const lifecyclesStop = started + opts.timeLimitMs * 0.8;
   const stats: RetryStats = { networkErrors: 0, serverErrors: 0, inProgress: 0 };
   const call = httpClient(stats, () => hardStop);
   const found = readToolsFile() as { temporal: string; chromium: string } & Parameters<typeof clusterTools>[0];
@@ -407,7 +407,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const billflowSql = connect(pg.url('billflow'), { max: 2 });
     const accounts = [...accountOf.values()];
     const companyIds = companies.map((c) => c.id);
-    const settleBy = started + opts.timeLimitMs * 0.9;
+    const settleBy = started + opts.timeLimitMs * 0.92;
     let unsettled: string[] = [];
     for (;;) {
       const [outbox] = await sandboxSql<{ n: number }[]>`
