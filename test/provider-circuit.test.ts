@@ -69,6 +69,16 @@ describe('an open circuit', () => {
     }, 'the circuit to open');
     expect(open).toMatchObject({ timesOpened: 1, lastFailure: expect.stringContaining('503'), openedAt: expect.any(String), probeAfter: expect.any(String) });
     expect(open.failures).toBeGreaterThanOrEqual(3);
+    // Calls let through before it opened finish their own quick retries: count once every change's
+    // attempt since then was refused, so none of those is still on its way to the provider.
+    const refusedOnEach = async () => {
+      for (const number of numbers) {
+        const d = await s.stack.temporal.workflow.getHandle(invoiceWorkflowId(s.tenant.companyId, number)).describe();
+        if (!(d.raw.pendingActivities ?? []).some((a) => (a.lastFailure?.message ?? '').includes('provider circuit open'))) return undefined;
+      }
+      return true;
+    };
+    await eventually(refusedOnEach, 'a refused attempt on every change', 60_000);
     const reached = await injectedErrors(s);
     expect(reached).toBeGreaterThanOrEqual(3);
 
