@@ -7,7 +7,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
-import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, Nullable, pathParameter, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
+import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, MAX_INT4, Nullable, pathParameter, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -144,7 +144,7 @@ export const BillRunsQuery = Obj({
 });
 export const BillRunItemsQuery = Obj({
   outcome: Optional(StringEnum(BILL_OUTCOMES)),
-  after: Optional(Integer({ minimum: 0, description: 'Cursor: the `seq` of the last item already read.' })),
+  after: Optional(Integer({ minimum: 0, maximum: MAX_INT4, description: 'Cursor: the `seq` of the last item already read.' })),
   limit: Default(Integer({ minimum: 1, maximum: 1000 }), 200),
 });
 
@@ -300,7 +300,7 @@ export const billPaths = {
   '/v1/bill-runs/{id}/printout': {
     get: {
       summary: "The run's batch printout: one PDF of its print-preference bills, in run order",
-      description: 'Errors: 404 unknown run, or a run that printed nothing; 409 `run-in-progress`.',
+      description: 'Errors: 404 unknown run; 409 `run-in-progress`, or `nothing-printed` (a finished run that printed no bills: its `printoutUrl` is null).',
       parameters: [runId],
       responses: { 200: pdf('The merged printout'), 401: problem, 404: problem, 409: problem },
     },

@@ -21,6 +21,7 @@ import {
   MAX_INT4,
   MAX_MINOR,
   minor,
+  minorSum,
   Nullable,
   OneOf,
   pathParameter,
@@ -360,9 +361,9 @@ const Prepayment = Partial(
     id: Str(),
     companyId: Str(),
     clientId: Str(),
-    amount: minor(),
-    remaining: minor(),
-    origin: AnyObject({ description: 'The invoice and provider payment the credit came from.' }),
+    amount: minorSum(),
+    remaining: minorSum(),
+    origin: Partial(Obj({ invoiceNumber: Str(), providerPaymentId: Str(), paidAt: Nullable(Str()) }), { description: 'The invoice and provider payment the credit came from.' }),
     applications: Arr(AnyObject()),
   }),
 );
@@ -390,10 +391,10 @@ const Invoice = Partial(
     invoiceDate: date(),
     dueDate: date(),
     lines: Arr(Ref('InvoiceLine', InvoiceLine)),
-    total: minor(),
-    prepaymentsApplied: minor(),
-    paid: minor(),
-    outstanding: minor(),
+    total: minorSum(),
+    prepaymentsApplied: minorSum(),
+    paid: minorSum(),
+    outstanding: minorSum(),
     payNowUrl: Nullable(Str(), {
       description:
         "billflow's own Pay Now link (`/pay/{token}`): the same from a Final until the invoice goes back to Draft, whatever the provider does underneath; it redirects to the provider's current payment page. Null while the invoice has no payment page (Draft, held, never sent).",
@@ -402,7 +403,18 @@ const Invoice = Partial(
     providerInvoiceId: Nullable(Str()),
     sentToProvider: Bool(),
     revision: Integer(),
-    payments: Arr(AnyObject()),
+    payments: Arr(
+      Partial(
+        Obj({
+          paymentId: Str({ description: "The provider's payment id (GET /v1/payments/{paymentId})." }),
+          amount: minorSum({ description: 'The part of the payment applied to this invoice, fee excluded.' }),
+          fee: minorSum({ description: 'Convenience fee paid on top; never lowers what is owed.' }),
+          paidAt: Str(),
+          source: StringEnum(['webhook', 'import', 'quickpay'], { description: "How billflow learned of it: the provider's webhook, the periodic import, or its own Quick Pay." }),
+          coveredInvoices: Arr(Str(), { description: 'Every invoice the provider payment covered, this one included.' }),
+        }),
+      ),
+    ),
     history: Arr(AnyObject()),
     pendingChange: Type.Unsafe<Record<string, unknown> | null>({
       type: ['object', 'null'],
@@ -438,10 +450,10 @@ const InvoiceSummary = Obj(
     currency: Str(),
     invoiceDate: date(),
     dueDate: date(),
-    total: minor(),
-    prepaymentsApplied: minor(),
-    paid: minor(),
-    outstanding: minor(),
+    total: minorSum(),
+    prepaymentsApplied: minorSum(),
+    paid: minorSum(),
+    outstanding: minorSum(),
     payNowUrl: Nullable(Str(), { description: "billflow's own Pay Now link (see Invoice)." }),
     providerPaymentUrl: Nullable(Str(), { description: "The provider's own payment page now." }),
     lifecycleState: Nullable(Str({ description: 'Posted, Presented, Presented & Confirmed or Presented & Rejected; null before the first Final.' })),
@@ -462,7 +474,7 @@ const Receipt = Partial(
     }),
     providerPaymentId: Str(),
     invoiceNumber: Nullable(Str(), { description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' }),
-    amount: minor(),
+    amount: minorSum(),
     currency: Str(),
     invoices: Arr(Str(), { description: 'Every invoice the provider payment covered.' }),
     applications: Nullable(Arr(Partial(Obj({ invoiceNumber: Str(), amount: Nullable(Integer()) }))), {
@@ -606,45 +618,72 @@ const example = {
 };
 const json = (description: string, name: SchemaName) => jsonResponse(description, name);
 
-const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders', 'pdf'].map((p) => `/v1/invoices/{number}/${p}`);
+const invoicePaths = ['status', 'revision', 'prepayments', 'lifecycle', 'release', 'quick-pay', 'reminders'].map((p) => `/v1/invoices/{number}/${p}`);
+/** An invoice's PDFs: a Final's (a new invoice is a Draft, which has none yet). */
+const invoicePdfs = ['/v1/invoices/{number}/pdf', '/v1/bills/{number}/pdf'];
 
-/** A valid invoice's content for links that create one (the number is left to the caller, or the fuzzer). */
+/** A valid invoice's content for links that create one (each link names its number). */
 const invoiceContent = { invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 }] };
 const byId = { id: '$response.body#/id' };
 const byNumber = { number: '$response.body#/number' };
+/** The answers that are an invoice (created, or just changed). */
+const invoiceAnswers = [
+  ['POST /v1/invoices', 201],
+  ['POST /v1/invoices', 200],
+  ['POST /v1/invoices/{number}/status', 200],
+  ['POST /v1/invoices/{number}/revision', 200],
+  ['POST /v1/invoices/{number}/prepayments', 200],
+  ['POST /v1/invoices/{number}/lifecycle', 200],
+  ['POST /v1/invoices/{number}/release', 200],
+  ['POST /v1/invoices/{number}/quick-pay', 200],
+] as const;
 
 /**
  * Links from what a request creates or changes to what can be done with it next (followed by
- * schemathesis's stateful phase): a client to its invoices and projects, a project to its
- * invoices, an invoice (created or changed) to every operation on it.
+ * schemathesis's stateful phase): a client to a project and an invoice of its own, a project to an
+ * invoice, an invoice to every operation on it, and to each status change and a revision with a
+ * body that makes them. A link's requestBody is the whole body, so a new invoice's number comes
+ * from what it is for: the client's id, or the project's with a `P-` before it.
  */
 const LINKS: LinkRule[] = [
   { from: 'POST /v1/clients', status: 201, to: ['/v1/clients/{id}', '/v1/clients/{id}/invoice-email-template'], parameters: byId },
-  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/invoices'], requestBody: { clientId: '$response.body#/id', ...invoiceContent } },
-  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/projects'], requestBody: { clientId: '$response.body#/id' } },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/invoices'], requestBody: { number: '$response.body#/id', clientId: '$response.body#/id', ...invoiceContent } },
+  { from: 'POST /v1/clients', status: 201, to: ['POST /v1/projects'], requestBody: { id: '$response.body#/id', name: 'Pier 4', clientId: '$response.body#/id' } },
   { from: 'POST /v1/projects', status: 201, to: ['/v1/projects/{id}'], parameters: byId },
-  { from: 'POST /v1/projects', status: 201, to: ['POST /v1/invoices'], requestBody: { projectId: '$response.body#/id', clientId: '$response.body#/clientId', ...invoiceContent } },
+  { from: 'POST /v1/projects', status: 201, to: ['POST /v1/invoices'], requestBody: { number: 'P-{$response.body#/id}', projectId: '$response.body#/id', ...invoiceContent } },
   { from: 'POST /v1/companies', status: 201, to: ['/v1/companies/{id}'], parameters: byId },
-  ...([
-    ['POST /v1/invoices', 201],
-    ['POST /v1/invoices', 200],
-    ['POST /v1/invoices/{number}/status', 200],
-    ['POST /v1/invoices/{number}/revision', 200],
-    ['POST /v1/invoices/{number}/lifecycle', 200],
-    ['POST /v1/invoices/{number}/release', 200],
-    ['POST /v1/invoices/{number}/quick-pay', 200],
-  ] as const).flatMap(([from, status]) => [
-    { from, status, to: ['/v1/invoices/{number}', ...invoicePaths, '/v1/bills/{number}/pdf'], parameters: byNumber },
+  ...invoiceAnswers.flatMap(([from, status]) => [
+    { from, status, to: ['/v1/invoices/{number}', ...invoicePaths, ...(from === 'POST /v1/invoices' ? [] : invoicePdfs)], parameters: byNumber },
     { from, status, to: ['POST /v1/bill-runs'], requestBody: { criteria: { invoiceNumbers: ['$response.body#/number'] } } },
+    // Each status change and a new content: the lifecycle refuses those that do not apply now (409), and a link is picked at random.
+    ...(['Final', 'Reissue', 'Draft'] as const).map((to) => ({
+      from,
+      status,
+      to: ['POST /v1/invoices/{number}/status'],
+      parameters: byNumber,
+      requestBody: { status: to },
+      name: to.toLowerCase(),
+    })),
+    {
+      from,
+      status,
+      to: ['POST /v1/invoices/{number}/revision'],
+      parameters: byNumber,
+      requestBody: { dueDate: '2027-01-15', lines: [...invoiceContent.lines, { description: 'Printing of drawings', amount: 12_450 }] },
+      name: 'content',
+    },
   ]),
-  // A new invoice's next step is usually its print to Final (then Quick Pay, life-cycle moves, PDFs and bill runs apply).
-  ...([201, 200] as const).map((status) => ({
-    from: 'POST /v1/invoices',
-    status,
-    to: ['POST /v1/invoices/{number}/status'],
-    parameters: byNumber,
-    requestBody: { status: 'Final' },
-  })),
+  // A Quick Pay's payment, and the prepayments that payments become when their invoice leaves Final.
+  { from: 'POST /v1/invoices/{number}/quick-pay', status: 200, to: ['GET /v1/payments/{paymentId}'], parameters: { paymentId: '$response.body#/payments/0/paymentId' } },
+  { from: 'POST /v1/invoices/{number}/status', status: 200, to: ['GET /v1/prepayments'] },
+  // A cent of the oldest prepayment back to the invoice it came from (which owes again once it left Final).
+  {
+    from: 'GET /v1/prepayments',
+    status: 200,
+    to: ['POST /v1/invoices/{number}/prepayments'],
+    parameters: { number: '$response.body#/data/0/origin/invoiceNumber' },
+    requestBody: { prepaymentId: '$response.body#/data/0/id', amount: 1 },
+  },
   {
     from: 'POST /v1/message-templates',
     status: 201,
@@ -709,7 +748,7 @@ const PROBLEMS: Record<string, ProblemTypes> = {
   'GET /v1/bill-runs/{id}': { 404: ['not-found'] },
   'GET /v1/bill-runs/{id}/items': { 404: ['not-found'] },
   'POST /v1/bill-runs/{id}/retry': { 404: ['not-found'], 409: ['run-in-progress', 'nothing-to-retry', 'run-exists'] },
-  'GET /v1/bill-runs/{id}/printout': { 404: ['not-found'], 409: ['run-in-progress'] },
+  'GET /v1/bill-runs/{id}/printout': { 404: ['not-found'], 409: ['run-in-progress', 'nothing-printed'] },
   'GET /v1/bills/{number}/pdf': { 404: ['not-found'], 409: ['not-a-bill'], ...worker },
   'GET /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
   'PATCH /v1/webhook-endpoints/{id}': { 404: ['not-found'] },
@@ -1050,7 +1089,7 @@ export const openapi = {
                   revision: Integer(),
                   daysAfterDue: Integer(),
                   recipient: Str(),
-                  outstanding: minor(),
+                  outstanding: minorSum(),
                   messageId: Str(),
                   sentAt: Nullable(Str({ format: 'date-time' }), { description: 'null when a crash cut the send off (it is not sent twice)' }),
                 }),

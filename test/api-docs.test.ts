@@ -99,11 +99,14 @@ describe('the API contract as documented', () => {
     const paths = openapi.paths as unknown as Record<string, Record<string, Op>>;
     const schemas = openapi.components.schemas as unknown as Record<string, Schema>;
     const deref = (s: Schema): Schema => (s.$ref ? deref(schemas[s.$ref.split('/').pop()!]!) : s);
-    /** The schema a `$response.body#/a/b` pointer names in the answer's schema, or undefined. */
+    /** The schema a `$response.body#/a/0/b` pointer names in the answer's schema (a number steps into an array's items), or undefined. */
     const at = (schema: Schema, pointer: string): Schema | undefined =>
-      pointer.split('/').filter(Boolean).reduce<Schema | undefined>((s, key) => (s ? deref(s).properties?.[key] : undefined), schema);
+      pointer.split('/').filter(Boolean).reduce<Schema | undefined>((s, key) => (s ? (/^\d+$/.test(key) ? deref(s).items : deref(s).properties?.[key]) : undefined), schema);
+    // A whole value (`$response.body#/id`) or embedded in a string (`P-{$response.body#/id}`).
     const expressions = (v: unknown): string[] =>
-      typeof v === 'string' ? (v.startsWith('$') ? [v] : []) : Array.isArray(v) ? v.flatMap(expressions) : v && typeof v === 'object' ? Object.values(v).flatMap(expressions) : [];
+      typeof v === 'string'
+        ? v.startsWith('$') ? [v] : [...v.matchAll(/\{(\$[^}]+)\}/g)].map((m) => m[1]!)
+        : Array.isArray(v) ? v.flatMap(expressions) : v && typeof v === 'object' ? Object.values(v).flatMap(expressions) : [];
     let count = 0;
     for (const [p, item] of Object.entries(paths)) {
       for (const [method, op] of Object.entries(item)) {

@@ -38,6 +38,8 @@ interface Failure {
 let stack: Stack;
 let companyKey: string;
 let orgKey: string;
+/** What each key's stateful chains act on (test/fuzz_hooks.py): its company (the organisation has one), a client and a project. */
+const fixtureOf = new Map<string, { FUZZ_COMPANY: string; FUZZ_CLIENT?: string; FUZZ_PROJECT?: string }>();
 let tmp: string;
 
 /** Operation names ("POST /v1/companies") that only the operator key may call. */
@@ -75,10 +77,21 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
     '--no-color',
     ...filter,
   ];
+  const statefulLog = path.join(tmp, `${label}.stateful.log`);
   const started = Date.now();
   const { code, output } = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
     // In the report folder: schemathesis keeps a crash cache in its working directory.
-    const child = spawn(schemathesis, args, { cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false', SCHEMATHESIS_HOOKS: HOOKS } });
+    const child = spawn(schemathesis, args, {
+      cwd: tmp,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        SCHEMATHESIS_TELEMETRY: 'false',
+        SCHEMATHESIS_HOOKS: HOOKS,
+        FUZZ_STATEFUL_LOG: statefulLog,
+        ...(key ? fixtureOf.get(key) : {}),
+      },
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -89,6 +102,7 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
   // The stateful phase's summary: how many of the description's links (and those schemathesis inferred) it followed.
   const links = [...output.matchAll(/(\d+) covered \/ (\d+) selected \/ (\d+) total(?: \((\d+) inferred\))?/g)].at(-1);
   process.stdout.write(`[fuzz] ${label}: links ${links ? `${links[1]} covered / ${links[2]} selected / ${links[3]} total${links[4] ? ` (${links[4]} inferred)` : ''}` : 'not reported'}\n`);
+  process.stdout.write(`[fuzz] ${label}: stateful answers: ${statefulReach(statefulLog)}\n`);
   if (process.env.FUZZ_VERBOSE) process.stdout.write(output);
   let xml: string;
   try {
@@ -98,6 +112,26 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
   }
   if (!/<testcase /.test(xml)) throw new Error(`schemathesis tested nothing (exit ${code}):\n${output.slice(-4000)}`);
   return parseJunit(xml, label);
+}
+
+/** What the stateful phase's chains reached: per operation (fuzz_hooks.py logs each answer), how many answers were 2xx of how many. */
+function statefulReach(log: string): string {
+  let lines: string[];
+  try {
+    lines = readFileSync(log, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    return 'none';
+  }
+  const byOperation = new Map<string, { ok: number; all: number }>();
+  for (const line of lines) {
+    const status = Number(line.slice(line.lastIndexOf(' ') + 1));
+    const operation = line.slice(0, line.lastIndexOf(' '));
+    const seen = byOperation.get(operation) ?? { ok: 0, all: 0 };
+    seen.all++;
+    if (status >= 200 && status < 300) seen.ok++;
+    byOperation.set(operation, seen);
+  }
+  return [...byOperation].sort(([a], [b]) => a.localeCompare(b)).map(([op, { ok, all }]) => `${op} ${ok}/${all}`).join(', ');
 }
 
 function unescapeXml(s: string): string {
@@ -128,11 +162,12 @@ beforeAll(async () => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'billflow-fuzz-'));
   const company = await createTenant(stack);
   companyKey = company.apiKey;
+  fixtureOf.set(companyKey, { FUZZ_COMPANY: company.companyId });
   const organisationId = `org-${randomUUID().slice(0, 8)}`;
   const org = await http<{ apiKey: string }>(stack.apiUrl, 'POST', '/v1/organisations', { key: ADMIN_KEY, body: { id: organisationId, name: 'Fuzzed Group' } });
   expect(org.status, JSON.stringify(org.body)).toBe(201);
   orgKey = org.body.apiKey;
-  await createTenant(stack, { organisationId });
+  fixtureOf.set(orgKey, { FUZZ_COMPANY: (await createTenant(stack, { organisationId })).companyId });
   // Real things for the fuzzer to find: a client, a project, a Draft and a Final invoice per key.
   for (const key of [companyKey, orgKey]) {
     const clientId = `cl-${randomUUID().slice(0, 6)}`;
@@ -145,6 +180,7 @@ beforeAll(async () => {
       const r = await http(stack.apiUrl, method, p, { key, body });
       expect(r.status, `${method} ${p}: ${JSON.stringify(r.body)}`).toBe(201);
     }
+    Object.assign(fixtureOf.get(key)!, { FUZZ_CLIENT: clientId, FUZZ_PROJECT: projectId });
     for (const status of ['Draft', 'Final']) {
       const number = `INV-${randomUUID().slice(0, 8)}`;
       const lines = [{ description: 'Design, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 }];
@@ -217,6 +253,22 @@ describe('what the fuzzer found, one by one', () => {
     const quickPay = { paymentType: 'Check', paymentMethod: 'Check', issuedOn: '0086-05-22', category: 'AR', receivedByUser: 'ops', receivedByUnit: 'HQ' };
     const r = await http(stack.apiUrl, 'POST', '/v1/invoices/INV-none/quick-pay', { key: companyKey, body: quickPay });
     expect(r.status, JSON.stringify(r.body)).toBe(404);
+  });
+
+  it("refuses a bill run's item cursor beyond its column with 422, and a finished run that printed nothing has no printout (409, not 404)", async () => {
+    const run = await http<{ id: string; status: string; printoutUrl: string | null }>(stack.apiUrl, 'POST', '/v1/bill-runs', {
+      key: companyKey,
+      body: { criteria: { invoiceNumbers: [`INV-none-${randomUUID().slice(0, 8)}`] } },
+      headers: { prefer: 'wait=30' },
+    });
+    expect(run.status, JSON.stringify(run.body)).toBe(201);
+    expect(run.body).toMatchObject({ status: 'completed', printoutUrl: null });
+    const items = await http(stack.apiUrl, 'GET', `/v1/bill-runs/${run.body.id}/items?after=2147483648`, { key: companyKey });
+    expect(items.status, JSON.stringify(items.body)).toBe(422);
+    expect(items.body).toMatchObject({ field: 'after' });
+    const printout = await http(stack.apiUrl, 'GET', `/v1/bill-runs/${run.body.id}/printout`, { key: companyKey });
+    expect(printout.status, JSON.stringify(printout.body)).toBe(409);
+    expect(printout.body).toMatchObject({ type: expect.stringContaining('nothing-printed') });
   });
 
   it('answers a body that is not JSON with the documented 415', async () => {

@@ -224,7 +224,8 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const c = companyOf(res);
     const run = await loadRun(deps, c.id, String(req.params.id));
     if (run.status !== 'completed') throw new HttpProblem(409, 'run-in-progress', `bill run ${run.id} is still ${run.status}; its printout is made when it completes`);
-    if (!run.printout_document_id) throw new HttpProblem(404, 'not-found', `bill run ${run.id} printed no bills`);
+    // The run exists (a 404 would say it does not): it has no printout.
+    if (!run.printout_document_id) throw new HttpProblem(409, 'nothing-printed', `bill run ${run.id} printed no bills (its printoutUrl is null)`);
     const [doc] = await sql<{ bytes: Buffer; sha256: string }[]>`SELECT bytes, sha256 FROM documents WHERE id = ${run.printout_document_id}`;
     if (!doc) throw new HttpProblem(404, 'not-found', `the printout of bill run ${run.id} is missing`);
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="printout-${run.id}.pdf"`).send(doc.bytes);
