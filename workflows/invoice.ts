@@ -88,10 +88,9 @@ const acts = proxyActivities<Activities>({
 
 /**
  * billflow's own PostgreSQL reads and writes (settings, read model, payments and prepayments
- * booked, life-cycle moves, repairs) as local activities: run by the worker that runs the workflow
- * task and recorded as a marker, with no round trip through the Temporal server. Each is
- * idempotent, so one whose task a dying worker never completed simply runs again on the next.
- * Calls to the provider, Chromium and SMTP stay regular activities, retried visibly in the Web UI.
+ * booked, life-cycle moves, repairs) as local activities, as runs recorded between the
+ * local-db-steps and regular-db-steps markers made them: kept so those histories replay (see
+ * REGULAR_DB_STEPS). New changes run these steps as regular activities (acts).
  */
 const localDb = proxyLocalActivities<Activities>({
   startToCloseTimeout: '15 seconds',
