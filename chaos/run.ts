@@ -53,6 +53,8 @@ export interface ChaosResult extends Counts {
     provider: { errors: number; delays: number; droppedResponses: number; webhooks: { duplicated: number; held: number; lost: number } };
   };
   failures: string[];
+  /** The verdict: every count 0 and no workflow task failed on nondeterminism. */
+  passed: boolean;
   /** Workflow tasks as the worker's SDK reported them. */
   workflowTasks: { slow: number; lost: number; nondeterminism: number; queryReplays: number };
   notes: string[];
@@ -529,7 +531,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const line =
       `chaos: ${opts.lifecycles} lifecycles, ${result.lost} lost, ${result.duplicateInvoices} duplicate provider invoices, ${result.duplicatePayments} duplicate payments, ` +
       `${result.feedErrors} feed gaps or duplicates, ${result.balanceMismatches} balance mismatches, ${result.duplicateEmails} duplicate emails`;
-    keep = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails + tasks.nondeterminism > 0;
+    const passed = result.lost + result.duplicateInvoices + result.duplicatePayments + result.feedErrors + result.balanceMismatches + result.duplicateEmails + tasks.nondeterminism === 0;
+    keep = !passed;
     if (keep) log(`logs kept in ${logDir}`);
     log(line);
     return {
@@ -543,6 +546,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       line,
       faults,
       failures: result.failures,
+      passed,
       workflowTasks: tasks,
       notes: result.notes,
       dir,
