@@ -12,6 +12,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
+import { TEMPORAL_DYNAMIC_CONFIG } from './paths.js';
 import { ensureSearchAttributes } from './temporal.js';
 import { stopProcess, untilReady, type Service, type Supervisor } from './supervisor.js';
 import { waitForPort } from './temporal-dev.js';
@@ -100,7 +101,6 @@ export function writeClusterConfig(opts: { dir: string; databaseUrl: string; fro
       ...(db.tls ? { tls: { enabled: true } } : {}),
     },
   });
-  const dynamicConfig = path.join(configDir, 'dynamicconfig.yaml');
   const config = {
     log: { stdout: true, level: 'warn' },
     persistence: {
@@ -125,25 +125,11 @@ export function writeClusterConfig(opts: { dir: string; databaseUrl: string; fro
       clusterInformation: { active: { enabled: true, initialFailoverVersion: 1, rpcName: 'frontend', rpcAddress: `127.0.0.1:${ports.frontend.grpc}` } },
     },
     dcRedirectionPolicy: { policy: 'noop' },
-    dynamicConfigClient: { filepath: dynamicConfig, pollInterval: '10s' },
+    dynamicConfigClient: { filepath: TEMPORAL_DYNAMIC_CONFIG, pollInterval: '10s' },
   };
   // JSON is YAML: the server's loader reads it as is.
   // It holds the database password: readable by its owner only.
   writeFileSync(path.join(configDir, 'cluster.yaml'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-  writeFileSync(
-    dynamicConfig,
-    [
-      // As the CLI's dev server does: search attributes billflow's API registers at start are
-      // usable at once, instead of after the 60 s search attribute cache; persistence QPS raised to match.
-      'system.forceSearchAttributesCacheRefreshOnRead:',
-      '  - value: true',
-      'frontend.persistenceMaxQPS:',
-      '  - value: 10000',
-      'history.persistenceMaxQPS:',
-      '  - value: 45000',
-      '',
-    ].join('\n'),
-  );
   return configDir;
 }
 

@@ -1,7 +1,10 @@
 /** Starts the official Temporal CLI dev server as a child process and waits until it answers. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { parse } from 'yaml';
 import { SEARCH_ATTRIBUTE_FLAGS } from '../workflows/contract.js';
+import { TEMPORAL_DYNAMIC_CONFIG } from './paths.js';
 import { stopProcess, untilReady } from './supervisor.js';
 
 export interface DevServer {
@@ -27,6 +30,15 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
   }
 }
 
+/** temporal-dynamicconfig.yaml as the dev server takes it: one `--dynamic-config-value KEY=JSON` per setting (each has one unconstrained value). */
+export function dynamicConfigFlags(file = TEMPORAL_DYNAMIC_CONFIG): string[] {
+  const settings = parse(readFileSync(file, 'utf8')) as Record<string, { value: unknown; constraints?: unknown }[]>;
+  return Object.entries(settings).flatMap(([key, values]) => {
+    if (values.length !== 1 || values[0]!.constraints) throw new Error(`${file}: ${key} must have one value without constraints for the dev server`);
+    return ['--dynamic-config-value', `${key}=${JSON.stringify(values[0]!.value)}`];
+  });
+}
+
 export async function startTemporalDevServer(opts: {
   binary: string;
   port: number;
@@ -39,7 +51,7 @@ export async function startTemporalDevServer(opts: {
   signal?: AbortSignal;
 }): Promise<DevServer> {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'error'];
-  args.push(...SEARCH_ATTRIBUTE_FLAGS.flatMap((sa) => ['--search-attribute', sa]));
+  args.push(...SEARCH_ATTRIBUTE_FLAGS.flatMap((sa) => ['--search-attribute', sa]), ...dynamicConfigFlags());
   if (opts.uiPort === null) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort));
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
