@@ -28,6 +28,8 @@ function refusal(e: unknown): { message: string; type: string } | null {
   return e instanceof ApplicationFailure && e.nonRetryable ? { message: e.message, type: e.type ?? 'ChangeFailed' } : null;
 }
 
+type LifecycleRecord = Parameters<Parts['recordLifecycleChange']>[0];
+
 export function createCombinedActivities(a: Parts) {
   async function createProviderRecord(input: Omit<Parameters<Parts['createProviderInvoice']>[0], 'customerId'> & { clientId: string }) {
     const { clientId, ...invoice } = input;
@@ -102,9 +104,9 @@ export function createCombinedActivities(a: Parts) {
       }
     },
 
-    /** Records a life-cycle move (when there is one) and writes the read model. */
-    async recordChange(input: { invoice: InvoiceState; lifecycle: Parameters<Parts['recordLifecycleChange']>[0] | null }): Promise<void> {
-      if (input.lifecycle) await a.recordLifecycleChange(input.lifecycle);
+    /** Records life-cycle moves (`lifecycle`, as workflows before record-after-answer pass one, or `lifecycles`, in order) and writes the read model. */
+    async recordChange(input: { invoice: InvoiceState; lifecycle: LifecycleRecord | null; lifecycles?: LifecycleRecord[] }): Promise<void> {
+      for (const l of [...(input.lifecycle ? [input.lifecycle] : []), ...(input.lifecycles ?? [])]) await a.recordLifecycleChange(l);
       await a.saveInvoice(input.invoice);
     },
   };

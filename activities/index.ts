@@ -145,6 +145,9 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
           input.requestId,
         ),
       );
+      await sql`
+        INSERT INTO provider_invoice_refs (company_id, provider_invoice_id, invoice_number)
+        VALUES (${input.companyId}, ${inv.id}, ${input.number}) ON CONFLICT DO NOTHING`;
       log.info('provider invoice created', { number: input.number, providerInvoiceId: inv.id, requestId: input.requestId });
       return { providerInvoiceId: inv.id, payNowUrl: inv.payNowUrl };
     },

@@ -726,6 +726,7 @@ const PROBLEMS: Record<string, ProblemTypes> = {
   'GET /v1/clients/{id}': { 404: ['not-found'] },
   'POST /v1/invoices': { 404: ['not-found'], 409: ['invoice-exists'], 422: ['invalid-lines', 'invalid-amount'], ...worker },
   'GET /v1/invoices/{number}': { 404: ['not-found'], ...worker },
+  'GET /v1/invoices/{number}/pdf': { 404: ['not-found'], ...worker },
   'POST /v1/invoices/{number}/status': change({ 409: ['illegal-transition'], 502: ['provider-rejected'], 503: ['worker-unavailable', 'provider-unavailable'] }),
   'POST /v1/invoices/{number}/prepayments': change({ 422: ['invalid-prepayment', 'prepayment-exhausted'] }),
   'GET /v1/payments/{paymentId}': { 404: ['not-found'] },
@@ -734,7 +735,6 @@ const PROBLEMS: Record<string, ProblemTypes> = {
   'POST /v1/invoices/{number}/release': change({ 409: ['not-held'], 502: ['provider-rejected'] }),
   'POST /v1/invoices/{number}/quick-pay': change({ 409: ['quick-pay-refused'] }),
   'GET /v1/invoices/{number}/reminders': { 404: ['not-found'] },
-  'GET /v1/invoices/{number}/pdf': { 404: ['not-found'] },
   'POST /v1/reconciliations': { 409: ['provider-disabled'], 502: ['reconciliation-failed'] },
   'GET /v1/reconciliations/{id}': { 404: ['not-found'] },
   'POST /webhooks/provider/{companyId}': { 400: ['invalid-signature', 'invalid-webhook', 'malformed-json'], 503: ['temporal-unavailable'] },
@@ -962,7 +962,7 @@ export const openapi = {
         summary: 'An invoice, as its workflow holds it',
         description:
           'While no worker answers (one restarting or being deployed), the invoice as its workflow last saved it, with the header ' +
-          '`Billflow-State: saved`: every change saves before it answers, so no answered change is missing, but a change under way is not shown. ' +
+          '`Billflow-State: saved`: a change is saved a moment after it answers, so the last answered change may be missing until a worker runs again. ' +
           '503 `worker-unavailable` only when nothing was saved yet.',
         parameters: [number],
         responses: {
@@ -1104,8 +1104,17 @@ export const openapi = {
     '/v1/invoices/{number}/pdf': {
       get: {
         summary: 'The final invoice PDF',
+        description: 'The PDF the invoice\'s workflow holds, there as soon as its Final has answered; while no worker answers, the one it last saved (`Billflow-State: saved`).',
         parameters: [number],
-        responses: { 200: { description: 'The PDF', content: { 'application/pdf': { schema: Str({ format: 'binary' }) } } }, 404: problem },
+        responses: {
+          200: {
+            description: 'The PDF',
+            content: { 'application/pdf': { schema: Str({ format: 'binary' }) } },
+            headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+          },
+          404: problem,
+          503: problem,
+        },
       },
     },
     '/v1/receipts': {

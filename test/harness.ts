@@ -5,7 +5,7 @@ import { connect, migrate } from '../lib/db.js';
 import { BILLFLOW_MIGRATIONS } from '../lib/paths.js';
 import { startStack as start, type Stack, type StackOptions } from './stack.js';
 
-export { createTenant, eventually, http, ADMIN_KEY, type Stack, type Tenant } from './stack.js';
+export { createTenant, eventually, http, invoicePdf, ADMIN_KEY, type Stack, type Tenant } from './stack.js';
 
 export function startStack(opts: Partial<StackOptions> = {}): Promise<Stack> {
   return start({

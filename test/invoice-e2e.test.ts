@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { signPayload, SIGNATURE_HEADER } from '../lib/signature.js';
 import { invoiceWorkflowId } from '../workflows/contract.js';
-import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { createTenant, eventually, http, invoicePdf, startStack, type Stack, type Tenant } from './harness.js';
 import { workflowIdle } from './settled.js';
 import { launchBrowser, payOnPage, pdfText } from './support.js';
 
@@ -79,11 +79,11 @@ describe('draft -> final -> paid', () => {
     expect(customers.body.data[0]!.name).toBe('Riverside Architects');
     const remote = await http(stack.sandboxUrl, 'GET', `/v1/invoices/${final.body.providerInvoiceId}`, acct);
     expect(remote.body).toMatchObject({ number, invoiceDate: '2026-11-20', outstanding: 154_550, customerId: customers.body.data[0]!.id, payNowUrl: final.body.providerPaymentUrl });
-    const [doc] = await stack.sql<{ sha256: string; bytes: Buffer }[]>`SELECT d.sha256, d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${number}`;
-    expect((remote.body as { pdf: { sha256: string } }).pdf.sha256).toBe(doc!.sha256);
+    const doc = await invoicePdf(stack, tenant.apiKey, number);
+    expect((remote.body as { pdf: { sha256: string } }).pdf.sha256).toBe(doc.sha256);
 
     // The PDF says what the client should read.
-    const text = await pdfText(doc!.bytes);
+    const text = await pdfText(doc.bytes);
     expect(text).toContain(number);
     expect(text).toContain('Riverside Architects');
     expect(text).toContain('$1,545.50');

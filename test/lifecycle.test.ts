@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { invoiceWorkflowId } from '../workflows/contract.js';
-import { createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { createTenant, eventually, http, invoicePdf, startStack, type Stack, type Tenant } from './harness.js';
 import { freshAddress, mailbox } from './mail.js';
 import { webhookDelivered, workflowIdle } from './settled.js';
 
@@ -127,8 +127,8 @@ describe('Final -> Reissue -> Final', () => {
     // The applied prepayment is a payment on the record again, so the provider's books add up.
     const live = await provider<{ data: { method: string; amount: number }[] }>('GET', `/v1/payments?invoiceId=${inv.providerInvoiceId}`);
     expect(live.body.data).toEqual([expect.objectContaining({ method: 'prepayment', amount: 20_000 })]);
-    const [doc] = await stack.sql<{ sha256: string }[]>`SELECT d.sha256 FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${inv.number}`;
-    expect(remote.body.pdf.sha256).toBe(doc!.sha256);
+    const doc = await invoicePdf(stack, tenant.apiKey, inv.number);
+    expect(remote.body.pdf.sha256).toBe(doc.sha256);
     const page = await fetch(inv.payNowUrl!);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('$900.00');
@@ -384,13 +384,13 @@ describe('emailing the final invoice', () => {
     expect(msg.subject).toBe(`Invoice ${number} from Company ${tenant.companyId}`);
     expect(msg.text).toContain(`Pay online: ${final.body.payNowUrl}`);
     expect(msg.text).toContain('$250.00 is due on 2026-12-02');
-    const [doc] = await stack.sql<{ bytes: Buffer; sha256: string }[]>`SELECT d.bytes, d.sha256 FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${number}`;
-    expect((await box.attachment(msg, `invoice-${number}.pdf`)).equals(doc!.bytes)).toBe(true);
+    const doc = await invoicePdf(stack, tenant.apiKey, number);
+    expect((await box.attachment(msg, `invoice-${number}.pdf`)).equals(doc.bytes)).toBe(true);
     expect((await box.attachment(msg, 'timesheets.pdf')).equals(timesheet)).toBe(true);
 
     // The provider got the invoice PDF alone.
     const remote = await provider<{ pdf: { sha256: string; bytes: number } }>('GET', `/v1/invoices/${final.body.providerInvoiceId}`);
-    expect(remote.body.pdf).toMatchObject({ sha256: doc!.sha256, bytes: doc!.bytes.length });
+    expect(remote.body.pdf).toMatchObject({ sha256: doc.sha256, bytes: doc.bytes.length });
   });
 
   it('leaves the Pay Now URL out with the default template', async () => {

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { ADMIN_KEY, createTenant, eventually, http, invoicePdf, startStack, type Stack, type Tenant } from './harness.js';
 import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
@@ -94,9 +94,8 @@ describe('an organisation key', () => {
     });
 
     // The printed invoice names its project.
-    const [doc] = await stack.sql<{ bytes: Buffer }[]>`
-      SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${east.companyId} AND i.number = ${eastNumber}`;
-    expect(await pdfText(doc!.bytes)).toContain(`Project Pier 4 (${eastProject})`);
+    const doc = await invoicePdf(stack, east.apiKey, eastNumber);
+    expect(await pdfText(doc.bytes)).toContain(`Project Pier 4 (${eastProject})`);
 
     // A payment at one company's account reaches the organisation's receipts feed, marked with that company.
     const record = await atProvider<{ customerId: string }>(west, 'GET', `/v1/invoices/${westFinal.providerInvoiceId}`);

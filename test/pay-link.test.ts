@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { ADMIN_KEY, createTenant, eventually, http, invoicePdf, startStack, type Stack, type Tenant } from './harness.js';
 import { freshAddress, mailbox } from './mail.js';
 import { launchBrowser, payOnPage, pdfText } from './support.js';
 
@@ -64,9 +64,8 @@ async function status(number: string, to: string): Promise<Invoice> {
 
 /** The text of the PDF the invoice holds now. */
 async function pdfOf(number: string): Promise<string> {
-  const [doc] = await stack.sql<{ bytes: Buffer }[]>`
-    SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${number}`;
-  return pdfText(doc!.bytes);
+  const doc = await invoicePdf(stack, tenant.apiKey, number);
+  return pdfText(doc.bytes);
 }
 
 /** Opens the link as a payer would; the page is left open for the caller. */
@@ -241,9 +240,8 @@ describe("billflow's Pay Now link", () => {
 
     const record = await http(stack.sandboxUrl, 'GET', `/v1/invoices/${final.body.providerInvoiceId}`, { key: euro.account.apiKey });
     expect(record.body).toMatchObject({ currency: 'EUR', amount: 150_000 });
-    const [doc] = await stack.sql<{ bytes: Buffer }[]>`
-      SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${euro.companyId} AND i.number = ${number}`;
-    const text = await pdfText(doc!.bytes);
+    const doc = await invoicePdf(stack, euro.apiKey, number);
+    const text = await pdfText(doc.bytes);
     expect(text).toMatch(/Currency\s+EUR/i);
     expect(text).toContain('€1,500.00');
     expect(text).not.toContain('$');

@@ -207,4 +207,18 @@ describe('POST /webhooks/provider/{companyId}', () => {
     await workflowIdle(stack.temporal, invoiceWorkflowId(tenant.companyId, inv.number));
     expect(await paymentSignals(inv.number)).toEqual([events[1]!.paymentId, events[0]!.paymentId]);
   });
+
+  it("finds the invoice of a payment that arrives before the invoice's read model names its provider record", async () => {
+    // The read model is written a moment after a Final answers; the record's own reference is
+    // written when the record is made. Here the read model is as it was before the Final.
+    const inv = await finalInvoice(clientId, 40_000);
+    const [event] = await undeliveredPayments(inv, [40_000]);
+    await workflowIdle(stack.temporal, invoiceWorkflowId(tenant.companyId, inv.number));
+    await stack.sql`UPDATE invoices SET provider_invoice_id = NULL WHERE company_id = ${tenant.companyId} AND number = ${inv.number}`;
+    const r = await deliver(event!.body, sign(tenant.account.webhookSecret, event!.body));
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body).toMatchObject({ invoices: [inv.number], unknown: [] });
+    await eventually(async () => ((await http<Invoice>(stack.apiUrl, 'GET', `/v1/invoices/${inv.number}`, { key: tenant.apiKey })).body.outstanding === 0 ? true : undefined), 'the payment applied');
+    expect(await paymentSignals(inv.number)).toEqual([event!.paymentId]);
+  });
 });

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { ActivityInterceptorsFactory } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reconcileScheduleId } from '../workflows/reconcile-contract.js';
-import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack, type Tenant } from './harness.js';
+import { ADMIN_KEY, createTenant, eventually, http, invoicePdf, startStack, type Stack, type Tenant } from './harness.js';
 import { pdfText } from './support.js';
 
 type Body = Record<string, unknown>;
@@ -135,9 +135,8 @@ describe('reconciliation', () => {
     // The held bill's record kept its old figures: only the operator's release sends the new ones.
     expect((await atProvider('GET', `/v1/invoices/${held.providerInvoiceId}`)).body).toMatchObject({ amount: 20_000 });
     // The re-created record's PDF prints the same link.
-    const [pdf] = await stack.sql<{ bytes: Buffer }[]>`
-      SELECT d.bytes FROM documents d JOIN invoices i ON i.pdf_document_id = d.id WHERE i.company_id = ${tenant.companyId} AND i.number = ${deleted.number}`;
-    expect(await pdfText(pdf!.bytes)).toContain(recreated.payNowUrl);
+    const pdf = await invoicePdf(stack, tenant.apiKey, deleted.number);
+    expect(await pdfText(pdf.bytes)).toContain(recreated.payNowUrl);
     // Records billflow does not own are reported and left alone; an invoice in step was not touched.
     expect((await atProvider('GET', `/v1/invoices/${foreign.body.id}`)).status).toBe(200);
     expect(report.repairs.map((r) => r.invoiceNumber)).not.toContain(inStep.number);

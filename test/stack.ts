@@ -225,6 +225,13 @@ export async function http<T = Record<string, unknown>>(
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
+/** An invoice's PDF as the ERP gets it (GET /v1/invoices/{number}/pdf), and its sha256 (the ETag). */
+export async function invoicePdf(stack: Pick<Stack, 'apiUrl'>, key: string, number: string): Promise<{ bytes: Buffer; sha256: string }> {
+  const res = await fetch(`${stack.apiUrl}/v1/invoices/${number}/pdf`, { headers: { authorization: `Bearer ${key}` } });
+  if (res.status !== 200) throw new Error(`PDF of ${number}: ${res.status} ${await res.text()}`);
+  return { bytes: Buffer.from(await res.arrayBuffer()), sha256: (res.headers.get('etag') ?? '').replaceAll('"', '') };
+}
+
 export interface Tenant {
   companyId: string;
   apiKey: string;

@@ -99,6 +99,11 @@ describe('POST /v1/invoices', () => {
     expect((await asErp('POST', '/v1/invoices', invoiceBody(number, clientId))).status).toBe(201);
     const final = await asErp('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
+    // The Final is saved just after it answered.
+    await eventually(async () => {
+      const [row] = await stack.sql<{ status: string }[]>`SELECT status FROM invoices WHERE company_id = ${tenant.companyId} AND number = ${number}`;
+      return row?.status === 'Final' ? true : undefined;
+    }, 'the Final saved');
     // An API that gives workers no time at all to answer: every Query misses its deadline.
     const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: 'x', secrets: stack.secrets, publicApiUrl: stack.apiUrl, log: silentLogger, workerAnswerMs: 1 });
     const server = app.listen(0, '127.0.0.1');

@@ -118,6 +118,16 @@ const REGULAR_DB_STEPS = 'regular-db-steps';
  */
 const DEADLINE_FROM_WAIT = 'deadline-from-wait';
 
+/**
+ * From this version on, the read model (and a life-cycle move's record) is written by the main
+ * loop after the handler that changed the invoice has answered: the Update's completion and that
+ * write's scheduling go to the server in one workflow task completion, so the write is as durable
+ * as the answer (retried until it lands; versions keep the newest) and the ERP does not wait for
+ * it. A change that calls no provider answers in its first workflow task. Lists read from the read
+ * model see the change a moment later; GET of one invoice asks the workflow and is current at once.
+ */
+const RECORD_AFTER_ANSWER = 'record-after-answer';
+
 /** A life-cycle move as the read model records it. */
 type LifecycleRecord = Parameters<Activities['recordLifecycleChange']>[0];
 
@@ -177,6 +187,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
   const db = (): typeof acts => (patched(REGULAR_DB_STEPS) ? acts : patched(LOCAL_DB_STEPS) ? localDb : acts);
   /** Reminder days of a Final whose reminders the main loop starts next (see remindersAfter). */
   let remindersToStart: number[] | null = input.pendingReminderStart ?? null;
+  /** The read model's write the main loop makes next, with the life-cycle moves it records (see RECORD_AFTER_ANSWER); null: none due. */
+  let unrecorded: LifecycleRecord[] | null = null;
 
   setHandler(stateQuery, () => state);
   setHandler(changeStatusUpdate, (req) => lock.run(() => changeStatus(req)), {
@@ -260,9 +272,29 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
           ]
         : []),
     ]);
-    if (lifecycle) await db().recordChange({ invoice: state, lifecycle });
+    if (patched(RECORD_AFTER_ANSWER)) unrecorded = [...(unrecorded ?? []), ...(lifecycle ? [lifecycle] : [])];
+    else if (lifecycle) await db().recordChange({ invoice: state, lifecycle });
     else await db().saveInvoice(state);
   }
+
+  /**
+   * Writes the read model as it is now, with the life-cycle moves published since the last write,
+   * whenever a change was published (a loop of its own, so the main loop's timers are not
+   * disturbed). Not under the lock: it changes nothing, its input is taken when it is scheduled,
+   * and a change that lands meanwhile is written by the next round.
+   */
+  let recording = false;
+  async function recordLoop(): Promise<never> {
+    for (;;) {
+      await condition(() => unrecorded !== null);
+      const lifecycles = unrecorded ?? [];
+      unrecorded = null;
+      recording = true;
+      await acts.recordChange({ invoice: state, lifecycle: null, lifecycles });
+      recording = false;
+    }
+  }
+  void recordLoop();
 
   /** Provider payments this invoice must never apply: already applied, converted, or re-created prepayments. */
   function known(paymentId: string): boolean {
@@ -1084,6 +1116,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       // Let running Updates finish first; their callers get their answers from this run.
       await startPendingReminders();
       await condition(allHandlersFinished);
+      // The last change's read model is written before the run ends.
+      await condition(() => unrecorded === null && !recording && allHandlersFinished());
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
       // Signals that arrived meanwhile travel along, so no payment is lost.
       await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs, pendingReminders: remindersDue,

@@ -95,8 +95,9 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   /**
    * The invoice from its workflow or, while no worker answers (restarting, deploying), as the
-   * workflow last saved it (`saved`): every change saves before it answers, so no answered change
-   * is missing. `nothingSaved` decides when there is no saved state either.
+   * workflow last saved it (`saved`): a change is saved just after it answers (RECORD_AFTER_ANSWER
+   * in workflows/invoice.ts), so the last one may be missing until a worker runs again.
+   * `nothingSaved` decides when there is no saved state either.
    */
   async function currentOrSaved(companyId: string, number: string, nothingSaved: (e: HttpProblem) => InvoiceState): Promise<{ state: InvoiceState; saved: boolean }> {
     try {
@@ -238,9 +239,16 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
 
   r.get('/v1/invoices/:number/pdf', mw.erpAuth, async (req, res) => {
     const number = String(req.params.number);
-    const [doc] = await sql<{ bytes: Buffer; sha256: string }[]>`
-      SELECT d.bytes, d.sha256 FROM invoices i JOIN documents d ON d.id = i.pdf_document_id
-      WHERE i.company_id = ${companyOf(res).id} AND i.number = ${number}`;
+    const companyId = companyOf(res).id;
+    // The workflow's own PDF, so a Final's PDF is there as soon as the Final has answered.
+    const { state, saved } = await currentOrSaved(companyId, number, (e) => {
+      throw e;
+    });
+    const documentId = state.pdf?.documentId;
+    const [doc] = documentId
+      ? await sql<{ bytes: Buffer; sha256: string }[]>`SELECT bytes, sha256 FROM documents WHERE company_id = ${companyId} AND id = ${documentId}`
+      : [];
+    if (saved) res.set(STATE_HEADER, 'saved');
     if (!doc) throw new HttpProblem(404, 'not-found', `invoice ${number} has no final PDF`);
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="invoice-${number}.pdf"`).send(doc.bytes);
   });

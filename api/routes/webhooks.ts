@@ -56,7 +56,9 @@ export function webhooksRouter({ sql, temporal, log, secrets }: ApiDeps): Router
       ids.length === 0
         ? []
         : await sql<{ number: string; provider_invoice_id: string }[]>`
-            SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
+            SELECT number, provider_invoice_id FROM invoices WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}
+            UNION
+            SELECT invoice_number, provider_invoice_id FROM provider_invoice_refs WHERE company_id = ${companyId} AND provider_invoice_id IN ${sql(ids)}`;
     const requestId = res.locals.requestId as string;
     // An event that names only the provider's invoice ids (Stripe's) gets the numbers from billflow's own invoices.
     const named = {
