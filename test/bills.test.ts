@@ -128,8 +128,13 @@ describe('exceptional bills', () => {
     expect(held).toMatchObject({ status: 'Final', classification: 'Max Credit Limit Amount Reached', held: true, payNowUrl: null, sentToProvider: false });
     expect(held.plan.steps.map((s) => s.kind)).toEqual(['hold-exceptional', 'render-pdf']);
     expect((await provider<{ data: unknown[] }>('GET', `/v1/customers?externalId=${client.id}`)).body.data).toHaveLength(0);
-    const listed = await api<{ data: { number: string; classification: string; held: boolean }[] }>('GET', '/v1/invoices?limit=200');
-    expect(listed.body.data.find((i) => i.number === high)).toMatchObject({ classification: 'Max Credit Limit Amount Reached', held: true });
+    // The read model is written just after the answer.
+    const listedHigh = await eventually(async () => {
+      const listed = await api<{ data: { number: string; classification: string | null; held: boolean }[] }>('GET', '/v1/invoices?limit=200');
+      const row = listed.body.data.find((i) => i.number === high);
+      return row?.held ? row : undefined;
+    }, 'the held bill in the read model');
+    expect(listedHigh).toMatchObject({ classification: 'Max Credit Limit Amount Reached', held: true });
     await visible(`Classification = "Max Credit Limit Amount Reached" AND CompanyId = "${tenant.companyId}"`, `Invoice:${tenant.companyId}:${high}`);
 
     // A credit below -max credited is the other classification; credits are valid invoices.

@@ -119,8 +119,11 @@ describe("billflow's Pay Now link", () => {
     expect(await pdfOf(number)).not.toContain(final.providerPaymentUrl!);
     const first = await box.waitForMessage((m) => m.to.some((t) => t.address === email));
     expect(first.text).toContain(`Pay online: ${link}`);
-    const listed = await api<{ data: Invoice[] }>('GET', `/v1/invoices?clientId=${encodeURIComponent(String(final.clientId))}`);
-    expect(listed.body.data).toEqual([expect.objectContaining({ number, payNowUrl: link, providerPaymentUrl: final.providerPaymentUrl })]);
+    const listed = await eventually(async () => {
+      const r = await api<{ data: Invoice[] }>('GET', `/v1/invoices?clientId=${encodeURIComponent(String(final.clientId))}`);
+      return r.body.data[0]?.status === 'Final' ? r.body.data : undefined;
+    }, 'the Final in the read model');
+    expect(listed).toEqual([expect.objectContaining({ number, payNowUrl: link, providerPaymentUrl: final.providerPaymentUrl })]);
     expect(await landing(link)).toEqual({ landed: final.providerPaymentUrl, outstanding: '$1,500.00' });
 
     // Reissue -> Final with new figures: the same link, the new balance.
