@@ -17,7 +17,7 @@ export interface QuickPayDetails {
 
 export interface NewReceipt {
   companyId: string;
-  kind: 'payment' | 'fee' | 'prepayment';
+  kind: 'payment' | 'fee' | 'processing-fee' | 'prepayment';
   providerPaymentId: string;
   /** Set for a prepayment (one per payment and invoice); null otherwise. */
   invoiceNumber: string | null;

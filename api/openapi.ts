@@ -469,8 +469,9 @@ const Receipt = Partial(
   Obj({
     id: Str({ description: 'Feed cursor of this receipt.' }),
     companyId: Str(),
-    kind: StringEnum(['payment', 'fee', 'prepayment'], {
-      description: '`fee` receipts are miscellaneous receipts for convenience fees; `prepayment`: a payment on an invoice that left Final became a client credit.',
+    kind: StringEnum(['payment', 'fee', 'processing-fee', 'prepayment'], {
+      description:
+        "`fee` receipts are miscellaneous receipts for the payer's convenience fees (Bill & Pay); `processing-fee`: what the provider kept from a card payment it collected (Stripe's fee, from the charge's balance transaction; the client's cost, in the balance's currency); `prepayment`: a payment on an invoice that left Final became a client credit.",
     }),
     providerPaymentId: Str(),
     invoiceNumber: Nullable(Str(), { description: 'prepayment: the invoice the credit came from; null otherwise (see `applications`).' }),

@@ -18,13 +18,17 @@ export interface ProviderCapabilities {
   recordOfflinePayment: boolean;
   /** billflow's own PDF can be attached to the provider's record (Stripe renders its own). */
   attachPdf: boolean;
-  /** Fees billflow receives with a payment: a convenience fee the payer paid on top, or none. */
-  fees: 'payer-convenience-fee' | 'none';
+  /**
+   * The fee a card payment carries: a convenience fee the payer paid on top (money billflow's
+   * client receives, a `fee` receipt), or the provider's processing fee kept from the payment
+   * (the client's cost, a `processing-fee` receipt read from the provider's balance).
+   */
+  fees: 'payer-convenience-fee' | 'processing-fee';
 }
 
 export const PROVIDER_CAPABILITIES: Readonly<Record<ProviderKind, ProviderCapabilities>> = {
   billpay: { editFinalizedInvoice: true, removeInvoice: 'delete', removePayment: true, recordOfflinePayment: true, attachPdf: true, fees: 'payer-convenience-fee' },
   // Stripe keeps a collected payment (its invoice is credited out of band when it leaves), and
-  // its processing fees are the merchant's, not money the ERP receives.
-  stripe: { editFinalizedInvoice: false, removeInvoice: 'void', removePayment: false, recordOfflinePayment: true, attachPdf: false, fees: 'none' },
+  // keeps its processing fee from each card payment.
+  stripe: { editFinalizedInvoice: false, removeInvoice: 'void', removePayment: false, recordOfflinePayment: true, attachPdf: false, fees: 'processing-fee' },
 };

@@ -43,6 +43,8 @@ const USED = [
   'POST /v1/credit_notes',
   'POST /v1/credit_notes/{id}/void',
   'GET /v1/invoice_payments',
+  'GET /v1/invoice_payments/{invoice_payment}',
+  'GET /v1/payment_intents/{intent}',
   'POST /v1/webhook_endpoints',
   'GET /v1/webhook_endpoints',
   'DELETE /v1/webhook_endpoints/{webhook_endpoint}',
@@ -139,6 +141,21 @@ describe("the sandbox's Stripe mode", () => {
       ].sort(),
     );
     expect((await stripe.invoices.list({ status: 'paid', limit: 100 })).data.map((i) => i.id)).toContain(inv.id);
+    // What Stripe kept of each card payment: the charge's balance transaction, read in one call.
+    const inpay = await stripe.invoicePayments.retrieve(part.paymentId!);
+    const intent = inpay.payment.payment_intent as string;
+    expect(intent).toMatch(/^pi_/);
+    const plain = await stripe.paymentIntents.retrieve(intent);
+    expect(plain).toMatchObject({ status: 'succeeded', amount: 40_000, amount_received: 40_000, currency: 'eur', latest_charge: expect.stringMatching(/^ch_/) });
+    const expanded = await stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge.balance_transaction'] });
+    const charge = expanded.latest_charge as Stripe.Charge;
+    expect(charge).toMatchObject({ id: plain.latest_charge, amount: 40_000, paid: true, payment_intent: intent, billing_details: { name: 'Pat Payer', email: 'pat@example.com' } });
+    // 2.9% + 30 of 400.00 EUR: 11.60 + 0.30.
+    expect(charge.balance_transaction).toMatchObject({ type: 'charge', source: charge.id, amount: 40_000, fee: 1_190, net: 38_810, currency: 'eur', fee_details: [{ type: 'stripe_fee', amount: 1_190 }] });
+    expect((await stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge'] })).latest_charge).toMatchObject({ balance_transaction: expect.stringMatching(/^txn_/) });
+    await expect(stripe.paymentIntents.retrieve(intent, { expand: ['customer'] })).rejects.toMatchObject({ statusCode: 400, param: 'expand' });
+    await expect(stripe.paymentIntents.retrieve('pi_nothere')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
+
     // Paid: it can be neither voided nor deleted.
     await expect(stripe.invoices.voidInvoice(inv.id)).rejects.toMatchObject({ statusCode: 400, type: 'StripeInvalidRequestError' });
     await expect(stripe.invoices.del(inv.id)).rejects.toMatchObject({ statusCode: 400 });

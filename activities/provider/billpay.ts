@@ -151,6 +151,11 @@ export class BillPayClient implements PaymentProvider {
     await this.ignoreNotFound(() => this.call('DELETE', `/v1/payments/${encodeURIComponent(paymentId)}`, { idempotencyKey, requestId }));
   }
 
+  /** Bill & Pay keeps no fee from a payment: its fee is the payer's convenience fee, on the payment itself. */
+  processingFee(): Promise<null> {
+    return Promise.resolve(null);
+  }
+
   recordPayment(p: NewProviderPayment, idempotencyKey: string, requestId: string): Promise<BillPayPayment> {
     return this.call('POST', '/v1/payments', { body: p, idempotencyKey, requestId });
   }

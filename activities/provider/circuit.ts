@@ -135,6 +135,7 @@ export function guarded(p: PaymentProvider, circuit: Circuit): PaymentProvider {
     listPayments: through(p.listPayments),
     recordPayment: through(p.recordPayment),
     removePayment: through(p.removePayment),
+    processingFee: through(p.processingFee),
   };
 }
 

@@ -94,6 +94,17 @@ export interface PaymentProvider {
   recordPayment(p: NewProviderPayment, idempotencyKey: string, requestId: string): Promise<ProviderPaymentRecord>;
   /** Removes a payment record billflow no longer counts; already removed counts as done. */
   removePayment(paymentId: string, idempotencyKey: string, requestId: string): Promise<void>;
+  /**
+   * What the provider kept from a payment it collected (only when `capabilities.fees` is
+   * `processing-fee`), in its balance's currency; null for a payment it did not collect.
+   */
+  processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | null>;
+}
+
+export interface ProcessingFee {
+  amount: number;
+  /** The balance's currency (ISO 4217, upper case), which can differ from the invoice's. */
+  currency: string;
 }
 
 /** A verified provider webhook: its event id (deduplicated) and the payment it brings, if any. */

@@ -7,7 +7,8 @@
  * - a finalized invoice cannot be edited: leaving it voids it (open) or credits it out of band
  *   (paid, partly paid), and the plan replaces it on Reissue -> Final;
  * - a Quick Pay settles it as paid out of band; a re-applied prepayment is a credit note on it;
- * - only money collected through Stripe (invoice payments of a PaymentIntent or charge) is imported.
+ * - only money collected through Stripe (invoice payments of a PaymentIntent or charge) is imported,
+ *   and what Stripe kept of it comes from the charge's balance transaction.
  */
 import { createHash } from 'node:crypto';
 import Stripe from 'stripe';
@@ -17,6 +18,7 @@ import {
   type NewProviderInvoice,
   type NewProviderPayment,
   type PaymentProvider,
+  type ProcessingFee,
   type ProviderAccount,
   type ProviderCustomer,
   type ProviderInvoicePatch,
@@ -327,6 +329,26 @@ export class StripeProvider implements PaymentProvider {
       if (!(e instanceof ProviderError && e.status === 404)) throw e;
     }
   }
+
+  /**
+   * The fee in the balance transaction of the charge behind an invoice payment (its payment
+   * intent's latest charge, expanded in one call). Out-of-band marks and billflow's credit notes
+   * moved no money through Stripe: no fee.
+   */
+  async processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | null> {
+    if (!paymentId.startsWith('inpay_')) return null;
+    const p = await this.call(`GET invoice payment ${paymentId}`, () => this.stripe.invoicePayments.retrieve(paymentId, {}, this.opts(requestId)));
+    const intent = p.payment.type === 'payment_intent' ? idOf(p.payment.payment_intent) : '';
+    if (!intent) return null;
+    const pi = await this.call(`GET payment intent ${intent}`, () =>
+      this.stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge.balance_transaction'] }, this.opts(requestId)),
+    );
+    const charge = pi.latest_charge;
+    const txn = charge && typeof charge !== 'string' ? charge.balance_transaction : null;
+    // Stripe adds the balance transaction when the charge settles into the balance: retried until then.
+    if (!txn || typeof txn === 'string') throw new ProviderError(`Stripe has no balance transaction for payment intent ${intent} yet`, null, 'balance-transaction-pending');
+    return { amount: txn.fee, currency: txn.currency.toUpperCase() };
+  }
 }
 
 type Credited = Pick<Stripe.Invoice, 'total' | 'pre_payment_credit_notes_amount' | 'post_payment_credit_notes_amount'>;
@@ -366,7 +388,7 @@ export function collectedPayment(p: Stripe.InvoicePayment, invoiceNumber: string
     id: p.id,
     customerId,
     amount,
-    // Stripe's processing fee is the merchant's cost, not money the ERP receives (capabilities.fees).
+    // No payer's convenience fee at Stripe; what Stripe keeps is read apart (processingFee).
     fee: 0,
     paidAt: iso(p.status_transitions.paid_at ?? p.created),
     status: 'succeeded',

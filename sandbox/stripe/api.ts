@@ -1,7 +1,8 @@
 /**
  * The Stripe-compatible API: stateful for the subset billflow's Stripe adapter uses (customers and
  * their search by metadata, invoice items, invoices with finalize / void / pay out of band / send /
- * delete, credit notes and their void, invoice payments, webhook endpoints, events). Requests are
+ * delete, credit notes and their void, invoice payments, a card payment's payment intent with
+ * its charge and balance transaction expanded, webhook endpoints, events). Requests are
  * Stripe's (form-encoded, `Authorization: Bearer <secret key>`, the pinned `Stripe-Version`);
  * answers are Stripe's objects and errors. The secret key is a sandbox account's apiKey, so the
  * account's injected faults (sandbox/faults.ts) and request log apply here too.
@@ -46,6 +47,9 @@ export interface StripeApiDeps {
 }
 
 const CURRENCIES = /^[a-z]{3}$/;
+
+/** The expansions the sandbox answers: the ones billflow reads a card payment's fee through. */
+const PAYMENT_INTENT_EXPANSIONS = ['latest_charge', 'latest_charge.balance_transaction'];
 
 function authenticate(sql: Sql): RequestHandler {
   return async (req, res, next) => {
@@ -527,6 +531,22 @@ export function stripeApiRouter(deps: StripeApiDeps): express.Router {
   r.get('/invoice_payments/:invoice_payment', async (req, res) => {
     query(req).done();
     res.json(await load(sql, stripeAccount(res), 'invoice_payment', req.params.invoice_payment));
+  });
+
+  // --- payment intents ---------------------------------------------------------------------------
+  r.get('/payment_intents/:intent', async (req, res) => {
+    const p = query(req);
+    const expand = p.strings('expand') ?? [];
+    p.done();
+    const unknown = expand.find((e) => !PAYMENT_INTENT_EXPANSIONS.includes(e));
+    if (unknown) throw invalid(`This property cannot be expanded (${unknown}).`, 'expand');
+    const account = stripeAccount(res);
+    const pi = await load(sql, account, 'payment_intent', req.params.intent, { param: 'intent' });
+    if (expand.length === 0) return res.json(pi);
+    // The charge and its balance transaction inline, as Stripe expands them (the fee is on the latter).
+    const charge = await load(sql, account, 'charge', pi.latest_charge);
+    const txn = expand.includes('latest_charge.balance_transaction') ? await load(sql, account, 'balance_transaction', charge.balance_transaction) : charge.balance_transaction;
+    res.json({ ...pi, latest_charge: { ...charge, balance_transaction: txn } });
   });
 
   // --- webhook endpoints -------------------------------------------------------------------------

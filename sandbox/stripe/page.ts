@@ -18,7 +18,7 @@ import { amountText, cardFields, checkFields, dateText, field, html, layout, mes
 import type { WebhookDispatcher } from '../webhooks.js';
 import { markPaid } from './api.js';
 import { emit } from './events.js';
-import { insert, now, recompute, save, stripeId, type Invoice, type InvoicePayment } from './store.js';
+import { cardCharge, insert, now, recompute, save, stripeId, type Invoice, type InvoicePayment } from './store.js';
 
 export interface HostedPageDeps {
   sql: Sql;
@@ -137,6 +137,8 @@ export function hostedPageRouter(deps: HostedPageDeps): express.Router {
       if (locked.inv.status !== 'open') return { kind: 'closed' as const, found: locked };
       if (amount > locked.inv.amount_remaining) return { kind: 'over' as const, found: locked };
       const t = now();
+      const charged = cardCharge(locked.inv, amount, t, { name: input.payerName || null, email: input.payerEmail || null });
+      for (const obj of charged.objects) await insert(tx, locked.account, obj);
       const payment: InvoicePayment = {
         id: stripeId('inpay'),
         object: 'invoice_payment',
@@ -147,7 +149,7 @@ export function hostedPageRouter(deps: HostedPageDeps): express.Router {
         invoice: locked.inv.id,
         is_default: false,
         livemode: false,
-        payment: { type: 'payment_intent', payment_intent: stripeId('pi') },
+        payment: { type: 'payment_intent', payment_intent: charged.intent },
         status: 'paid',
         status_transitions: { canceled_at: null, paid_at: t },
       };

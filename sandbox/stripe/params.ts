@@ -83,7 +83,7 @@ export class Params {
     return list;
   }
 
-  /** Refuses whatever the handler did not read. `expand` is refused too: the sandbox answers ids, never expanded objects. */
+  /** Refuses whatever the handler did not read: `expand` too, except where a handler takes it (payment intents). */
   done(): void {
     for (const name of Object.keys(this.raw)) {
       if (!this.taken.has(name)) throw invalid(`Received unknown parameter: ${name}`, name);

@@ -1,7 +1,8 @@
 /**
  * The Stripe mode's objects, kept as the JSON it answers with (table stripe_objects), and the
  * shapes it builds: customers, invoice items, invoices (with their lines), credit notes, invoice
- * payments, webhook endpoints and events. Every object has each field Stripe's OpenAPI description
+ * payments with the payment intent, charge and balance transaction (its processing fee) behind
+ * each card payment, webhook endpoints and events. Every object has each field Stripe's OpenAPI description
  * requires (test/stripe-sandbox.test.ts validates each answer against it), and no field it lacks.
  */
 import { randomBytes } from 'node:crypto';
@@ -163,6 +164,134 @@ export interface InvoicePayment {
   status_transitions: { canceled_at: number | null; paid_at: number | null };
 }
 
+/** What the hosted page's card payment was, as Stripe keeps it: its charge is `latest_charge`. */
+export interface PaymentIntent {
+  id: string;
+  object: 'payment_intent';
+  amount: number;
+  amount_received: number;
+  created: number;
+  currency: string;
+  customer: string;
+  latest_charge: string;
+  livemode: false;
+  metadata: Metadata;
+  payment_method_types: string[];
+  status: 'succeeded';
+}
+
+export interface Charge {
+  id: string;
+  object: 'charge';
+  amount: number;
+  amount_captured: number;
+  amount_refunded: number;
+  balance_transaction: string;
+  billing_details: { address: null; email: string | null; name: string | null; phone: null; tax_id: null };
+  captured: boolean;
+  created: number;
+  currency: string;
+  customer: string;
+  disputed: boolean;
+  livemode: false;
+  metadata: Metadata;
+  paid: boolean;
+  payment_intent: string;
+  refunded: boolean;
+  status: 'succeeded';
+}
+
+/** The charge in the account's balance: what Stripe kept as its processing fee, and the net. */
+export interface BalanceTransaction {
+  id: string;
+  object: 'balance_transaction';
+  amount: number;
+  available_on: number;
+  balance_type: 'payments';
+  created: number;
+  currency: string;
+  description: string | null;
+  exchange_rate: null;
+  fee: number;
+  fee_details: { amount: number; application: null; currency: string; description: string; type: 'stripe_fee' }[];
+  net: number;
+  reporting_category: 'charge';
+  source: string;
+  status: 'pending' | 'available';
+  type: 'charge';
+}
+
+/**
+ * The sandbox's processing fee on a card charge, in the charge's minor units: Stripe's standard
+ * card pricing (2.9% + 30), rounded half up. A real account's pricing varies; billflow reads
+ * whatever the balance transaction says.
+ */
+export function processingFee(amount: number): number {
+  return Math.round((amount * 29) / 1000) + 30;
+}
+
+/** A succeeded card payment of `amount` on `inv`: its payment intent, charge and balance transaction, with the processing fee. */
+export function cardCharge(inv: Invoice, amount: number, created: number, payer: { name: string | null; email: string | null }) {
+  const fee = processingFee(amount);
+  const intent = stripeId('pi');
+  const charge = stripeId('ch');
+  const txn = stripeId('txn');
+  const pi: PaymentIntent = {
+    id: intent,
+    object: 'payment_intent',
+    amount,
+    amount_received: amount,
+    created,
+    currency: inv.currency,
+    customer: inv.customer,
+    latest_charge: charge,
+    livemode: false,
+    metadata: {},
+    payment_method_types: ['card'],
+    status: 'succeeded',
+  };
+  const ch: Charge = {
+    id: charge,
+    object: 'charge',
+    amount,
+    amount_captured: amount,
+    amount_refunded: 0,
+    balance_transaction: txn,
+    billing_details: { address: null, email: payer.email, name: payer.name, phone: null, tax_id: null },
+    captured: true,
+    created,
+    currency: inv.currency,
+    customer: inv.customer,
+    disputed: false,
+    livemode: false,
+    metadata: {},
+    paid: true,
+    payment_intent: intent,
+    refunded: false,
+    status: 'succeeded',
+  };
+  const bt: BalanceTransaction = {
+    id: txn,
+    object: 'balance_transaction',
+    amount,
+    // Card funds become available two days later, as on a new Stripe account's standard schedule.
+    available_on: created + 2 * 86_400,
+    balance_type: 'payments',
+    created,
+    currency: inv.currency,
+    description: inv.number ? `Invoice ${inv.number}` : null,
+    exchange_rate: null,
+    fee,
+    fee_details: [{ amount: fee, application: null, currency: inv.currency, description: 'Stripe processing fees', type: 'stripe_fee' }],
+    net: amount - fee,
+    reporting_category: 'charge',
+    source: charge,
+    status: 'pending',
+    type: 'charge',
+  };
+  return { intent, objects: [pi, ch, bt] as StripeObject[] };
+}
+
 export interface WebhookEndpoint {
   id: string;
   object: 'webhook_endpoint';
@@ -190,7 +319,7 @@ export interface StripeEvent {
   type: string;
 }
 
-export type StripeObject = Customer | InvoiceItem | Invoice | CreditNote | InvoicePayment | WebhookEndpoint | StripeEvent;
+export type StripeObject = Customer | InvoiceItem | Invoice | CreditNote | InvoicePayment | PaymentIntent | Charge | BalanceTransaction | WebhookEndpoint | StripeEvent;
 
 const NAMES: Record<StripeObject['object'], string> = {
   customer: 'customer',
@@ -198,6 +327,9 @@ const NAMES: Record<StripeObject['object'], string> = {
   invoice: 'invoice',
   credit_note: 'credit note',
   invoice_payment: 'invoice payment',
+  payment_intent: 'payment_intent',
+  charge: 'charge',
+  balance_transaction: 'balance transaction',
   webhook_endpoint: 'webhook endpoint',
   event: 'event',
 };
