@@ -80,9 +80,7 @@ export function createBillActivities({ sql, renderer, mailer, publicApiUrl }: Ac
   async function invoiceState(companyId: string, number: string): Promise<InvoiceState> {
     const [row] = await sql<{ state: InvoiceState | null }[]>`SELECT state FROM invoices WHERE company_id = ${companyId} AND number = ${number}`;
     const client = Context.current().client;
-    const state =
-      row?.state ??
-      (await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => client.workflow.getHandle(invoiceWorkflowId(companyId, number)).query(stateQuery)));
+    const state = row?.state ?? (await client.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => client.workflow.getHandle(invoiceWorkflowId(companyId, number)).query(stateQuery)));
     // The bill's PDF and message carry billflow's link, like the invoice's own.
     return linked(sql, publicApiUrl, state);
   }
@@ -194,10 +192,12 @@ export function createBillActivities({ sql, renderer, mailer, publicApiUrl }: Ac
               ${k.clientIds?.length ? tx`AND i.client_id IN ${tx(k.clientIds)}` : tx``}
               ${k.invoiceNumbers?.length ? tx`AND i.number IN ${tx(k.invoiceNumbers)}` : tx``}
               ${k.deliveryPreference ? tx`AND c.delivery_preference = ${k.deliveryPreference}` : tx``}
-              ${k.notYetSent
-                ? tx`AND NOT EXISTS (SELECT 1 FROM bill_deliveries d WHERE d.company_id = i.company_id AND d.invoice_number = i.number
+              ${
+                k.notYetSent
+                  ? tx`AND NOT EXISTS (SELECT 1 FROM bill_deliveries d WHERE d.company_id = i.company_id AND d.invoice_number = i.number
                       AND d.kind IN ('bill-email', 'bill-print'))`
-                : tx``}
+                  : tx``
+              }
             RETURNING seq`;
         }
         await tx`UPDATE bill_runs SET status = 'running', total = ${inserted.length} WHERE company_id = ${companyId} AND id = ${runId}`;
@@ -314,7 +314,12 @@ export function createBillActivities({ sql, renderer, mailer, publicApiUrl }: Ac
           const docs = await sql<{ bytes: Buffer }[]>`
             SELECT d.bytes FROM bill_run_items i JOIN documents d ON d.id = i.document_id
             WHERE i.company_id = ${companyId} AND i.run_id = ${runId} AND i.outcome = 'printed' ORDER BY i.seq`;
-          const merged = Buffer.from(await mergePdfs(docs.map((d) => d.bytes), `Bill printout, run ${runId}`));
+          const merged = Buffer.from(
+            await mergePdfs(
+              docs.map((d) => d.bytes),
+              `Bill printout, run ${runId}`,
+            ),
+          );
           await sql`
             INSERT INTO documents (id, company_id, kind, content_type, sha256, bytes, filename)
             VALUES (${printoutId}, ${companyId}, 'bill-printout', 'application/pdf', ${sha256(merged)}, ${merged}, ${`printout-${runId}.pdf`})

@@ -5,7 +5,7 @@
  */
 import { MailError, type MailAttachment, type Mailer } from './email/mailer.js';
 
-export interface ChannelMessage {
+interface ChannelMessage {
   subject: string;
   body: string;
   attachments: MailAttachment[];
@@ -15,7 +15,7 @@ export interface ChannelMessage {
 }
 
 /** Contact details a channel picks its recipient from. */
-export interface Contact {
+interface Contact {
   email: string | null;
 }
 
@@ -40,7 +40,7 @@ export interface Channel {
   send(recipient: string, message: ChannelMessage): Promise<{ messageId: string }>;
 }
 
-export function emailChannel(mailer: Mailer): Channel {
+function emailChannel(mailer: Mailer): Channel {
   return {
     name: 'email',
     recipient: (c) => (c.email && c.email.trim() !== '' ? c.email : null),
@@ -55,8 +55,7 @@ export function emailChannel(mailer: Mailer): Channel {
   };
 }
 
-export const CHANNELS = ['email'] as const;
-export type ChannelName = (typeof CHANNELS)[number];
+export type ChannelName = 'email';
 
 export function createChannels(deps: { mailer: Mailer }): Record<ChannelName, Channel> {
   return { email: emailChannel(deps.mailer) };

@@ -29,7 +29,7 @@ export function invoiceKey(companyId: string, number: string): string {
 }
 
 /** The event's webhook-id: the same on every attempt and every endpoint. */
-export function eventId(e: Pick<NewEvent, 'type' | 'companyId' | 'identity'>): string {
+function eventId(e: Pick<NewEvent, 'type' | 'companyId' | 'identity'>): string {
   return `msg_${stableUuid(e.type, e.companyId, ...e.identity).replaceAll('-', '')}`;
 }
 
@@ -46,7 +46,10 @@ export async function lockEventKeys(tx: TransactionSql, keys: string[]): Promise
 /** Writes events and their deliveries in the caller's transaction; an event no endpoint takes is not kept. */
 export async function emitEvents(tx: TransactionSql, events: NewEvent[]): Promise<void> {
   if (events.length === 0) return;
-  await lockEventKeys(tx, events.map((e) => e.orderingKey));
+  await lockEventKeys(
+    tx,
+    events.map((e) => e.orderingKey),
+  );
   // One look at the companies' endpoints first: most writes are for companies without any.
   const endpoints = await tx<{ id: string; company_id: string; events: string[] | null }[]>`
     SELECT id, company_id, events FROM webhook_endpoints WHERE company_id IN ${tx([...new Set(events.map((e) => e.companyId))])}`;

@@ -48,7 +48,7 @@ export type SendOutcome = 'sent' | 'already-sent' | 'unconfirmed';
 
 type Query = () => Promise<readonly unknown[]>;
 
-export interface CompanySettings {
+interface CompanySettings {
   providerEnabled: boolean;
   paymentImportSeconds: number;
   /** Days relative to the due date on which a Final invoice that owes something is reminded (absent in histories recorded before reminders). */
@@ -87,9 +87,24 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
     const amount = fee.amount;
     const currency = fee.currency;
     await sql.begin(async (tx) => {
-      await insertReceipts(tx, [
-        { companyId, kind: 'processing-fee', providerPaymentId: p.paymentId, invoiceNumber: null, amount, currency, allocations: p.coveredInvoices, applications: [], paidAt: p.paidAt, requestId: p.requestId },
-      ], invoiceKey(companyId, number));
+      await insertReceipts(
+        tx,
+        [
+          {
+            companyId,
+            kind: 'processing-fee',
+            providerPaymentId: p.paymentId,
+            invoiceNumber: null,
+            amount,
+            currency,
+            allocations: p.coveredInvoices,
+            applications: [],
+            paidAt: p.paidAt,
+            requestId: p.requestId,
+          },
+        ],
+        invoiceKey(companyId, number),
+      );
     });
     log.info('processing fee recorded', { number, paymentId: p.paymentId, amount, currency, requestId: p.requestId });
   }
@@ -141,9 +156,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
         SELECT name, email FROM clients WHERE company_id = ${companyId} AND id = ${clientId}`;
       if (!client) throw ApplicationFailure.nonRetryable(`unknown client ${clientId}`, 'UnknownClient');
       const api = await providerOf(companyId);
-      const customer = await provider('ensure customer', () =>
-        api.ensureCustomer({ externalId: clientId, name: client.name, email: client.email }, requestId),
-      );
+      const customer = await provider('ensure customer', () => api.ensureCustomer({ externalId: clientId, name: client.name, email: client.email }, requestId));
       log.info('provider customer ready', { companyId, clientId, customerId: customer.id, requestId });
       return { customerId: customer.id };
     },
@@ -184,13 +197,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
       return { providerInvoiceId: inv.id, payNowUrl: inv.payNowUrl };
     },
 
-    async attachProviderInvoicePdf(input: {
-      companyId: string;
-      providerInvoiceId: string;
-      documentId: string;
-      idempotencyKey: string;
-      requestId: string;
-    }): Promise<void> {
+    async attachProviderInvoicePdf(input: { companyId: string; providerInvoiceId: string; documentId: string; idempotencyKey: string; requestId: string }): Promise<void> {
       const [doc] = await sql<{ bytes: Buffer }[]>`SELECT bytes FROM documents WHERE id = ${input.documentId}`;
       if (!doc) throw ApplicationFailure.nonRetryable(`document ${input.documentId} not found`, 'MissingDocument');
       const api = await providerOf(input.companyId);
@@ -263,21 +270,25 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
           WHERE company_id = ${input.companyId} AND provider_payment_id = ${p.paymentId} AND released_at IS NULL
           ORDER BY invoice_number`;
         // Last, so the feed's lock is held only for the insert and the commit.
-        await insertReceipts(tx, [
-          {
-            companyId: input.companyId,
-            kind: 'prepayment',
-            providerPaymentId: p.paymentId,
-            invoiceNumber: input.number,
-            amount: p.amount,
-            currency: input.currency,
-            allocations: p.coveredInvoices,
-            // A credit for the client: it applies to no invoice until the ERP applies it.
-            applications: [],
-            paidAt: p.paidAt || new Date().toISOString(),
-            requestId: input.requestId,
-          },
-        ], key);
+        await insertReceipts(
+          tx,
+          [
+            {
+              companyId: input.companyId,
+              kind: 'prepayment',
+              providerPaymentId: p.paymentId,
+              invoiceNumber: input.number,
+              amount: p.amount,
+              currency: input.currency,
+              allocations: p.coveredInvoices,
+              // A credit for the client: it applies to no invoice until the ERP applies it.
+              applications: [],
+              paidAt: p.paidAt || new Date().toISOString(),
+              requestId: input.requestId,
+            },
+          ],
+          key,
+        );
         log.info('payment converted to prepayment', { number: input.number, paymentId: p.paymentId, prepaymentId, requestId: input.requestId });
         return { prepaymentId, stillHeldBy: held.map((h) => h.invoice_number) };
       });
@@ -322,15 +333,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
     },
 
     /** Takes `amount` from a client prepayment for this invoice, once per application key. */
-    async reservePrepayment(input: {
-      companyId: string;
-      clientId: string;
-      prepaymentId: string;
-      number: string;
-      amount: number;
-      applicationKey: string;
-      requestId: string;
-    }): Promise<void> {
+    async reservePrepayment(input: { companyId: string; clientId: string; prepaymentId: string; number: string; amount: number; applicationKey: string; requestId: string }): Promise<void> {
       await sql.begin(async (tx) => {
         await lockEventKeys(tx, [invoiceKey(input.companyId, input.number)]);
         const [pre] = await tx<{ client_id: string; remaining: number }[]>`
@@ -444,7 +447,12 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
         const api = await providerOf(input.companyId);
         const p = await provider('record Quick Pay at the provider', () =>
           api.recordPayment(
-            { customerId: input.provider!.customerId, allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }], method: 'quickpay', reference: quickPayReference(d.operationKey, d.paymentType, d.paymentMethod) },
+            {
+              customerId: input.provider!.customerId,
+              allocations: [{ invoiceId: input.provider!.providerInvoiceId, amount: input.amount }],
+              method: 'quickpay',
+              reference: quickPayReference(d.operationKey, d.paymentType, d.paymentMethod),
+            },
             input.idempotencyKey,
             d.requestId,
           ),
@@ -573,12 +581,12 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
             return confirmed;
           }),
         {
-        to: row.email,
-        subject: mail.subject,
-        text: mail.text,
-        messageId,
-        headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
-        attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
+          to: row.email,
+          subject: mail.subject,
+          text: mail.text,
+          messageId,
+          headers: { 'X-Request-Id': requestId, 'X-Billflow-Invoice': number, 'X-Billflow-Reminder': String(daysAfterDue) },
+          attachments: pdf ? [{ filename: `invoice-${number}.pdf`, content: pdf.bytes, contentType: 'application/pdf' }] : [],
         },
       );
       log.info('reminder sent', { number, revision, daysAfterDue, to: row.email, outstanding: invoice.outstanding, outcome });
@@ -619,7 +627,9 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
           WHERE invoices.version <= EXCLUDED.version`;
         // A row from before the state snapshot was kept cannot tell what changed: no events for it.
         if (stored && !stored.state) return;
-        const [origin] = stored ? [] : await tx<{ request_id: string }[]>`
+        const [origin] = stored
+          ? []
+          : await tx<{ request_id: string }[]>`
           SELECT request_id FROM invoice_origins WHERE company_id = ${s.companyId} AND number = ${s.number}`;
         await emitEvents(tx, invoiceEvents(stored?.state ?? undefined, shown, origin?.request_id ?? `create-${s.number}`));
       });
@@ -682,10 +692,14 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
         // Payments signalled before their parts were carried know only this invoice's part (or all of it, for one invoice).
         const applications = p.applications ?? p.coveredInvoices.map((n) => ({ invoiceNumber: n, amount: n === input.number ? p.amount : null }));
         // The fee is a separate (miscellaneous) receipt; both last in the transaction (see insertReceipts).
-        await insertReceipts(tx, [
-          { ...receipt, kind: 'payment', amount: p.totalAmount, applications, quickPay: quickPay ?? null },
-          ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee, applications: [] }] : []),
-        ], key);
+        await insertReceipts(
+          tx,
+          [
+            { ...receipt, kind: 'payment', amount: p.totalAmount, applications, quickPay: quickPay ?? null },
+            ...(p.fee > 0 ? [{ ...receipt, kind: 'fee' as const, amount: p.fee, applications: [] }] : []),
+          ],
+          key,
+        );
       });
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
       await recordProcessingFee(input.companyId, input.number, p);

@@ -32,7 +32,11 @@ const routes: Route[] = Object.entries(openapi.paths as unknown as Record<string
   .map(([template, item]) => {
     const names: string[] = [];
     const source = template.replace(/[.*+?^$()|[\]\\]/g, '\\$&').replace(/\{([^}]+)\}/g, (_m, name: string) => (names.push(name), '([^/]+)'));
-    const methods = Object.fromEntries(Object.entries(item).filter(([m]) => METHODS.includes(m)).map(([m, op]) => [m.toUpperCase(), op.parameters ?? []]));
+    const methods = Object.fromEntries(
+      Object.entries(item)
+        .filter(([m]) => METHODS.includes(m))
+        .map(([m, op]) => [m.toUpperCase(), op.parameters ?? []]),
+    );
     return { template, pattern: new RegExp(`^${source}/?$`), names, methods, params: names.length };
   })
   .sort((a, b) => a.params - b.params);
@@ -75,11 +79,13 @@ export const contract: RequestHandler = (req, res, next) => {
       return next(new HttpProblem(422, 'invalid-request', `${name} is not valid percent-encoding`, name));
     }
   }
-  const query = Object.fromEntries(
-    Object.entries(req.query).map(([k, v]) => [k, fromQueryString(v, params.find((p) => p.in === 'query' && p.name === k)?.schema)]),
-  );
+  const query = Object.fromEntries(Object.entries(req.query).map(([k, v]) => [k, fromQueryString(v, params.find((p) => p.in === 'query' && p.name === k)?.schema)]));
   const headers = Object.fromEntries(params.filter((p) => p.in === 'header' && req.get(p.name) !== undefined).map((p) => [p.name, req.get(p.name)]));
-  for (const [where, values] of [['path', path], ['query', query], ['header', headers]] as const) {
+  for (const [where, values] of [
+    ['path', path],
+    ['query', query],
+    ['header', headers],
+  ] as const) {
     const name = `${method} ${route.template} ${where}`;
     if (!schemas.has(name)) schemas.set(name, parameterSchema(params, where));
     validate(name, values);

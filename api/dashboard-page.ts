@@ -1,7 +1,7 @@
 /** The operator dashboard's HTML: one self-contained page (inline CSS and SVG, no script, nothing fetched). */
 import { formatMoney } from '../domain/money.js';
 
-export interface InvoiceRow {
+interface InvoiceRow {
   companyName: string;
   number: string;
   clientName: string;
@@ -14,7 +14,7 @@ export interface InvoiceRow {
   workflowUrl: string | null;
 }
 
-export interface DriftRow {
+interface DriftRow {
   companyName: string;
   checkedAt: string;
   what: string;
@@ -22,7 +22,7 @@ export interface DriftRow {
   workflowUrl: string | null;
 }
 
-export interface RunRow {
+interface RunRow {
   companyName: string;
   kind: string;
   startedAt: string;
@@ -32,7 +32,7 @@ export interface RunRow {
   workflowUrl: string | null;
 }
 
-export interface EndpointRow {
+interface EndpointRow {
   companyName: string;
   url: string;
   description: string | null;
@@ -61,7 +61,7 @@ export interface DashboardData {
   aging: Aging[];
 }
 
-export function esc(s: string): string {
+function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
@@ -141,9 +141,7 @@ export function dashboardPage(d: DashboardData): string {
     esc(r.failingSince ?? '-'),
     esc(r.lastSuccessAt ?? 'never'),
   ]);
-  const aging = d.aging.length
-    ? d.aging.map((a) => `<h3>${esc(a.currency)}</h3>${agingChart(a)}`).join('')
-    : '<p class="empty">Nothing is owed on a final invoice.</p>';
+  const aging = d.aging.length ? d.aging.map((a) => `<h3>${esc(a.currency)}</h3>${agingChart(a)}`).join('') : '<p class="empty">Nothing is owed on a final invoice.</p>';
   return page(
     'billflow operator dashboard',
     `<header><h1>billflow operator dashboard</h1><span>${esc(d.scope)} · as of ${esc(d.asOf)}</span><form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form></header>

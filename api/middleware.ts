@@ -23,7 +23,7 @@ export interface Scope {
 }
 
 /** The header naming the company when an organisation key acts on one company's settings. */
-export const COMPANY_HEADER = 'Billflow-Company';
+const COMPANY_HEADER = 'Billflow-Company';
 
 export function scopeOf(res: Response): Scope {
   return res.locals.scope as Scope;
@@ -40,12 +40,7 @@ export function companyOf(res: Response, orField?: string): CompanyRow {
   const scope = scopeOf(res);
   if (scope.companies.length === 0) throw noCompanies(scope.organisationId);
   const how = orField ? `give ${orField}, or name one with the ${COMPANY_HEADER} header` : `name one with the ${COMPANY_HEADER} header`;
-  throw new HttpProblem(
-    422,
-    'company-required',
-    `organisation ${scope.organisationId} has several companies (${scope.companies.map((c) => c.id).join(', ')}): ${how}`,
-    orField ?? COMPANY_HEADER,
-  );
+  throw new HttpProblem(422, 'company-required', `organisation ${scope.organisationId} has several companies (${scope.companies.map((c) => c.id).join(', ')}): ${how}`, orField ?? COMPANY_HEADER);
 }
 
 export function noCompanies(organisationId: string | null): HttpProblem {
@@ -151,11 +146,11 @@ const OPERATOR_SCOPE = '__operator__';
  * request lets it run out. Short, because the ERP's retries of a request an API process died in
  * the middle of are answered 409 until then (a chaos run lost a lifecycle to a 60 s lease).
  */
-export const IDEMPOTENCY_LEASE_SECONDS = 15;
+const IDEMPOTENCY_LEASE_SECONDS = 15;
 /** A request that has not answered after this long stops renewing (a hung handler frees its key). */
 const LEASE_RENEW_FOR_MS = 10 * 60_000;
 /** How long answers are kept (Stripe's 24 h); expired keys are purged and may be used afresh. */
-export const IDEMPOTENCY_KEEP_HOURS = 24;
+const IDEMPOTENCY_KEEP_HOURS = 24;
 const PURGE_EVERY_MS = 60_000;
 
 /** What makes two requests "the same request" for one Idempotency-Key. */
@@ -183,9 +178,7 @@ export function idempotency(sql: Sql, secrets: Keyring): RequestHandler {
     const hash = idempotencyRequestHash(req.method, req.originalUrl, req.get(COMPANY_HEADER), req.body);
     if (Date.now() >= nextPurge) {
       nextPurge = Date.now() + PURGE_EVERY_MS;
-      await sql`DELETE FROM idempotency_keys WHERE created_at < now() - ${keep}::interval`.catch((e: unknown) =>
-        process.stderr.write(`expired idempotency keys not purged: ${String(e)}\n`),
-      );
+      await sql`DELETE FROM idempotency_keys WHERE created_at < now() - ${keep}::interval`.catch((e: unknown) => process.stderr.write(`expired idempotency keys not purged: ${String(e)}\n`));
     }
     // One statement claims the key: a new key, an expired one, or (for the same request) one whose
     // lease ran out. Concurrent claims serialise on the row, so exactly one of them wins.
@@ -215,12 +208,15 @@ export function idempotency(sql: Sql, secrets: Keyring): RequestHandler {
       return;
     }
     const renewUntil = Date.now() + LEASE_RENEW_FOR_MS;
-    const renewing = setInterval(() => {
-      if (Date.now() > renewUntil) return clearInterval(renewing);
-      sql`UPDATE idempotency_keys SET locked_until = now() + ${lease}::interval WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token} AND status IS NULL`.catch(
-        (e: unknown) => process.stderr.write(`idempotency lease for ${key} not renewed: ${String(e)}\n`),
-      );
-    }, (IDEMPOTENCY_LEASE_SECONDS * 1000) / 3);
+    const renewing = setInterval(
+      () => {
+        if (Date.now() > renewUntil) return clearInterval(renewing);
+        sql`UPDATE idempotency_keys SET locked_until = now() + ${lease}::interval WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token} AND status IS NULL`.catch((e: unknown) =>
+          process.stderr.write(`idempotency lease for ${key} not renewed: ${String(e)}\n`),
+        );
+      },
+      (IDEMPOTENCY_LEASE_SECONDS * 1000) / 3,
+    );
     renewing.unref();
     // The answer is stored when the handler gives it, before it is sent: a client that has gone
     // away meanwhile gets it on its retry, and one that got it replays it. Only the lease's holder writes.
@@ -235,9 +231,7 @@ export function idempotency(sql: Sql, secrets: Keyring): RequestHandler {
         ? sql`UPDATE idempotency_keys SET status = ${res.statusCode}, headers = ${sql.json(headers)}, body = ${sql.json(sealAnswer(secrets, scope, key, body))}, locked_until = NULL
               WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`
         : sql`DELETE FROM idempotency_keys WHERE company_id = ${scope} AND key = ${key} AND lease_token = ${token}`;
-      void done
-        .catch((e: unknown) => process.stderr.write(`idempotency record for ${key} not saved: ${String(e)}\n`))
-        .finally(() => json(body));
+      void done.catch((e: unknown) => process.stderr.write(`idempotency record for ${key} not saved: ${String(e)}\n`)).finally(() => json(body));
       return res;
     };
     next();

@@ -7,7 +7,25 @@ import { Type, type Static } from '@sinclair/typebox';
 import { SETTLEMENT_STATUSES } from '../domain/invoice.js';
 import { BUILT_IN_TAGS, CUSTOM_TAG_NAME } from '../domain/tags.js';
 import { BILL_OUTCOMES, BILL_RUN_KINDS, DELIVERY_PREFERENCES } from '../workflows/bill-run-contract.js';
-import { AnyObject, date, Default, id, idempotencyKey, jsonAnswer, jsonBody, jsonResponse, listOf, MAX_INT4, Nullable, pathParameter, problem, queryParameters, Ref, requestId, StringEnum } from './openapi-parts.js';
+import {
+  AnyObject,
+  date,
+  Default,
+  id,
+  idempotencyKey,
+  jsonAnswer,
+  jsonBody,
+  jsonResponse,
+  listOf,
+  MAX_INT4,
+  Nullable,
+  pathParameter,
+  problem,
+  queryParameters,
+  Ref,
+  requestId,
+  StringEnum,
+} from './openapi-parts.js';
 
 const { Object: Obj, Partial, Optional, String: Str, Integer, Boolean: Bool, Array: Arr } = Type;
 
@@ -43,14 +61,9 @@ const MessageTemplate = Partial(
   }),
 );
 
-const CustomTagValue = Obj(
-  { value: Str({ maxLength: 2_000, description: 'What #custom.<name> is replaced by in every message of the company.' }) },
-  { additionalProperties: false },
-);
+const CustomTagValue = Obj({ value: Str({ maxLength: 2_000, description: 'What #custom.<name> is replaced by in every message of the company.' }) }, { additionalProperties: false });
 
-const CustomTag = Partial(
-  Obj({ name: Str(), tag: Str({ description: '`#custom.<name>`' }), value: Str(), updatedAt: Str({ format: 'date-time' }) }),
-);
+const CustomTag = Partial(Obj({ name: Str(), tag: Str({ description: '`#custom.<name>`' }), value: Str(), updatedAt: Str({ format: 'date-time' }) }));
 
 const MessagePreviewRequest = Obj({ invoiceNumber: id({ description: 'The bill whose values fill the tags.' }) }, { additionalProperties: false });
 
@@ -190,14 +203,15 @@ const pdf = (description: string) => ({ description, content: { 'application/pdf
 export const billPaths = {
   '/v1/message-tags': {
     get: {
-      summary: 'Every tag a message template may use (built-in and the company\'s custom tags), with what it stands for',
+      summary: "Every tag a message template may use (built-in and the company's custom tags), with what it stands for",
       responses: { 200: jsonAnswer('The tags', listOf(Obj({ tag: Str(), description: Str() }))), 401: problem },
     },
   },
   '/v1/message-templates': {
     post: {
       summary: 'Create a message template',
-      description: 'Errors: 422 `unknown-tag` (a tag that is neither built in nor a custom tag of the company; `field` subject or body, the tag in `detail`), 409 `template-exists` (the name is taken).',
+      description:
+        'Errors: 422 `unknown-tag` (a tag that is neither built in nor a custom tag of the company; `field` subject or body, the tag in `detail`), 409 `template-exists` (the name is taken).',
       parameters: [idempotencyKey, requestId],
       requestBody: body('MessageTemplateCreate', reminder),
       responses: { 201: json('Created (Location: /v1/message-templates/{id})', 'MessageTemplate'), 401: problem, 409: problem, 422: problem },
@@ -217,7 +231,7 @@ export const billPaths = {
   '/v1/message-templates/{id}/preview': {
     post: {
       summary: 'The template rendered for one bill, without sending it',
-      description: 'Values come from the invoice\'s workflow (its current figures). Errors: 404 unknown template or invoice, 409 `not-a-bill` (the invoice is not Final), 503 `worker-unavailable`.',
+      description: "Values come from the invoice's workflow (its current figures). Errors: 404 unknown template or invoice, 409 `not-a-bill` (the invoice is not Final), 503 `worker-unavailable`.",
       parameters: [templateId, requestId],
       requestBody: body('MessagePreviewRequest', { invoiceNumber: 'INV-2026-0042' }),
       responses: { 200: json('Rendered subject and body', 'MessagePreview'), 401: problem, 404: problem, 409: problem, 422: problem, 503: problem },
@@ -280,10 +294,7 @@ export const billPaths = {
   '/v1/bill-runs/{id}/items': {
     get: {
       summary: 'Per-bill results of a run (sent, printed, skipped-held, failed with reason, pending)',
-      parameters: [
-        runId,
-        ...queryParameters(BillRunItemsQuery),
-      ],
+      parameters: [runId, ...queryParameters(BillRunItemsQuery)],
       responses: { 200: jsonAnswer('A page of per-bill results, in run order', listOf(Ref('BillRunItem', BillRunItem), Integer())), 401: problem, 404: problem, 422: problem },
     },
   },
@@ -309,7 +320,7 @@ export const billPaths = {
     get: {
       summary: "One bill's PDF on demand, with its current figures (payments since Final included)",
       description:
-        'Rendered by the worker from the invoice workflow\'s state, kept by content (asking again with the same figures is served from store). ' +
+        "Rendered by the worker from the invoice workflow's state, kept by content (asking again with the same figures is served from store). " +
         'Errors: 404 unknown invoice, 409 `not-a-bill` (not Final), 503 `worker-unavailable`.',
       parameters: [pathParameter('number', 'INV-2026-0042')],
       responses: { 200: pdf('The bill'), 401: problem, 404: problem, 409: problem, 503: problem },

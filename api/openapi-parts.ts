@@ -18,8 +18,7 @@ export const minorSum = (options: SchemaOptions = {}) =>
 export const MAX_INT4 = 2_147_483_647;
 
 /** Money in minor units; `options` narrow it (a minimum of 0, a description of its own). */
-export const minor = (options: SchemaOptions = {}) =>
-  Type.Integer({ minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.', ...options });
+export const minor = (options: SchemaOptions = {}) => Type.Integer({ minimum: -MAX_MINOR, maximum: MAX_MINOR, description: 'Money in minor units (cents); never a float.', ...options });
 export const date = (options: SchemaOptions = {}) => Type.String({ format: 'date', pattern: '^\\d{4}-\\d{2}-\\d{2}$', ...options });
 /** An ERP identifier (client, project, invoice number, company code). */
 export const id = (options: SchemaOptions = {}) => Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', ...options });
@@ -56,8 +55,7 @@ export function Default<T extends TSchema>(schema: T, value: Static<T>): TOption
 type DefaultKeys<P extends TProperties> = { [K in keyof P]: P[K] extends { default: unknown } ? K : never }[keyof P];
 type ObjectKeys<P extends TProperties> = { [K in keyof P]: P[K] extends TObject ? K : never }[keyof P];
 /** What a body or query string of schema `T` is once validated: fields with a `Default` are present, in nested objects too. */
-export type Validated<T extends TSchema> =
-  T extends TObject<infer P> ? Static<T> & { [K in DefaultKeys<P>]-?: Static<P[K]> } & { [K in ObjectKeys<P>]?: Validated<P[K]> } : Static<T>;
+export type Validated<T extends TSchema> = T extends TObject<infer P> ? Static<T> & { [K in DefaultKeys<P>]-?: Static<P[K]> } & { [K in ObjectKeys<P>]?: Validated<P[K]> } : Static<T>;
 
 /** The query parameters of an operation, from one object schema (each property's description is the parameter's). */
 export function queryParameters(schema: TObject) {
@@ -87,7 +85,7 @@ export const requestId = {
   schema: { type: 'string' },
 };
 
-export const companyHeader = {
+const companyHeader = {
   name: 'Billflow-Company',
   in: 'header',
   required: false,
@@ -143,7 +141,7 @@ export function listOf(item: TSchema, cursor?: TSchema) {
 }
 
 /** PostgreSQL cannot store U+0000 in text: every string of the description refuses it (422 naming the field). */
-export const NO_NUL = '^[^\\x00]*$';
+const NO_NUL = '^[^\\x00]*$';
 
 /**
  * The description with `pattern: NO_NUL` on every string schema that has no pattern, enum, const or
@@ -162,7 +160,7 @@ export function refusingNul<T>(node: T): T {
 }
 
 /** A problem-document answer that names the problem `type`s it may carry. */
-export function problemOf(...types: string[]) {
+function problemOf(...types: string[]) {
   return {
     description: `Problem document; type ${types.map((t) => `\`${t}\``).join(', ')}`,
     content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },

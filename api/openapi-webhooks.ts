@@ -22,15 +22,11 @@ const endpointUrl = () =>
     description: "Where events are POSTed (the ERP's receiver).",
   });
 
-const eventList = () =>
-  Arr(StringEnum(EVENT_TYPES), { minItems: 1, uniqueItems: true, description: 'The event types sent to it; absent (or null on PATCH): every type.' });
+const eventList = () => Arr(StringEnum(EVENT_TYPES), { minItems: 1, uniqueItems: true, description: 'The event types sent to it; absent (or null on PATCH): every type.' });
 
 const eventTable = EVENT_TYPES.map((t) => `\`${t}\`: ${EVENT_DESCRIPTIONS[t]}`).join('; ');
 
-const WebhookEndpointCreate = Obj(
-  { url: endpointUrl(), description: Optional(Str({ maxLength: 500 })), events: Optional(eventList()) },
-  { additionalProperties: false },
-);
+const WebhookEndpointCreate = Obj({ url: endpointUrl(), description: Optional(Str({ maxLength: 500 })), events: Optional(eventList()) }, { additionalProperties: false });
 
 const WebhookEndpointPatch = Obj(
   {
@@ -130,7 +126,7 @@ export const webhookPaths = {
       summary: "Register an ERP endpoint for events (the company's)",
       description:
         'Events are POSTed by the Standard Webhooks specification: headers `webhook-id` (the same on every retry), `webhook-timestamp` and ' +
-        '`webhook-signature` (`v1,<base64 HMAC-SHA256>` with the endpoint secret), verifiable with that specification\'s libraries in any language. ' +
+        "`webhook-signature` (`v1,<base64 HMAC-SHA256>` with the endpoint secret), verifiable with that specification's libraries in any language. " +
         'The body is `{ id, type, timestamp, companyId, requestId, data }`; `requestId` is the correlation id of the request that caused it. ' +
         'Any 2xx answer within 15 s is a delivery; anything else is retried with backoff for 3 days, in order per invoice; an endpoint failing for ' +
         `5 days is disabled. Event types: ${eventTable}. The answer carries the signing secret, once.`,
@@ -169,10 +165,7 @@ export const webhookPaths = {
   '/v1/webhook-endpoints/{id}/deliveries': {
     get: {
       summary: "The endpoint's deliveries, oldest first, each with its attempts and the answers",
-      parameters: [
-        endpointId,
-        ...queryParameters(DeliveriesQuery),
-      ],
+      parameters: [endpointId, ...queryParameters(DeliveriesQuery)],
       responses: { 200: jsonAnswer('A page of deliveries, oldest first', listOf(Ref('WebhookDelivery', WebhookDelivery), Str())), 401: problem, 404: problem, 422: problem },
     },
   },

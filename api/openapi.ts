@@ -75,17 +75,14 @@ const OrganisationCreate = Obj(
   { id: id({ description: "The ERP database's code." }), name: Str({ minLength: 1, maxLength: 200 }) },
   { additionalProperties: false, description: 'One ERP connection (an Ajera database) over several companies, with one API key.' },
 );
-const Organisation = Partial(
-  Obj({ id: Str(), name: Str(), apiKey: Str({ description: 'Returned once, at creation. Covers every company of the organisation.' }) }),
-);
+const Organisation = Partial(Obj({ id: Str(), name: Str(), apiKey: Str({ description: 'Returned once, at creation. Covers every company of the organisation.' }) }));
 
 const CompanyCreate = Obj(
   {
     id: id({ description: "The ERP's company code; part of every invoice workflow id." }),
     organisationId: Optional(
       id({
-        description:
-          "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
+        description: "The organisation (ERP connection) the company belongs to. It shares the organisation's clients, and invoice numbers and project ids are unique across the organisation.",
       }),
     ),
     currency: Default(Str({ pattern: '^[A-Z]{3}$' }), 'USD'),
@@ -227,9 +224,7 @@ const ProjectCreate = Obj(
     id: id({ description: "The ERP's project id; unique within the organisation." }),
     name: Str({ minLength: 1, maxLength: 200 }),
     clientId: id({ description: 'The client the project bills.' }),
-    companyId: Optional(
-      id({ description: "The company the project belongs to; its provider account sends the project's invoices. Required with an organisation key of several companies." }),
-    ),
+    companyId: Optional(id({ description: "The company the project belongs to; its provider account sends the project's invoices. Required with an organisation key of several companies." })),
   },
   { additionalProperties: false },
 );
@@ -250,9 +245,7 @@ const lines = () => Arr(Ref('InvoiceLine', InvoiceLine), { minItems: 1, maxItems
 const InvoiceCreate = Obj(
   {
     number: id({ description: "The ERP's invoice number, unique per company (per organisation when the company belongs to one)." }),
-    projectId: Optional(
-      id({ description: "The project the invoice bills. Its company is the invoice's company, whose provider account sends it and gives its Pay Now URL." }),
-    ),
+    projectId: Optional(id({ description: "The project the invoice bills. Its company is the invoice's company, whose provider account sends it and gives its Pay Now URL." })),
     clientId: Optional(id({ description: "The client billed; defaults to the project's client. Required without projectId." })),
     invoiceDate: date(),
     dueDate: date(),
@@ -275,33 +268,29 @@ const StatusChange = Obj(
   {
     status: StringEnum(INVOICE_STATUSES),
     dryRun: Default(Bool({ description: 'Answer with exactly what the change would do (the same plan the real change executes) and change nothing.' }), false),
-    backupAttachments: Optional(
-      Arr(BackupAttachment, { maxItems: 20, description: 'Backup documents printed with a Final invoice: kept and emailed with it, never sent to the provider.' }),
-    ),
+    backupAttachments: Optional(Arr(BackupAttachment, { maxItems: 20, description: 'Backup documents printed with a Final invoice: kept and emailed with it, never sent to the provider.' })),
   },
   { additionalProperties: false },
 );
 
 const Plan = Partial(
-  Obj(
-    {
-      from: Str(),
-      to: Str(),
-      steps: Arr(
-        AnyObject({
-          description:
-            'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
-            'keep-provider-payment (a provider that keeps the payments it collected, e.g. Stripe: its invoice is credited when it leaves) | ' +
-            'delete-provider-invoice (voids: true where the provider voids rather than deletes, e.g. Stripe) | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
-            'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
-        }),
-      ),
-      payNowUrl: StringEnum(['new', 'same', 'removed', 'none', 'unchanged'], {
-        description: "What the change does to the provider's payment page (`providerPaymentUrl`). billflow's own link (`payNowUrl` of the invoice) changes only on a Final after a Draft.",
+  Obj({
+    from: Str(),
+    to: Str(),
+    steps: Arr(
+      AnyObject({
+        description:
+          'kind: import-payments | apply-payment | convert-to-prepayment | remove-provider-payment | hold-provider-payment (heldBy: invoices still Final) | ' +
+          'keep-provider-payment (a provider that keeps the payments it collected, e.g. Stripe: its invoice is credited when it leaves) | ' +
+          'delete-provider-invoice (voids: true where the provider voids rather than deletes, e.g. Stripe) | create-provider-invoice | update-provider-invoice | recreate-prepayment-payment (a prepayment applied while not Final becomes a payment on the record) | ' +
+          'remove-prepayment-payment (before the record is deleted) | render-pdf | attach-pdf | email-invoice (to, withPayNowUrl) | skip-provider (reason) | hold-exceptional (classification)',
       }),
-      feed: Arr(AnyObject(), { description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' }),
-    },
-  ),
+    ),
+    payNowUrl: StringEnum(['new', 'same', 'removed', 'none', 'unchanged'], {
+      description: "What the change does to the provider's payment page (`providerPaymentUrl`). billflow's own link (`payNowUrl` of the invoice) changes only on a Final after a Draft.",
+    }),
+    feed: Arr(AnyObject(), { description: 'Receipts-feed entries the change adds (payment, fee, prepayment).' }),
+  }),
   { description: 'What a status change does at the provider and in the ERP feed, step by step.' },
 );
 
@@ -313,10 +302,7 @@ const LifecycleChange = Obj(
   { additionalProperties: false },
 );
 
-const Release = Obj(
-  { by: Str({ minLength: 1, maxLength: 200, description: 'The operator releasing the held exceptional bill.' }) },
-  { additionalProperties: false },
-);
+const Release = Obj({ by: Str({ minLength: 1, maxLength: 200, description: 'The operator releasing the held exceptional bill.' }) }, { additionalProperties: false });
 
 const QuickPay = Obj(
   {
@@ -339,8 +325,7 @@ const BillingRunDefinition = Obj(
   { maxCredited: limitOrNone(), maxDebited: limitOrNone() },
   {
     additionalProperties: false,
-    description:
-      'Bills whose total is below -maxCredited ("Max Credit Amount Reached") or above maxDebited ("Max Credit Limit Amount Reached") are exceptional and held. null: no limit.',
+    description: 'Bills whose total is below -maxCredited ("Max Credit Amount Reached") or above maxDebited ("Max Credit Limit Amount Reached") are exceptional and held. null: no limit.',
   },
 );
 
@@ -420,18 +405,12 @@ const Invoice = Partial(
       type: ['object', 'null'],
       description: 'A status change under way (e.g. waiting out a provider outage after a 202).',
     }),
-    emailDelivery: Nullable(
-      Partial(
-        Obj({ revision: Integer(), status: StringEnum(['sent', 'failed', 'unconfirmed']), to: Nullable(Str()), detail: Str(), at: Str() }),
-      ),
-      {
-        description:
-          "The latest Final's invoice email: `status` sent; failed when the mail server refused it for good (`detail` says why); unconfirmed when a crash cut the send off (it is never sent twice). The Final stands either way.",
-      },
-    ),
-    lastFailure: Nullable(Partial(Obj({ to: Str(), requestId: Str(), at: Str(), reason: Str(), undone: Arr(Str()) })), {
+    emailDelivery: Nullable(Partial(Obj({ revision: Integer(), status: StringEnum(['sent', 'failed', 'unconfirmed']), to: Nullable(Str()), detail: Str(), at: Str() })), {
       description:
-        'The last status change or release that failed for good (a provider refusal): the reason and what was undone at the provider. Cleared by the next change that succeeds.',
+        "The latest Final's invoice email: `status` sent; failed when the mail server refused it for good (`detail` says why); unconfirmed when a crash cut the send off (it is never sent twice). The Final stands either way.",
+    }),
+    lastFailure: Nullable(Partial(Obj({ to: Str(), requestId: Str(), at: Str(), reason: Str(), undone: Arr(Str()) })), {
+      description: 'The last status change or release that failed for good (a provider refusal): the reason and what was undone at the provider. Cleared by the next change that succeeds.',
     }),
     workflowId: Str(),
   }),
@@ -462,7 +441,7 @@ const InvoiceSummary = Obj(
     workflowId: Str(),
     updatedAt: Str({ format: 'date-time' }),
   },
-  { description: "A row of GET /v1/invoices: the invoice as its workflow last recorded it in the read model." },
+  { description: 'A row of GET /v1/invoices: the invoice as its workflow last recorded it in the read model.' },
 );
 
 const Receipt = Partial(
@@ -532,10 +511,7 @@ const Reconciliation = Partial(
   }),
 );
 
-const ReceiptAck = Obj(
-  { upTo: Str({ pattern: '^\\d{1,18}$', description: 'Acknowledge every receipt up to and including this id.' }) },
-  { additionalProperties: false },
-);
+const ReceiptAck = Obj({ upTo: Str({ pattern: '^\\d{1,18}$', description: 'Acknowledge every receipt up to and including this id.' }) }, { additionalProperties: false });
 
 /** The component schemas, by the name the description and the validators know them by. */
 export const schemas = {
@@ -788,412 +764,440 @@ export const openapi = {
     },
   },
   security: [{ bearer: [] }],
-  paths: refusingNul(withLinks(withProblemTypes(withCompanyHeader({
-    '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: jsonAnswer('ok', Obj({ ok: Literal(true) })) } } },
-    '/readyz': {
-      get: {
-        summary: 'Temporal and PostgreSQL are reachable',
-        security: [],
-        responses: { 200: jsonAnswer('ready', Obj({ ok: Literal(true), postgres: Literal('up'), temporal: Literal('up') })), 503: problem },
-      },
-    },
-    '/metrics': {
-      get: {
-        summary: 'Prometheus metrics of this API process (operator key)',
-        security: [{ operator: [] }],
-        description: 'Request latency by route template and status, status changes by outcome, webhook deliveries by status (from PostgreSQL), Node.js process metrics.',
-        responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: problem },
-      },
-    },
-    '/pay/{token}': {
-      get: {
-        summary: "billflow's Pay Now link: to the invoice's payment page at the provider (public, for payers)",
-        security: [],
-        description:
-          'The link printed on the PDF and carried by the emails (`payNowUrl` of an invoice). It is the same from a Final until the invoice goes back to Draft, across reissues, ' +
-          "a provider record re-created by reconciliation and a move to another provider account, and answers with the provider's payment page of the moment.",
-        parameters: [pathParameter('token', 'k3Fz9QbW1xYt7LmR2sVn4A', { type: 'string', maxLength: 64 })],
-        responses: {
-          303: { description: "To the provider's current payment page (`Location`)", headers: { Location: { schema: { type: 'string' } } } },
-          200: htmlPage('The invoice is paid in full: nothing is left to pay'),
-          404: htmlPage('No such link'),
-          410: htmlPage('The invoice went back to Draft after this link was given out: it no longer works (the next Final has a new link)'),
-          503: htmlPage('The invoice has no payment page at the provider right now (being replaced, or lost and not yet re-created); try again shortly (`Retry-After`)'),
-        },
-      },
-    },
-    '/v1/organisations': {
-      post: {
-        summary: 'Register an organisation: one ERP connection over several companies (operator key)',
-        security: [{ operator: [] }],
-        description: 'Returns the organisation API key, once. Companies join it when they are registered with `organisationId`.',
-        parameters: [idempotencyKey, requestId],
-        requestBody: body('OrganisationCreate', { id: 'HALDEN-GROUP', name: 'Halden Group' }),
-        responses: { 201: json('Created', 'Organisation'), 401: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/projects': {
-      post: {
-        summary: 'Register a project of a company',
-        description: "An invoice created with `projectId` belongs to the project's company and is sent through that company's provider account.",
-        parameters: [idempotencyKey, requestId],
-        requestBody: body('ProjectCreate', { id: 'PRJ-2026-017', name: 'Acme HQ renovation', clientId: 'CL-ACME' }),
-        responses: { 201: json('Created', 'Project'), 401: problem, 404: problem, 409: problem, 422: problem },
-      },
-      get: {
-        summary: 'Projects of the companies the key covers',
-        parameters: queryParameters(ClientQuery),
-        responses: { 200: jsonAnswer('The projects', listOf(Ref('Project', Project))), 401: problem },
-      },
-    },
-    '/v1/projects/{id}': {
-      get: { summary: 'A project', parameters: [pathParameter('id', 'PRJ-2026-017')], responses: { 200: json('The project', 'Project'), 401: problem, 404: problem } },
-    },
-    '/v1/companies': {
-      get: {
-        summary: 'The companies the API key covers',
-        responses: {
-          200: {
-            description: 'The companies, without their API keys',
-            content: { 'application/json': { schema: { type: 'object', properties: { data: { type: 'array', items: { $ref: '#/components/schemas/Company' } } } } } },
+  paths: refusingNul(
+    withLinks(
+      withProblemTypes(
+        withCompanyHeader({
+          '/healthz': { get: { summary: 'Process is up', security: [], responses: { 200: jsonAnswer('ok', Obj({ ok: Literal(true) })) } } },
+          '/readyz': {
+            get: {
+              summary: 'Temporal and PostgreSQL are reachable',
+              security: [],
+              responses: { 200: jsonAnswer('ready', Obj({ ok: Literal(true), postgres: Literal('up'), temporal: Literal('up') })), 503: problem },
+            },
           },
-          401: problem,
-        },
-      },
-      post: {
-        summary: 'Register a company (operator key)',
-        security: [{ operator: [] }],
-        description:
-          'Creates the company with its provider account settings and returns its API key, once. A Stripe company without webhookSecret gets ' +
-          "billflow's webhook endpoint in its account, made through Stripe's API: 502 when Stripe refuses that, 503 when it cannot be reached (nothing registered).",
-        parameters: [idempotencyKey, requestId],
-        requestBody: body('CompanyCreate', {
-          id: 'HALDEN-EAST',
-          name: 'Halden Engineering East',
-          currency: 'USD',
-          reminderDays: [0, 7],
-          provider: {
-            kind: 'billpay',
-            enabled: true,
-            url: 'https://api.billpay.example',
-            accountId: 'acct_4QX7T2',
-            apiKey: 'bp_sk_9f2c41d07e8a4b6c',
-            webhookSecret: 'bp_whsec_5d1e8a0c7b3f4e92',
+          '/metrics': {
+            get: {
+              summary: 'Prometheus metrics of this API process (operator key)',
+              security: [{ operator: [] }],
+              description: 'Request latency by route template and status, status changes by outcome, webhook deliveries by status (from PostgreSQL), Node.js process metrics.',
+              responses: { 200: { description: 'Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: problem },
+            },
           },
-        }),
-        responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem, 502: problem, 503: problem },
-      },
-    },
-    '/v1/companies/{id}': {
-      patch: {
-        summary: "Change a company's provider account, intervals or reminder days (operator key)",
-        description:
-          'Only the fields given change; turning the provider integration on needs url, accountId, apiKey and webhookSecret (given now or ' +
-          'before; a Stripe company: url and apiKey, its webhook endpoint is made by billflow). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
-          'the integration is turned off.',
-        security: [{ operator: [] }],
-        parameters: [pathParameter('id', 'HALDEN-EAST'), idempotencyKey, requestId],
-        requestBody: body('CompanyPatch', { reminderDays: [-3, 0, 14], paymentImportSeconds: 1800 }),
-        // 502/503: a Stripe company's new key (or url) gets billflow's webhook endpoint in that account, which Stripe refused or could not be reached for.
-        responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem, 502: problem, 503: problem },
-      },
-    },
-    '/v1/clients': {
-      post: {
-        summary: 'Register a client (shared by every company of an organisation)',
-        parameters: [idempotencyKey, requestId],
-        requestBody: body('ClientCreate', { id: 'CL-ACME', name: 'Acme Corporation', email: 'ap@acme.example' }),
-        responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/clients/{id}/invoice-email-template': {
-      put: {
-        summary: "Set the client's invoice email template",
-        parameters: [clientId, idempotencyKey],
-        requestBody: body('EmailTemplate', {
-          subject: 'Invoice {{invoice.number}} from {{company.name}}',
-          body:
-            'Dear {{client.name}},\n\nplease find attached invoice {{invoice.number}} of {{invoice.invoiceDate}} for {{invoice.total}}, due on {{invoice.dueDate}}.' +
-            '{{#if payNowUrl}} You can pay it online: {{payNowUrl}}{{/if}}\n\nKind regards,\n{{company.name}}',
-        }),
-        responses: {
-          200: jsonAnswer('The template, with `usesPayNowUrl`', Obj({ subject: Str(), body: Str(), usesPayNowUrl: Bool() })),
-          404: problem,
-          422: problem,
-        },
-      },
-    },
-    '/v1/clients/{id}': {
-      patch: {
-        summary: "Change a client's name, email, credit limit or delivery preference",
-        parameters: [clientId, idempotencyKey],
-        requestBody: body('ClientPatch', { email: 'payables@acme.example', creditLimit: 2_500_000, deliveryPreference: 'email' }),
-        responses: { 200: json('The client', 'Client'), 404: problem, 422: problem },
-      },
-      get: { summary: 'A client', parameters: [clientId], responses: { 200: json('The client', 'Client'), 404: problem } },
-    },
-    '/v1/invoices': {
-      post: {
-        summary: 'Create a draft invoice (starts its workflow)',
-        description:
-          "The invoice's company is its project's company (`projectId`), else the API key's company (or the `Billflow-Company` header). " +
-          'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number in the company, or in its organisation, is 409. ' +
-          'Once the workflow has started the answer is 201, also when no worker answers in time (the state is then the one the workflow starts from). ' +
-          'The same create again (same number and content, e.g. a retry whose first answer was lost) is 200 with the invoice as it is now.',
-        parameters: [idempotencyKey, requestId],
-        requestBody: body('InvoiceCreate', { number: 'INV-2026-0042', projectId: 'PRJ-2026-017', clientId: 'CL-ACME', invoiceDate: '2026-11-30', dueDate: '2026-12-30', lines: example.lines }),
-        responses: {
-          201: json('Created', 'Invoice'),
-          200: json('The same invoice was created before', 'Invoice'),
-          401: problem,
-          404: problem,
-          409: problem,
-          422: problem,
-          503: problem,
-        },
-      },
-      get: {
-        summary: 'List invoices (read model; eventually consistent)',
-        parameters: queryParameters(InvoicesQuery),
-        responses: { 200: jsonAnswer('A page of invoices, by number', listOf(Ref('InvoiceSummary', InvoiceSummary), Str())), 401: problem, 422: problem },
-      },
-    },
-    '/v1/invoices/{number}': {
-      get: {
-        summary: 'An invoice, as its workflow holds it',
-        description:
-          'While no worker answers (one restarting or being deployed), the invoice as its workflow last saved it, with the header ' +
-          '`Billflow-State: saved`: a change is saved a moment after it answers, so the last answered change may be missing until a worker runs again. ' +
-          '503 `worker-unavailable` only when nothing was saved yet.',
-        parameters: [number],
-        responses: {
-          200: {
-            ...json('The invoice', 'Invoice'),
-            headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+          '/pay/{token}': {
+            get: {
+              summary: "billflow's Pay Now link: to the invoice's payment page at the provider (public, for payers)",
+              security: [],
+              description:
+                'The link printed on the PDF and carried by the emails (`payNowUrl` of an invoice). It is the same from a Final until the invoice goes back to Draft, across reissues, ' +
+                "a provider record re-created by reconciliation and a move to another provider account, and answers with the provider's payment page of the moment.",
+              parameters: [pathParameter('token', 'k3Fz9QbW1xYt7LmR2sVn4A', { type: 'string', maxLength: 64 })],
+              responses: {
+                303: { description: "To the provider's current payment page (`Location`)", headers: { Location: { schema: { type: 'string' } } } },
+                200: htmlPage('The invoice is paid in full: nothing is left to pay'),
+                404: htmlPage('No such link'),
+                410: htmlPage('The invoice went back to Draft after this link was given out: it no longer works (the next Final has a new link)'),
+                503: htmlPage('The invoice has no payment page at the provider right now (being replaced, or lost and not yet re-created); try again shortly (`Retry-After`)'),
+              },
+            },
           },
-          404: problem,
-          503: problem,
-        },
-      },
-    },
-    '/v1/invoices/{number}/status': {
-      post: {
-        summary: 'Change the invoice status (workflow Update); `dryRun` previews',
-        description:
-          'Draft -> Final prints the invoice: renders the PDF, and when the company has the provider enabled and something is owed, ' +
-          'creates the client as a provider customer if needed and the provider invoice with the PDF, returning its Pay Now URL. ' +
-          'Zero and net-zero invoices become Final without touching the provider; backup attachments never reach it. ' +
-          'Final -> Reissue or Draft first imports every provider payment (refused with 503 `provider-unavailable` when it cannot, nothing changed); ' +
-          "payments on the invoice become client prepayments and each provider payment record is removed once every invoice it covered has left Final. " +
-          "-> Draft deletes the provider's invoice record (its Pay Now URL stops working; the next Final gets a new one). " +
-          "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF; a provider that cannot edit a " +
-          'finalized invoice (Stripe) has it voided, or credited when paid, and replaced by a new one (a new Pay Now URL). ' +
-          'The answer is the invoice with `plan`, the steps done; with `dryRun: true` it is `{ dryRun, plan }` and nothing changes. ' +
-          'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
-          '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('StatusChange', { status: 'Final' }),
-        responses: { 200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'), 202: jsonAnswer('Accepted; still in progress', Obj({ status: Literal('in-progress'), detail: Str(), updateId: Str() })), 404: problem, 409: problem, 422: problem, 503: problem },
-      },
-    },
-    '/v1/invoices/{number}/prepayments': {
-      post: {
-        summary: "Apply a client prepayment to the invoice (the ERP's action)",
-        description:
-          'Takes the amount from the prepayment and lowers what the invoice owes; when the invoice is Final at the provider the payment is created again there ' +
-          'against it (lowering its outstanding balance). Errors: 404 unknown invoice or prepayment, 422 `invalid-prepayment` (another client\'s, or more than is owed), ' +
-          '422 `prepayment-exhausted` (more than is left).',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('PrepaymentApply', { prepaymentId: '3f0c5b9e-8a4d-4e7b-9c21-6d5a8f1e2b47', amount: 50_000 }),
-        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 422: problem, 503: problem },
-      },
-    },
-    '/v1/prepayments': {
-      get: {
-        summary: 'Client prepayments (credits) made from payments on invoices that left Final',
-        parameters: queryParameters(ClientQuery),
-        responses: { 200: jsonAnswer('The prepayments', listOf(Ref('Prepayment', Prepayment))), 401: problem },
-      },
-    },
-    '/v1/payments/{paymentId}': {
-      get: {
-        summary: 'A provider payment: the invoices it covered and which still hold it',
-        parameters: [pathParameter('paymentId', 'pay_8Hq2Lw6Tn4')],
-        responses: { 200: json('The payment', 'PaymentHolds'), 404: problem },
-      },
-    },
-    '/v1/invoices/{number}/revision': {
-      post: {
-        summary: 'Edit a Draft or Reissue invoice (lines, dates)',
-        description: 'Errors: 409 `illegal-transition` when the invoice is Final (reissue it first), 404 unknown invoice, 422 bad lines.',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('InvoiceRevision', { dueDate: '2027-01-15', lines: [...example.lines, { description: 'Printing of drawings', amount: 12_450 }] }),
-        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/invoices/{number}/lifecycle': {
-      post: {
-        summary: "Change the bill's informative life-cycle state",
-        description: 'Presented and Presented & Confirmed only from Posted; Presented & Rejected from Posted or Presented & Confirmed. Errors: 409 `illegal-lifecycle-move` (nothing changed), 404.',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('LifecycleChange', { state: 'Presented', by: example.by }),
-        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/invoices/{number}/release': {
-      post: {
-        summary: 'Release a held exceptional bill: its provider record and email go out now',
-        description: 'Errors: 409 `not-held`, 404.',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('Release', { by: example.by }),
-        responses: { 200: json('The invoice with `plan`', 'Invoice'), 404: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/invoices/{number}/quick-pay': {
-      post: {
-        summary: "Quick Pay: settle the bill's whole unsettled balance in one payment",
-        description:
-          'The payment is recorded at the provider (its Pay Now page shows the invoice paid) and reaches the receipts feed like any other. ' +
-          'Errors: 409 `quick-pay-refused` (settled, not Final, or held), 422 (a field missing, or `amount` given: it is fixed), 404.',
-        parameters: [number, idempotencyKey, requestId],
-        requestBody: body('QuickPay', {
-          paymentType: 'Check',
-          paymentMethod: 'Check 10482',
-          issuedOn: '2026-12-18',
-          category: 'Client payment',
-          receivedByUser: example.by,
-          receivedByUnit: 'Accounts Receivable',
-        }),
-        responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
-      },
-    },
-    '/v1/billing-run-definition': {
-      put: {
-        summary: "Set the company's billing-run definition (exceptional-bill limits)",
-        parameters: [idempotencyKey],
-        requestBody: body('BillingRunDefinition', { maxCredited: { kind: 'fixed', amount: 500_000 }, maxDebited: { kind: 'credit-limit', percent: 100 } }),
-        responses: { 200: json('The definition', 'BillingRunDefinition'), 401: problem, 422: problem },
-      },
-    },
-    '/v1/invoices/{number}/reminders': {
-      get: {
-        summary: 'Due-date reminders: the company\'s reminder days and each reminder sent for this invoice',
-        parameters: [number],
-        responses: {
-          200: jsonAnswer(
-            "The invoice's due date, the company's reminder days and each reminder sent",
-            Obj({
-              dueDate: date(),
-              reminderDays: Arr(Integer()),
-              sent: Arr(
-                Obj({
-                  revision: Integer(),
-                  daysAfterDue: Integer(),
-                  recipient: Str(),
-                  outstanding: minorSum(),
-                  messageId: Str(),
-                  sentAt: Nullable(Str({ format: 'date-time' }), { description: 'null when a crash cut the send off (it is not sent twice)' }),
-                }),
-              ),
-            }),
-          ),
-          401: problem,
-          404: problem,
-        },
-      },
-    },
-    '/v1/invoices/{number}/pdf': {
-      get: {
-        summary: 'The final invoice PDF',
-        description: 'The PDF the invoice\'s workflow holds, there as soon as its Final has answered; while no worker answers, the one it last saved (`Billflow-State: saved`).',
-        parameters: [number],
-        responses: {
-          200: {
-            description: 'The PDF',
-            content: { 'application/pdf': { schema: Str({ format: 'binary' }) } },
-            headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+          '/v1/organisations': {
+            post: {
+              summary: 'Register an organisation: one ERP connection over several companies (operator key)',
+              security: [{ operator: [] }],
+              description: 'Returns the organisation API key, once. Companies join it when they are registered with `organisationId`.',
+              parameters: [idempotencyKey, requestId],
+              requestBody: body('OrganisationCreate', { id: 'HALDEN-GROUP', name: 'Halden Group' }),
+              responses: { 201: json('Created', 'Organisation'), 401: problem, 409: problem, 422: problem },
+            },
           },
-          404: problem,
-          503: problem,
-        },
-      },
-    },
-    '/v1/receipts': {
-      get: {
-        summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
-        parameters: queryParameters(ReceiptsQuery),
-        responses: { 200: jsonAnswer('A page of receipts, oldest first', listOf(Ref('Receipt', Receipt), Str())), 401: problem, 422: problem },
-      },
-    },
-    '/v1/receipts/acknowledge': {
-      post: { summary: 'Acknowledge receipts up to a cursor', parameters: [idempotencyKey], requestBody: body('ReceiptAck', { upTo: '1287' }), responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem } },
-    },
-    '/v1/reconciliations': {
-      post: {
-        summary: "Reconcile the company's invoices with its provider account now",
-        description:
-          'Compares every invoice with the live provider records and asks each affected invoice workflow to repair its own records: ' +
-          'missed payments imported, figures set back to billflow\'s, a lost record re-created (new Pay Now URL), a stale record of one of ' +
-          "billflow's numbers deleted. Records for numbers billflow does not know are reported and left alone. The same runs on the " +
-          "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
-          'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
-        parameters: [idempotencyKey, requestId],
-        responses: { 201: json('The report', 'Reconciliation'), 202: jsonAnswer('Still running; `Location` gives the report', Obj({ id: Str({ format: 'uuid' }), status: Literal('running'), workflowId: Str() })), 401: problem, 409: problem, 422: problem, 502: problem },
-      },
-      get: {
-        summary: "The company's reconciliations, newest first, and its schedule",
-        parameters: queryParameters(ReconciliationsQuery),
-        responses: {
-          200: jsonAnswer(
-            'The schedule (null without one) and the runs, without their findings',
-            Obj({
-              schedule: Nullable(Obj({ id: Str(), nextRunAt: Nullable(Str({ format: 'date-time' })) })),
-              data: Arr(Ref('Reconciliation', Reconciliation)),
-            }),
-          ),
-          401: problem,
-          422: problem,
-        },
-      },
-    },
-    '/v1/reconciliations/{id}': {
-      get: {
-        summary: 'One reconciliation: what differed and what each invoice workflow repaired',
-        parameters: [pathParameter('id', '9b2e6f14-3c7a-4d58-a1e0-5f8c2d7b4a93', { type: 'string', format: 'uuid' })],
-        responses: { 200: json('The report', 'Reconciliation'), 401: problem, 404: problem },
-      },
-    },
-    '/webhooks/provider/{companyId}': {
-      post: {
-        summary: "The provider's signed payment webhooks",
-        security: [],
-        description:
-          'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400, ' +
-          'and so is every request for a company without provider webhooks (the answer never tells which companies exist). ' +
-          'Each invoice the payment covers is signalled on its own. An invoice whose workflow has closed does not take the payment: the answer is still 200 and names it in `closed`. ' +
-          'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
-        parameters: [pathParameter('companyId', 'HALDEN-EAST')],
-        responses: {
-          200: jsonAnswer(
-            'Accepted (`invoices` were signalled), or a duplicate event, or an event type billflow does not act on',
-            Partial(
-              Obj({
-                received: Str({ description: 'The event id.' }),
-                invoices: Arr(Str()),
-                unknown: Arr(Str(), { description: "Covered invoices billflow does not know." }),
-                closed: Arr(Str()),
-                detail: Str(),
-                duplicate: Bool({ description: 'true: the event was handled before; this is its first answer.' }),
-                ignored: Str(),
+          '/v1/projects': {
+            post: {
+              summary: 'Register a project of a company',
+              description: "An invoice created with `projectId` belongs to the project's company and is sent through that company's provider account.",
+              parameters: [idempotencyKey, requestId],
+              requestBody: body('ProjectCreate', { id: 'PRJ-2026-017', name: 'Acme HQ renovation', clientId: 'CL-ACME' }),
+              responses: { 201: json('Created', 'Project'), 401: problem, 404: problem, 409: problem, 422: problem },
+            },
+            get: {
+              summary: 'Projects of the companies the key covers',
+              parameters: queryParameters(ClientQuery),
+              responses: { 200: jsonAnswer('The projects', listOf(Ref('Project', Project))), 401: problem },
+            },
+          },
+          '/v1/projects/{id}': {
+            get: { summary: 'A project', parameters: [pathParameter('id', 'PRJ-2026-017')], responses: { 200: json('The project', 'Project'), 401: problem, 404: problem } },
+          },
+          '/v1/companies': {
+            get: {
+              summary: 'The companies the API key covers',
+              responses: {
+                200: {
+                  description: 'The companies, without their API keys',
+                  content: { 'application/json': { schema: { type: 'object', properties: { data: { type: 'array', items: { $ref: '#/components/schemas/Company' } } } } } },
+                },
+                401: problem,
+              },
+            },
+            post: {
+              summary: 'Register a company (operator key)',
+              security: [{ operator: [] }],
+              description:
+                'Creates the company with its provider account settings and returns its API key, once. A Stripe company without webhookSecret gets ' +
+                "billflow's webhook endpoint in its account, made through Stripe's API: 502 when Stripe refuses that, 503 when it cannot be reached (nothing registered).",
+              parameters: [idempotencyKey, requestId],
+              requestBody: body('CompanyCreate', {
+                id: 'HALDEN-EAST',
+                name: 'Halden Engineering East',
+                currency: 'USD',
+                reminderDays: [0, 7],
+                provider: {
+                  kind: 'billpay',
+                  enabled: true,
+                  url: 'https://api.billpay.example',
+                  accountId: 'acct_4QX7T2',
+                  apiKey: 'bp_sk_9f2c41d07e8a4b6c',
+                  webhookSecret: 'bp_whsec_5d1e8a0c7b3f4e92',
+                },
               }),
-            ),
-          ),
-          400: problem,
-          503: problem,
-        },
-      },
-    },
-    ...billPaths,
-    ...webhookPaths,
-  }), PROBLEMS), LINKS)),
+              responses: { 201: json('Created', 'Company'), 401: problem, 409: problem, 422: problem, 502: problem, 503: problem },
+            },
+          },
+          '/v1/companies/{id}': {
+            patch: {
+              summary: "Change a company's provider account, intervals or reminder days (operator key)",
+              description:
+                'Only the fields given change; turning the provider integration on needs url, accountId, apiKey and webhookSecret (given now or ' +
+                'before; a Stripe company: url and apiKey, its webhook endpoint is made by billflow). Invoices use the new settings from their next status change. The reconciliation schedule is updated, or removed when ' +
+                'the integration is turned off.',
+              security: [{ operator: [] }],
+              parameters: [pathParameter('id', 'HALDEN-EAST'), idempotencyKey, requestId],
+              requestBody: body('CompanyPatch', { reminderDays: [-3, 0, 14], paymentImportSeconds: 1800 }),
+              // 502/503: a Stripe company's new key (or url) gets billflow's webhook endpoint in that account, which Stripe refused or could not be reached for.
+              responses: { 200: json('The company', 'Company'), 401: problem, 404: problem, 422: problem, 502: problem, 503: problem },
+            },
+          },
+          '/v1/clients': {
+            post: {
+              summary: 'Register a client (shared by every company of an organisation)',
+              parameters: [idempotencyKey, requestId],
+              requestBody: body('ClientCreate', { id: 'CL-ACME', name: 'Acme Corporation', email: 'ap@acme.example' }),
+              responses: { 201: json('Created', 'Client'), 401: problem, 409: problem, 422: problem },
+            },
+          },
+          '/v1/clients/{id}/invoice-email-template': {
+            put: {
+              summary: "Set the client's invoice email template",
+              parameters: [clientId, idempotencyKey],
+              requestBody: body('EmailTemplate', {
+                subject: 'Invoice {{invoice.number}} from {{company.name}}',
+                body:
+                  'Dear {{client.name}},\n\nplease find attached invoice {{invoice.number}} of {{invoice.invoiceDate}} for {{invoice.total}}, due on {{invoice.dueDate}}.' +
+                  '{{#if payNowUrl}} You can pay it online: {{payNowUrl}}{{/if}}\n\nKind regards,\n{{company.name}}',
+              }),
+              responses: {
+                200: jsonAnswer('The template, with `usesPayNowUrl`', Obj({ subject: Str(), body: Str(), usesPayNowUrl: Bool() })),
+                404: problem,
+                422: problem,
+              },
+            },
+          },
+          '/v1/clients/{id}': {
+            patch: {
+              summary: "Change a client's name, email, credit limit or delivery preference",
+              parameters: [clientId, idempotencyKey],
+              requestBody: body('ClientPatch', { email: 'payables@acme.example', creditLimit: 2_500_000, deliveryPreference: 'email' }),
+              responses: { 200: json('The client', 'Client'), 404: problem, 422: problem },
+            },
+            get: { summary: 'A client', parameters: [clientId], responses: { 200: json('The client', 'Client'), 404: problem } },
+          },
+          '/v1/invoices': {
+            post: {
+              summary: 'Create a draft invoice (starts its workflow)',
+              description:
+                "The invoice's company is its project's company (`projectId`), else the API key's company (or the `Billflow-Company` header). " +
+                'The workflow id is `Invoice:<company>:<number>`; a second invoice with the same number in the company, or in its organisation, is 409. ' +
+                'Once the workflow has started the answer is 201, also when no worker answers in time (the state is then the one the workflow starts from). ' +
+                'The same create again (same number and content, e.g. a retry whose first answer was lost) is 200 with the invoice as it is now.',
+              parameters: [idempotencyKey, requestId],
+              requestBody: body('InvoiceCreate', { number: 'INV-2026-0042', projectId: 'PRJ-2026-017', clientId: 'CL-ACME', invoiceDate: '2026-11-30', dueDate: '2026-12-30', lines: example.lines }),
+              responses: {
+                201: json('Created', 'Invoice'),
+                200: json('The same invoice was created before', 'Invoice'),
+                401: problem,
+                404: problem,
+                409: problem,
+                422: problem,
+                503: problem,
+              },
+            },
+            get: {
+              summary: 'List invoices (read model; eventually consistent)',
+              parameters: queryParameters(InvoicesQuery),
+              responses: { 200: jsonAnswer('A page of invoices, by number', listOf(Ref('InvoiceSummary', InvoiceSummary), Str())), 401: problem, 422: problem },
+            },
+          },
+          '/v1/invoices/{number}': {
+            get: {
+              summary: 'An invoice, as its workflow holds it',
+              description:
+                'While no worker answers (one restarting or being deployed), the invoice as its workflow last saved it, with the header ' +
+                '`Billflow-State: saved`: a change is saved a moment after it answers, so the last answered change may be missing until a worker runs again. ' +
+                '503 `worker-unavailable` only when nothing was saved yet.',
+              parameters: [number],
+              responses: {
+                200: {
+                  ...json('The invoice', 'Invoice'),
+                  headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+                },
+                404: problem,
+                503: problem,
+              },
+            },
+          },
+          '/v1/invoices/{number}/status': {
+            post: {
+              summary: 'Change the invoice status (workflow Update); `dryRun` previews',
+              description:
+                'Draft -> Final prints the invoice: renders the PDF, and when the company has the provider enabled and something is owed, ' +
+                'creates the client as a provider customer if needed and the provider invoice with the PDF, returning its Pay Now URL. ' +
+                'Zero and net-zero invoices become Final without touching the provider; backup attachments never reach it. ' +
+                'Final -> Reissue or Draft first imports every provider payment (refused with 503 `provider-unavailable` when it cannot, nothing changed); ' +
+                'payments on the invoice become client prepayments and each provider payment record is removed once every invoice it covered has left Final. ' +
+                "-> Draft deletes the provider's invoice record (its Pay Now URL stops working; the next Final gets a new one). " +
+                "Reissue -> Final updates the provider's existing record (same Pay Now URL) with the new figures and PDF; a provider that cannot edit a " +
+                'finalized invoice (Stripe) has it voided, or credited when paid, and replaced by a new one (a new Pay Now URL). ' +
+                'The answer is the invoice with `plan`, the steps done; with `dryRun: true` it is `{ dryRun, plan }` and nothing changes. ' +
+                'Errors: 409 `illegal-transition` (the lifecycle forbids it; nothing changed), 404 unknown invoice, 422 bad body, ' +
+                '202 when the change is accepted but still waiting on the provider after 20 s, or after `Prefer: wait=N` seconds (poll the invoice), 503 `worker-unavailable` or `provider-unavailable`.',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('StatusChange', { status: 'Final' }),
+              responses: {
+                200: json('Changed (the invoice with `plan`), or the dry-run plan', 'Invoice'),
+                202: jsonAnswer('Accepted; still in progress', Obj({ status: Literal('in-progress'), detail: Str(), updateId: Str() })),
+                404: problem,
+                409: problem,
+                422: problem,
+                503: problem,
+              },
+            },
+          },
+          '/v1/invoices/{number}/prepayments': {
+            post: {
+              summary: "Apply a client prepayment to the invoice (the ERP's action)",
+              description:
+                'Takes the amount from the prepayment and lowers what the invoice owes; when the invoice is Final at the provider the payment is created again there ' +
+                "against it (lowering its outstanding balance). Errors: 404 unknown invoice or prepayment, 422 `invalid-prepayment` (another client's, or more than is owed), " +
+                '422 `prepayment-exhausted` (more than is left).',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('PrepaymentApply', { prepaymentId: '3f0c5b9e-8a4d-4e7b-9c21-6d5a8f1e2b47', amount: 50_000 }),
+              responses: { 200: json('The invoice', 'Invoice'), 404: problem, 422: problem, 503: problem },
+            },
+          },
+          '/v1/prepayments': {
+            get: {
+              summary: 'Client prepayments (credits) made from payments on invoices that left Final',
+              parameters: queryParameters(ClientQuery),
+              responses: { 200: jsonAnswer('The prepayments', listOf(Ref('Prepayment', Prepayment))), 401: problem },
+            },
+          },
+          '/v1/payments/{paymentId}': {
+            get: {
+              summary: 'A provider payment: the invoices it covered and which still hold it',
+              parameters: [pathParameter('paymentId', 'pay_8Hq2Lw6Tn4')],
+              responses: { 200: json('The payment', 'PaymentHolds'), 404: problem },
+            },
+          },
+          '/v1/invoices/{number}/revision': {
+            post: {
+              summary: 'Edit a Draft or Reissue invoice (lines, dates)',
+              description: 'Errors: 409 `illegal-transition` when the invoice is Final (reissue it first), 404 unknown invoice, 422 bad lines.',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('InvoiceRevision', { dueDate: '2027-01-15', lines: [...example.lines, { description: 'Printing of drawings', amount: 12_450 }] }),
+              responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+            },
+          },
+          '/v1/invoices/{number}/lifecycle': {
+            post: {
+              summary: "Change the bill's informative life-cycle state",
+              description:
+                'Presented and Presented & Confirmed only from Posted; Presented & Rejected from Posted or Presented & Confirmed. Errors: 409 `illegal-lifecycle-move` (nothing changed), 404.',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('LifecycleChange', { state: 'Presented', by: example.by }),
+              responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+            },
+          },
+          '/v1/invoices/{number}/release': {
+            post: {
+              summary: 'Release a held exceptional bill: its provider record and email go out now',
+              description: 'Errors: 409 `not-held`, 404.',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('Release', { by: example.by }),
+              responses: { 200: json('The invoice with `plan`', 'Invoice'), 404: problem, 409: problem, 422: problem },
+            },
+          },
+          '/v1/invoices/{number}/quick-pay': {
+            post: {
+              summary: "Quick Pay: settle the bill's whole unsettled balance in one payment",
+              description:
+                'The payment is recorded at the provider (its Pay Now page shows the invoice paid) and reaches the receipts feed like any other. ' +
+                'Errors: 409 `quick-pay-refused` (settled, not Final, or held), 422 (a field missing, or `amount` given: it is fixed), 404.',
+              parameters: [number, idempotencyKey, requestId],
+              requestBody: body('QuickPay', {
+                paymentType: 'Check',
+                paymentMethod: 'Check 10482',
+                issuedOn: '2026-12-18',
+                category: 'Client payment',
+                receivedByUser: example.by,
+                receivedByUnit: 'Accounts Receivable',
+              }),
+              responses: { 200: json('The invoice', 'Invoice'), 404: problem, 409: problem, 422: problem },
+            },
+          },
+          '/v1/billing-run-definition': {
+            put: {
+              summary: "Set the company's billing-run definition (exceptional-bill limits)",
+              parameters: [idempotencyKey],
+              requestBody: body('BillingRunDefinition', { maxCredited: { kind: 'fixed', amount: 500_000 }, maxDebited: { kind: 'credit-limit', percent: 100 } }),
+              responses: { 200: json('The definition', 'BillingRunDefinition'), 401: problem, 422: problem },
+            },
+          },
+          '/v1/invoices/{number}/reminders': {
+            get: {
+              summary: "Due-date reminders: the company's reminder days and each reminder sent for this invoice",
+              parameters: [number],
+              responses: {
+                200: jsonAnswer(
+                  "The invoice's due date, the company's reminder days and each reminder sent",
+                  Obj({
+                    dueDate: date(),
+                    reminderDays: Arr(Integer()),
+                    sent: Arr(
+                      Obj({
+                        revision: Integer(),
+                        daysAfterDue: Integer(),
+                        recipient: Str(),
+                        outstanding: minorSum(),
+                        messageId: Str(),
+                        sentAt: Nullable(Str({ format: 'date-time' }), { description: 'null when a crash cut the send off (it is not sent twice)' }),
+                      }),
+                    ),
+                  }),
+                ),
+                401: problem,
+                404: problem,
+              },
+            },
+          },
+          '/v1/invoices/{number}/pdf': {
+            get: {
+              summary: 'The final invoice PDF',
+              description: "The PDF the invoice's workflow holds, there as soon as its Final has answered; while no worker answers, the one it last saved (`Billflow-State: saved`).",
+              parameters: [number],
+              responses: {
+                200: {
+                  description: 'The PDF',
+                  content: { 'application/pdf': { schema: Str({ format: 'binary' }) } },
+                  headers: { 'Billflow-State': { description: '`saved`: read from what the workflow last saved (no worker answered)', schema: { type: 'string', enum: ['saved'] } } },
+                },
+                404: problem,
+                503: problem,
+              },
+            },
+          },
+          '/v1/receipts': {
+            get: {
+              summary: 'The receipts feed: one receipt per provider payment, fees as separate miscellaneous receipts',
+              parameters: queryParameters(ReceiptsQuery),
+              responses: { 200: jsonAnswer('A page of receipts, oldest first', listOf(Ref('Receipt', Receipt), Str())), 401: problem, 422: problem },
+            },
+          },
+          '/v1/receipts/acknowledge': {
+            post: {
+              summary: 'Acknowledge receipts up to a cursor',
+              parameters: [idempotencyKey],
+              requestBody: body('ReceiptAck', { upTo: '1287' }),
+              responses: { 200: jsonAnswer('How many receipts were newly acknowledged', Obj({ acknowledged: Integer() })), 401: problem, 422: problem },
+            },
+          },
+          '/v1/reconciliations': {
+            post: {
+              summary: "Reconcile the company's invoices with its provider account now",
+              description:
+                'Compares every invoice with the live provider records and asks each affected invoice workflow to repair its own records: ' +
+                "missed payments imported, figures set back to billflow's, a lost record re-created (new Pay Now URL), a stale record of one of " +
+                "billflow's numbers deleted. Records for numbers billflow does not know are reported and left alone. The same runs on the " +
+                "company's schedule (`Reconcile:<company>`, every `reconcileSeconds`). Answers 201 with the report once compared (repairs " +
+                'follow within seconds: read the report again), or 202 while still comparing (`Prefer: wait=N` bounds the wait).',
+              parameters: [idempotencyKey, requestId],
+              responses: {
+                201: json('The report', 'Reconciliation'),
+                202: jsonAnswer('Still running; `Location` gives the report', Obj({ id: Str({ format: 'uuid' }), status: Literal('running'), workflowId: Str() })),
+                401: problem,
+                409: problem,
+                422: problem,
+                502: problem,
+              },
+            },
+            get: {
+              summary: "The company's reconciliations, newest first, and its schedule",
+              parameters: queryParameters(ReconciliationsQuery),
+              responses: {
+                200: jsonAnswer(
+                  'The schedule (null without one) and the runs, without their findings',
+                  Obj({
+                    schedule: Nullable(Obj({ id: Str(), nextRunAt: Nullable(Str({ format: 'date-time' })) })),
+                    data: Arr(Ref('Reconciliation', Reconciliation)),
+                  }),
+                ),
+                401: problem,
+                422: problem,
+              },
+            },
+          },
+          '/v1/reconciliations/{id}': {
+            get: {
+              summary: 'One reconciliation: what differed and what each invoice workflow repaired',
+              parameters: [pathParameter('id', '9b2e6f14-3c7a-4d58-a1e0-5f8c2d7b4a93', { type: 'string', format: 'uuid' })],
+              responses: { 200: json('The report', 'Reconciliation'), 401: problem, 404: problem },
+            },
+          },
+          '/webhooks/provider/{companyId}': {
+            post: {
+              summary: "The provider's signed payment webhooks",
+              security: [],
+              description:
+                'Signed with `BillPay-Signature: t=<unix>,v1=<HMAC-SHA256(secret, "<t>.<body>")>`; stale (>5 min) or bad signatures are 400, ' +
+                'and so is every request for a company without provider webhooks (the answer never tells which companies exist). ' +
+                'Each invoice the payment covers is signalled on its own. An invoice whose workflow has closed does not take the payment: the answer is still 200 and names it in `closed`. ' +
+                'When Temporal could not be reached for an invoice the answer is 503 (after trying every invoice), so the provider delivers again; invoices apply a payment once.',
+              parameters: [pathParameter('companyId', 'HALDEN-EAST')],
+              responses: {
+                200: jsonAnswer(
+                  'Accepted (`invoices` were signalled), or a duplicate event, or an event type billflow does not act on',
+                  Partial(
+                    Obj({
+                      received: Str({ description: 'The event id.' }),
+                      invoices: Arr(Str()),
+                      unknown: Arr(Str(), { description: 'Covered invoices billflow does not know.' }),
+                      closed: Arr(Str()),
+                      detail: Str(),
+                      duplicate: Bool({ description: 'true: the event was handled before; this is its first answer.' }),
+                      ignored: Str(),
+                    }),
+                  ),
+                ),
+                400: problem,
+                503: problem,
+              },
+            },
+          },
+          ...billPaths,
+          ...webhookPaths,
+        }),
+        PROBLEMS,
+      ),
+      LINKS,
+    ),
+  ),
 } as const;

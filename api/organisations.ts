@@ -40,11 +40,6 @@ export async function claimNumber(sql: Sql, company: CompanyRow, number: string)
   const [owner] = await sql<{ company_id: string }[]>`
     SELECT company_id FROM organisation_invoices WHERE organisation_id = ${company.organisationId} AND number = ${number}`;
   if (owner && owner.company_id !== company.id) {
-    throw new HttpProblem(
-      409,
-      'invoice-exists',
-      `invoice number ${number} is already used by company ${owner.company_id} of organisation ${company.organisationId}`,
-      'number',
-    );
+    throw new HttpProblem(409, 'invoice-exists', `invoice number ${number} is already used by company ${owner.company_id} of organisation ${company.organisationId}`, 'number');
   }
 }

@@ -67,7 +67,7 @@ function workflowTaskTrouble(err: ServiceError): boolean {
  * it was not accepted, so it is sent again. Updates
  * are deduplicated by id and by the ERP's request key, so sending one again is always safe.
  */
-export function updateAborted(err: unknown): boolean {
+function updateAborted(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
     const grpc = e as { code?: number; details?: string };
     if (grpc.code === status.FAILED_PRECONDITION && /workflow task failure/i.test(grpc.details ?? '')) return true;
@@ -87,4 +87,3 @@ export async function retryAborted<T>(send: () => Promise<T>, deadline: number):
     }
   }
 }
-

@@ -10,9 +10,7 @@ import { HttpProblem } from '../lib/problem.js';
 import { openapi, type schemas, type SchemaName } from './openapi.js';
 import { refusingNul, type Validated } from './openapi-parts.js';
 
-const validBody = bodyValidator<SchemaName>((name) => ({ $ref: `billflow#/components/schemas/${name}` }), [
-  { $id: 'billflow', components: openapi.components },
-]);
+const validBody = bodyValidator<SchemaName>((name) => ({ $ref: `billflow#/components/schemas/${name}` }), [{ $id: 'billflow', components: openapi.components }]);
 
 /** The request's JSON body as the schema `name` types it (defaults filled in), or a 415/422 problem. */
 /** Each component schema's validated type, by name. */

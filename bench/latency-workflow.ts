@@ -27,7 +27,7 @@ export const localThenChildUpdate = defineUpdate<void>('localActivityThenChild')
 export const stopSignal = defineSignal('stop');
 
 /** The child that `localThenChildUpdate` starts: it ends at once. */
-export async function latencyChild(): Promise<void> {}
+async function latencyChild(): Promise<void> {}
 
 export async function latencyWorkflow(): Promise<void> {
   let stopped = false;

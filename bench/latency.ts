@@ -106,7 +106,9 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
     out(`Update running one activity:       ${summary(baselines.one)}`);
     out(`Update running one local activity: ${summary(baselines.local)}`);
     out(`Update running ten activities:     ${summary(baselines.ten)}`);
-    out(`  parts of a change: two local activities ${summary(baselines.twoLocal)}; one search attribute upsert ${summary(baselines.upsert)}; a local activity then a child workflow started ${summary(baselines.child)}`);
+    out(
+      `  parts of a change: two local activities ${summary(baselines.twoLocal)}; one search attribute upsert ${summary(baselines.upsert)}; a local activity then a child workflow started ${summary(baselines.child)}`,
+    );
     const noop = pct(baselines.noop, 0.5);
     const roundTrip = pct(baselines.one, 0.5) - noop;
     out(`one bare activity round trip (one-activity p50 - no-op p50): ${ms(roundTrip)}; one local activity adds ${ms(pct(baselines.local, 0.5) - noop)}`);
@@ -115,14 +117,20 @@ export async function benchLatency(stack: Stack, servers: Servers): Promise<void
     out(`billflow, prepayment applied to a Draft (POST /prepayments):      ${summary(figures.prepayment)}`);
     out(`billflow, print to Final (provider, Chromium, SMTP, reminders):   ${summary(figures.final)}`);
     out(`  the same at a company without reminders (no child workflow start): ${summary(figures.finalNoReminders)}`);
-    out(`  where a no-provider change's time goes (revision): a bare client Update, no API: ${summary(figures.revisionDirect)}; through the API without Idempotency-Key: ${summary(figures.revisionNoKey)}; an API read with no Temporal call (GET /v1/clients/{id}): ${summary(figures.apiRead)}`);
+    out(
+      `  where a no-provider change's time goes (revision): a bare client Update, no API: ${summary(figures.revisionDirect)}; through the API without Idempotency-Key: ${summary(figures.revisionNoKey)}; an API read with no Temporal call (GET /v1/clients/{id}): ${summary(figures.apiRead)}`,
+    );
     for (const line of cpu) out(line);
     await workflowTaskTails(stack, base.workflowId, figures);
     await describeUpdate(stack, figures.finalWorkflowId, 'changeStatus', "one Final's Update");
     await describeUpdate(stack, figures.finalNoRemindersIds.at(-1)!, 'changeStatus', "one Final's Update at a company without reminders");
     await describeUpdate(stack, figures.finalWorkflowId, 'setLifecycleState', "one life-cycle move's Update");
 
-    for (const [what, samples] of [['life-cycle move', figures.lifecycle], ['revision', figures.revision], ['prepayment on a Draft', figures.prepayment]] as const) {
+    for (const [what, samples] of [
+      ['life-cycle move', figures.lifecycle],
+      ['revision', figures.revision],
+      ['prepayment on a Draft', figures.prepayment],
+    ] as const) {
       const r = pct(samples, 0.5) / noop;
       out(`RATIO no-provider change (${what}) p50 / bare no-op Update p50: ${r.toFixed(2)}x (target <= 1.50) ${verdict(r <= 1.5)}`);
     }
@@ -223,7 +231,21 @@ async function sampleBillflow(stack: Stack): Promise<BillflowFigures> {
   }
   const finalNoRemindersIds = Array.from({ length: plainN - WARM }, (_, i) => invoiceWorkflowId(plain.companyId, `LAT-N-${WARM + i}`));
   const finalWorkflowIds = Array.from({ length: SAMPLES }, (_, i) => invoiceWorkflowId(tenant.companyId, `LAT-F-${WARM + i}`));
-  return { lifecycle, revision, prepayment, final, revisionDirect, revisionNoKey, apiRead, finalWorkflowId: finalWorkflowIds.at(-1)!, finalWorkflowIds, tenant, spareDrafts, finalNoReminders, finalNoRemindersIds };
+  return {
+    lifecycle,
+    revision,
+    prepayment,
+    final,
+    revisionDirect,
+    revisionNoKey,
+    apiRead,
+    finalWorkflowId: finalWorkflowIds.at(-1)!,
+    finalWorkflowIds,
+    tenant,
+    spareDrafts,
+    finalNoReminders,
+    finalNoRemindersIds,
+  };
 }
 
 /** A client credit, as the ERP gets one: an invoice paid at the provider, then changed to Reissue. */

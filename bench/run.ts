@@ -136,7 +136,16 @@ async function benchEngine(stack: Stack, servers: Awaited<ReturnType<typeof star
   });
   const baseRun = baseWorker.run();
   const baseOne = async (i: number) => {
-    const draft: InvoiceDraft = { companyId: baseTenant.companyId, number: `BASE-${i}`, clientId: baseClients[i % 5]!, invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines: draftBody('', '').lines, prepaymentsApplied: 0 };
+    const draft: InvoiceDraft = {
+      companyId: baseTenant.companyId,
+      number: `BASE-${i}`,
+      clientId: baseClients[i % 5]!,
+      invoiceDate: '2026-11-24',
+      dueDate: '2026-12-24',
+      currency: 'USD',
+      lines: draftBody('', '').lines,
+      prepaymentsApplied: 0,
+    };
     const handle = await stack.temporal.workflow.start(baselineInvoice, { taskQueue: baseQueue, workflowId: `Baseline:${draft.companyId}:${draft.number}`, args: [draft] });
     const providerInvoiceId = await handle.executeUpdate(finalUpdate);
     const payment = await payAtProvider(stack, baseTenant, providerInvoiceId);
@@ -183,7 +192,16 @@ async function benchMemory(stack: Stack): Promise<void> {
   const before = process.memoryUsage().rss;
   await pool(OPEN, 32, async (i) => {
     const number = `OPEN-${i}`;
-    const draft: InvoiceDraft = { companyId: tenant.companyId, number, clientId: 'CL-1', invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines: draftBody('', '').lines, prepaymentsApplied: 0 };
+    const draft: InvoiceDraft = {
+      companyId: tenant.companyId,
+      number,
+      clientId: 'CL-1',
+      invoiceDate: '2026-11-24',
+      dueDate: '2026-12-24',
+      currency: 'USD',
+      lines: draftBody('', '').lines,
+      prepaymentsApplied: 0,
+    };
     await stack.temporal.workflow.start('invoiceWorkflow', { taskQueue: stack.taskQueue, workflowId: invoiceWorkflowId(tenant.companyId, number), args: [{ draft }] });
   });
   for (;;) {
@@ -210,7 +228,16 @@ async function benchBillRun(stack: Stack, chromiumPath: string): Promise<void> {
     pool(BILLS, 16, async (i) => {
       const number = `BR-${String(i).padStart(5, '0')}`;
       const lines = Array.from({ length: 3 + (i % 5) }, (_, k) => ({ description: `Engineering services, phase ${k + 1}`, quantity: k + 1, unitPrice: 12_500, amount: (k + 1) * 12_500 }));
-      const draft: InvoiceDraft = { companyId: tenant.companyId, number, clientId: clients[i % clients.length]!, invoiceDate: '2026-11-24', dueDate: '2026-12-24', currency: 'USD', lines, prepaymentsApplied: 0 };
+      const draft: InvoiceDraft = {
+        companyId: tenant.companyId,
+        number,
+        clientId: clients[i % clients.length]!,
+        invoiceDate: '2026-11-24',
+        dueDate: '2026-12-24',
+        currency: 'USD',
+        lines,
+        prepaymentsApplied: 0,
+      };
       const handle = await stack.temporal.workflow.start('invoiceWorkflow', { taskQueue: stack.taskQueue, workflowId: invoiceWorkflowId(tenant.companyId, number), args: [{ draft }] });
       await handle.executeUpdate(changeStatusUpdate, { args: [{ to: 'Final', requestId: `bench-${number}` }] });
     }),
@@ -271,7 +298,9 @@ async function benchBillRun(stack: Stack, chromiumPath: string): Promise<void> {
   const cpu = cpuDiff(c0, cpuSnap());
   finished = true;
   await reader;
-  out(`sending run: ${(runMs / 1000).toFixed(2)} s, ${ms(runMs / BILLS)} per bill; sent ${result.sent}, printed ${result.printed}, failed ${result.failed}, skipped ${result.skippedHeld} (CPU: ${cpu})`);
+  out(
+    `sending run: ${(runMs / 1000).toFixed(2)} s, ${ms(runMs / BILLS)} per bill; sent ${result.sent}, printed ${result.printed}, failed ${result.failed}, skipped ${result.skippedHeld} (CPU: ${cpu})`,
+  );
   out(`progress Query during the run: ${reads.ok} reads answered (${reads.midway} with the run part done), ${reads.failed} failed, worst ${ms(reads.maxMs)}`);
   const renderMs = (renderBefore + (await renderOnly('after the run'))) / 2;
   out(`RATIO sending run / render only (mean of both): ${(runMs / renderMs).toFixed(2)}x (target <= 1.25)`);

@@ -29,8 +29,14 @@ export async function newClients(stack: Stack, tenant: Tenant, n: number): Promi
 }
 
 export const draftBody = (number: string, clientId: string) => ({
-  number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24',
-  lines: [{ description: 'Engineering services', quantity: 8, unitPrice: 12_500, amount: 100_000 }, { description: 'Travel', amount: 4_200 }],
+  number,
+  clientId,
+  invoiceDate: '2026-11-24',
+  dueDate: '2026-12-24',
+  lines: [
+    { description: 'Engineering services', quantity: 8, unitPrice: 12_500, amount: 100_000 },
+    { description: 'Travel', amount: 4_200 },
+  ],
 });
 
 /** Pays a provider invoice's whole outstanding amount at the sandbox, as a payer on the Pay Now page would. */
@@ -82,7 +88,7 @@ function commandLine(pid: number): string {
 /** CPU seconds each kind of process (by name) used between two snapshots. */
 export function cpuBy(a: Snap, b: Snap): Record<string, number> {
   const mine = new Set<number>([process.pid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [pid, p] of b) {
       if (!mine.has(pid) && mine.has(p.ppid)) {

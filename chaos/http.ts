@@ -62,7 +62,9 @@ export function httpClient(stats: RetryStats, stopAt: () => number) {
         if ((res.status < 500 && !inProgress) || refused) return { status: res.status, body: parsed };
         if (inProgress) stats.inProgress += 1;
         else stats.serverErrors += 1;
-        last = `${res.status} ${String(parsed.type ?? '').split('/').pop()} ${String(parsed.detail ?? parsed.text ?? '').slice(0, 160)}`;
+        last = `${res.status} ${String(parsed.type ?? '')
+          .split('/')
+          .pop()} ${String(parsed.detail ?? parsed.text ?? '').slice(0, 160)}`;
       } catch (e) {
         stats.networkErrors += 1;
         const cause = e instanceof Error && e.cause instanceof Error ? `: ${e.cause.message}` : '';

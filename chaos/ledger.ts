@@ -154,8 +154,7 @@ export function check(input: CheckInput): CheckResult {
   let duplicateEmails = 0;
 
   const recordsOf = (inv: LedgerInvoice) => input.provider.invoices.filter((r) => r.accountId === input.accountOf.get(inv.companyId) && r.number === inv.number);
-  const paymentsOn = (inv: LedgerInvoice) =>
-    input.provider.payments.filter((p) => p.accountId === input.accountOf.get(inv.companyId) && p.allocations.some((a) => a.invoiceNumber === inv.number));
+  const paymentsOn = (inv: LedgerInvoice) => input.provider.payments.filter((p) => p.accountId === input.accountOf.get(inv.companyId) && p.allocations.some((a) => a.invoiceNumber === inv.number));
 
   for (const inv of ledger.invoices.values()) {
     const where = `invoice ${inv.number} (company ${inv.companyId}, lifecycle ${inv.lifecycle})`;
@@ -211,7 +210,10 @@ export function check(input: CheckInput): CheckResult {
 
     // Payments billflow itself makes at the provider: Quick Pay, and each applied prepayment made again.
     const onIt = paymentsOn(inv);
-    for (const [method, expected] of [['quickpay', inv.quickPays], ['prepayment', inv.prepaymentRecreations]] as const) {
+    for (const [method, expected] of [
+      ['quickpay', inv.quickPays],
+      ['prepayment', inv.prepaymentRecreations],
+    ] as const) {
       const made = onIt.filter((p) => p.method === method);
       if (made.length > expected) {
         duplicatePayments += made.length - expected;

@@ -62,7 +62,7 @@ export interface ChaosResult extends Counts {
   dir: string;
 }
 
-export const DEFAULT_PROVIDER_FAULT = {
+const DEFAULT_PROVIDER_FAULT = {
   mode: 'chaos',
   status: 503,
   errorRate: 0.2,
@@ -128,7 +128,15 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   // One at a time, so no two ask the OS at the same moment.
   for (let i = 0; i < 9; i++) ports.push(await freePort());
   const [pgPort, temporalPort, sandboxPort, apiPort, frontPort, mailSmtpPort, mailWebPort, workerMetricsPort, stripeSandboxPort] = ports as [
-    number, number, number, number, number, number, number, number, number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
   ];
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   const sandboxUrl = `http://127.0.0.1:${sandboxPort}`;
@@ -181,7 +189,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     }
     front = await startSmtpFront({ port: frontPort, targetPort: mailSmtpPort });
     const common = { DATABASE_URL: pg.url('billflow'), SANDBOX_DATABASE_URL: pg.url('sandbox'), TEMPORAL_ADDRESS: temporal.address, BILLFLOW_ADMIN_KEY: adminKey, BILLFLOW_SECRET_KEY: newSecretKey() };
-    const sandbox = nodeProcess({ name: 'sandbox', entry: 'sandbox/main.ts', env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl, STRIPE_SANDBOX_PORT: String(stripeSandboxPort) }, logDir, ready: { port: sandboxPort } });
+    const sandbox = nodeProcess({
+      name: 'sandbox',
+      entry: 'sandbox/main.ts',
+      env: { ...common, SANDBOX_PORT: String(sandboxPort), SANDBOX_PUBLIC_URL: sandboxUrl, STRIPE_SANDBOX_PORT: String(stripeSandboxPort) },
+      logDir,
+      ready: { port: sandboxPort },
+    });
     const api = nodeProcess({ name: 'api', entry: 'api/main.ts', env: { ...common, API_PORT: String(apiPort), API_PUBLIC_URL: apiUrl }, logDir, ready: { port: apiPort } });
     const worker = nodeProcess({
       name: 'worker',
@@ -242,7 +256,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       if (def.status !== 200) throw new Error(`billing-run definition: ${def.status} ${JSON.stringify(def.body)}`);
       for (let k = 0; k < (opts.clientsPerCompany ?? 4); k++) {
         const client = { id: `CL-${c}-${k}`, email: `ap-${runId}-${c}-${k}@chaos.example` };
-        const made = await call(apiUrl, 'POST', '/v1/clients', { key: company.apiKey, idempotencyKey: `client:${id}:${client.id}`, body: { id: client.id, name: `Client ${c}-${k}`, email: client.email } });
+        const made = await call(apiUrl, 'POST', '/v1/clients', {
+          key: company.apiKey,
+          idempotencyKey: `client:${id}:${client.id}`,
+          body: { id: client.id, name: `Client ${c}-${k}`, email: client.email },
+        });
         if (made.status !== 201) throw new Error(`client: ${made.status} ${JSON.stringify(made.body)}`);
         company.clients.push(client);
       }
@@ -526,8 +544,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         `provider 5xx ${faults.provider.errors}, delays ${faults.provider.delays}, dropped responses ${faults.provider.droppedResponses}; ` +
         `webhooks duplicated ${faults.provider.webhooks.duplicated}, held back ${faults.provider.webhooks.held}, lost ${faults.provider.webhooks.lost}`,
     );
-    log(`workflow tasks: ${tasks.slow} slow (the SDK's TMPRL1104), ${tasks.lost} completed after the server had given them up, ${tasks.nondeterminism} nondeterminism errors; ${tasks.queryReplays} Queries refused on nondeterminism`);
-    log(`client retries: ${stats.networkErrors} network errors, ${stats.serverErrors} 5xx, ${stats.inProgress} 409 request-in-progress; feed receipts read again after an unanswered acknowledge ${redelivered}`);
+    log(
+      `workflow tasks: ${tasks.slow} slow (the SDK's TMPRL1104), ${tasks.lost} completed after the server had given them up, ${tasks.nondeterminism} nondeterminism errors; ${tasks.queryReplays} Queries refused on nondeterminism`,
+    );
+    log(
+      `client retries: ${stats.networkErrors} network errors, ${stats.serverErrors} 5xx, ${stats.inProgress} 409 request-in-progress; feed receipts read again after an unanswered acknowledge ${redelivered}`,
+    );
     const line =
       `chaos: ${opts.lifecycles} lifecycles, ${result.lost} lost, ${result.duplicateInvoices} duplicate provider invoices, ${result.duplicatePayments} duplicate payments, ` +
       `${result.feedErrors} feed gaps or duplicates, ${result.balanceMismatches} balance mismatches, ${result.duplicateEmails} duplicate emails`;

@@ -42,7 +42,12 @@ export const MIX: [ScenarioKind, number][] = [
 export class StepFailed extends Error {}
 
 function expectStatus(what: string, got: { status: number; body: Json }, ...ok: number[]): Json {
-  if (!ok.includes(got.status)) throw new StepFailed(`${what} answered ${got.status} ${String(got.body.type ?? '').split('/').pop()}: ${String(got.body.detail ?? got.body.text ?? JSON.stringify(got.body)).slice(0, 300)}`);
+  if (!ok.includes(got.status))
+    throw new StepFailed(
+      `${what} answered ${got.status} ${String(got.body.type ?? '')
+        .split('/')
+        .pop()}: ${String(got.body.detail ?? got.body.text ?? JSON.stringify(got.body)).slice(0, 300)}`,
+    );
   return got.body;
 }
 
@@ -174,7 +179,11 @@ export class Lifecycle {
         const invs: LedgerInvoice[] = [];
         for (let i = 1; i <= 3; i++) invs.push(await this.create(i, client, dollars(100, 3_000)));
         for (const inv of invs) await this.final(inv, 1);
-        await this.pay(invs.map((inv) => ({ inv, amount: inv.total })), this.co.fixedFee, 1);
+        await this.pay(
+          invs.map((inv) => ({ inv, amount: inv.total })),
+          this.co.fixedFee,
+          1,
+        );
         return;
       }
       case 'reissue-prepayment': {

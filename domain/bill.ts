@@ -5,8 +5,7 @@
 import type { InvoiceStatus, SettlementStatus } from './invoice.js';
 import type { Minor } from './money.js';
 
-export const LIFECYCLE_STATES = ['Posted', 'Presented', 'Presented & Confirmed', 'Presented & Rejected'] as const;
-export type LifecycleState = (typeof LIFECYCLE_STATES)[number];
+export type LifecycleState = 'Posted' | 'Presented' | 'Presented & Confirmed' | 'Presented & Rejected';
 
 /**
  * Changed only by explicit actions: Presented and Presented & Confirmed only from Posted;
@@ -17,10 +16,6 @@ const LIFECYCLE_MOVES: Record<Exclude<LifecycleState, 'Posted'>, readonly Lifecy
   'Presented & Confirmed': ['Posted'],
   'Presented & Rejected': ['Posted', 'Presented & Confirmed'],
 };
-
-export function isLifecycleState(v: unknown): v is LifecycleState {
-  return typeof v === 'string' && (LIFECYCLE_STATES as readonly string[]).includes(v);
-}
 
 /**
  * Why the bill cannot move to `to`, or null when it can. Only a Final invoice is a bill; it loses
@@ -33,8 +28,7 @@ export function lifecycleMoveError(status: InvoiceStatus, from: LifecycleState |
   return allowed.includes(from) ? null : `a bill in life-cycle state ${from} cannot move to ${to}; ${to} is reached only from ${allowed.join(' or ')}`;
 }
 
-export const CLASSIFICATIONS = ['Max Credit Amount Reached', 'Max Credit Limit Amount Reached'] as const;
-export type Classification = (typeof CLASSIFICATIONS)[number];
+export type Classification = 'Max Credit Amount Reached' | 'Max Credit Limit Amount Reached';
 
 /** A billing-run limit: a fixed amount, or equal to (100) / a percentage of the client's credit limit. */
 export type BillLimit = { kind: 'fixed'; amount: Minor } | { kind: 'credit-limit'; percent: number };

@@ -27,7 +27,7 @@ export const EVENT_DESCRIPTIONS: Record<EventType, string> = {
   'invoice.released': 'an operator released a held bill; it carries the Pay Now URL',
   'payment.applied': 'a provider payment (webhook, import or Quick Pay) was applied to the invoice',
   'receipt.created': 'a receipt entered the receipts feed (payment, fee or prepayment), as `GET /v1/receipts` shows it',
-  'prepayment.created': "a payment on an invoice that left Final became a client prepayment",
+  'prepayment.created': 'a payment on an invoice that left Final became a client prepayment',
   'prepayment.applied': 'a client prepayment was applied to an invoice',
   'reminder.sent': 'a due-date reminder email went to the client',
   'reconciliation.drift_found': 'a reconciliation found billflow and the provider out of step: the findings',

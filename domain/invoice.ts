@@ -14,10 +14,6 @@ const TRANSITIONS: Record<InvoiceStatus, readonly InvoiceStatus[]> = {
   Reissue: ['Final', 'Draft'],
 };
 
-export function isInvoiceStatus(value: unknown): value is InvoiceStatus {
-  return typeof value === 'string' && (INVOICE_STATUSES as readonly string[]).includes(value);
-}
-
 /** Returns why `from -> to` is not allowed, or null when it is. */
 export function transitionError(from: InvoiceStatus, to: InvoiceStatus): string | null {
   if (TRANSITIONS[from].includes(to)) return null;
@@ -134,11 +130,7 @@ export function validateLines(lines: unknown): InvoiceLine[] {
       out.unitPrice = line.unitPrice;
     }
     if (out.quantity !== undefined && out.unitPrice !== undefined && Math.round(out.quantity * out.unitPrice) !== out.amount) {
-      throw new DomainError(
-        'invalid-lines',
-        `${field}.amount ${out.amount} does not equal quantity ${out.quantity} x unitPrice ${out.unitPrice}`,
-        `${field}.amount`,
-      );
+      throw new DomainError('invalid-lines', `${field}.amount ${out.amount} does not equal quantity ${out.quantity} x unitPrice ${out.unitPrice}`, `${field}.amount`);
     }
     return out;
   });

@@ -22,7 +22,7 @@ export interface PlanInvoice {
 }
 
 /** A provider payment found by the pre-change import that this invoice has not applied yet. */
-export interface FoundPayment {
+interface FoundPayment {
   paymentId: string;
   amount: Minor;
   fee: Minor;
@@ -57,7 +57,7 @@ export type Step =
   /** An exceptional bill: nothing goes to the provider or the client until an operator releases it. */
   | { kind: 'hold-exceptional'; classification: string };
 
-export type FeedEntry = { kind: 'payment' | 'fee'; paymentId: string; amount: Minor } | { kind: 'prepayment'; paymentId: string; amount: Minor };
+type FeedEntry = { kind: 'payment' | 'fee'; paymentId: string; amount: Minor } | { kind: 'prepayment'; paymentId: string; amount: Minor };
 
 export interface Plan {
   from: InvoiceStatus;
@@ -169,11 +169,7 @@ export function planStatusChange(input: PlanInput): Plan {
       steps.push({ kind: 'create-provider-invoice', outstanding: outstanding + pendingSum }, ...pending, { kind: 'render-pdf' }, ...attachPdf);
       payNowUrl = 'new';
     } else {
-      const reason = !providerEnabled
-        ? 'the company does not have the provider integration enabled'
-        : outstanding === 0
-          ? 'nothing is owed (zero or net-zero invoice)'
-          : 'the invoice is a credit';
+      const reason = !providerEnabled ? 'the company does not have the provider integration enabled' : outstanding === 0 ? 'nothing is owed (zero or net-zero invoice)' : 'the invoice is a credit';
       // A record that cannot be set to owe nothing is voided instead.
       const voided = atProvider && invoice.providerInvoiceId !== null && providerEnabled;
       if (voided) steps.push(deleteRecord(invoice.providerInvoiceId!));

@@ -13,10 +13,7 @@ export function reminderSchedule(dueDate: string, reminderDays: readonly number[
 export type ReminderRefusal = 'not-final' | 'superseded' | 'settled' | 'held';
 
 /** Why an invoice gets no reminder for `revision` now, or null when it does. */
-export function reminderRefusal(
-  invoice: { status: InvoiceStatus; revision: number; outstanding: Minor; held: boolean },
-  revision: number,
-): ReminderRefusal | null {
+export function reminderRefusal(invoice: { status: InvoiceStatus; revision: number; outstanding: Minor; held: boolean }, revision: number): ReminderRefusal | null {
   if (invoice.revision !== revision) return 'superseded';
   if (invoice.status !== 'Final') return 'not-final';
   if (invoice.held) return 'held';

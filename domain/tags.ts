@@ -24,8 +24,6 @@ export const BUILT_IN_TAGS = {
   'company.name': "The company's name",
 } as const;
 
-export type BuiltInTag = keyof typeof BUILT_IN_TAGS;
-
 export const CUSTOM_PREFIX = 'custom.';
 export const CUSTOM_TAG_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
@@ -49,12 +47,12 @@ export function isCustomTagName(name: string): boolean {
 }
 
 /** Whether `tag` (without `#`) is known given the company's custom tag names. */
-export function isKnownTag(tag: string, customNames: ReadonlySet<string>): boolean {
+function isKnownTag(tag: string, customNames: ReadonlySet<string>): boolean {
   if (Object.hasOwn(BUILT_IN_TAGS, tag)) return true;
   return tag.startsWith(CUSTOM_PREFIX) && customNames.has(tag.slice(CUSTOM_PREFIX.length));
 }
 
-export function knownTagList(customNames: Iterable<string>): string[] {
+function knownTagList(customNames: Iterable<string>): string[] {
   return [...Object.keys(BUILT_IN_TAGS), ...[...customNames].sort().map((n) => `${CUSTOM_PREFIX}${n}`)].map((t) => `#${t}`);
 }
 
@@ -124,7 +122,7 @@ export function billTagValues(b: BillFacts): Map<string, string> {
 }
 
 /** Replaces each tag by its value; a tag without a value is an error (never a blank). */
-export function renderTags(text: string, values: ReadonlyMap<string, string>, field = 'template'): string {
+function renderTags(text: string, values: ReadonlyMap<string, string>, field = 'template'): string {
   return text.replace(TAG, (whole, escaped: string, tag: string) => {
     if (escaped) return whole.slice(1);
     const v = values.get(tag);

@@ -19,7 +19,10 @@ function isDate(s: string): boolean {
 const hasControl = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20);
 
 function describe(e: ErrorObject): { field: string; detail: string } {
-  const base = e.instancePath.replace(/^\//, '').replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.');
+  const base = e.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)/g, '[$1]')
+    .replace(/\//g, '.');
   const join = (name: string) => [base, name].filter(Boolean).join('.');
   if (e.keyword === 'required') {
     const field = join((e.params as { missingProperty: string }).missingProperty);

@@ -15,7 +15,7 @@ export interface Logger {
 const SECRET_FIELDS = ['authorization', 'cookie', 'set-cookie', 'apiKey', 'api_key', 'secret', 'webhookSecret', 'password', 'pass', 'token', 'adminKey'];
 
 /** The names at the top, one and two levels down (`headers.authorization`, `body.provider.apiKey`). */
-export const REDACTED_PATHS = SECRET_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`, `*.*["${f}"]`]);
+const REDACTED_PATHS = SECRET_FIELDS.flatMap((f) => [`["${f}"]`, `*["${f}"]`, `*.*["${f}"]`]);
 
 const LEVELS: Record<string, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' };
 

@@ -33,7 +33,7 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-export function sendProblem(res: Response, p: HttpProblem): void {
+function sendProblem(res: Response, p: HttpProblem): void {
   res
     .status(p.status)
     .type('application/problem+json')

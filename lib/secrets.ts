@@ -53,7 +53,7 @@ export function keyringFromEnv(env: Record<string, string | undefined> = process
 
 /** Where a stored value lives: the additional data its ciphertext is bound to. */
 export type SecretField = 'provider_api_key' | 'provider_webhook_secret' | 'provider_webhook_secret_previous';
-export const SECRET_FIELDS: readonly SecretField[] = ['provider_api_key', 'provider_webhook_secret', 'provider_webhook_secret_previous'];
+const SECRET_FIELDS: readonly SecretField[] = ['provider_api_key', 'provider_webhook_secret', 'provider_webhook_secret_previous'];
 
 /** The signing secrets of the ERP's webhook endpoints (columns of webhook_endpoints, bound to the endpoint id). */
 export type EndpointSecretField = 'secret' | 'secret_previous';
@@ -67,7 +67,7 @@ const answerPlace = (scope: string, key: string): Place => `idempotency_keys.bod
 /** How errors name a place: "companies.provider_api_key of acme". */
 const named = (place: Place) => place.replace(/:/, ' of ');
 
-export function isSealed(stored: string): boolean {
+function isSealed(stored: string): boolean {
   return stored.startsWith(PREFIX);
 }
 
@@ -117,9 +117,7 @@ function openAt(ring: Keyring, place: Place, stored: string): string {
   const [keyId, ivText, bodyText] = stored.slice(PREFIX.length).split(':');
   const key = [ring.current, ...ring.previous].find((k) => k.id === keyId)?.key;
   if (!key) {
-    throw new Error(
-      `${named(place)} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`,
-    );
+    throw new Error(`${named(place)} is encrypted under key ${keyId}, which is neither BILLFLOW_SECRET_KEY (${ring.current.id}) nor BILLFLOW_SECRET_KEY_PREVIOUS`);
   }
   const iv = Buffer.from(ivText ?? '', 'base64url');
   const body = Buffer.from(bodyText ?? '', 'base64url');
@@ -165,9 +163,7 @@ export async function sealStoredSecrets(sql: Sql, ring: Keyring, opts: { rotate?
       sealed += Object.keys(changed).length;
     }
     // Endpoint secrets are sealed when made: only a rotation has anything to do.
-    const endpoints = opts.rotate
-      ? await tx<({ id: string } & Record<EndpointSecretField, string | null>)[]>`SELECT id, secret, secret_previous FROM webhook_endpoints ORDER BY id FOR UPDATE`
-      : [];
+    const endpoints = opts.rotate ? await tx<({ id: string } & Record<EndpointSecretField, string | null>)[]>`SELECT id, secret, secret_previous FROM webhook_endpoints ORDER BY id FOR UPDATE` : [];
     for (const row of endpoints) {
       const changed: Partial<Record<EndpointSecretField, string>> = {};
       for (const field of ENDPOINT_SECRET_FIELDS) {

@@ -5,7 +5,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 export const SIGNATURE_HEADER = 'BillPay-Signature';
-export const DEFAULT_TOLERANCE_SECONDS = 300;
+const DEFAULT_TOLERANCE_SECONDS = 300;
 
 function digest(secret: string, timestamp: number, body: string): string {
   return createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
@@ -20,12 +20,7 @@ export function signPayload(secret: string, body: string, now = Date.now()): str
  * Returns why the signature is not acceptable, or null when it is. Several secrets: any of them may
  * have signed (a rotated secret during its overlap window).
  */
-export function verifySignature(
-  secret: string | readonly string[],
-  body: string,
-  header: string | undefined,
-  opts: { now?: number; toleranceSeconds?: number } = {},
-): string | null {
+export function verifySignature(secret: string | readonly string[], body: string, header: string | undefined, opts: { now?: number; toleranceSeconds?: number } = {}): string | null {
   if (!header) return `missing ${SIGNATURE_HEADER} header`;
   const parts = new Map<string, string[]>();
   for (const piece of header.split(',')) {

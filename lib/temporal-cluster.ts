@@ -31,21 +31,21 @@ export function clusterTools(found: { temporalServer?: Omit<ClusterTools, 'ui'>;
   return { ...found.temporalServer, ui: found.temporalUi };
 }
 
-export const CLUSTER_SERVICES = ['frontend', 'history', 'matching', 'worker'] as const;
-export type ClusterService = (typeof CLUSTER_SERVICES)[number];
+const CLUSTER_SERVICES = ['frontend', 'history', 'matching', 'worker'] as const;
+type ClusterService = (typeof CLUSTER_SERVICES)[number];
 
 /**
  * Every port of the cluster from the frontend's: Temporal's own defaults when that is 7233
  * (gRPC 7233/7234/7235/7239, membership 6933/6934/6935/6939, frontend HTTP 7243).
  */
-export function clusterPorts(frontend: number): Record<ClusterService, { grpc: number; membership: number }> & { http: number } {
+function clusterPorts(frontend: number): Record<ClusterService, { grpc: number; membership: number }> & { http: number } {
   const offset = { frontend: 0, history: 1, matching: 2, worker: 6 };
   const ports = Object.fromEntries(CLUSTER_SERVICES.map((s) => [s, { grpc: frontend + offset[s], membership: frontend - 300 + offset[s] }]));
   return { ...(ports as Record<ClusterService, { grpc: number; membership: number }>), http: frontend + 10 };
 }
 
 /** The two databases, from a postgres:// URL naming the main one (visibility is `<name>_visibility`, as auto-setup names it). */
-export function temporalDatabases(url: string): { host: string; port: number; user: string; password: string; main: string; visibility: string; tls: boolean } {
+function temporalDatabases(url: string): { host: string; port: number; user: string; password: string; main: string; visibility: string; tls: boolean } {
   const u = new URL(url);
   const main = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'temporal';
   return {
@@ -73,7 +73,10 @@ export function setupTemporalSchemas(tools: ClusterTools, url: string, log: (lin
     log(out);
     if (r.status !== 0 && !(tolerate && tolerate.test(out))) throw new Error(`temporal sql tool ${args[0]} on ${database} failed: ${out.trim().split('\n').slice(-3).join(' ')}`);
   };
-  for (const [database, dir] of [[db.main, 'temporal'], [db.visibility, 'visibility']] as const) {
+  for (const [database, dir] of [
+    [db.main, 'temporal'],
+    [db.visibility, 'visibility'],
+  ] as const) {
     // A user without CREATEDB works on databases made for it beforehand.
     tool(database, ['create-database'], /already exists|permission denied/);
     tool(database, ['setup-schema', '-v', '0.0']);
@@ -112,10 +115,7 @@ export function writeClusterConfig(opts: { dir: string; databaseUrl: string; fro
     },
     global: { membership: { maxJoinDuration: '30s', broadcastAddress: '127.0.0.1' } },
     services: Object.fromEntries(
-      CLUSTER_SERVICES.map((s) => [
-        s,
-        { rpc: { grpcPort: ports[s].grpc, membershipPort: ports[s].membership, bindOnLocalHost: true, ...(s === 'frontend' ? { httpPort: ports.http } : {}) } },
-      ]),
+      CLUSTER_SERVICES.map((s) => [s, { rpc: { grpcPort: ports[s].grpc, membershipPort: ports[s].membership, bindOnLocalHost: true, ...(s === 'frontend' ? { httpPort: ports.http } : {}) } }]),
     ),
     clusterMetadata: {
       enableGlobalNamespace: false,
@@ -164,7 +164,7 @@ export function clusterServices(opts: { tools: ClusterTools; configDir: string; 
 }
 
 /** The Web UI server in front of the frontend, like the `temporalio/ui` image. */
-export function uiService(opts: { tools: ClusterTools; dir: string; frontendPort: number; uiPort: number; log: (line: string) => void }): Service {
+function uiService(opts: { tools: ClusterTools; dir: string; frontendPort: number; uiPort: number; log: (line: string) => void }): Service {
   const configDir = path.join(opts.dir, 'ui-config');
   mkdirSync(configDir, { recursive: true });
   const origins = [`http://127.0.0.1:${opts.uiPort}`, `http://localhost:${opts.uiPort}`];
@@ -172,13 +172,7 @@ export function uiService(opts: { tools: ClusterTools; dir: string; frontendPort
     path.join(configDir, 'cluster.yaml'),
     `${JSON.stringify({ temporalGrpcAddress: `127.0.0.1:${opts.frontendPort}`, host: '127.0.0.1', port: opts.uiPort, enableUi: true, defaultNamespace: 'default', notifyOnNewVersion: false, cors: { allowOrigins: origins, cookieInsecure: true } }, null, 2)}\n`,
   );
-  return processService(
-    'temporal-ui',
-    opts.tools.ui,
-    ['--root', opts.dir, '--config', 'ui-config', '--env', 'cluster', 'start'],
-    () => waitForPort('127.0.0.1', opts.uiPort, 60_000),
-    opts.log,
-  );
+  return processService('temporal-ui', opts.tools.ui, ['--root', opts.dir, '--config', 'ui-config', '--env', 'cluster', 'start'], () => waitForPort('127.0.0.1', opts.uiPort, 60_000), opts.log);
 }
 
 /**

@@ -31,7 +31,7 @@ export async function waitForPort(host: string, port: number, timeoutMs: number)
 }
 
 /** temporal-dynamicconfig.yaml as the dev server takes it: one `--dynamic-config-value KEY=JSON` per setting (each has one unconstrained value). */
-export function dynamicConfigFlags(file = TEMPORAL_DYNAMIC_CONFIG): string[] {
+function dynamicConfigFlags(file = TEMPORAL_DYNAMIC_CONFIG): string[] {
   const settings = parse(readFileSync(file, 'utf8')) as Record<string, { value: unknown; constraints?: unknown }[]>;
   return Object.entries(settings).flatMap(([key, values]) => {
     if (values.length !== 1 || values[0]!.constraints) throw new Error(`${file}: ${key} must have one value without constraints for the dev server`);

@@ -8,32 +8,11 @@ import type { Sql } from '../lib/db.js';
 import { HttpProblem } from '../lib/problem.js';
 import { applyFault, currentFault, injectedFaults, setFault } from './faults.js';
 import { newId, newToken, sha256Hex } from './ids.js';
-import {
-  accountJson,
-  customerJson,
-  decodeCursor,
-  findInvoice,
-  findPayment,
-  invoiceJson,
-  paymentJson,
-  type AccountRow,
-  type CustomerRow,
-  type InvoiceRow,
-  type PaymentRow,
-} from './model.js';
+import { accountJson, customerJson, decodeCursor, findInvoice, findPayment, invoiceJson, paymentJson, type AccountRow, type CustomerRow, type InvoiceRow, type PaymentRow } from './model.js';
 import { authenticatedAccount, keepRawBody, mutation, type MutationContext, type Reply } from './mutation.js';
 import { AllocationError, recordPayment, removePayment } from './payments.js';
 import type { RequestLog } from './request-log.js';
-import {
-  validBody,
-  type AccountCreate,
-  type AccountPatch,
-  type CustomerCreate,
-  type FaultSet,
-  type InvoiceCreate,
-  type InvoicePatch,
-  type PaymentCreate,
-} from './validate.js';
+import { validBody, type AccountCreate, type AccountPatch, type CustomerCreate, type FaultSet, type InvoiceCreate, type InvoicePatch, type PaymentCreate } from './validate.js';
 import type { WebhookDispatcher } from './webhooks.js';
 
 export interface ApiDeps {

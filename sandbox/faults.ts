@@ -17,7 +17,7 @@ import type { Db } from './model.js';
 import { authenticatedAccount } from './mutation.js';
 import type { FaultSet } from './validate.js';
 
-export interface WebhookFaults {
+interface WebhookFaults {
   duplicateRate: number;
   holdRate: number;
   holdMs: number;

@@ -76,7 +76,7 @@ export interface InvoiceRow {
 /** The currencies the sandbox takes: two-decimal ones, so its page reads amounts in hundredths. */
 export const SANDBOX_CURRENCIES = ['USD', 'EUR', 'GBP', 'CAD', 'AUD', 'NZD', 'CHF', 'SEK', 'NOK', 'DKK', 'PLN', 'CZK', 'MXN', 'SGD', 'HKD', 'ZAR'] as const;
 
-export function payNowUrl(publicUrl: string, payToken: string): string {
+function payNowUrl(publicUrl: string, payToken: string): string {
   return `${publicUrl.replace(/\/+$/, '')}/pay/${payToken}`;
 }
 
@@ -101,7 +101,7 @@ export function invoiceJson(i: InvoiceRow, publicUrl: string) {
 export const PAYMENT_METHODS = ['card', 'prepayment', 'quickpay', 'other'] as const;
 export type PaymentMethod = (typeof PAYMENT_METHODS)[number];
 
-export interface Allocation {
+interface Allocation {
   invoiceId: string;
   invoiceNumber: string;
   amount: number;

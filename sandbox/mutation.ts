@@ -58,9 +58,7 @@ export function mutation(sql: Sql, handler: (ctx: MutationContext) => Promise<Re
       throw new HttpProblem(400, 'invalid-idempotency-key', 'Idempotency-Key must be 1 to 255 characters', 'Idempotency-Key');
     }
     const scope = authenticatedAccount(res)?.id ?? '';
-    const fingerprint = sha256Hex(
-      Buffer.concat([Buffer.from(`${req.method} ${req.originalUrl}\n`), rawBodies.get(req) ?? Buffer.alloc(0)]),
-    );
+    const fingerprint = sha256Hex(Buffer.concat([Buffer.from(`${req.method} ${req.originalUrl}\n`), rawBodies.get(req) ?? Buffer.alloc(0)]));
     const hooks: (() => void)[] = [];
     const out = await sql.begin(async (tx): Promise<Stored> => {
       if (key !== undefined) {
@@ -71,12 +69,7 @@ export function mutation(sql: Sql, handler: (ctx: MutationContext) => Promise<Re
           const [prior] = await tx<{ fingerprint: string; status: number; body: string; location: string | null }[]>`
             SELECT fingerprint, status, body, location FROM idempotency_keys WHERE scope = ${scope} AND key = ${key}`;
           if (prior!.fingerprint !== fingerprint) {
-            throw new HttpProblem(
-              422,
-              'idempotency-key-reused',
-              'this Idempotency-Key was already used for a different request (method, path or body differ)',
-              'Idempotency-Key',
-            );
+            throw new HttpProblem(422, 'idempotency-key-reused', 'this Idempotency-Key was already used for a different request (method, path or body differ)', 'Idempotency-Key');
           }
           return { status: prior!.status, body: prior!.body, location: prior!.location, replayed: true };
         }

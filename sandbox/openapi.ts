@@ -122,7 +122,7 @@ export const requestSchemas = {
         maxLength: 200,
         pattern: '^(GET|POST|PATCH|PUT|DELETE) /\\S*$',
         description: 'Only requests of this method and path are affected (and counted); `*` stands for any characters, e.g. `PUT /v1/invoices/*/pdf`.',
-        },
+      },
       errorRate: { ...rate, description: 'Mode chaos: share of requests that answer `status`.' },
       delayRate: { ...rate, description: 'Mode chaos: share of requests delayed by `delayMs` (errorRate + delayRate at most 1 in effect).' },
       dropResponseRate: { ...rate, description: 'Mode chaos: share of the other requests that run and commit, then lose their answer.' },

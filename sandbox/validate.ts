@@ -3,7 +3,7 @@ import { bodyValidator } from '../lib/json-schema.js';
 import type { PaymentMethod } from './model.js';
 import { requestSchemas, type RequestSchemaName } from './openapi.js';
 
-export interface FeeRuleInput {
+interface FeeRuleInput {
   fixed?: number;
   percentBps?: number;
 }

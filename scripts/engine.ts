@@ -255,7 +255,10 @@ try {
   const databaseUrl = external ?? pg!.url('billflow');
   const sandboxDatabaseUrl = env.SANDBOX_DATABASE_URL ?? pg?.url('sandbox');
   if (!sandboxDatabaseUrl) throw new Error('SANDBOX_DATABASE_URL must be set when DATABASE_URL is');
-  for (const [url, dir] of [[databaseUrl, BILLFLOW_MIGRATIONS], [sandboxDatabaseUrl, SANDBOX_MIGRATIONS]] as const) {
+  for (const [url, dir] of [
+    [databaseUrl, BILLFLOW_MIGRATIONS],
+    [sandboxDatabaseUrl, SANDBOX_MIGRATIONS],
+  ] as const) {
     const sql = connect(url, { max: 1 });
     await migrate(sql, dir);
     await sql.end();

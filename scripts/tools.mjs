@@ -152,9 +152,7 @@ export function ensureChromium() {
     });
     return '/usr/bin/chromium';
   }
-  throw new Error(
-    'Chromium not found. Install it (Debian/Ubuntu: `sudo apt-get install chromium fonts-liberation`) or set CHROMIUM_PATH.',
-  );
+  throw new Error('Chromium not found. Install it (Debian/Ubuntu: `sudo apt-get install chromium fonts-liberation`) or set CHROMIUM_PATH.');
 }
 
 /** poppler's pdftotext/pdftoppm, used only by tests to read the PDFs we render. */

@@ -75,7 +75,11 @@ function typeTable(): Set<string> {
 
 describe('the API contract as documented', () => {
   it('names the problem types of every problem answer', () => {
-    const bare = operations.flatMap((op) => Object.entries(op.responses).filter(([, a]) => a.$ref).map(([status]) => `${op.name} ${status}`));
+    const bare = operations.flatMap((op) =>
+      Object.entries(op.responses)
+        .filter(([, a]) => a.$ref)
+        .map(([status]) => `${op.name} ${status}`),
+    );
     expect(bare).toEqual([]);
   });
 
@@ -101,12 +105,21 @@ describe('the API contract as documented', () => {
     const deref = (s: Schema): Schema => (s.$ref ? deref(schemas[s.$ref.split('/').pop()!]!) : s);
     /** The schema a `$response.body#/a/0/b` pointer names in the answer's schema (a number steps into an array's items), or undefined. */
     const at = (schema: Schema, pointer: string): Schema | undefined =>
-      pointer.split('/').filter(Boolean).reduce<Schema | undefined>((s, key) => (s ? (/^\d+$/.test(key) ? deref(s).items : deref(s).properties?.[key]) : undefined), schema);
+      pointer
+        .split('/')
+        .filter(Boolean)
+        .reduce<Schema | undefined>((s, key) => (s ? (/^\d+$/.test(key) ? deref(s).items : deref(s).properties?.[key]) : undefined), schema);
     // A whole value (`$response.body#/id`) or embedded in a string (`P-{$response.body#/id}`).
     const expressions = (v: unknown): string[] =>
       typeof v === 'string'
-        ? v.startsWith('$') ? [v] : [...v.matchAll(/\{(\$[^}]+)\}/g)].map((m) => m[1]!)
-        : Array.isArray(v) ? v.flatMap(expressions) : v && typeof v === 'object' ? Object.values(v).flatMap(expressions) : [];
+        ? v.startsWith('$')
+          ? [v]
+          : [...v.matchAll(/\{(\$[^}]+)\}/g)].map((m) => m[1]!)
+        : Array.isArray(v)
+          ? v.flatMap(expressions)
+          : v && typeof v === 'object'
+            ? Object.values(v).flatMap(expressions)
+            : [];
     let count = 0;
     for (const [p, item] of Object.entries(paths)) {
       for (const [method, op] of Object.entries(item)) {
@@ -118,7 +131,10 @@ describe('the API contract as documented', () => {
             const targetOp = paths[target!.replace(/~1/g, '/').replace(/~0/g, '~')]?.[targetMethod!];
             expect(targetOp, where).toBeDefined();
             for (const param of Object.keys(link.parameters ?? {})) {
-              expect(targetOp!.parameters?.some((q) => q.name === param && q.in === 'path'), `${where}: ${param}`).toBe(true);
+              expect(
+                targetOp!.parameters?.some((q) => q.name === param && q.in === 'path'),
+                `${where}: ${param}`,
+              ).toBe(true);
             }
             if (link.requestBody) expect(targetOp!.requestBody, `${where}: the target takes no body`).toBeDefined();
             const source = answer.content?.['application/json']?.schema;

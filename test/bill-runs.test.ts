@@ -77,10 +77,14 @@ async function finalBill(clientId: string, amount: number, invoiceDate = '2026-1
 }
 
 async function completed(runId: string): Promise<Run> {
-  return eventually(async () => {
-    const r = await api<Run>('GET', `/v1/bill-runs/${runId}`);
-    return r.body.status === 'completed' ? r.body : undefined;
-  }, `run ${runId} to complete`, 45_000);
+  return eventually(
+    async () => {
+      const r = await api<Run>('GET', `/v1/bill-runs/${runId}`);
+      return r.body.status === 'completed' ? r.body : undefined;
+    },
+    `run ${runId} to complete`,
+    45_000,
+  );
 }
 
 async function items(runId: string): Promise<Item[]> {
@@ -262,7 +266,12 @@ describe("a bill's PDF on demand", () => {
     expect(before).toMatch(/Amount due\s+\$640\.00/);
 
     const paid = await api('POST', `/v1/invoices/${number}/quick-pay`, {
-      paymentType: 'Receipt', paymentMethod: 'Cheque', issuedOn: '2026-11-21', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR',
+      paymentType: 'Receipt',
+      paymentMethod: 'Cheque',
+      issuedOn: '2026-11-21',
+      category: 'Customer payment',
+      receivedByUser: 'sam',
+      receivedByUnit: 'AR',
     });
     expect(paid.status, JSON.stringify(paid.body)).toBe(200);
     const now = await pdfText(await billPdf(number));

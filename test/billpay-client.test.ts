@@ -34,7 +34,9 @@ async function newAccount(): Promise<{ client: BillPayClient; key: string }> {
 }
 
 const requests = async (key: string, requestId: string) =>
-  (await sandboxCall<{ data: { method: string; path: string; status: number }[] }>(key, 'GET', `/v1/sandbox/requests?requestId=${requestId}`)).data.map((r) => `${r.method} ${r.path.split('?')[0]} ${r.status}`);
+  (await sandboxCall<{ data: { method: string; path: string; status: number }[] }>(key, 'GET', `/v1/sandbox/requests?requestId=${requestId}`)).data.map(
+    (r) => `${r.method} ${r.path.split('?')[0]} ${r.status}`,
+  );
 
 describe("the Bill & Pay client's quick retries", () => {
   it('repeats a read and a keyed write after an outage, within the one call', async () => {
@@ -60,7 +62,9 @@ describe("the Bill & Pay client's quick retries", () => {
   it('never repeats a refusal', async () => {
     const { client, key } = await newAccount();
     const requestId = `rq-${randomUUID()}`;
-    const failed = await client.createInvoice({ customerId: 'cus_missing', number: 'INV-1', invoiceDate: '2026-11-02', dueDate: '2026-12-02', amount: 100, outstanding: 100 }, `inv:${randomUUID()}`, requestId).catch((e: unknown) => e);
+    const failed = await client
+      .createInvoice({ customerId: 'cus_missing', number: 'INV-1', invoiceDate: '2026-11-02', dueDate: '2026-12-02', amount: 100, outstanding: 100 }, `inv:${randomUUID()}`, requestId)
+      .catch((e: unknown) => e);
     expect((failed as ProviderError).retryable).toBe(false);
     expect(await requests(key, requestId)).toHaveLength(1);
   });
@@ -70,7 +74,11 @@ describe("the Bill & Pay client's quick retries", () => {
     const customer = await client.ensureCustomer({ externalId: 'cl-1', name: 'Riverside Clinic', email: null }, `rq-${randomUUID()}`);
     await sandboxCall(key, 'POST', '/v1/sandbox/faults', { mode: 'chaos', dropResponseRate: 1, count: 1, match: 'POST /v1/invoices' });
     const requestId = `rq-${randomUUID()}`;
-    const invoice = await client.createInvoice({ customerId: customer.id, number: 'INV-7', invoiceDate: '2026-11-02', dueDate: '2026-12-02', amount: 100, outstanding: 100 }, `inv:${randomUUID()}`, requestId);
+    const invoice = await client.createInvoice(
+      { customerId: customer.id, number: 'INV-7', invoiceDate: '2026-11-02', dueDate: '2026-12-02', amount: 100, outstanding: 100 },
+      `inv:${randomUUID()}`,
+      requestId,
+    );
     expect(invoice.number).toBe('INV-7');
     expect((await sandboxCall<{ droppedResponses: number }>(key, 'GET', '/v1/sandbox/faults/injected')).droppedResponses).toBe(1);
     expect((await sandboxCall<{ data: { id: string }[] }>(key, 'GET', '/v1/invoices?number=INV-7')).data.map((i) => i.id)).toEqual([invoice.id]);

@@ -36,8 +36,7 @@ type Invoice = Record<string, unknown> & {
 };
 
 const api = <T = Invoice>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: tenant.apiKey, body });
-const provider = <T = Record<string, unknown>>(method: string, path: string, body?: unknown) =>
-  http<T>(stack.sandboxUrl, method, path, { key: tenant.account.apiKey, body });
+const provider = <T = Record<string, unknown>>(method: string, path: string, body?: unknown) => http<T>(stack.sandboxUrl, method, path, { key: tenant.account.apiKey, body });
 
 async function newClient(extra: Record<string, unknown> = {}): Promise<{ id: string; email: string }> {
   const id = `cl-${randomUUID().slice(0, 6)}`;
@@ -96,7 +95,11 @@ describe('life-cycle state', () => {
     ]);
     const rows = await stack.sql<{ to_state: string; changed_by: string }[]>`
       SELECT to_state, changed_by FROM lifecycle_changes WHERE company_id = ${tenant.companyId} AND invoice_number = ${number} ORDER BY id`;
-    expect(rows.map((r) => [r.to_state, r.changed_by])).toEqual([['Posted', 'billflow'], ['Presented & Confirmed', 'dana'], ['Presented & Rejected', 'lee']]);
+    expect(rows.map((r) => [r.to_state, r.changed_by])).toEqual([
+      ['Posted', 'billflow'],
+      ['Presented & Confirmed', 'dana'],
+      ['Presented & Rejected', 'lee'],
+    ]);
     await visible(`LifecycleState = "Presented & Rejected" AND CompanyId = "${tenant.companyId}"`, `Invoice:${tenant.companyId}:${number}`);
 
     // Leaving Final, it is no bill any more; Final again, it is Posted afresh.
@@ -167,7 +170,7 @@ describe('exceptional bills', () => {
 describe('Quick Pay', () => {
   const details = { paymentType: 'Receipt', paymentMethod: 'Bank transfer', issuedOn: '2026-11-20', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR Team' };
 
-  it("settles the whole unsettled balance at the provider and in the ERP feed, and is not offered on settled bills", async () => {
+  it('settles the whole unsettled balance at the provider and in the ERP feed, and is not offered on settled bills', async () => {
     await api('PUT', '/v1/billing-run-definition', { maxCredited: null, maxDebited: null });
     const { id } = await newClient();
     const number = await draft(id, 100_000);

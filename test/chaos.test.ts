@@ -15,15 +15,17 @@ describe.runIf(process.env.BILLFLOW_CHAOS === '1')('the short chaos run', () => 
   it.each([
     { temporal: 'dev', restarts: 1 },
     { temporal: 'cluster', restarts: 2 },
-  ] as const)(`keeps every payment, invoice and receipt exactly once through ${LIFECYCLES} lifecycles under faults, on the $temporal server`, async ({ temporal, restarts }) => {
-    const result = await runChaos({ lifecycles: LIFECYCLES, concurrency: 16, timeLimitMs: 600_000, temporal, log: (l) => process.stdout.write(`${l}\n`) });
-    expect(result.faults.workerKills).toBeGreaterThanOrEqual(1);
-    expect(result.faults.temporalRestarts).toBe(restarts);
-    expect(result.faults.apiKills).toBe(1);
-    expect(result.faults.provider.errors).toBeGreaterThan(0);
-    expect(result.failures).toEqual([]);
-    expect(result.line).toBe(
-      `chaos: ${LIFECYCLES} lifecycles, 0 lost, 0 duplicate provider invoices, 0 duplicate payments, 0 feed gaps or duplicates, 0 balance mismatches, 0 duplicate emails`,
-    );
-  }, 660_000);
+  ] as const)(
+    `keeps every payment, invoice and receipt exactly once through ${LIFECYCLES} lifecycles under faults, on the $temporal server`,
+    async ({ temporal, restarts }) => {
+      const result = await runChaos({ lifecycles: LIFECYCLES, concurrency: 16, timeLimitMs: 600_000, temporal, log: (l) => process.stdout.write(`${l}\n`) });
+      expect(result.faults.workerKills).toBeGreaterThanOrEqual(1);
+      expect(result.faults.temporalRestarts).toBe(restarts);
+      expect(result.faults.apiKills).toBe(1);
+      expect(result.faults.provider.errors).toBeGreaterThan(0);
+      expect(result.failures).toEqual([]);
+      expect(result.line).toBe(`chaos: ${LIFECYCLES} lifecycles, 0 lost, 0 duplicate provider invoices, 0 duplicate payments, 0 feed gaps or duplicates, 0 balance mismatches, 0 duplicate emails`);
+    },
+    660_000,
+  );
 });

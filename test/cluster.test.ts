@@ -112,7 +112,8 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
     temporalAddress = `127.0.0.1:${ports.TEMPORAL_PORT}`;
     // Only this engine's own settings: nothing pointing at the test run's shared servers.
     const env: Record<string, string | undefined> = { ...process.env, ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])) };
-    for (const k of ['DATABASE_URL', 'SANDBOX_DATABASE_URL', 'TEMPORAL_DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'SMTP_HOST', 'SMTP_PORT', 'API_PUBLIC_URL', 'SANDBOX_PUBLIC_URL']) delete env[k];
+    for (const k of ['DATABASE_URL', 'SANDBOX_DATABASE_URL', 'TEMPORAL_DATABASE_URL', 'TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'SMTP_HOST', 'SMTP_PORT', 'API_PUBLIC_URL', 'SANDBOX_PUBLIC_URL'])
+      delete env[k];
     Object.assign(env, { BILLFLOW_DATA_DIR: dataDir, BILLFLOW_ADMIN_KEY: ADMIN });
     engine = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts', 'engine.ts'), '--cluster'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
     engine.stdout!.on('data', (b: Buffer) => (output += b.toString()));
@@ -168,7 +169,11 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
       const inv = await untilInvoice(number, 'has its provider record', (b) => typeof b.providerInvoiceId === 'string');
       // The payer pays once, at the provider; billflow hears of it by webhook (sent again until billflow takes it).
       const remote = (await call('GET', `${sandbox}/v1/invoices/${String(inv.providerInvoiceId)}`, acct.apiKey as string)).body!;
-      const paid = await call('POST', `${sandbox}/v1/payments`, acct.apiKey as string, { customerId: remote.customerId, allocations: [{ invoiceId: inv.providerInvoiceId, amount: 150_000 }], method: 'card' });
+      const paid = await call('POST', `${sandbox}/v1/payments`, acct.apiKey as string, {
+        customerId: remote.customerId,
+        allocations: [{ invoiceId: inv.providerInvoiceId, amount: 150_000 }],
+        method: 'card',
+      });
       expect(paid.status, JSON.stringify(paid.body)).toBe(201);
       payments.set(number, paid.body!.id as string);
       await untilInvoice(number, 'is settled', (b) => b.outstanding === 0 && b.settlement === 'Settled');
@@ -196,7 +201,11 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
       expect(records, number).toHaveLength(1);
     }
     const feed = (await call('GET', `${api}/v1/receipts?limit=200`, key)).body!.data as { kind: string; providerPaymentId: string }[];
-    for (const [number, paymentId] of payments) expect(feed.filter((r) => r.kind === 'payment' && r.providerPaymentId === paymentId), number).toHaveLength(1);
+    for (const [number, paymentId] of payments)
+      expect(
+        feed.filter((r) => r.kind === 'payment' && r.providerPaymentId === paymentId),
+        number,
+      ).toHaveLength(1);
 
     // Operators find them in the cluster's visibility (PostgreSQL) by billflow's search attributes.
     const connection = await Connection.connect({ address: temporalAddress });
@@ -222,7 +231,12 @@ describe.runIf(process.env.BILLFLOW_CLUSTER === '1')('npm run cluster', () => {
     const stopTime = Date.now() - stopping;
     expect(code).toBe(0);
     await until('every process of the engine has exited', 5_000, () => (all.some(alive) ? undefined : true)).catch(() => {
-      throw new Error(`left running: ${all.filter(alive).map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
+      throw new Error(
+        `left running: ${all
+          .filter(alive)
+          .map((p) => `${p} ${cmdline(p)}`)
+          .join('; ')}`,
+      );
     });
     expect(existsSync(path.join(dataDir, 'billflow.pid'))).toBe(false);
 

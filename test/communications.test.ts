@@ -71,9 +71,7 @@ describe('message templates', () => {
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ tag: '#custom.support_phone', value: '+1 555 0100' });
     expect((await api('PUT', '/v1/custom-tags/support_phone', { value: '+1 555 0199' })).status).toBe(200);
-    expect((await api<{ data: { name: string; value: string }[] }>('GET', '/v1/custom-tags')).body.data).toEqual([
-      expect.objectContaining({ name: 'support_phone', value: '+1 555 0199' }),
-    ]);
+    expect((await api<{ data: { name: string; value: string }[] }>('GET', '/v1/custom-tags')).body.data).toEqual([expect.objectContaining({ name: 'support_phone', value: '+1 555 0199' })]);
     const tags = await api<{ data: { tag: string }[] }>('GET', '/v1/message-tags');
     expect(tags.body.data.map((t) => t.tag)).toEqual(expect.arrayContaining(['#bill.number', '#bill.amount_due', '#bill.pay_now_url', '#client.name', '#custom.support_phone']));
 
@@ -187,7 +185,11 @@ describe('sending a message to several bills', () => {
   });
 
   it('selects the bills by criteria when no numbers are given, and the run is followed to its end', async () => {
-    const template = await api<{ id: string }>('POST', '/v1/message-templates', { name: `Notice ${randomUUID().slice(0, 4)}`, subject: 'Notice for #bill.number', body: '#bill.amount_due, #client.name' });
+    const template = await api<{ id: string }>('POST', '/v1/message-templates', {
+      name: `Notice ${randomUUID().slice(0, 4)}`,
+      subject: 'Notice for #bill.number',
+      body: '#bill.amount_due, #client.name',
+    });
     const email = freshAddress('criteria');
     const clientId = await newClient('Elm Street Dental', email);
     const a = await finalBill(clientId, 1_000);
@@ -199,7 +201,10 @@ describe('sending a message to several bills', () => {
       return r.body.status === 'completed' ? r.body : undefined;
     }, 'the run to complete');
     expect(done).toMatchObject({ total: 2, sent: 2, failed: 0 });
-    const subjects = (await box.to(email)).filter(fromRun(started.body.id)).map((m) => m.subject).sort();
+    const subjects = (await box.to(email))
+      .filter(fromRun(started.body.id))
+      .map((m) => m.subject)
+      .sort();
     expect(subjects).toEqual([`Notice for ${a.number}`, `Notice for ${b.number}`].sort());
   });
 });

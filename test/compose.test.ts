@@ -54,7 +54,7 @@ describe('docker-compose.yml', () => {
     expect(ok).toBe(true);
   });
 
-  it("pins the Temporal server and Web UI versions npm run cluster builds", () => {
+  it('pins the Temporal server and Web UI versions npm run cluster builds', () => {
     expect(compose.services.temporal!.image).toBe(`temporalio/auto-setup:${TEMPORAL_SERVER_VERSION}`);
     expect(compose.services['temporal-ui']!.image).toBe(`temporalio/ui:${TEMPORAL_UI_VERSION}`);
   });
@@ -75,7 +75,10 @@ describe('docker-compose.yml', () => {
       expect(role).toBe(name);
       const known = ENVIRONMENT.filter((v) => v.roles.includes(role));
       for (const key of Object.keys(s.environment ?? {})) {
-        expect(known.map((v) => v.name), `${name} sets ${key}, which ${role} never reads`).toContain(key);
+        expect(
+          known.map((v) => v.name),
+          `${name} sets ${key}, which ${role} never reads`,
+        ).toContain(key);
       }
       for (const v of known.filter((k) => k.required)) {
         expect(Object.keys(s.environment ?? {}), `${name} lacks required ${v.name}`).toContain(v.name);

@@ -33,8 +33,7 @@ function overlapping(events: temporal.api.history.v1.IHistoryEvent[]): string[][
       if (open.size > 0) overlaps.push([...open.values(), scheduled.activityType?.name ?? '?']);
       open.set(String(e.eventId), scheduled.activityType?.name ?? '?');
     }
-    const ended =
-      e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
+    const ended = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes ?? e.activityTaskCanceledEventAttributes;
     if (ended) open.delete(String(ended.scheduledEventId));
   }
   return overlaps;

@@ -26,7 +26,16 @@ it('continues as new with its state when the history passes the threshold', asyn
   const clientId = `cl-${randomUUID().slice(0, 6)}`;
   await api('POST', '/v1/clients', { id: clientId, name: 'Long Haul Ltd' });
   const number = `INV-${randomUUID().slice(0, 8)}`;
-  const draft: InvoiceDraft = { companyId: tenant.companyId, number, clientId, invoiceDate: '2026-11-01', dueDate: '2026-12-01', currency: 'USD', lines: [{ description: 'Retainer', amount: 100_000 }], prepaymentsApplied: 0 };
+  const draft: InvoiceDraft = {
+    companyId: tenant.companyId,
+    number,
+    clientId,
+    invoiceDate: '2026-11-01',
+    dueDate: '2026-12-01',
+    currency: 'USD',
+    lines: [{ description: 'Retainer', amount: 100_000 }],
+    prepaymentsApplied: 0,
+  };
   const workflowId = invoiceWorkflowId(tenant.companyId, number);
   const first = await stack.temporal.workflow.start('invoiceWorkflow', {
     taskQueue: stack.taskQueue,
@@ -42,7 +51,10 @@ it('continues as new with its state when the history passes the threshold', asyn
   const customer = (await http<{ customerId: string }>(stack.sandboxUrl, 'GET', `/v1/invoices/${providerInvoiceId}`, { key: tenant.account.apiKey })).body.customerId;
   const paymentIds: string[] = [];
   for (let i = 0; i < 8; i++) {
-    const paid = await http<{ id: string }>(stack.sandboxUrl, 'POST', '/v1/payments', { key: tenant.account.apiKey, body: { customerId: customer, allocations: [{ invoiceId: providerInvoiceId, amount: 5_000 }], method: 'card' } });
+    const paid = await http<{ id: string }>(stack.sandboxUrl, 'POST', '/v1/payments', {
+      key: tenant.account.apiKey,
+      body: { customerId: customer, allocations: [{ invoiceId: providerInvoiceId, amount: 5_000 }], method: 'card' },
+    });
     expect(paid.status).toBe(201);
     paymentIds.push(paid.body.id);
   }

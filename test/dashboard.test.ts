@@ -194,10 +194,13 @@ describe('the operator dashboard', () => {
     const org = await http<{ id: string; apiKey: string }>(stack.apiUrl, 'POST', '/v1/organisations', { key: ADMIN_KEY, body: { id: `org-${randomUUID().slice(0, 8)}`, name: 'Delta Group' } });
     expect(org.status).toBe(201);
     const member = await createTenant(stack, { organisationId: org.body.id });
-    const erp = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: org.body.apiKey, body, headers: { 'Billflow-Company': member.companyId } });
+    const erp = (method: string, p: string, body?: unknown) =>
+      http<Record<string, unknown>>(stack.apiUrl, method, p, { key: org.body.apiKey, body, headers: { 'Billflow-Company': member.companyId } });
     expect((await erp('POST', '/v1/clients', { id: 'delta-client', name: 'Delta Client' })).status).toBe(201);
     const number = `ORG-${randomUUID().slice(0, 6)}`;
-    expect((await erp('POST', '/v1/invoices', { number, clientId: 'delta-client', invoiceDate: daysAgo(40), dueDate: daysAgo(5), lines: [{ description: 'Design', amount: 5_000 }] })).status).toBe(201);
+    expect((await erp('POST', '/v1/invoices', { number, clientId: 'delta-client', invoiceDate: daysAgo(40), dueDate: daysAgo(5), lines: [{ description: 'Design', amount: 5_000 }] })).status).toBe(
+      201,
+    );
     expect((await erp('POST', `/v1/invoices/${number}/status`, { status: 'Final' })).status).toBe(200);
     const context = await browser.newContext();
     const page = await context.newPage();

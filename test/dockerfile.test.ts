@@ -109,7 +109,11 @@ function runInImage(cmd: string[], env: Record<string, string>, ms = 60_000): Pr
 /** The compose file's services built from the Dockerfile, and the command each runs. */
 function composeCommands(): Record<string, string[]> {
   const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, { build?: string; command?: string[] }> };
-  return Object.fromEntries(Object.entries(compose.services).filter(([, s]) => s.build).map(([name, s]) => [name, s.command!]));
+  return Object.fromEntries(
+    Object.entries(compose.services)
+      .filter(([, s]) => s.build)
+      .map(([name, s]) => [name, s.command!]),
+  );
 }
 
 describe('the Dockerfile, step by step', () => {
@@ -163,7 +167,10 @@ describe('the Dockerfile, step by step', () => {
       const base = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 60_000;
       for (;;) {
-        const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+        const up = await fetch(`${base}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (up) break;
         if (api.exitCode !== null || Date.now() > deadline) throw new Error(`the API did not answer (exit ${api.exitCode}):\n${output}`);
         await new Promise((r) => setTimeout(r, 250));

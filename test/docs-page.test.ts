@@ -50,9 +50,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-const operations = Object.entries(openapi.paths as unknown as Record<string, Record<string, unknown>>).flatMap(([p, item]) =>
-  Object.keys(item).map((method) => `${method.toUpperCase()} ${p}`),
-);
+const operations = Object.entries(openapi.paths as unknown as Record<string, Record<string, unknown>>).flatMap(([p, item]) => Object.keys(item).map((method) => `${method.toUpperCase()} ${p}`));
 
 /** The operation block of "METHOD /path" on the page. */
 const block = (method: string, p: string) => page.locator(`.opblock-${method.toLowerCase()}:has(.opblock-summary-path[data-path="${p}"])`);

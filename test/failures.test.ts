@@ -103,10 +103,7 @@ async function owes(number: string, outstanding: number): Promise<Invoice> {
 /** The provider's own books for one record: its figures and the payments live on it. */
 async function books(providerInvoiceId: string) {
   const inv = await provider<{ amount: number; outstanding: number }>('GET', `/v1/invoices/${providerInvoiceId}`);
-  const payments = await provider<{ data: { id: string; method: string; allocations: { invoiceId: string; amount: number }[] }[] }>(
-    'GET',
-    `/v1/payments?invoiceId=${providerInvoiceId}`,
-  );
+  const payments = await provider<{ data: { id: string; method: string; allocations: { invoiceId: string; amount: number }[] }[] }>('GET', `/v1/payments?invoiceId=${providerInvoiceId}`);
   const live = payments.body.data.flatMap((p) => p.allocations.filter((a) => a.invoiceId === providerInvoiceId).map((a) => ({ id: p.id, method: p.method, amount: a.amount })));
   return { amount: inv.body.amount, outstanding: inv.body.outstanding, live, paid: live.reduce((s, p) => s + p.amount, 0) };
 }
@@ -182,7 +179,10 @@ describe('a change that fails partway', () => {
     // The provider's record is the invoice's, open and payable.
     expect((await provider('GET', `/v1/invoices/${final.body.providerInvoiceId}`)).body).toMatchObject({ number, outstanding: 40_000 });
     // Listed as Final once the read model is written, just after the answer.
-    await eventually(async () => ((await api<{ data: { number: string }[] }>('GET', `/v1/invoices?status=Final&limit=200`)).body.data.some((i) => i.number === number) ? true : undefined), 'the Final in the read model');
+    await eventually(
+      async () => ((await api<{ data: { number: string }[] }>('GET', `/v1/invoices?status=Final&limit=200`)).body.data.some((i) => i.number === number) ? true : undefined),
+      'the Final in the read model',
+    );
   });
 
   it('never emails a revision twice: a send a crash cut off is reported as unconfirmed, not repeated', async () => {
@@ -249,7 +249,16 @@ describe('retries across continue-as-new', () => {
   /** An invoice whose workflow continues as new after a few events, as a long-lived one does. */
   async function shortLived(clientId: string, amount: number): Promise<{ number: string; firstRunId: string }> {
     const number = `INV-${randomUUID().slice(0, 8)}`;
-    const draftState: InvoiceDraft = { companyId: tenant.companyId, number, clientId, invoiceDate: '2026-11-01', dueDate: '2026-12-01', currency: 'USD', lines: [{ description: 'Retainer', amount }], prepaymentsApplied: 0 };
+    const draftState: InvoiceDraft = {
+      companyId: tenant.companyId,
+      number,
+      clientId,
+      invoiceDate: '2026-11-01',
+      dueDate: '2026-12-01',
+      currency: 'USD',
+      lines: [{ description: 'Retainer', amount }],
+      prepaymentsApplied: 0,
+    };
     const started = await stack.temporal.workflow.start('invoiceWorkflow', {
       taskQueue: stack.taskQueue,
       workflowId: invoiceWorkflowId(tenant.companyId, number),

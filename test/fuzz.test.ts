@@ -61,19 +61,28 @@ async function fuzz(label: string, key: string | null, filter: string[]): Promis
   const auth = key ? `[auth.openapi.bearer]\nbearer = ${JSON.stringify(key)}\n[auth.openapi.operator]\nbearer = ${JSON.stringify(ADMIN_KEY)}\n\n` : '';
   writeFileSync(config, auth + readFileSync(path.join(import.meta.dirname, 'schemathesis.toml'), 'utf8'));
   const args = [
-    '--config-file', config,
+    '--config-file',
+    config,
     'run',
     `${stack.apiUrl}/openapi.json`,
-    '--checks', 'all',
-    '--phases', 'examples,coverage,fuzzing,stateful',
-    '--max-examples', MAX_EXAMPLES,
-    '--seed', SEED,
+    '--checks',
+    'all',
+    '--phases',
+    'examples,coverage,fuzzing,stateful',
+    '--max-examples',
+    MAX_EXAMPLES,
+    '--seed',
+    SEED,
     // One worker: with two, CPython 3.11's ast module, which Hypothesis calls from each worker
     // thread, sometimes fails with "AST constructor recursion depth mismatch" (a crash of the tool).
-    '--workers', '1',
-    '--request-timeout', '30',
-    '--report', 'junit',
-    '--report-junit-path', junit,
+    '--workers',
+    '1',
+    '--request-timeout',
+    '30',
+    '--report',
+    'junit',
+    '--report-junit-path',
+    junit,
     '--no-color',
     ...filter,
   ];
@@ -131,11 +140,20 @@ function statefulReach(log: string): string {
     if (status >= 200 && status < 300) seen.ok++;
     byOperation.set(operation, seen);
   }
-  return [...byOperation].sort(([a], [b]) => a.localeCompare(b)).map(([op, { ok, all }]) => `${op} ${ok}/${all}`).join(', ');
+  return [...byOperation]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([op, { ok, all }]) => `${op} ${ok}/${all}`)
+    .join(', ');
 }
 
 function unescapeXml(s: string): string {
-  return s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&#10;/g, '\n').replace(/&amp;/g, '&');
+  return s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&#10;/g, '\n')
+    .replace(/&amp;/g, '&');
 }
 
 /** One Failure per distinct failure: schemathesis writes each as a numbered `N. Title` block of a testcase's failure text. */
@@ -291,7 +309,11 @@ describe('schemathesis against the running API', () => {
     ];
     const counts = Object.fromEntries((Object.keys(COUNTS) as CountName[]).map((name) => [name, countOf(failures, name)]));
     const other = failures.filter((f) => !Object.values(counts).some((list) => list.includes(f)));
-    process.stdout.write(`[fuzz] ${Object.entries(counts).map(([name, list]) => `${list.length} ${name}`).join(', ')}, ${other.length} other failures\n`);
+    process.stdout.write(
+      `[fuzz] ${Object.entries(counts)
+        .map(([name, list]) => `${list.length} ${name}`)
+        .join(', ')}, ${other.length} other failures\n`,
+    );
     for (const f of failures) process.stdout.write(`[fuzz] ${f.key}: ${f.operation}: ${f.title}\n`);
     const detail = failures.map((f) => `${f.key}: ${f.operation}: ${f.title}\n${f.text}`).join('\n\n');
     expect(failures.length, detail.slice(0, 20_000)).toBe(0);

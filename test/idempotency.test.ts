@@ -26,8 +26,7 @@ afterAll(async () => {
 });
 
 const newClient = () => ({ id: `cl-${randomUUID().slice(0, 8)}`, name: 'Harbour Works' });
-const createClient = (key: string, body: unknown, base = stack.apiUrl) =>
-  http(base, 'POST', '/v1/clients', { key: tenant.apiKey, body, headers: { 'idempotency-key': key } });
+const createClient = (key: string, body: unknown, base = stack.apiUrl) => http(base, 'POST', '/v1/clients', { key: tenant.apiKey, body, headers: { 'idempotency-key': key } });
 
 /** The row a request leaves behind when it dies after claiming its key (its lease given). */
 async function diedInProgress(key: string, body: unknown, leaseEndsInSeconds: number): Promise<void> {
@@ -122,10 +121,7 @@ describe('Idempotency-Key', () => {
         socket.destroy();
         expect(answered).toBe(false);
         // The API has seen its client go before it answers.
-        await eventually(
-          () => new Promise<true | undefined>((r) => api.server.getConnections((_e, n) => r(n === 0 ? true : undefined))),
-          'the API to see the client disconnect',
-        );
+        await eventually(() => new Promise<true | undefined>((r) => api.server.getConnections((_e, n) => r(n === 0 ? true : undefined))), 'the API to see the client disconnect');
       } finally {
         release();
         await holder;

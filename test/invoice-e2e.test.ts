@@ -41,7 +41,12 @@ type Invoice = Record<string, unknown> & {
 const api = (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
   http<Invoice>(stack.apiUrl, method, path, { key: tenant.apiKey, body, ...(headers ? { headers } : {}) });
 
-async function draft(lines = [{ description: 'Design services, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 }, { description: 'Site visit', amount: 4_550 }]) {
+async function draft(
+  lines = [
+    { description: 'Design services, 10 h', quantity: 10, unitPrice: 15_000, amount: 150_000 },
+    { description: 'Site visit', amount: 4_550 },
+  ],
+) {
   const clientId = `cl-${randomUUID().slice(0, 6)}`;
   expect((await http(stack.apiUrl, 'POST', '/v1/clients', { key: tenant.apiKey, body: { id: clientId, name: 'Riverside Architects', email: 'ap@riverside.example' } })).status).toBe(201);
   const number = `INV-${randomUUID().slice(0, 8)}`;
@@ -101,9 +106,7 @@ describe('draft -> final -> paid', () => {
     // The ERP's feed: exactly one receipt for the payment.
     const feed = await api('GET', '/v1/receipts');
     const receipts = (feed.body as unknown as { data: { providerPaymentId: string; amount: number; kind: string; invoices: string[] }[] }).data;
-    expect(receipts.filter((r) => r.providerPaymentId === paymentId)).toEqual([
-      expect.objectContaining({ kind: 'payment', amount: 154_550, invoices: [number] }),
-    ]);
+    expect(receipts.filter((r) => r.providerPaymentId === paymentId)).toEqual([expect.objectContaining({ kind: 'payment', amount: 154_550, invoices: [number] })]);
 
     // Replaying the webhook (freshly signed, as a provider retry would be) changes nothing.
     const deliveries = await http<{ data: { body: string }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, acct);
@@ -155,7 +158,12 @@ describe('operators', () => {
       await eventually(async () => {
         await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${query}`);
         const row = page.getByRole('link', { name: `Invoice:${tenant.companyId}:${number}` });
-        return (await row.waitFor({ state: 'visible', timeout: 5_000 }).then(() => true, () => false)) || undefined;
+        return (
+          (await row.waitFor({ state: 'visible', timeout: 5_000 }).then(
+            () => true,
+            () => false,
+          )) || undefined
+        );
       }, 'the workflow to show in the Web UI search');
       // The search is a real filter: another number finds nothing of ours.
       await page.goto(`${inject('temporalUiUrl')}/namespaces/default/workflows?query=${encodeURIComponent('InvoiceNumber="no-such-invoice"')}`);

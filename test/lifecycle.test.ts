@@ -37,8 +37,7 @@ type Invoice = Body & {
 
 const api = <T = Invoice>(method: string, path: string, body?: unknown, headers?: Record<string, string>, t: Tenant = tenant) =>
   http<T>(stack.apiUrl, method, path, { key: t.apiKey, body, ...(headers ? { headers } : {}) });
-const provider = <T = Body>(method: string, path: string, body?: unknown, t: Tenant = tenant) =>
-  http<T>(stack.sandboxUrl, method, path, { key: t.account.apiKey, body });
+const provider = <T = Body>(method: string, path: string, body?: unknown, t: Tenant = tenant) => http<T>(stack.sandboxUrl, method, path, { key: t.account.apiKey, body });
 
 async function newClient(t: Tenant = tenant): Promise<string> {
   const id = `cl-${randomUUID().slice(0, 6)}`;
@@ -275,10 +274,14 @@ describe('provider outage during print to Final', () => {
     await provider('POST', '/v1/sandbox/faults', { mode: 'error', status: 503, count: 6 });
     const accepted = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }, { prefer: 'wait=2' });
     expect(accepted.status).toBe(202);
-    const final = await eventually(async () => {
-      const r = await api('GET', `/v1/invoices/${number}`);
-      return r.body.status === 'Final' ? r.body : undefined;
-    }, 'the Final to complete after the outage', 60_000);
+    const final = await eventually(
+      async () => {
+        const r = await api('GET', `/v1/invoices/${number}`);
+        return r.body.status === 'Final' ? r.body : undefined;
+      },
+      'the Final to complete after the outage',
+      60_000,
+    );
     expect(final.payNowUrl).toMatch(/\/pay\//);
     const remote = await provider<{ data: unknown[] }>('GET', `/v1/invoices?number=${number}`);
     expect(remote.body.data).toHaveLength(1);

@@ -26,7 +26,7 @@ describe('createLogger', () => {
     expect(lines[1]).toMatchObject({ level: 'WARN', error: 'ECONNREFUSED' });
   });
 
-  it('adds a child logger\'s bindings to each of its lines', () => {
+  it("adds a child logger's bindings to each of its lines", () => {
     const { lines, out } = capture();
     const log = createLogger('worker', out).child({ companyId: 'acme', invoiceNumber: 'INV-1', requestId: 'req-2' });
     log('activity completed', { activityType: 'saveInvoice' });

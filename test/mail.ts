@@ -5,12 +5,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 
-export interface Address {
+interface Address {
   address: string;
   name: string;
 }
 
-export interface CaughtAttachment {
+interface CaughtAttachment {
   contentType: string;
   fileName: string;
   /** The name maildev serves the file under (GET /email/:id/attachment/:generatedFileName). */
@@ -68,10 +68,12 @@ export function mailbox(mailDevUrl: string): Mailbox {
         const hit = seen.find(predicate);
         if (hit) return hit;
         if (Date.now() > deadline) {
-          throw new Error(`no matching message within ${timeoutMs} ms; ${seen.length} in the mailbox: ${seen
-            .slice(-10)
-            .map((m) => `"${m.subject}" to ${m.to?.map((t) => t.address).join(', ')}`)
-            .join('; ')}`);
+          throw new Error(
+            `no matching message within ${timeoutMs} ms; ${seen.length} in the mailbox: ${seen
+              .slice(-10)
+              .map((m) => `"${m.subject}" to ${m.to?.map((t) => t.address).join(', ')}`)
+              .join('; ')}`,
+          );
         }
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -87,9 +89,7 @@ export function mailbox(mailDevUrl: string): Mailbox {
         const res = await fetch(`${base}/email/${message.id}/attachment/${encodeURIComponent(att.generatedFileName)}`);
         const bytes = res.ok ? Buffer.from(await res.arrayBuffer()) : undefined;
         const complete =
-          bytes !== undefined &&
-          (att.length === undefined || bytes.length === att.length) &&
-          (att.checksum === undefined || createHash('md5').update(bytes).digest('hex') === att.checksum);
+          bytes !== undefined && (att.length === undefined || bytes.length === att.length) && (att.checksum === undefined || createHash('md5').update(bytes).digest('hex') === att.checksum);
         if (complete) return bytes;
         if (Date.now() > deadline) throw new Error(`attachment ${fileName} of "${message.subject}": ${res.status}, ${bytes?.length ?? 0} bytes`);
         await new Promise((r) => setTimeout(r, 100));

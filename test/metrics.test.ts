@@ -69,11 +69,7 @@ beforeAll(async () => {
   });
   worker.stdout!.on('data', (b: Buffer) => (workerOutput += b.toString('utf8')));
   worker.stderr!.on('data', (b: Buffer) => (workerOutput += b.toString('utf8')));
-  const started = await eventually(
-    async () => workerOutput.split('\n').find((l) => l.includes('"worker started"')),
-    `worker/main.ts to start; output so far:\n${workerOutput}`,
-    120_000,
-  );
+  const started = await eventually(async () => workerOutput.split('\n').find((l) => l.includes('"worker started"')), `worker/main.ts to start; output so far:\n${workerOutput}`, 120_000);
   const line = JSON.parse(started) as { metrics: string; sdkMetrics: string };
   workerMetricsUrl = line.metrics;
   sdkMetricsUrl = line.sdkMetrics;
@@ -173,7 +169,10 @@ describe('metrics and logs after a lifecycle', () => {
     expect(sample(text, 'billflow_pdf_render_duration_seconds_count')).toBe(1);
     expect(sample(text, 'billflow_webhook_attempts_total', { result: 'delivered' })).toBe(1);
     // One family per name: the two sources never clash.
-    const families = text.split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]);
+    const families = text
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]);
     expect(families.length).toBe(new Set(families).size);
 
     // What the merge costs a scrape: the SDK's exporter alone against the merged endpoint (printed, not asserted).
@@ -191,7 +190,7 @@ describe('metrics and logs after a lifecycle', () => {
     process.stdout.write(`worker metrics scrape p50: SDK exporter alone ${direct.toFixed(1)} ms, merged ${merged.toFixed(1)} ms (${text.length} bytes)\n`);
   });
 
-  it('logs the API request and the worker process\'s activities with company, invoice and correlation id', () => {
+  it("logs the API request and the worker process's activities with company, invoice and correlation id", () => {
     const request = apiLines.find((l) => l.msg === 'request' && l.requestId === finalRequestId);
     expect(request).toMatchObject({ component: 'api', level: 'INFO', companyId: tenant.companyId, invoiceNumber: number, method: 'POST', route: '/v1/invoices/:number/status', status: 200 });
     const worker = workerOutput

@@ -17,8 +17,7 @@ let east: Tenant;
 let west: Tenant;
 const clientId = `cl-${randomUUID().slice(0, 6)}`;
 
-const asOrg = <T = Body>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  http<T>(stack.apiUrl, method, path, { key: orgKey, body, ...(headers ? { headers } : {}) });
+const asOrg = <T = Body>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => http<T>(stack.apiUrl, method, path, { key: orgKey, body, ...(headers ? { headers } : {}) });
 const asCompany = <T = Body>(t: Tenant, method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: t.apiKey, body });
 const atProvider = <T = Body>(t: Tenant, method: string, path: string, body?: unknown) => http<T>(stack.sandboxUrl, method, path, { key: t.account.apiKey, body });
 
@@ -49,7 +48,10 @@ describe('an organisation key', () => {
   it("sends each invoice through its project's company's provider account, whose Pay Now URL it gets; the companies never mix", async () => {
     const eastProject = `P-${randomUUID().slice(0, 6)}`;
     const westProject = `P-${randomUUID().slice(0, 6)}`;
-    for (const [id, t] of [[eastProject, east], [westProject, west]] as const) {
+    for (const [id, t] of [
+      [eastProject, east],
+      [westProject, west],
+    ] as const) {
       const p = await asOrg('POST', '/v1/projects', { id, name: 'Pier 4', clientId, companyId: t.companyId });
       expect(p.status, JSON.stringify(p.body)).toBe(201);
       expect(p.body).toMatchObject({ id, companyId: t.companyId, clientId });
@@ -167,7 +169,10 @@ describe('an organisation key', () => {
   it('says an organisation has no companies yet, rather than guessing', async () => {
     const id = `org-${randomUUID().slice(0, 8)}`;
     const empty = await http<{ apiKey: string }>(stack.apiUrl, 'POST', '/v1/organisations', { key: ADMIN_KEY, body: { id, name: 'Empty' } });
-    for (const [path, body] of [['/v1/clients', { id: 'c', name: 'C' }], ['/v1/invoices', invoiceBody('INV-1', { clientId: 'c' })]] as const) {
+    for (const [path, body] of [
+      ['/v1/clients', { id: 'c', name: 'C' }],
+      ['/v1/invoices', invoiceBody('INV-1', { clientId: 'c' })],
+    ] as const) {
       const r = await http(stack.apiUrl, 'POST', path, { key: empty.body.apiKey, body });
       expect(r.status, path).toBe(422);
       expect(r.body, path).toMatchObject({ type: expect.stringContaining('no-companies') });

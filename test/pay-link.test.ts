@@ -203,7 +203,7 @@ describe("billflow's Pay Now link", () => {
     expect(await landing(link)).toEqual({ landed: again.providerPaymentUrl, outstanding: '$600.00' });
   });
 
-  it("follows the company to another provider account, and a link nobody gave out is not found", async () => {
+  it('follows the company to another provider account, and a link nobody gave out is not found', async () => {
     const { number } = await draft(45_000);
     const final = await status(number, 'Final');
     const link = final.payNowUrl!;
@@ -236,7 +236,9 @@ describe("billflow's Pay Now link", () => {
     const asEuro = <T = Invoice>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: euro.apiKey, body });
     expect((await asEuro('POST', '/v1/clients', { id: 'CL-EU', name: 'Rive Gauche Architectes' })).status).toBe(201);
     const number = `EU-${randomUUID().slice(0, 8)}`;
-    expect((await asEuro('POST', '/v1/invoices', { number, clientId: 'CL-EU', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'Étude', amount: 150_000 }] })).status).toBe(201);
+    expect((await asEuro('POST', '/v1/invoices', { number, clientId: 'CL-EU', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'Étude', amount: 150_000 }] })).status).toBe(
+      201,
+    );
     const final = await asEuro('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
     expect(final.body).toMatchObject({ currency: 'EUR' });

@@ -20,7 +20,7 @@ function parents(): Map<number, number> {
 export function descendants(root: number): number[] {
   const ppid = parents();
   const found: number[] = [];
-  for (let frontier = [root]; frontier.length > 0; ) {
+  for (let frontier = [root]; frontier.length > 0;) {
     const next = [...ppid].filter(([, parent]) => frontier.includes(parent)).map(([pid]) => pid);
     found.push(...next);
     frontier = next;

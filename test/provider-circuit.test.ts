@@ -83,10 +83,14 @@ describe('an open circuit', () => {
     expect(reached).toBeGreaterThanOrEqual(3);
 
     // The activities go on retrying (Temporal's backoff): each retry is refused without a call.
-    const later = await eventually(async () => {
-      const c = await circuitOf(s);
-      return c.refused >= 10 ? c : undefined;
-    }, '10 refused calls', 60_000);
+    const later = await eventually(
+      async () => {
+        const c = await circuitOf(s);
+        return c.refused >= 10 ? c : undefined;
+      },
+      '10 refused calls',
+      60_000,
+    );
     expect(later).toMatchObject({ state: 'open', timesOpened: 1 });
     expect(await injectedErrors(s)).toBe(reached);
     console.log(`circuit: ${reached} calls reached the failing provider before the circuit opened; then ${later.refused} retries refused without a call, 0 reached it`);
@@ -111,18 +115,26 @@ describe('a circuit after its cool-down', () => {
   it('probes the provider with one call, opens again while it still fails, and closes when it answers; every change then completes once', async () => {
     const numbers = await finalsDuringOutage(s, 3);
     // A probe that meets the outage opens the circuit again.
-    const reopened = await eventually(async () => {
-      const c = await circuitOf(s);
-      return c.timesOpened >= 2 ? c : undefined;
-    }, 'a failed probe', 60_000);
+    const reopened = await eventually(
+      async () => {
+        const c = await circuitOf(s);
+        return c.timesOpened >= 2 ? c : undefined;
+      },
+      'a failed probe',
+      60_000,
+    );
     expect(reopened.state).not.toBe('closed');
 
     await sandbox(s, 'POST', '/v1/sandbox/faults', { mode: 'none' });
     for (const number of numbers) {
-      await eventually(async () => {
-        const inv = (await api<Invoice>(s, 'GET', `/v1/invoices/${number}`)).body;
-        return inv.status === 'Final' && inv.pendingChange === null ? inv : undefined;
-      }, `${number} to become Final`, 90_000);
+      await eventually(
+        async () => {
+          const inv = (await api<Invoice>(s, 'GET', `/v1/invoices/${number}`)).body;
+          return inv.status === 'Final' && inv.pendingChange === null ? inv : undefined;
+        },
+        `${number} to become Final`,
+        90_000,
+      );
     }
     expect(await circuitOf(s)).toMatchObject({ state: 'closed', failures: 0 });
     // One provider record each: the refused and probing retries made nothing twice.

@@ -192,12 +192,7 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(await provider.remote(company, inv.providerInvoiceId!)).toEqual({ live: true, outstanding: 60_000, paid: false });
     const second = await payInBrowser(inv.payNowUrl!);
     expect(await owing(inv.number, 0)).toMatchObject({ settlement: 'Settled', paid: 100_000 });
-    expect([...(await receiptsOf(first)), ...(await receiptsOf(second))]).toEqual([
-      ['payment', 40_000],
-      ...provider.keptOf(40_000),
-      ['payment', 60_000],
-      ...provider.keptOf(60_000),
-    ]);
+    expect([...(await receiptsOf(first)), ...(await receiptsOf(second))]).toEqual([['payment', 40_000], ...provider.keptOf(40_000), ['payment', 60_000], ...provider.keptOf(60_000)]);
   });
 
   it('Reissue -> Final: the payment becomes a prepayment, applied again to the corrected invoice', async () => {
@@ -275,7 +270,7 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(await (await fetch(inv.providerPaymentUrl!)).text()).toMatch(/id="paid-in-full"/);
   });
 
-  it('imports a payment whose webhook was lost before the invoice leaves Final, by listing the provider\'s payments', async () => {
+  it("imports a payment whose webhook was lost before the invoice leaves Final, by listing the provider's payments", async () => {
     const inv = await finalInvoice(await newClient(), 30_000);
     const fault = (body: unknown) => http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: company.accountKey, body });
     await fault({ mode: 'none', webhooks: { loseRate: 1 } });
@@ -301,7 +296,14 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     const inv = await finalInvoice(clientId, 90_000);
     await payInBrowser(inv.payNowUrl!, '300.00');
     await owing(inv.number, 60_000);
-    const quick = await api('POST', `/v1/invoices/${inv.number}/quick-pay`, { paymentType: 'Receipt', paymentMethod: 'Check', issuedOn: '2026-11-21', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR' });
+    const quick = await api('POST', `/v1/invoices/${inv.number}/quick-pay`, {
+      paymentType: 'Receipt',
+      paymentMethod: 'Check',
+      issuedOn: '2026-11-21',
+      category: 'Customer payment',
+      receivedByUser: 'sam',
+      receivedByUnit: 'AR',
+    });
     expect(quick.status, JSON.stringify(quick.body)).toBe(200);
     expect(await provider.remote(company, inv.providerInvoiceId!)).toEqual({ live: true, outstanding: 0, paid: true });
     await status(inv.number, 'Reissue');
@@ -316,7 +318,7 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(await provider.remote(company, final.providerInvoiceId!).catch(() => ({ live: false }))).toMatchObject({ live: false });
   });
 
-  it("applies a prepayment to another Final invoice, lowering what the provider asks for", async () => {
+  it('applies a prepayment to another Final invoice, lowering what the provider asks for', async () => {
     const clientId = await newClient();
     const donor = await finalInvoice(clientId, 50_000);
     await payInBrowser(donor.payNowUrl!);
@@ -342,10 +344,14 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     await fault({ mode: 'chaos', dropResponseRate: 1, count: 1, match: 'POST /v1/invoices' });
     const dropped = await http(stack.apiUrl, 'POST', `/v1/invoices/${number}/status`, { key: company.apiKey, body: { status: 'Final' }, headers: { prefer: 'wait=1' } });
     expect([200, 202]).toContain(dropped.status);
-    const final = await eventually(async () => {
-      const r = await api('GET', `/v1/invoices/${number}`);
-      return r.body.status === 'Final' ? r.body : undefined;
-    }, 'the Final to complete after the lost answer', 60_000);
+    const final = await eventually(
+      async () => {
+        const r = await api('GET', `/v1/invoices/${number}`);
+        return r.body.status === 'Final' ? r.body : undefined;
+      },
+      'the Final to complete after the lost answer',
+      60_000,
+    );
     const after = (await http<{ errors: number; droppedResponses: number }>(stack.sandboxUrl, 'GET', '/v1/sandbox/faults/injected', { key: company.accountKey })).body;
     expect(after.droppedResponses - before.droppedResponses).toBe(1);
     // One live record for the number at the provider.
@@ -360,7 +366,9 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
       const paymentId = await payInBrowser(final.payNowUrl!);
       await owing(number, 0);
       await eventually(async () => {
-        const d = await http<{ data: { fault: string | null; deliveredAt: string | null }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, { key: company.accountKey });
+        const d = await http<{ data: { fault: string | null; deliveredAt: string | null }[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, {
+          key: company.accountKey,
+        });
         return d.body.data.some((x) => x.fault === 'duplicated' && x.deliveredAt) ? true : undefined;
       }, 'the duplicated webhook delivered');
       await workflowIdle(stack.temporal, invoiceWorkflowId(company.companyId, number));
@@ -382,7 +390,11 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     const seen = calls.body.data.map((c) => `${c.method} ${c.path.split('?')[0]}`);
     const id = final.body.providerInvoiceId!;
     expect(seen).toEqual(
-      expect.arrayContaining(provider.kind === 'billpay' ? ['POST /v1/customers', 'POST /v1/invoices', `PUT /v1/invoices/${id}/pdf`] : ['GET /v1/customers/search', 'POST /v1/customers', 'POST /v1/invoices', 'POST /v1/invoiceitems', `POST /v1/invoices/${id}/finalize`]),
+      expect.arrayContaining(
+        provider.kind === 'billpay'
+          ? ['POST /v1/customers', 'POST /v1/invoices', `PUT /v1/invoices/${id}/pdf`]
+          : ['GET /v1/customers/search', 'POST /v1/customers', 'POST /v1/invoices', 'POST /v1/invoiceitems', `POST /v1/invoices/${id}/finalize`],
+      ),
     );
   });
 
@@ -400,7 +412,11 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     const errorsBefore = await injected();
     const chaos = { mode: 'chaos', errorRate: 0.3, dropResponseRate: 0.15, status: 503 };
     const until = async (to: string) => {
-      const r = await http<Invoice>(stack.apiUrl, 'POST', `/v1/invoices/${inv.number}/status`, { key: company.apiKey, body: { status: to }, headers: { 'idempotency-key': `${inv.number}-${to}-${randomUUID()}` } });
+      const r = await http<Invoice>(stack.apiUrl, 'POST', `/v1/invoices/${inv.number}/status`, {
+        key: company.apiKey,
+        body: { status: to },
+        headers: { 'idempotency-key': `${inv.number}-${to}-${randomUUID()}` },
+      });
       // Leaving Final needs the payments imported first: an outage then refuses the change (ask again), anything else completes.
       if (r.status === 503) return false;
       expect([200, 202], JSON.stringify(r.body)).toContain(r.status);
@@ -415,7 +431,11 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
       await fault(chaos);
       if (!accepted) await eventually(async () => ((await until('Reissue')) ? true : undefined), 'the Reissue to be accepted', CHAOS_STEP_MS);
       const [pre] = (await api<{ data: { id: string }[] }>('GET', `/v1/prepayments?clientId=${clientId}`)).body.data;
-      await eventually(async () => ((await api('POST', `/v1/invoices/${inv.number}/prepayments`, { prepaymentId: pre!.id, amount: 10_000 })).status === 200 ? true : undefined), 'the prepayment applied', 60_000);
+      await eventually(
+        async () => ((await api('POST', `/v1/invoices/${inv.number}/prepayments`, { prepaymentId: pre!.id, amount: 10_000 })).status === 200 ? true : undefined),
+        'the prepayment applied',
+        60_000,
+      );
       // Leaving a Reissue imports its payments first too: an outage may refuse it (ask again).
       await eventually(async () => ((await until('Final')) ? true : undefined), 'the Final to be accepted', CHAOS_STEP_MS);
       const final = (await api('GET', `/v1/invoices/${inv.number}`)).body;
@@ -496,7 +516,9 @@ describe("the Stripe mode's answers in these lifecycles", () => {
     const contract = stripeContract();
     expect(stripeAnswers.length).toBeGreaterThan(0);
     const wrong = stripeAnswers.flatMap((a) =>
-      (a.path === null ? (a.status === 200 ? ['answered 200 outside any operation'] : contract.checkError(a.body)) : contract.check(a.method, a.path, a.status, a.body)).map((p) => `${a.method} ${a.path} ${a.status}: ${p}`),
+      (a.path === null ? (a.status === 200 ? ['answered 200 outside any operation'] : contract.checkError(a.body)) : contract.check(a.method, a.path, a.status, a.body)).map(
+        (p) => `${a.method} ${a.path} ${a.status}: ${p}`,
+      ),
     );
     expect(wrong).toEqual([]);
   });

@@ -35,8 +35,7 @@ describe('verifySignature (known-answer vectors)', () => {
   });
 
   it('refuses a forged, altered, re-timed, malleated or stale signature', () => {
-    const refused = (header: string | undefined, body = KAT.body, secret: string | string[] = KAT.secret, now = atKat.now) =>
-      verifySignature(secret, body, header, { now });
+    const refused = (header: string | undefined, body = KAT.body, secret: string | string[] = KAT.secret, now = atKat.now) => verifySignature(secret, body, header, { now });
     expect(refused(`t=${KAT.t},v1=${KAT.v1}`, KAT.body, 'whsec_other')).toMatch(/does not match/);
     expect(refused(`t=${KAT.t},v1=${KAT.v1}`, KAT.body.replace('evt_kat_1', 'evt_kat_2'))).toMatch(/does not match/);
     expect(refused(`t=${KAT.t + 1},v1=${KAT.v1}`)).toMatch(/does not match/);

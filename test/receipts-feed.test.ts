@@ -93,12 +93,7 @@ async function readAll(key: string, after: string | null): Promise<{ rows: FeedR
   const rows: FeedRow[] = [];
   let cursor = after;
   for (;;) {
-    const page = await http<{ data: FeedRow[]; hasMore: boolean; nextCursor: string | null }>(
-      stack.apiUrl,
-      'GET',
-      `/v1/receipts?limit=7${cursor ? `&after=${cursor}` : ''}`,
-      { key },
-    );
+    const page = await http<{ data: FeedRow[]; hasMore: boolean; nextCursor: string | null }>(stack.apiUrl, 'GET', `/v1/receipts?limit=7${cursor ? `&after=${cursor}` : ''}`, { key });
     expect(page.status, JSON.stringify(page.body)).toBe(200);
     rows.push(...page.body.data);
     cursor = page.body.nextCursor;
@@ -200,8 +195,14 @@ describe('the receipts feed under concurrent writers', () => {
       expect(n.size).toBe(expected.length);
       for (const r of expected) expect(n.get(r.providerPaymentId), `receipt for ${r.providerPaymentId}`).toBe(1);
     };
-    expectOnce(orgRows, written.filter((r) => r.companyId !== solo.companyId));
-    expectOnce(soloRows, written.filter((r) => r.companyId === solo.companyId));
+    expectOnce(
+      orgRows,
+      written.filter((r) => r.companyId !== solo.companyId),
+    );
+    expectOnce(
+      soloRows,
+      written.filter((r) => r.companyId === solo.companyId),
+    );
 
     // Every receipt was acknowledged by the reader that read it.
     const ids = written.map((r) => r.providerPaymentId);

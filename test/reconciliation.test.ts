@@ -237,7 +237,9 @@ describe('a repair a payment overtakes', () => {
     const provider = <T = Body>(method: string, path: string, body?: unknown) => http<T>(raced.sandboxUrl, method, path, { key: t.account.apiKey, body });
     expect((await call('POST', '/v1/clients', { id: 'CL-RACE', name: 'Race Builders' })).status).toBe(201);
     const number = `INV-${randomUUID().slice(0, 8)}`;
-    expect((await call('POST', '/v1/invoices', { number, clientId: 'CL-RACE', invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Survey', amount: 50_000 }] })).status).toBe(201);
+    expect((await call('POST', '/v1/invoices', { number, clientId: 'CL-RACE', invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines: [{ description: 'Survey', amount: 50_000 }] })).status).toBe(
+      201,
+    );
     const final = await call<Invoice>('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
     expect(final.status, JSON.stringify(final.body)).toBe(200);
     const recordId = final.body.providerInvoiceId;

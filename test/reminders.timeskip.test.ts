@@ -75,24 +75,18 @@ it('reminds on the due date and a week later with what is still owed, and stops 
   const handle = env.client.workflow.getHandle(remindersWorkflowId(tenant.companyId, number, 1));
   expect(await handle.result()).toEqual({ signalled: [0, 7], ended: 'settled' });
   expect((await reminders()).map((m) => m.subject)).toHaveLength(2);
-  const listed = await http<{ reminderDays: number[]; sent: { daysAfterDue: number; outstanding: number; recipient: string }[] }>(
-    stack.apiUrl,
-    'GET',
-    `/v1/invoices/${number}/reminders`,
-    { key: tenant.apiKey },
-  );
+  const listed = await http<{ reminderDays: number[]; sent: { daysAfterDue: number; outstanding: number; recipient: string }[] }>(stack.apiUrl, 'GET', `/v1/invoices/${number}/reminders`, {
+    key: tenant.apiKey,
+  });
   expect(listed.body.reminderDays).toEqual([0, 7, 14]);
   expect(listed.body.sent).toEqual([
     expect.objectContaining({ daysAfterDue: 0, outstanding: 80_000, recipient: to }),
     expect.objectContaining({ daysAfterDue: 7, outstanding: 50_000, recipient: to }),
   ]);
   // Each reminder sent is a reminder.sent event, written with its record.
-  const events = await http<{ data: { eventType: string; event: { data: Record<string, unknown> } }[] }>(
-    stack.apiUrl,
-    'GET',
-    `/v1/webhook-endpoints/${String(endpoint.body.id)}/deliveries`,
-    { key: tenant.apiKey },
-  );
+  const events = await http<{ data: { eventType: string; event: { data: Record<string, unknown> } }[] }>(stack.apiUrl, 'GET', `/v1/webhook-endpoints/${String(endpoint.body.id)}/deliveries`, {
+    key: tenant.apiKey,
+  });
   expect(events.body.data.map((d) => [d.eventType, d.event.data.invoiceNumber, d.event.data.daysAfterDue, d.event.data.outstanding, d.event.data.recipient])).toEqual([
     ['reminder.sent', number, 0, 80_000, to],
     ['reminder.sent', number, 7, 50_000, to],

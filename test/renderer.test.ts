@@ -35,7 +35,7 @@ function descendants(root: number): number[] {
     }
   }
   const found = [root];
-  for (let frontier = [root]; frontier.length > 0; ) {
+  for (let frontier = [root]; frontier.length > 0;) {
     frontier = [...ppid].filter(([, parent]) => frontier.includes(parent)).map(([pid]) => pid);
     found.push(...frontier);
   }
@@ -103,16 +103,17 @@ describe('PDF renderer after Chromium dies', () => {
     // Long documents, so renders are under way when Chromium dies.
     const renders = Array.from({ length: 8 }, (_, i) => r.render(invoice(10 + i, 3_000)));
     let done = 0;
-    for (const p of renders) void p.then(() => done++, () => done++);
+    for (const p of renders)
+      void p.then(
+        () => done++,
+        () => done++,
+      );
     await until('a first render finished', 60_000, () => done > 0);
     expect(done).toBeLessThan(renders.length);
     await killChromium();
 
     const started = Date.now();
-    const results = await Promise.race([
-      Promise.allSettled(renders),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('renders hang after the kill')), 90_000)),
-    ]);
+    const results = await Promise.race([Promise.allSettled(renders), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('renders hang after the kill')), 90_000))]);
     console.log(`${renders.length} concurrent renders settled ${Date.now() - started} ms after the kill: ${results.filter((x) => x.status === 'fulfilled').length} rendered`);
     // The renders Chromium died under were tried again on the new browser, so every one of them rendered.
     for (const res of results) {

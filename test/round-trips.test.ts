@@ -41,9 +41,7 @@ function updateSpan(events: Event[], update: string): { activities: string[]; lo
   const acceptedId = String(events[accepted]!.eventId);
   const completed = events.findIndex((e) => String(e.workflowExecutionUpdateCompletedEventAttributes?.acceptedEventId ?? '') === acceptedId);
   expect(completed, `update ${update} completed`).toBeGreaterThan(accepted);
-  const activities = events
-    .slice(accepted, completed)
-    .flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'] : []));
+  const activities = events.slice(accepted, completed).flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType?.name ?? '?'] : []));
   const local = events.slice(accepted, completed).flatMap(localActivity);
   return { activities, local, after: events.slice(completed) };
 }

@@ -38,11 +38,7 @@ interface Answer {
   body: Json;
 }
 
-async function call(
-  method: string,
-  path: string,
-  opts: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: Uint8Array; contentType?: string } = {},
-): Promise<Answer> {
+async function call(method: string, path: string, opts: { key?: string; body?: unknown; headers?: Record<string, string>; raw?: Uint8Array; contentType?: string } = {}): Promise<Answer> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.key) headers.authorization = `Bearer ${opts.key}`;
   let body: BodyInit | undefined;
@@ -429,7 +425,14 @@ describe('Pay Now page', () => {
     // A dollar invoice smuggled into the euro form, or into one API payment, is refused.
     const mixedForm = await submitPayForm(euros.payNowUrl, { amount: '1.00', invoice: [dollars.id] });
     expect(mixedForm.status).toBe(422);
-    const mixed = await a.api('POST', '/v1/payments', { customerId: customer.id, method: 'other', allocations: [{ invoiceId: euros.id, amount: 100 }, { invoiceId: dollars.id, amount: 100 }] });
+    const mixed = await a.api('POST', '/v1/payments', {
+      customerId: customer.id,
+      method: 'other',
+      allocations: [
+        { invoiceId: euros.id, amount: 100 },
+        { invoiceId: dollars.id, amount: 100 },
+      ],
+    });
     expect(mixed.status).toBe(422);
     expect(mixed.body).toMatchObject({ field: 'allocations[1].invoiceId', detail: expect.stringContaining('another currency') });
     expect(await getInvoice(a, dollars.id)).toMatchObject({ outstanding: 5000 });
@@ -536,7 +539,10 @@ describe('payments API', () => {
     expect(zero.body).toMatchObject({ status: 422, field: 'allocations[0].amount' });
     const unknown = await a.api('POST', '/v1/payments', {
       customerId: customer.id,
-      allocations: [{ invoiceId: inv.id, amount: 1 }, { invoiceId: 'inv_000000000000000000000000', amount: 1 }],
+      allocations: [
+        { invoiceId: inv.id, amount: 1 },
+        { invoiceId: 'inv_000000000000000000000000', amount: 1 },
+      ],
       method: 'prepayment',
     });
     expect(unknown.body).toMatchObject({ status: 422, field: 'allocations[1].invoiceId' });

@@ -104,7 +104,7 @@ describe('a full run', () => {
       const ids: { workflowId: string; runId: string; type: string }[] = [];
       for await (const w of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) ids.push({ workflowId: w.workflowId, runId: w.runId, type: w.type });
       return ids.length >= 3 ? ids : undefined;
-    }, 'the run\'s workflows to be listed');
+    }, "the run's workflows to be listed");
     const histories = await Promise.all(listed.map(async (w) => ({ ...w, history: await stack.temporal.workflow.getHandle(w.workflowId, w.runId).fetchHistory() })));
     const schedule = await stack.temporal.schedule.getHandle(reconcileScheduleId(tenant.companyId)).describe();
     expect(histories.map((h) => h.type)).toEqual(expect.arrayContaining(['invoiceWorkflow']));

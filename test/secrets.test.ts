@@ -149,9 +149,7 @@ describe('a rotated webhook secret', () => {
 
     // The window closes (a 1-second overlap from a second rotation, waited out in the database's clock).
     const newest = `whsec_${randomUUID().replaceAll('-', '')}`;
-    expect(
-      (await http(stack.apiUrl, 'PATCH', `/v1/companies/${t.companyId}`, { key: ADMIN_KEY, body: { provider: { webhookSecret: newest, webhookSecretOverlapSeconds: 1 } } })).status,
-    ).toBe(200);
+    expect((await http(stack.apiUrl, 'PATCH', `/v1/companies/${t.companyId}`, { key: ADMIN_KEY, body: { provider: { webhookSecret: newest, webhookSecretOverlapSeconds: 1 } } })).status).toBe(200);
     await eventually(async () => {
       const [{ expired } = { expired: false }] = await stack.sql<{ expired: boolean }[]>`
         SELECT provider_webhook_secret_previous_expires_at <= now() AS expired FROM companies WHERE id = ${t.companyId}`;
@@ -204,8 +202,7 @@ describe('on a database of its own', () => {
   const insertCompany = (id: string, apiKey: string, secret: string) =>
     db.sql`INSERT INTO companies (id, name, api_key_hash, provider_enabled, provider_api_key, provider_webhook_secret)
       VALUES (${id}, ${id}, ${randomUUID()}, true, ${apiKey}, ${secret})`;
-  const stored = async (id: string) =>
-    (await db.sql<{ k: string; s: string }[]>`SELECT provider_api_key AS k, provider_webhook_secret AS s FROM companies WHERE id = ${id}`)[0]!;
+  const stored = async (id: string) => (await db.sql<{ k: string; s: string }[]>`SELECT provider_api_key AS k, provider_webhook_secret AS s FROM companies WHERE id = ${id}`)[0]!;
 
   it('seals plain values an earlier billflow stored, once (as the API does at start)', async () => {
     const ring = keyring(newSecretKey());

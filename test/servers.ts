@@ -156,14 +156,23 @@ export async function startServers(opts: { webUi: boolean; mailCatcherProcess?: 
             recordOwner();
           }),
         )
-      : startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }).then((t) => ({ address: t.address, uiUrl: t.uiUrl, stop: t.stop, pids: undefined, pid: t.process.pid })),
+      : startTemporalDevServer({ binary: tools.temporal, port: temporalPort, uiPort: opts.webUi ? uiPort : null }).then((t) => ({
+          address: t.address,
+          uiUrl: t.uiUrl,
+          stop: t.stop,
+          pids: undefined,
+          pid: t.process.pid,
+        })),
     bundle(WORKFLOWS_ENTRY, 'workflows'),
     opts.mailCatcherProcess ? mailCatcherProcess(smtpPort, mailWebPort) : startMailDev({ smtpPort, webPort: mailWebPort }),
   ]);
   if (temporal.pid) temporalPids = [temporal.pid];
   otherPids = 'pid' in mailDev && typeof mailDev.pid === 'number' ? [mailDev.pid] : [];
   recordOwner();
-  for (const [db, dir] of [['billflow', BILLFLOW_MIGRATIONS], ['sandbox', SANDBOX_MIGRATIONS]] as const) {
+  for (const [db, dir] of [
+    ['billflow', BILLFLOW_MIGRATIONS],
+    ['sandbox', SANDBOX_MIGRATIONS],
+  ] as const) {
     const sql = connect(pg.url(db), { max: 1 });
     await migrate(sql, dir);
     await sql.end();

@@ -18,13 +18,7 @@ export interface WebhookDelivery {
 }
 
 /** The provider sandbox's webhooks for one payment, once `done` holds for them. */
-export function webhookDeliveries(
-  stack: Stack,
-  tenant: Tenant,
-  paymentId: string,
-  done: (ds: WebhookDelivery[]) => boolean,
-  what: string,
-): Promise<WebhookDelivery[]> {
+export function webhookDeliveries(stack: Stack, tenant: Tenant, paymentId: string, done: (ds: WebhookDelivery[]) => boolean, what: string): Promise<WebhookDelivery[]> {
   return eventually(async () => {
     const res = await http<{ data: WebhookDelivery[] }>(stack.sandboxUrl, 'GET', `/v1/sandbox/webhook-deliveries?paymentId=${paymentId}`, { key: tenant.account.apiKey });
     return done(res.body.data) ? res.body.data : undefined;

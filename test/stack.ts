@@ -241,7 +241,14 @@ export interface Tenant {
 /** A fresh company with its own sandbox account whose webhooks point at this stack's API. */
 export async function createTenant(
   stack: Stack,
-  opts: { providerEnabled?: boolean; paymentImportSeconds?: number; convenienceFee?: { fixed?: number; percentBps?: number }; organisationId?: string; reminderDays?: number[]; currency?: string } = {},
+  opts: {
+    providerEnabled?: boolean;
+    paymentImportSeconds?: number;
+    convenienceFee?: { fixed?: number; percentBps?: number };
+    organisationId?: string;
+    reminderDays?: number[];
+    currency?: string;
+  } = {},
 ): Promise<Tenant> {
   const companyId = `co-${randomUUID().slice(0, 8)}`;
   const account = await http<{ id: string; apiKey: string; webhookSecret: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', {

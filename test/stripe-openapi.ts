@@ -15,7 +15,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 
 const STRIPE_MOCK_MODULE = 'github.com/stripe/stripe-mock@v0.203.0';
 
-export function stripeSpecPath(): string {
+function stripeSpecPath(): string {
   const cache = execFileSync('go', ['env', 'GOMODCACHE'], { encoding: 'utf8' }).trim();
   const file = path.join(cache, STRIPE_MOCK_MODULE, 'embedded', 'openapi', 'spec3.json');
   if (!existsSync(file)) throw new Error(`${file} is missing: run \`node scripts/setup.mjs --for-tests\` (it builds stripe-mock with go install)`);
@@ -65,8 +65,7 @@ export function stripeContract(): StripeContract {
     }
     return v;
   };
-  const problems = (v: ValidateFunction, body: unknown) =>
-    v(body) ? [] : (v.errors ?? []).slice(0, 8).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+  const problems = (v: ValidateFunction, body: unknown) => (v(body) ? [] : (v.errors ?? []).slice(0, 8).map((e) => `${e.instancePath || '(root)'} ${e.message ?? ''} ${JSON.stringify(e.params)}`));
   const op = (method: string, p: string) => spec.paths[p]?.[method.toLowerCase()] as { responses: Record<string, { content: Record<string, { schema: unknown }> }> } | undefined;
   return {
     has: (method, p) => op(method, p) !== undefined,

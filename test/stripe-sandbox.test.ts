@@ -83,7 +83,15 @@ afterAll(async () => {
 /** A finalized invoice of `amount` for a fresh customer. */
 async function openInvoice(amount: number, currency = 'eur') {
   const customer = await stripe.customers.create({ name: 'Riverside Architects', metadata: { billflow_client_id: `CL-${amount}-${Math.random()}` } });
-  const draft = await stripe.invoices.create({ customer: customer.id, currency, collection_method: 'send_invoice', days_until_due: 30, auto_advance: false, pending_invoice_items_behavior: 'exclude', metadata: { billflow_number: 'INV-1' } });
+  const draft = await stripe.invoices.create({
+    customer: customer.id,
+    currency,
+    collection_method: 'send_invoice',
+    days_until_due: 30,
+    auto_advance: false,
+    pending_invoice_items_behavior: 'exclude',
+    metadata: { billflow_number: 'INV-1' },
+  });
   await stripe.invoiceItems.create({ customer: customer.id, invoice: draft.id, currency, amount, description: 'Design' });
   return stripe.invoices.finalizeInvoice(draft.id, { auto_advance: false });
 }
@@ -151,7 +159,15 @@ describe("the sandbox's Stripe mode", () => {
     const charge = expanded.latest_charge as Stripe.Charge;
     expect(charge).toMatchObject({ id: plain.latest_charge, amount: 40_000, paid: true, payment_intent: intent, billing_details: { name: 'Pat Payer', email: 'pat@example.com' } });
     // 2.9% + 30 of 400.00 EUR: 11.60 + 0.30.
-    expect(charge.balance_transaction).toMatchObject({ type: 'charge', source: charge.id, amount: 40_000, fee: 1_190, net: 38_810, currency: 'eur', fee_details: [{ type: 'stripe_fee', amount: 1_190 }] });
+    expect(charge.balance_transaction).toMatchObject({
+      type: 'charge',
+      source: charge.id,
+      amount: 40_000,
+      fee: 1_190,
+      net: 38_810,
+      currency: 'eur',
+      fee_details: [{ type: 'stripe_fee', amount: 1_190 }],
+    });
     expect((await stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge'] })).latest_charge).toMatchObject({ balance_transaction: expect.stringMatching(/^txn_/) });
     await expect(stripe.paymentIntents.retrieve(intent, { expand: ['customer'] })).rejects.toMatchObject({ statusCode: 400, param: 'expand' });
     await expect(stripe.paymentIntents.retrieve('pi_nothere')).rejects.toMatchObject({ statusCode: 404, code: 'resource_missing' });
@@ -280,7 +296,9 @@ describe("the sandbox's Stripe mode", () => {
     expect(USED.filter((op) => !seen.has(op))).toEqual([]);
     for (const op of USED) expect(contract.has(op.split(' ')[0]!, op.split(' ')[1]!), op).toBe(true);
     const wrong = answers.flatMap((a) =>
-      (a.path === null ? (a.status === 200 ? ['answered 200 outside any operation'] : contract.checkError(a.body)) : contract.check(a.method, a.path, a.status, a.body)).map((p) => `${a.method} ${a.path} ${a.status}: ${p}`),
+      (a.path === null ? (a.status === 200 ? ['answered 200 outside any operation'] : contract.checkError(a.body)) : contract.check(a.method, a.path, a.status, a.body)).map(
+        (p) => `${a.method} ${a.path} ${a.status}: ${p}`,
+      ),
     );
     expect(wrong).toEqual([]);
     // Errors too: each status seen was checked against Stripe's error schema.

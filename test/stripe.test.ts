@@ -82,12 +82,20 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
     expect(customer.id).toMatch(/^cus_/);
     // stripe-mock cannot finalize: the adapter refuses an invoice without a payment page, and deletes the draft it made.
     await expect(
-      p.createInvoice({ customerId: customer.id, number: 'INV-1', invoiceDate: '2026-11-24', dueDate: '2099-12-24', currency: 'EUR', amount: 150_000, outstanding: 100_000 }, 'co:INV-1:1:create', 'req-contract'),
+      p.createInvoice(
+        { customerId: customer.id, number: 'INV-1', invoiceDate: '2026-11-24', dueDate: '2099-12-24', currency: 'EUR', amount: 150_000, outstanding: 100_000 },
+        'co:INV-1:1:create',
+        'req-contract',
+      ),
     ).rejects.toThrow(/did not finalize/);
     await p.removeInvoice('in_contract', 'co:INV-1:1:delete', 'req-contract');
     const paid = await p.recordPayment({ customerId: customer.id, allocations: [{ invoiceId: 'in_contract', amount: 1000 }], method: 'quickpay', reference: 'qp:1' }, 'co:INV-1:qp', 'req-contract');
     expect(paid.id).toBe('oob_in_contract');
-    const credit = await p.recordPayment({ customerId: customer.id, allocations: [{ invoiceId: 'in_contract', amount: 400 }], method: 'prepayment', reference: 'pre-1' }, 'co:INV-1:pre', 'req-contract');
+    const credit = await p.recordPayment(
+      { customerId: customer.id, allocations: [{ invoiceId: 'in_contract', amount: 400 }], method: 'prepayment', reference: 'pre-1' },
+      'co:INV-1:pre',
+      'req-contract',
+    );
     expect(credit.id).toMatch(/^cn_/);
     await p.removePayment(credit.id, 'co:INV-1:pre:remove', 'req-contract');
     expect(await p.listInvoices('req-contract')).toEqual([]);
@@ -118,7 +126,10 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
       'GET /v1/invoice_payments 200',
       'GET /v1/invoice_payments/inpay_* 200',
     ]);
-    const item = mock.log.slice(from).filter((c) => c.path === '/v1/invoiceitems').map((c) => c.data);
+    const item = mock.log
+      .slice(from)
+      .filter((c) => c.path === '/v1/invoiceitems')
+      .map((c) => c.data);
     expect(item[0]).toContain('amount:150000');
     expect(item[1]).toContain('amount:-50000');
     expect(mock.log.slice(from).find((c) => c.path === '/v1/invoices' && c.method === 'POST')!.data).toContain('currency:eur');
@@ -158,7 +169,15 @@ describe('the Stripe adapter, call by call, against stripe-mock', () => {
     // Credited in full already (a retry after the credit note was made): nothing more.
     expect(removal(inv('paid', 100, 0, 100))).toEqual({ action: 'none' });
     const payment = (type: string, status = 'paid') =>
-      ({ id: 'inpay_1', invoice: 'in_1', amount_paid: 2500, status, created: 1_764_633_600, payment: { type }, status_transitions: { paid_at: 1_764_633_700, canceled_at: null } }) as unknown as Stripe.InvoicePayment;
+      ({
+        id: 'inpay_1',
+        invoice: 'in_1',
+        amount_paid: 2500,
+        status,
+        created: 1_764_633_600,
+        payment: { type },
+        status_transitions: { paid_at: 1_764_633_700, canceled_at: null },
+      }) as unknown as Stripe.InvoicePayment;
     expect(collectedPayment(payment('payment_intent'), 'INV-1', 'cus_1')).toEqual({
       id: 'inpay_1',
       customerId: 'cus_1',
@@ -204,11 +223,21 @@ describe('the plan of a status change, by capabilities', () => {
   });
 
   it('keeps a payment Stripe collected when the invoice leaves Final, where Bill & Pay removes it', () => {
-    const paid: PlanInvoice = { ...finalAtProvider, status: 'Final', prepaymentApplications: [], payments: [{ paymentId: 'inpay_1', amount: 3_000, fee: 0, paidAt: '', source: 'webhook', coveredInvoices: ['INV-9'] }] };
-    const leave = (capabilities: (typeof PROVIDER_CAPABILITIES)[keyof typeof PROVIDER_CAPABILITIES]) =>
-      planStatusChange({ ...base, invoice: paid, to: 'Reissue', capabilities }).steps;
-    expect(leave(PROVIDER_CAPABILITIES.billpay)).toEqual([{ kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 }, { kind: 'remove-provider-payment', paymentId: 'inpay_1' }]);
-    expect(leave(PROVIDER_CAPABILITIES.stripe)).toEqual([{ kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 }, { kind: 'keep-provider-payment', paymentId: 'inpay_1' }]);
+    const paid: PlanInvoice = {
+      ...finalAtProvider,
+      status: 'Final',
+      prepaymentApplications: [],
+      payments: [{ paymentId: 'inpay_1', amount: 3_000, fee: 0, paidAt: '', source: 'webhook', coveredInvoices: ['INV-9'] }],
+    };
+    const leave = (capabilities: (typeof PROVIDER_CAPABILITIES)[keyof typeof PROVIDER_CAPABILITIES]) => planStatusChange({ ...base, invoice: paid, to: 'Reissue', capabilities }).steps;
+    expect(leave(PROVIDER_CAPABILITIES.billpay)).toEqual([
+      { kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 },
+      { kind: 'remove-provider-payment', paymentId: 'inpay_1' },
+    ]);
+    expect(leave(PROVIDER_CAPABILITIES.stripe)).toEqual([
+      { kind: 'convert-to-prepayment', paymentId: 'inpay_1', amount: 3_000 },
+      { kind: 'keep-provider-payment', paymentId: 'inpay_1' },
+    ]);
   });
 
   it('voids a Stripe record that would owe nothing, and voids rather than deletes on the way to Draft', () => {
@@ -282,7 +311,18 @@ describe('a company registered with provider.kind stripe, through billflow API',
         object: 'event',
         type,
         api_version: STRIPE_API_VERSION,
-        data: { object: { id: `inpay_${id}`, object: 'invoice_payment', invoice: 'in_unknown_to_billflow', amount_paid: 5000, status: 'paid', created: 1, payment: { type: 'payment_intent' }, status_transitions: { paid_at: 2, canceled_at: null } } },
+        data: {
+          object: {
+            id: `inpay_${id}`,
+            object: 'invoice_payment',
+            invoice: 'in_unknown_to_billflow',
+            amount_paid: 5000,
+            status: 'paid',
+            created: 1,
+            payment: { type: 'payment_intent' },
+            status_transitions: { paid_at: 2, canceled_at: null },
+          },
+        },
       });
 
     it('verifies with the stripe package and deduplicates by event id', async () => {
@@ -355,7 +395,14 @@ describe.skipIf(!process.env.STRIPE_TEST_KEY)('a Stripe company against Stripe t
     expect(second.payNowUrl).toBe(first.payNowUrl);
     expect((await stripe().invoices.retrieve(first.providerInvoiceId!)).status).toBe('void');
 
-    const qp = await api(key, 'POST', `/v1/invoices/${number}/quick-pay`, { paymentType: 'Receipt', paymentMethod: 'Bank transfer', issuedOn: '2026-11-25', category: 'Customer payment', receivedByUser: 'sam', receivedByUnit: 'AR' });
+    const qp = await api(key, 'POST', `/v1/invoices/${number}/quick-pay`, {
+      paymentType: 'Receipt',
+      paymentMethod: 'Bank transfer',
+      issuedOn: '2026-11-25',
+      category: 'Customer payment',
+      receivedByUser: 'sam',
+      receivedByUnit: 'AR',
+    });
     expect(qp.status, JSON.stringify(qp.body)).toBe(200);
     expect((await stripe().invoices.retrieve(second.providerInvoiceId!)).status).toBe('paid');
 

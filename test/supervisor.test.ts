@@ -164,7 +164,7 @@ describe('npm start supervises its processes', () => {
     const run = await call('POST', `${api}/v1/bill-runs`, key, { criteria: { invoiceNumbers: bills } });
     expect(run.status).toBe(201);
     const runUrl = `${api}/v1/bill-runs/${String(run.body!.id)}`;
-    await until('the run\'s batch under way', 60_000, async () => {
+    await until("the run's batch under way", 60_000, async () => {
       const r = (await call('GET', runUrl, key)).body!;
       if (r.status === 'completed') throw new Error('the run finished before the worker could be killed under its batch');
       return Number(r.sent) > 0 && Number(r.pending) > 0 ? true : undefined;
@@ -172,10 +172,16 @@ describe('npm start supervises its processes', () => {
     // INV-2's Final under way too: the provider holds its record's creation, so the kill lands in that activity.
     const injected = async () => Number((await call('GET', `${sandbox}/v1/sandbox/faults/injected`, acct.apiKey as string)).body!.delays);
     const delaysBefore = await injected();
-    const held = await call('POST', `${sandbox}/v1/sandbox/faults`, acct.apiKey as string, { mode: 'delay', delayMs: 8_000, count: 1, match: 'POST /v1/invoices' }, { 'idempotency-key': 'hold-INV-2' });
+    const held = await call(
+      'POST',
+      `${sandbox}/v1/sandbox/faults`,
+      acct.apiKey as string,
+      { mode: 'delay', delayMs: 8_000, count: 1, match: 'POST /v1/invoices' },
+      { 'idempotency-key': 'hold-INV-2' },
+    );
     expect(held.status).toBe(200);
     const asked = call('POST', `${api}/v1/invoices/INV-2/status`, key, { status: 'Final' }, { 'idempotency-key': 'INV-2-Final' });
-    await until('INV-2\'s record creation held at the provider', 30_000, async () => ((await injected()) > delaysBefore ? true : undefined));
+    await until("INV-2's record creation held at the provider", 30_000, async () => ((await injected()) > delaysBefore ? true : undefined));
     const workerStarts = () => readFileSync(path.join(dataDir, 'logs', 'worker.log'), 'utf8').split('"msg":"worker started"').length - 1;
     const startsBefore = workerStarts();
     const killedWorker = Date.now();
@@ -207,7 +213,7 @@ describe('npm start supervises its processes', () => {
     expect(batchRecovery).toBeLessThan(75_000);
     expect(child('worker/main.ts')).not.toBe(worker);
     // The dead worker's Chromium went with it (no browser per restart left behind).
-    await until('the killed worker\'s Chromium has exited', 10_000, () => (chromiums.some(alive) ? undefined : true));
+    await until("the killed worker's Chromium has exited", 10_000, () => (chromiums.some(alive) ? undefined : true));
 
     // 2. The Temporal dev server dies; it comes back on the same SQLite file, and the invoice with it.
     const temporal = child('start-dev')!;
@@ -259,7 +265,12 @@ describe('npm start supervises its processes', () => {
     expect(code).toBe(0);
     // Grandchildren that exit when their parent's pipe closes get a moment.
     await until('every process of the engine has exited', 5_000, () => (all.some(alive) ? undefined : true)).catch(() => {
-      throw new Error(`left running: ${all.filter(alive).map((p) => `${p} ${cmdline(p)}`).join('; ')}`);
+      throw new Error(
+        `left running: ${all
+          .filter(alive)
+          .map((p) => `${p} ${cmdline(p)}`)
+          .join('; ')}`,
+      );
     });
     expect(existsSync(path.join(dataDir, 'billflow.pid'))).toBe(false);
 

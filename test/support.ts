@@ -23,18 +23,6 @@ export async function pdfText(pdf: Uint8Array): Promise<string> {
   }
 }
 
-/** Renders the first page of a PDF to PNG, so a person (or a reviewer) can look at it. */
-export async function pdfToPng(pdf: Uint8Array, outFile: string): Promise<void> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'billflow-png-'));
-  try {
-    const file = path.join(dir, 'doc.pdf');
-    await writeFile(file, pdf);
-    await run('pdftoppm', ['-png', '-r', '60', '-singlefile', file, outFile.replace(/\.png$/, '')]);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({
     executablePath: inject('chromiumPath'),

@@ -201,17 +201,11 @@ const OPERATIONS: Record<string, Operation> = {
   'PUT /v1/message-templates/{id}': { auth: 'erp', variants: () => [{ body: { name: 'Taken over', subject: 'Bill #bill.number', body: 'Pay.' } }] },
   'POST /v1/message-templates/{id}/preview': {
     auth: 'erp',
-    variants: (t, own) => [
-      { body: { invoiceNumber: t.final } },
-      { path: `/v1/message-templates/${own.templateId}/preview`, body: { invoiceNumber: t.final } },
-    ],
+    variants: (t, own) => [{ body: { invoiceNumber: t.final } }, { path: `/v1/message-templates/${own.templateId}/preview`, body: { invoiceNumber: t.final } }],
   },
   'POST /v1/message-templates/{id}/send': {
     auth: 'erp',
-    variants: (t, own) => [
-      { body: { invoiceNumbers: [t.final] } },
-      { path: `/v1/message-templates/${own.templateId}/send`, body: { invoiceNumbers: [t.final] } },
-    ],
+    variants: (t, own) => [{ body: { invoiceNumbers: [t.final] } }, { path: `/v1/message-templates/${own.templateId}/send`, body: { invoiceNumbers: [t.final] } }],
   },
   'GET /v1/custom-tags': { auth: 'erp', listing: true },
   'PUT /v1/custom-tags/{name}': { auth: 'erp', variants: () => [{ body: { value: 'mallory' }, own: true }] },
@@ -257,8 +251,7 @@ let webhookBody: string;
 let endpointSecret: string;
 const box = mailbox(inject('mailDevUrl'));
 
-const asA = <T = Body>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  http<T>(stack.apiUrl, method, path, { key: a.apiKey, body, ...(headers ? { headers } : {}) });
+const asA = <T = Body>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => http<T>(stack.apiUrl, method, path, { key: a.apiKey, body, ...(headers ? { headers } : {}) });
 const ok = <T>(r: { status: number; body: T }, what: string): T => {
   expect(r.status, `${what}: ${JSON.stringify(r.body)}`).toBeLessThan(300);
   return r.body;
@@ -267,7 +260,10 @@ const ok = <T>(r: { status: number; body: T }, what: string): T => {
 /** Every value of A's things in the unknown set's place, so two answers can be compared. */
 function normalise(text: string): string {
   // Receipt and delivery ids are small numbers that occur anywhere in a text; every other value is distinctive.
-  const pairs = (Object.keys(A) as (keyof Things)[]).filter((k) => k !== 'receiptId' && k !== 'deliveryId').map((k) => [A[k], unknown[k]] as const).sort((x, y) => y[0].length - x[0].length);
+  const pairs = (Object.keys(A) as (keyof Things)[])
+    .filter((k) => k !== 'receiptId' && k !== 'deliveryId')
+    .map((k) => [A[k], unknown[k]] as const)
+    .sort((x, y) => y[0].length - x[0].length);
   return pairs.reduce((s, [from, to]) => s.split(from).join(to), text);
 }
 
@@ -353,7 +349,10 @@ beforeAll(async () => {
   // The attackers' own things.
   const ownClient = `cl-own-${randomUUID().slice(0, 6)}`;
   const ownTemplate: Record<string, string> = {};
-  for (const [name, key, headers] of [['b', b.apiKey, {}], ['o1', orgKey, { 'Billflow-Company': o1.companyId }]] as const) {
+  for (const [name, key, headers] of [
+    ['b', b.apiKey, {}],
+    ['o1', orgKey, { 'Billflow-Company': o1.companyId }],
+  ] as const) {
     ok(await http(stack.apiUrl, 'POST', '/v1/clients', { key, headers, body: { id: ownClient, name: 'Own client' } }), `${name}'s client`);
     const t = ok(await http<{ id: string }>(stack.apiUrl, 'POST', '/v1/message-templates', { key, headers, body: { name: 'Own', subject: 'Bill #bill.number', body: 'Pay.' } }), `${name}'s template`);
     ownTemplate[name] = t.id;
@@ -369,8 +368,7 @@ beforeAll(async () => {
   ok(await asA('POST', '/v1/clients', { id: clientId, name: `Alpha Client ${MARK}`, email: aEmail }), 'client');
   const projectId = `P-${randomUUID().slice(0, 8)}`;
   ok(await asA('POST', '/v1/projects', { id: projectId, name: `Alpha Tower ${MARK}`, clientId }), 'project');
-  const invoice = async (number: string) =>
-    ok(await asA('POST', '/v1/invoices', { number, projectId, invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines }), `invoice ${number}`);
+  const invoice = async (number: string) => ok(await asA('POST', '/v1/invoices', { number, projectId, invoiceDate: '2026-11-02', dueDate: '2026-12-02', lines }), `invoice ${number}`);
   const [draft, final, reissue] = ['D', 'F', 'R'].map((x) => `A${x}-${randomUUID().slice(0, 8)}`) as [string, string, string];
   for (const n of [draft, final, reissue]) await invoice(n);
   const printed = ok(await asA<{ providerInvoiceId: string }>('POST', `/v1/invoices/${final}/status`, { status: 'Final' }, { 'Idempotency-Key': A_FINAL_KEY }), 'Final');
@@ -405,7 +403,10 @@ beforeAll(async () => {
     'template',
   );
   ok(await asA('PUT', '/v1/billing-run-definition', { maxCredited: null, maxDebited: { kind: 'fixed', amount: 900_000 } }), 'billing-run definition');
-  const run = ok(await asA<{ id: string; status: string; sent: number }>('POST', '/v1/bill-runs', { criteria: { invoiceNumbers: [final] }, templateId: template.id }, { prefer: 'wait=30' }), 'bill run');
+  const run = ok(
+    await asA<{ id: string; status: string; sent: number }>('POST', '/v1/bill-runs', { criteria: { invoiceNumbers: [final] }, templateId: template.id }, { prefer: 'wait=30' }),
+    'bill run',
+  );
   expect(run).toMatchObject({ status: 'completed', sent: 1 });
   await box.waitForMessage((m) => m.to.some((t) => t.address === aEmail));
   const reconciliation = ok(await asA<{ id: string; status: string }>('POST', '/v1/reconciliations', undefined, { prefer: 'wait=30' }), 'reconciliation');
@@ -491,8 +492,14 @@ describe('tenant isolation', () => {
     const description = ok(await http<{ paths: Record<string, Record<string, unknown>> }>(stack.apiUrl, 'GET', '/openapi.json'), 'description');
     const described = Object.entries(description.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
     // A new operation must be taught to the sweep; a removed one must leave it.
-    expect(described.filter((k) => !OPERATIONS[k]), 'operations of the description the sweep cannot fill').toEqual([]);
-    expect(Object.keys(OPERATIONS).filter((k) => !described.includes(k)), 'sweep entries for operations the description no longer has').toEqual([]);
+    expect(
+      described.filter((k) => !OPERATIONS[k]),
+      'operations of the description the sweep cannot fill',
+    ).toEqual([]);
+    expect(
+      Object.keys(OPERATIONS).filter((k) => !described.includes(k)),
+      'sweep entries for operations the description no longer has',
+    ).toEqual([]);
 
     const before = await snapshotOfA();
     const leaks: string[] = [];
@@ -555,8 +562,7 @@ describe('tenant isolation', () => {
       const op = OPERATIONS[key]!;
       const path = key.split(' ')[1]!;
       if (op.auth === 'webhook') continue; // below: it is authenticated by signature, not by key
-      const creds: (Credential | null)[] =
-        op.auth === 'public' ? [null] : op.auth === 'operator' ? credentials.filter((c) => c.key !== ADMIN_KEY) : credentials;
+      const creds: (Credential | null)[] = op.auth === 'public' ? [null] : op.auth === 'operator' ? credentials.filter((c) => c.key !== ADMIN_KEY) : credentials;
       for (const c of creds) {
         const own = c?.own ?? { clientId: '', templateId: '' };
         const instances = (t: Things) => fill(path, t).flatMap(({ path: p, params }) => (op.variants?.(t, own, params) ?? [{}]).map((v) => ({ path: v.path ?? p, v })));
@@ -585,7 +591,10 @@ describe('tenant isolation', () => {
     if (unsigned.status !== 400) leaks.push(`${webhook}: an unsigned payment on A's route answered ${unsigned.status}`);
     // Nobody signs for an unknown company either: its route must not tell A's company code from one that does not exist.
     const problemOf = (r: { status: number; body: unknown }) => JSON.stringify({ status: r.status, type: (r.body as Body).type, detail: (r.body as Body).detail });
-    for (const [mine, signature] of [[forged, signPayload(b.account.webhookSecret, webhookBody)], [unsigned, null]] as const) {
+    for (const [mine, signature] of [
+      [forged, signPayload(b.account.webhookSecret, webhookBody)],
+      [unsigned, null],
+    ] as const) {
       const none = await post(unknown.companyId, signature);
       if (problemOf(mine) !== problemOf(none)) leaks.push(`${webhook}: A's route answers ${problemOf(mine)}, an unknown company's ${problemOf(none)}`);
     }
@@ -600,7 +609,9 @@ describe('tenant isolation', () => {
     // of A was asked, and the bill runs and reconciliations the attackers started for themselves
     // have finished (Prefer: wait, checked above).
     const after = await snapshotOfA();
-    console.log(`tenant sweep: ${swept.size} operations of ${described.length}, ${calls} calls, ${credentials.length} credentials (${ownDone} of ${ownCalls.length} creations of the callers' own done), ${leaks.length} leaks`);
+    console.log(
+      `tenant sweep: ${swept.size} operations of ${described.length}, ${calls} calls, ${credentials.length} credentials (${ownDone} of ${ownCalls.length} creations of the callers' own done), ${leaks.length} leaks`,
+    );
     expect(leaks).toEqual([]);
     expect([...swept].sort()).toEqual([...described].sort());
     expect(after).toEqual(before);

@@ -45,7 +45,16 @@ const invoiceBody = (number: string, clientId: string, amount = 120_000) => ({
 describe('POST /v1/invoices', () => {
   it('answers 201 with the draft once the workflow started, though no worker answers; the same create again gets the invoice, another invoice under the number 409', async () => {
     // An API whose task queue no worker polls: the workflow starts, its Query times out.
-    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: `nobody-${randomUUID()}`, adminKey: 'x', secrets: stack.secrets, publicApiUrl: 'http://x', log: silentLogger, workerAnswerMs: 1_000 });
+    const app = createApp({
+      sql: stack.sql,
+      temporal: stack.temporal,
+      taskQueue: `nobody-${randomUUID()}`,
+      adminKey: 'x',
+      secrets: stack.secrets,
+      publicApiUrl: 'http://x',
+      log: silentLogger,
+      workerAnswerMs: 1_000,
+    });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -76,7 +85,10 @@ describe('POST /v1/invoices', () => {
       expect(other.body).toMatchObject({ type: expect.stringContaining('invoice-exists'), field: 'number' });
     } finally {
       server.close();
-      await stack.temporal.workflow.getHandle(invoiceWorkflowId(tenant.companyId, number)).terminate('test done').catch(() => undefined);
+      await stack.temporal.workflow
+        .getHandle(invoiceWorkflowId(tenant.companyId, number))
+        .terminate('test done')
+        .catch(() => undefined);
     }
   });
 
@@ -105,7 +117,16 @@ describe('POST /v1/invoices', () => {
       return row?.status === 'Final' ? true : undefined;
     }, 'the Final saved');
     // An API that gives workers no time at all to answer: every Query misses its deadline.
-    const app = createApp({ sql: stack.sql, temporal: stack.temporal, taskQueue: stack.taskQueue, adminKey: 'x', secrets: stack.secrets, publicApiUrl: stack.apiUrl, log: silentLogger, workerAnswerMs: 1 });
+    const app = createApp({
+      sql: stack.sql,
+      temporal: stack.temporal,
+      taskQueue: stack.taskQueue,
+      adminKey: 'x',
+      secrets: stack.secrets,
+      publicApiUrl: stack.apiUrl,
+      log: silentLogger,
+      workerAnswerMs: 1,
+    });
     const server = app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {

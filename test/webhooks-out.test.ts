@@ -135,7 +135,10 @@ async function deliveries(t: Tenant, endpointId: string): Promise<DeliveryView[]
   const out: DeliveryView[] = [];
   let after: string | null = null;
   for (;;) {
-    const page: { data: DeliveryView[]; hasMore: boolean; nextCursor: string } = await ok(api(t, 'GET', `/v1/webhook-endpoints/${endpointId}/deliveries?limit=200${after ? `&after=${after}` : ''}`), 'deliveries');
+    const page: { data: DeliveryView[]; hasMore: boolean; nextCursor: string } = await ok(
+      api(t, 'GET', `/v1/webhook-endpoints/${endpointId}/deliveries?limit=200${after ? `&after=${after}` : ''}`),
+      'deliveries',
+    );
     out.push(...page.data);
     if (!page.hasMore) return out;
     after = page.nextCursor;
@@ -202,18 +205,39 @@ describe('events to the ERP (Standard Webhooks)', () => {
     const amounts: Record<string, number> = { [paid]: 100_000, [reissued]: 50_000, [held]: 1_000_000, [credited]: 80_000 };
     const finals: Record<string, Body> = {};
     for (const number of [paid, reissued, held, credited]) {
-      await ok(api(a, 'POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'Design', amount: amounts[number] }] }, { 'x-request-id': `create-${number}` }), `create ${number}`);
+      await ok(
+        api(
+          a,
+          'POST',
+          '/v1/invoices',
+          { number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'Design', amount: amounts[number] }] },
+          { 'x-request-id': `create-${number}` },
+        ),
+        `create ${number}`,
+      );
       finals[number] = await ok(api(a, 'POST', `/v1/invoices/${number}/status`, { status: 'Final' }, { 'x-request-id': `final-${number}` }), `Final ${number}`);
     }
     // The receiver opens once the first connection has been refused.
-    await eventually(async () => ((await stack.sql`SELECT 1 FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = ${main.id} AND a.error = 'ECONNREFUSED'`).length > 0 ? true : undefined), 'a refused connection');
+    await eventually(
+      async () =>
+        (await stack.sql`SELECT 1 FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.endpoint_id = ${main.id} AND a.error = 'ECONNREFUSED'`).length > 0
+          ? true
+          : undefined,
+      'a refused connection',
+    );
     const erp = receiver(port, secrets, true);
     receivers.push(erp);
     await erp.listening;
 
     const pay = async (number: string, amount: number) => {
       const record = await ok(http<{ customerId: string }>(stack.sandboxUrl, 'GET', `/v1/invoices/${String(finals[number]!.providerInvoiceId)}`, { key: a.account.apiKey }), 'provider record');
-      await ok(http(stack.sandboxUrl, 'POST', '/v1/payments', { key: a.account.apiKey, body: { customerId: record.customerId, allocations: [{ invoiceId: finals[number]!.providerInvoiceId, amount }], method: 'card' } }), 'payment');
+      await ok(
+        http(stack.sandboxUrl, 'POST', '/v1/payments', {
+          key: a.account.apiKey,
+          body: { customerId: record.customerId, allocations: [{ invoiceId: finals[number]!.providerInvoiceId, amount }], method: 'card' },
+        }),
+        'payment',
+      );
       await eventually(async () => ((await api<{ paid: number }>(a, 'GET', `/v1/invoices/${number}`)).body.paid === amount ? true : undefined), `${number} paid`);
     };
     await pay(paid, 100_000);
@@ -227,7 +251,10 @@ describe('events to the ERP (Standard Webhooks)', () => {
     await ok(http(stack.sandboxUrl, 'PATCH', `/v1/invoices/${edited}`, { key: a.account.apiKey, body: { amount: 99_000, outstanding: 99_000 } }), 'edit at provider');
     const recon = await ok(api<{ id: string; findingCount: number }>(a, 'POST', '/v1/reconciliations', undefined, { prefer: 'wait=30', 'x-request-id': `reconcile-${tag}` }), 'reconciliation');
     expect(recon.findingCount).toBeGreaterThan(0);
-    await ok(api(b, 'POST', '/v1/invoices', { number: `B-${tag}`, clientId: await bClient(), invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'B', amount: 1_000 }] }), 'B invoice');
+    await ok(
+      api(b, 'POST', '/v1/invoices', { number: `B-${tag}`, clientId: await bClient(), invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'B', amount: 1_000 }] }),
+      'B invoice',
+    );
     await ok(api(b, 'POST', `/v1/invoices/B-${tag}/status`, { status: 'Final' }), 'B Final');
 
     // Everything the outbox holds for the endpoint is delivered, nothing pending.
@@ -278,7 +305,12 @@ describe('events to the ERP (Standard Webhooks)', () => {
       ['Final', 'Reissue', `reissue-${reissued}`],
     ]);
     expect(of('payment.applied', paid)[0]!.event.data).toMatchObject({ amount: 100_000, invoiceNumber: paid });
-    expect(all.filter((d) => d.eventType === 'receipt.created').map((d) => d.event.data.kind).sort()).toEqual(['payment', 'payment', 'prepayment']);
+    expect(
+      all
+        .filter((d) => d.eventType === 'receipt.created')
+        .map((d) => d.event.data.kind)
+        .sort(),
+    ).toEqual(['payment', 'payment', 'prepayment']);
     expect(all.find((d) => d.eventType === 'prepayment.created')!.event.data).toMatchObject({ prepaymentId: prepayment.id, amount: 20_000, originInvoice: reissued });
     expect(of('prepayment.applied', credited)[0]!).toMatchObject({ requestId: `apply-${credited}`, event: { data: { prepaymentId: prepayment.id, amount: 20_000 } } });
     const drift = all.find((d) => d.eventType === 'reconciliation.drift_found')!;
@@ -293,10 +325,14 @@ describe('events to the ERP (Standard Webhooks)', () => {
     expect(onB.map((d) => [d.eventType, d.event.companyId])).toEqual([['invoice.created', b.companyId]]);
 
     // The endpoint that never answered: disabled after failing for long, its deliveries kept.
-    const disabled = await eventually(async () => {
-      const e = await ok(api<{ enabled: boolean; disabledReason: string | null }>(a, 'GET', `/v1/webhook-endpoints/${dead.id}`), 'dead endpoint');
-      return e.enabled ? undefined : e;
-    }, 'the failing endpoint to be disabled', 60_000);
+    const disabled = await eventually(
+      async () => {
+        const e = await ok(api<{ enabled: boolean; disabledReason: string | null }>(a, 'GET', `/v1/webhook-endpoints/${dead.id}`), 'dead endpoint');
+        return e.enabled ? undefined : e;
+      },
+      'the failing endpoint to be disabled',
+      60_000,
+    );
     expect(disabled.disabledReason).toMatch(/failing since .* without a success; last attempt: ECONNREFUSED/);
     const waiting = await deliveries(a, dead.id);
     expect(waiting.length).toBe(all.length);
@@ -306,10 +342,14 @@ describe('events to the ERP (Standard Webhooks)', () => {
     receivers.push(back);
     await back.listening;
     await ok(api(a, 'PATCH', `/v1/webhook-endpoints/${dead.id}`, { enabled: true }), 'enable');
-    const recovered = await eventually(async () => {
-      const ds = await deliveries(a, dead.id);
-      return ds.every((d) => d.status === 'delivered') ? ds : undefined;
-    }, 'the re-enabled endpoint to get everything', 60_000);
+    const recovered = await eventually(
+      async () => {
+        const ds = await deliveries(a, dead.id);
+        return ds.every((d) => d.status === 'delivered') ? ds : undefined;
+      },
+      'the re-enabled endpoint to get everything',
+      60_000,
+    );
     expect(back.seen.filter((s) => s.answer !== 'accepted')).toEqual([]);
     expect(duplicates(back.seen, '/erp/dead')).toBe(0);
     expect(acceptedOrder(back.seen, '/erp/dead', keyOf)).toEqual(await committedOrder(dead.id));
@@ -370,7 +410,11 @@ describe('events to the ERP (Standard Webhooks)', () => {
     const tag = randomUUID().slice(0, 6);
     const [one, two, quick] = ['ONE', 'TWO', 'QP'].map((x) => `${x}-${tag}`) as [string, string, string];
     const records: Record<string, string> = {};
-    for (const [number, amount] of [[one, 60_000], [two, 40_000], [quick, 25_000]] as const) {
+    for (const [number, amount] of [
+      [one, 60_000],
+      [two, 40_000],
+      [quick, 25_000],
+    ] as const) {
       await ok(api(a, 'POST', '/v1/invoices', { number, clientId, invoiceDate: '2026-11-24', dueDate: '2026-12-24', lines: [{ description: 'x', amount }] }), 'invoice');
       records[number] = (await ok(api<{ providerInvoiceId: string }>(a, 'POST', `/v1/invoices/${number}/status`, { status: 'Final' }), 'Final')).providerInvoiceId;
     }
@@ -379,7 +423,15 @@ describe('events to the ERP (Standard Webhooks)', () => {
     const payment = await ok(
       http<{ id: string }>(stack.sandboxUrl, 'POST', '/v1/payments', {
         key: a.account.apiKey,
-        body: { customerId: customer, allocations: [{ invoiceId: records[one], amount: 60_000 }, { invoiceId: records[two], amount: 15_000 }], method: 'card', fee: 300 },
+        body: {
+          customerId: customer,
+          allocations: [
+            { invoiceId: records[one], amount: 60_000 },
+            { invoiceId: records[two], amount: 15_000 },
+          ],
+          method: 'card',
+          fee: 300,
+        },
       }),
       'payment',
     );
@@ -393,7 +445,15 @@ describe('events to the ERP (Standard Webhooks)', () => {
       return mine.length === 3 ? mine : undefined;
     }, 'the receipts');
     const [card, fee, quickPay] = [feed.find((r) => r.kind === 'payment' && r.providerPaymentId === payment.id), feed.find((r) => r.kind === 'fee'), feed.find((r) => r.quickPay !== null)];
-    expect(card).toMatchObject({ amount: 75_000, invoiceNumber: null, applications: [{ invoiceNumber: one, amount: 60_000 }, { invoiceNumber: two, amount: 15_000 }], quickPay: null });
+    expect(card).toMatchObject({
+      amount: 75_000,
+      invoiceNumber: null,
+      applications: [
+        { invoiceNumber: one, amount: 60_000 },
+        { invoiceNumber: two, amount: 15_000 },
+      ],
+      quickPay: null,
+    });
     expect(fee).toMatchObject({ amount: 300, applications: [] });
     expect(quickPay).toMatchObject({ kind: 'payment', amount: 25_000, applications: [{ invoiceNumber: quick, amount: 25_000 }], quickPay: details });
     const events = await eventually(async () => {

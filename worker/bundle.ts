@@ -22,7 +22,7 @@ function files(dir: string): string[] {
     });
 }
 
-export function bundleKey(): string {
+function bundleKey(): string {
   const h = createHash('sha256');
   for (const f of [...INPUTS.flatMap((d) => files(path.join(ROOT, d))), path.join(ROOT, 'package-lock.json')]) {
     h.update(path.relative(ROOT, f)).update('\0').update(readFileSync(f)).update('\0');

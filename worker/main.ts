@@ -55,7 +55,13 @@ const { worker, renderer } = await createWorker({
 const webhooks = new WebhookDispatcher(sql, secrets, createLogger('webhooks'), webhookDelivery(), metrics);
 await webhooks.start();
 const metricsServer = metricsAt && sdkMetricsAddress ? await serveWorkerMetrics({ ...metricsAt, registry: metrics.registry, sdkUrl: `http://${sdkMetricsAddress}/metrics` }) : null;
-log('worker started', { taskQueue: cfg.taskQueue, namespace: cfg.namespace, address: cfg.address, metrics: metricsServer?.url ?? 'off', sdkMetrics: sdkMetricsAddress ? `http://${sdkMetricsAddress}/metrics` : 'off' });
+log('worker started', {
+  taskQueue: cfg.taskQueue,
+  namespace: cfg.namespace,
+  address: cfg.address,
+  metrics: metricsServer?.url ?? 'off',
+  sdkMetrics: sdkMetricsAddress ? `http://${sdkMetricsAddress}/metrics` : 'off',
+});
 // Worker.run() resolves once the SDK's own SIGINT/SIGTERM handling has drained the worker.
 await worker.run();
 await webhooks.stop();

@@ -45,7 +45,7 @@ export interface DispatchOptions {
 
 const HOUR = 3_600_000;
 
-export const DEFAULT_DISPATCH: DispatchOptions = {
+const DEFAULT_DISPATCH: DispatchOptions = {
   timeoutMs: 15_000,
   retryFirstMs: 5_000,
   retryMaxMs: 6 * HOUR,
@@ -85,7 +85,7 @@ interface Outcome {
 }
 
 /** The webhook-signature header: one signature per valid secret (the new and, during a rotation's overlap, the old). */
-export function signatureHeader(secrets: string[], msgId: string, at: Date, payload: string): string {
+function signatureHeader(secrets: string[], msgId: string, at: Date, payload: string): string {
   return secrets.map((s) => new Webhook(s).sign(msgId, at, payload)).join(' ');
 }
 

@@ -27,7 +27,7 @@ export const BILL_RUN_KINDS = ['send', 'communicate'] as const;
 export type BillRunKind = (typeof BILL_RUN_KINDS)[number];
 
 export const DELIVERY_PREFERENCES = ['email', 'print'] as const;
-export type DeliveryPreference = (typeof DELIVERY_PREFERENCES)[number];
+type DeliveryPreference = (typeof DELIVERY_PREFERENCES)[number];
 
 export const BILL_OUTCOMES = ['pending', 'sent', 'printed', 'skipped-held', 'failed'] as const;
 export type BillOutcome = (typeof BILL_OUTCOMES)[number];
@@ -67,7 +67,7 @@ export interface BillRunInput {
   carried?: { total: number; nextSeq: number; counts: BillRunCounts; batchesDone: number; continuedAsNew: number };
 }
 
-export type BillRunPhase = 'selecting' | 'running' | 'finishing' | 'completed';
+type BillRunPhase = 'selecting' | 'running' | 'finishing' | 'completed';
 
 export interface BillRunProgress extends BillRunCounts {
   runId: string;

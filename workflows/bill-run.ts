@@ -8,16 +8,7 @@
  * failed with the reason; a retry run picks them up. Progress is a Query, and the read model
  * (`bill_runs`, `bill_run_items`) is written per bill as it happens.
  */
-import {
-  allHandlersFinished,
-  ApplicationFailure,
-  condition,
-  continueAsNew,
-  log,
-  proxyActivities,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, ApplicationFailure, condition, continueAsNew, log, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { BillActivities } from '../activities/bills.js';
 import { billRunProgressQuery, type BillRunCounts, type BillRunInput, type BillRunProgress } from './bill-run-contract.js';
 
@@ -102,8 +93,7 @@ export async function billRunWorkflow(input: BillRunInput): Promise<BillRunCount
   let nextSeq = carried?.nextSeq ?? 1;
   let started = 0;
   const inFlight = new Set<Promise<void>>();
-  const timeToContinue = () =>
-    workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterBatches !== undefined && started >= input.continueAsNewAfterBatches);
+  const timeToContinue = () => workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterBatches !== undefined && started >= input.continueAsNewAfterBatches);
   while (nextSeq <= total) {
     await condition(() => inFlight.size < parallel);
     if (timeToContinue()) break;

@@ -10,8 +10,6 @@ import type { Plan } from '../domain/plan.js';
 import type { Minor } from '../domain/money.js';
 import type { ResyncRequest } from './reconcile-contract.js';
 
-export const DEFAULT_TASK_QUEUE = 'billflow-invoices';
-
 const ID_PREFIX = 'Invoice';
 
 /** Deterministic id, so one ERP invoice can only ever have one workflow: `Invoice:<company>:<number>`. */
@@ -85,7 +83,7 @@ export interface InvoiceDraft {
   prepaymentsApplied: Minor;
 }
 
-export interface StatusChange {
+interface StatusChange {
   at: string;
   from: InvoiceStatus;
   to: InvoiceStatus;

@@ -210,15 +210,17 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       }),
     { validator: (req) => checkRevision(req) },
   );
-  setHandler(lifecycleUpdate, (req) =>
-    lock.run(async () => {
-      const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
-      if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
-      const fewer = patched(FEWER_ROUND_TRIPS);
-      const moved = await moveLifecycle(req.to, req.by, req.requestId, fewer);
-      await publish(moved);
-      return state;
-    }),
+  setHandler(
+    lifecycleUpdate,
+    (req) =>
+      lock.run(async () => {
+        const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
+        if (err) throw ApplicationFailure.nonRetryable(err, 'IllegalLifecycleMove');
+        const fewer = patched(FEWER_ROUND_TRIPS);
+        const moved = await moveLifecycle(req.to, req.by, req.requestId, fewer);
+        await publish(moved);
+        return state;
+      }),
     {
       validator: (req) => {
         const err = lifecycleMoveError(state.status, state.lifecycleState, req.to);
@@ -465,7 +467,13 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         const created = await createRecord(repairActs, owed, key('recreate-invoice'), requestId);
         // The PDF prints the Pay Now URL, so the new record gets a PDF with the new one.
         state.pdf = await acts.renderInvoicePdf({ invoice: state, requestId });
-        await repairActs.attachProviderInvoicePdf({ companyId, providerInvoiceId: created.providerInvoiceId, documentId: state.pdf.documentId, idempotencyKey: pdfKey(key('recreate-pdf')), requestId });
+        await repairActs.attachProviderInvoicePdf({
+          companyId,
+          providerInvoiceId: created.providerInvoiceId,
+          documentId: state.pdf.documentId,
+          idempotencyKey: pdfKey(key('recreate-pdf')),
+          requestId,
+        });
         actions.push(`re-created provider record ${lost}, which the provider had lost, as ${created.providerInvoiceId} with a new Pay Now URL`);
       } else {
         // A Reissue keeps its record only for the next Final (which now creates one); nothing owed is never sent.
@@ -525,9 +533,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     let found: ProviderPayment[] = [];
     if (importFirst) {
       try {
-        found = (await importBeforeChange({ companyId, providerInvoiceId: state.providerInvoiceId!, requestId: req.requestId })).filter(
-          (p) => !known(p.paymentId) && p.method !== 'prepayment',
-        );
+        found = (await importBeforeChange({ companyId, providerInvoiceId: state.providerInvoiceId!, requestId: req.requestId })).filter((p) => !known(p.paymentId) && p.method !== 'prepayment');
       } catch (e) {
         if (isCancellation(e)) throw e;
         const reason = `payments could not be imported from the provider, so the change to ${req.to} was refused and nothing changed: ${failureMessage(e)}`;
@@ -655,10 +661,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       state.lastFailure = { to, requestId, at: new Date().toISOString(), reason, undone };
       log.warn('status change failed', { number: state.number, to, requestId, reason, undone });
       await publish();
-      throw ApplicationFailure.nonRetryable(
-        `the change to ${to} failed and the invoice stays ${state.status}${undone.length ? ` (undone: ${undone.join('; ')})` : ''}: ${reason}`,
-        failureType(e),
-      );
+      throw ApplicationFailure.nonRetryable(`the change to ${to} failed and the invoice stays ${state.status}${undone.length ? ` (undone: ${undone.join('; ')})` : ''}: ${reason}`, failureType(e));
     }
   }
 
@@ -819,7 +822,13 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         await renderPdf(requestId, null);
         return step;
       case 'attach-pdf':
-        await acts.attachProviderInvoicePdf({ companyId, providerInvoiceId: state.providerInvoiceId!, documentId: state.pdf!.documentId, idempotencyKey: pdfKey(revisionKey('attach-pdf')), requestId });
+        await acts.attachProviderInvoicePdf({
+          companyId,
+          providerInvoiceId: state.providerInvoiceId!,
+          documentId: state.pdf!.documentId,
+          idempotencyKey: pdfKey(revisionKey('attach-pdf')),
+          requestId,
+        });
         return step;
       case 'recreate-prepayment-payment': {
         const a = state.prepaymentApplications[step.application]!;
@@ -992,9 +1001,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     if (err) throw ApplicationFailure.nonRetryable(err, 'QuickPayRefused');
     const amount = state.outstanding;
     // Keyed by the ERP's request, so a retry that reaches a new run (continue-as-new) cannot pay twice.
-    const key = req.operationKey
-      ? `${state.companyId}:${state.number}:quickpay:${req.operationKey}`
-      : `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
+    const key = req.operationKey ? `${state.companyId}:${state.number}:quickpay:${req.operationKey}` : `${state.companyId}:${state.number}:${state.revision}:quickpay:${state.payments.length}`;
     const atProvider = state.sentToProvider && state.providerInvoiceId !== null && state.providerCustomerId !== null;
     const paid = await acts.recordQuickPay({
       companyId: state.companyId,
@@ -1004,7 +1011,17 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       provider: atProvider ? { customerId: state.providerCustomerId!, providerInvoiceId: state.providerInvoiceId! } : null,
       idempotencyKey: key,
     });
-    await applyOne({ paymentId: paid.paymentId, amount, fee: 0, paidAt: paid.paidAt, coveredInvoices: [state.number], totalAmount: amount, method: 'quickpay', source: 'quickpay', requestId: req.requestId });
+    await applyOne({
+      paymentId: paid.paymentId,
+      amount,
+      fee: 0,
+      paidAt: paid.paidAt,
+      coveredInvoices: [state.number],
+      totalAmount: amount,
+      method: 'quickpay',
+      source: 'quickpay',
+      requestId: req.requestId,
+    });
     if (req.operationKey) rememberQuickPay(req.operationKey);
     await publish();
     return state;
@@ -1071,8 +1088,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     });
   }
 
-  const historyIsLong = () =>
-    workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength > input.continueAsNewAfterEvents);
+  const historyIsLong = () => workflowInfo().continueAsNewSuggested || (input.continueAsNewAfterEvents !== undefined && workflowInfo().historyLength > input.continueAsNewAfterEvents);
   const importing = () => state.status === 'Final' && state.outstanding > 0 && state.paymentImportSeconds !== null;
   /** A reminder is due now unless it waits to be tried again after a failure. */
   const reminderReady = (r: ReminderRequest) => (r.notBefore ?? 0) <= Date.now();
@@ -1080,8 +1096,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     // Wake for payments, for continue-as-new, when a status change starts or stops the import
     // timer, and when a reminder that failed is due to be tried again.
     const wasImporting = importing();
-    const wake = () =>
-      inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || remindersToStart !== null || historyIsLong() || importing() !== wasImporting;
+    const wake = () => inbox.length > 0 || resyncs.length > 0 || remindersDue.some(reminderReady) || remindersToStart !== null || historyIsLong() || importing() !== wasImporting;
     const importAt = wasImporting ? Date.now() + state.paymentImportSeconds! * 1000 : Infinity;
     const retryAt = Math.min(...remindersDue.map((r) => r.notBefore ?? Infinity));
     // Overdue is shown when the due date is over, whether or not a payment or reminder wakes it then.
@@ -1120,10 +1135,14 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       await condition(() => unrecorded === null && !recording && allHandlersFinished());
       log.info('continuing as new', { historyLength: workflowInfo().historyLength });
       // Signals that arrived meanwhile travel along, so no payment is lost.
-      await continueAsNew<typeof invoiceWorkflow>({ ...input, state, pending: inbox, pendingResyncs: resyncs, pendingReminders: remindersDue,
+      await continueAsNew<typeof invoiceWorkflow>({
+        ...input,
+        state,
+        pending: inbox,
+        pendingResyncs: resyncs,
+        pendingReminders: remindersDue,
         ...(remindersToStart ? { pendingReminderStart: remindersToStart } : {}),
       });
     }
   }
 }
-

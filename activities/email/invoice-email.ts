@@ -37,16 +37,7 @@ export interface InvoiceEmail {
 }
 
 /** Every tag a template may use. */
-export const EMAIL_TEMPLATE_TAGS = [
-  'company.name',
-  'client.name',
-  'invoice.number',
-  'invoice.invoiceDate',
-  'invoice.dueDate',
-  'invoice.total',
-  'invoice.outstanding',
-  'payNowUrl',
-] as const;
+const EMAIL_TEMPLATE_TAGS = ['company.name', 'client.name', 'invoice.number', 'invoice.invoiceDate', 'invoice.dueDate', 'invoice.total', 'invoice.outstanding', 'payNowUrl'] as const;
 
 const PAY_NOW_TAG = 'payNowUrl';
 const BLOCK_HELPERS = new Set(['if', 'unless']);
@@ -92,11 +83,7 @@ function tagsOf(source: string, field: string): Set<string> {
   }
   const used = new Set<string>();
   const refuse = (what: string): never => {
-    throw new DomainError(
-      'invalid-email-template',
-      `${field} uses ${what}, which is not a known tag (known: ${EMAIL_TEMPLATE_TAGS.map((t) => `{{${t}}}`).join(', ')})`,
-      field,
-    );
+    throw new DomainError('invalid-email-template', `${field} uses ${what}, which is not a known tag (known: ${EMAIL_TEMPLATE_TAGS.map((t) => `{{${t}}}`).join(', ')})`, field);
   };
   const tag = (expr: hbs.AST.Expression | undefined, shown: (name: string) => string) => {
     if (!expr || expr.type !== 'PathExpression') return refuse(shown(JSON.stringify((expr as { original?: unknown } | undefined)?.original ?? '?')));

@@ -17,7 +17,13 @@ export function invoiceHtml(invoice: InvoiceState, parties: DocumentParties): st
   const money = (n: number) => formatMoney(n, invoice.currency);
   return template({
     ...parties,
-    invoice: { number: invoice.number, invoiceDate: invoice.invoiceDate, dueDate: invoice.dueDate, currency: invoice.currency, project: invoice.projectId ? { id: invoice.projectId, name: invoice.projectName ?? invoice.projectId } : null },
+    invoice: {
+      number: invoice.number,
+      invoiceDate: invoice.invoiceDate,
+      dueDate: invoice.dueDate,
+      currency: invoice.currency,
+      project: invoice.projectId ? { id: invoice.projectId, name: invoice.projectName ?? invoice.projectId } : null,
+    },
     lines: invoice.lines.map((l) => ({
       description: l.description,
       quantity: l.quantity ?? '',

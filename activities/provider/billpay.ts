@@ -199,11 +199,7 @@ export class BillPayClient implements PaymentProvider {
     for (;;) {
       const q = new URLSearchParams({ invoiceId, limit: '100' });
       if (after) q.set('after', after);
-      const page: { data: BillPayPayment[]; nextCursor: string | null; hasMore: boolean } = await this.call(
-        'GET',
-        `/v1/payments?${q}`,
-        { requestId },
-      );
+      const page: { data: BillPayPayment[]; nextCursor: string | null; hasMore: boolean } = await this.call('GET', `/v1/payments?${q}`, { requestId });
       out.push(...page.data);
       if (!page.hasMore || !page.nextCursor) return out;
       after = page.nextCursor;

@@ -10,7 +10,7 @@ import { StripeProvider, stripeWebhooks } from './stripe.js';
 import { ProviderError, type PaymentProvider, type ProviderAccount, type WebhookVerifier } from './provider.js';
 
 /** The account is read (and its key decrypted) inside the activity, so no secret ever travels in a workflow history. */
-export async function providerAccount(sql: Sql, secrets: Keyring, companyId: string): Promise<ProviderAccount> {
+async function providerAccount(sql: Sql, secrets: Keyring, companyId: string): Promise<ProviderAccount> {
   const [row] = await sql<{ kind: ProviderKind; url: string | null; account_id: string | null; api_key: string | null }[]>`
     SELECT provider_kind AS kind, provider_url AS url, provider_account_id AS account_id, provider_api_key AS api_key
     FROM companies WHERE id = ${companyId}`;
@@ -22,7 +22,7 @@ export async function providerAccount(sql: Sql, secrets: Keyring, companyId: str
 }
 
 /** The adapter for the company's provider kind. */
-export function providerFor(account: ProviderAccount): PaymentProvider {
+function providerFor(account: ProviderAccount): PaymentProvider {
   switch (account.kind) {
     case 'billpay':
       return new BillPayClient(account);

@@ -21,7 +21,7 @@ export interface CircuitSettings {
 /** Longer than a provider call may take (15 s), so a probe's lease outlives it; a probe whose worker died is replaced after it. */
 const PROBE_LEASE_SECONDS = 30;
 
-export type CircuitState = 'closed' | 'open' | 'half-open';
+type CircuitState = 'closed' | 'open' | 'half-open';
 
 /**
  * The breaker's key: the provider account. A Stripe account is named by its secret key alone, so
@@ -154,7 +154,9 @@ export interface CircuitView {
 }
 
 export async function circuitView(sql: Sql, key: string): Promise<CircuitView> {
-  const [row] = await sql<{ state: CircuitState; failures: number; opened_at: Date | null; probe_after: Date | null; last_failure: string | null; last_failure_at: Date | null; refused: string; times_opened: number }[]>`
+  const [row] = await sql<
+    { state: CircuitState; failures: number; opened_at: Date | null; probe_after: Date | null; last_failure: string | null; last_failure_at: Date | null; refused: string; times_opened: number }[]
+  >`
     SELECT state, failures, opened_at, probe_after, last_failure, last_failure_at, refused, times_opened FROM provider_circuits WHERE account_key = ${key}`;
   if (!row) return { state: 'closed', failures: 0, openedAt: null, probeAfter: null, lastFailure: null, lastFailureAt: null, refused: 0, timesOpened: 0 };
   return {

@@ -108,7 +108,7 @@ export interface ProcessingFee {
 }
 
 /** A verified provider webhook: its event id (deduplicated) and the payment it brings, if any. */
-export interface ProviderWebhookEvent {
+interface ProviderWebhookEvent {
   id: string;
   type: string;
   payment: ProviderPaymentRecord | null;
@@ -118,7 +118,11 @@ export interface ProviderWebhookEvent {
 export interface WebhookVerifier {
   /** The header that carries the signature. */
   readonly header: string;
-  verify(secrets: string[], raw: string, signature: string | undefined): { event: ProviderWebhookEvent } | { why: string; type: 'invalid-signature' | 'malformed-json' | 'invalid-webhook'; field?: string };
+  verify(
+    secrets: string[],
+    raw: string,
+    signature: string | undefined,
+  ): { event: ProviderWebhookEvent } | { why: string; type: 'invalid-signature' | 'malformed-json' | 'invalid-webhook'; field?: string };
 }
 
 /** A provider answer: retryable (5xx, 429, network) or final (any other 4xx). */
@@ -140,12 +144,7 @@ export class ProviderError extends Error {
 }
 
 /** The part of a provider payment that concerns one invoice record, or null if it covers none. */
-export function paymentForInvoice(
-  p: ProviderPaymentRecord,
-  providerInvoiceId: string,
-  source: ProviderPayment['source'],
-  requestId: string,
-): ProviderPayment | null {
+export function paymentForInvoice(p: ProviderPaymentRecord, providerInvoiceId: string, source: ProviderPayment['source'], requestId: string): ProviderPayment | null {
   const mine = p.allocations.find((a) => a.invoiceId === providerInvoiceId);
   if (!mine || p.status !== 'succeeded') return null;
   return {

@@ -159,17 +159,12 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async ensureCustomer(c: { externalId: string; name: string; email: string | null }, requestId: string): Promise<ProviderCustomer> {
-    const found = await this.call('search customers', () =>
-      this.stripe.customers.search({ query: `metadata['${CLIENT_ID_KEY}']:${searchValue(c.externalId)}`, limit: 10 }, this.opts(requestId)),
-    );
+    const found = await this.call('search customers', () => this.stripe.customers.search({ query: `metadata['${CLIENT_ID_KEY}']:${searchValue(c.externalId)}`, limit: 10 }, this.opts(requestId)));
     const mine = found.data.find((x) => x.metadata?.[CLIENT_ID_KEY] === c.externalId);
     if (mine) return { id: mine.id, externalId: c.externalId };
     // Search lags writes by up to a minute; the key makes a second invoice of the same client meanwhile get the same customer.
     const created = await this.call('create customer', () =>
-      this.stripe.customers.create(
-        { name: c.name, ...(c.email ? { email: c.email } : {}), metadata: { [CLIENT_ID_KEY]: c.externalId } },
-        this.opts(requestId, `customer:${c.externalId}`),
-      ),
+      this.stripe.customers.create({ name: c.name, ...(c.email ? { email: c.email } : {}), metadata: { [CLIENT_ID_KEY]: c.externalId } }, this.opts(requestId, `customer:${c.externalId}`)),
     );
     return { id: created.id, externalId: c.externalId };
   }
@@ -199,10 +194,7 @@ export class StripeProvider implements PaymentProvider {
     let final: Stripe.Invoice;
     try {
       await this.call('add invoice item', () =>
-        this.stripe.invoiceItems.create(
-          { customer: inv.customerId, invoice: id, currency, amount: inv.amount, description: `Invoice ${inv.number}` },
-          this.opts(requestId, `${idempotencyKey}:item`),
-        ),
+        this.stripe.invoiceItems.create({ customer: inv.customerId, invoice: id, currency, amount: inv.amount, description: `Invoice ${inv.number}` }, this.opts(requestId, `${idempotencyKey}:item`)),
       );
       if (inv.amount > inv.outstanding) {
         await this.call('add credited item', () =>
@@ -212,9 +204,7 @@ export class StripeProvider implements PaymentProvider {
           ),
         );
       }
-      final = await this.call('finalize invoice', () =>
-        this.stripe.invoices.finalizeInvoice(id, { auto_advance: false }, this.opts(requestId, `${idempotencyKey}:finalize`)),
-      );
+      final = await this.call('finalize invoice', () => this.stripe.invoices.finalizeInvoice(id, { auto_advance: false }, this.opts(requestId, `${idempotencyKey}:finalize`)));
       // Without a finalized invoice there is no page to pay on; asking again would get the same answer.
       if (final.status === 'draft' || !final.hosted_invoice_url) {
         throw new ProviderError(`Stripe did not finalize invoice ${id} (status ${final.status}, no hosted_invoice_url)`, 409, 'not-finalized', { invoice: id });
@@ -250,7 +240,7 @@ export class StripeProvider implements PaymentProvider {
     else if (plan.action === 'credit') {
       await this.call(`credit invoice ${invoiceId}`, () =>
         this.stripe.creditNotes.create(
-          { invoice: invoiceId, amount: plan.amount, out_of_band_amount: plan.outOfBand, memo: 'Taken back by billflow: its payments are the client\'s prepayments now', email_type: 'none' },
+          { invoice: invoiceId, amount: plan.amount, out_of_band_amount: plan.outOfBand, memo: "Taken back by billflow: its payments are the client's prepayments now", email_type: 'none' },
           opts,
         ),
       );
@@ -340,9 +330,7 @@ export class StripeProvider implements PaymentProvider {
     const p = await this.call(`GET invoice payment ${paymentId}`, () => this.stripe.invoicePayments.retrieve(paymentId, {}, this.opts(requestId)));
     const intent = p.payment.type === 'payment_intent' ? idOf(p.payment.payment_intent) : '';
     if (!intent) return null;
-    const pi = await this.call(`GET payment intent ${intent}`, () =>
-      this.stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge.balance_transaction'] }, this.opts(requestId)),
-    );
+    const pi = await this.call(`GET payment intent ${intent}`, () => this.stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge.balance_transaction'] }, this.opts(requestId)));
     const charge = pi.latest_charge;
     const txn = charge && typeof charge !== 'string' ? charge.balance_transaction : null;
     // Stripe adds the balance transaction when the charge settles into the balance: retried until then.
@@ -369,11 +357,9 @@ function live(inv: Stripe.Invoice): boolean {
  * out of band, since billflow keeps that money as the client's prepayment (a customer-balance
  * credit would be applied by Stripe to the next invoice behind billflow's back).
  */
-export function removal(inv: Pick<Stripe.Invoice, 'status' | 'amount_paid' | 'amount_remaining'> & Credited):
-  | { action: 'none' }
-  | { action: 'delete' }
-  | { action: 'void' }
-  | { action: 'credit'; amount: number; outOfBand: number } {
+export function removal(
+  inv: Pick<Stripe.Invoice, 'status' | 'amount_paid' | 'amount_remaining'> & Credited,
+): { action: 'none' } | { action: 'delete' } | { action: 'void' } | { action: 'credit'; amount: number; outOfBand: number } {
   if (inv.status === 'void' || creditedInFull(inv)) return { action: 'none' };
   if (inv.status === 'draft') return { action: 'delete' };
   if (inv.amount_paid === 0) return { action: 'void' };

@@ -42,7 +42,7 @@ export function preferredWaitMs(prefer: string | undefined): number {
   return m ? Math.min(Number(m[1]) * 1000, MAX_WAIT_MS) : 0;
 }
 
-export interface BillRunRow {
+interface BillRunRow {
   id: string;
   kind: BillRunKind;
   status: string;
@@ -60,7 +60,7 @@ export interface BillRunRow {
   completed_at: Date | null;
 }
 
-export function runView(r: BillRunRow, extra: { progress?: BillRunProgress | null; items?: unknown[] } = {}) {
+function runView(r: BillRunRow, extra: { progress?: BillRunProgress | null; items?: unknown[] } = {}) {
   const done = r.sent + r.printed + r.skipped_held + r.failed;
   return {
     id: r.id,
@@ -85,7 +85,7 @@ export function runView(r: BillRunRow, extra: { progress?: BillRunProgress | nul
 }
 
 /** Per-bill results of a run in seq order, after `after`, optionally of one outcome. */
-export function runItems(deps: ApiDeps, companyId: string, runId: string, opts: { after?: number; outcome?: BillOutcome | null; limit: number }) {
+function runItems(deps: ApiDeps, companyId: string, runId: string, opts: { after?: number; outcome?: BillOutcome | null; limit: number }) {
   const { sql } = deps;
   return sql<{ seq: number }[]>`
     SELECT seq, invoice_number AS "invoiceNumber", client_id AS "clientId", delivery, outcome, reason, recipient,
@@ -96,7 +96,7 @@ export function runItems(deps: ApiDeps, companyId: string, runId: string, opts: 
     ORDER BY seq LIMIT ${opts.limit}`;
 }
 
-export async function loadRun(deps: ApiDeps, companyId: string, runId: string): Promise<BillRunRow> {
+async function loadRun(deps: ApiDeps, companyId: string, runId: string): Promise<BillRunRow> {
   const [row] = await deps.sql<BillRunRow[]>`SELECT * FROM bill_runs WHERE company_id = ${companyId} AND id = ${runId}`;
   if (!row) throw new HttpProblem(404, 'not-found', `bill run ${runId} not found`);
   return row;
@@ -138,9 +138,7 @@ export async function startBillRun(
   if (opts.waitMs > 0) {
     res.set('Preference-Applied', `wait=${opts.waitMs / 1000}`);
     try {
-      await deps.temporal.connection.withDeadline(Date.now() + opts.waitMs, () =>
-        deps.temporal.workflow.getHandle(workflowId).result(),
-      );
+      await deps.temporal.connection.withDeadline(Date.now() + opts.waitMs, () => deps.temporal.workflow.getHandle(workflowId).result());
       items = await runItems(deps, c.id, runId, { limit: 200 });
     } catch (e) {
       // Not finished within the bound: answer with the run as it stands; it goes on.
@@ -148,7 +146,10 @@ export async function startBillRun(
     }
   }
   const row = await loadRun(deps, c.id, runId);
-  res.status(201).location(`/v1/bill-runs/${encodeURIComponent(runId)}`).json(runView(row, items ? { items } : {}));
+  res
+    .status(201)
+    .location(`/v1/bill-runs/${encodeURIComponent(runId)}`)
+    .json(runView(row, items ? { items } : {}));
 }
 
 export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
@@ -190,9 +191,7 @@ export function billRunsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     let progress: BillRunProgress | null | undefined;
     if (row.status === 'selecting' || row.status === 'running') {
       try {
-        progress = await temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-          temporal.workflow.getHandle(row.workflow_id).query(billRunProgressQuery),
-        );
+        progress = await temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => temporal.workflow.getHandle(row.workflow_id).query(billRunProgressQuery));
       } catch {
         progress = null; // the counters of the read model still answer
       }

@@ -6,17 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { linked } from '../../activities/pay-links.js';
-import {
-  BUILT_IN_TAGS,
-  billTagValues,
-  customTagsUsed,
-  CUSTOM_PREFIX,
-  isCustomTagName,
-  renderMessage,
-  tagsIn,
-  validateTemplateTags,
-  type TemplateText,
-} from '../../domain/tags.js';
+import { BUILT_IN_TAGS, billTagValues, customTagsUsed, CUSTOM_PREFIX, isCustomTagName, renderMessage, tagsIn, validateTemplateTags, type TemplateText } from '../../domain/tags.js';
 import type { TransactionSql } from 'postgres';
 import { HttpProblem } from '../../lib/problem.js';
 import { invoiceWorkflowId, stateQuery, type InvoiceState } from '../../workflows/contract.js';
@@ -171,9 +161,7 @@ export function communicationsRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const t = await loadTemplate(c.id, String(req.params.id));
     let state: InvoiceState;
     try {
-      state = await temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () =>
-        temporal.workflow.getHandle(invoiceWorkflowId(c.id, number)).query(stateQuery),
-      );
+      state = await temporal.connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => temporal.workflow.getHandle(invoiceWorkflowId(c.id, number)).query(stateQuery));
     } catch (e) {
       throw toProblem(e, `invoice ${number}`) ?? e;
     }

@@ -14,16 +14,12 @@ import { ensureReconcileSchedule, removeReconcileSchedule } from '../schedules.j
 import { reconcileScheduleId } from '../../workflows/reconcile-contract.js';
 import { bodyOf } from '../validate.js';
 
-
 /**
  * An enabled integration needs the whole provider account, given now or stored before. A Stripe
  * account is named by its secret key alone: no account id, and no webhook secret (billflow makes
  * its own webhook endpoint, see stripeWebhookSecret).
  */
-function requireCompleteAccount(
-  kind: ProviderKind,
-  p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null },
-): void {
+function requireCompleteAccount(kind: ProviderKind, p: { enabled: boolean; url?: string | null; accountId?: string | null; apiKey?: string | null; webhookSecret?: string | null }): void {
   if (!p.enabled) return;
   const needed = kind === 'stripe' ? (['url', 'apiKey'] as const) : (['url', 'accountId', 'apiKey', 'webhookSecret'] as const);
   for (const f of needed) {
@@ -60,7 +56,10 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       INSERT INTO organisations (id, name, api_key_hash) VALUES (${b.id}, ${b.name}, ${sha256(apiKey)})
       ON CONFLICT (id) DO NOTHING RETURNING id`;
     if (rows.length === 0) throw new HttpProblem(409, 'organisation-exists', `organisation ${b.id} already exists`, 'id');
-    res.status(201).location(`/v1/organisations/${encodeURIComponent(b.id)}`).json({ id: b.id, name: b.name, apiKey });
+    res
+      .status(201)
+      .location(`/v1/organisations/${encodeURIComponent(b.id)}`)
+      .json({ id: b.id, name: b.name, apiKey });
   });
 
   r.post('/v1/companies', operator, mw.idempotency, async (req, res) => {

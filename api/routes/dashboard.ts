@@ -125,7 +125,19 @@ async function load(sql: Sql, viewer: Viewer, workflowUrl: (id: string) => strin
   const day = (d: Date | null) => (d ? d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : null);
 
   const open = await sql<
-    { company_name: string; number: string; client_name: string; currency: string; total: number; outstanding: number; due_date: string; days_overdue: number; classification: string | null; held: boolean; workflow_id: string }[]
+    {
+      company_name: string;
+      number: string;
+      client_name: string;
+      currency: string;
+      total: number;
+      outstanding: number;
+      due_date: string;
+      days_overdue: number;
+      classification: string | null;
+      held: boolean;
+      workflow_id: string;
+    }[]
   >`
     SELECT c.name AS company_name, i.number, cl.name AS client_name, i.currency, i.total, i.outstanding, i.due_date::text AS due_date,
       (current_date - i.due_date) AS days_overdue, i.classification, i.held, i.workflow_id
@@ -185,7 +197,10 @@ async function load(sql: Sql, viewer: Viewer, workflowUrl: (id: string) => strin
     scope: scope.label,
     asOf: day(new Date())!,
     held: open.filter((i) => i.held).map(row),
-    overdue: owed.filter((i) => i.days_overdue > 0).sort((a, b) => b.days_overdue - a.days_overdue).map(row),
+    overdue: owed
+      .filter((i) => i.days_overdue > 0)
+      .sort((a, b) => b.days_overdue - a.days_overdue)
+      .map(row),
     drift,
     runs: runs.map((b) => ({
       companyName: b.company_name,

@@ -56,8 +56,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   const r = Router();
   /** Says an invoice was read from what its workflow last saved, not from the workflow itself. */
   const STATE_HEADER = 'Billflow-State';
-  const handle = (companyId: string, number: string): WorkflowHandle<typeof invoiceWorkflow> =>
-    temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
+  const handle = (companyId: string, number: string): WorkflowHandle<typeof invoiceWorkflow> => temporal.workflow.getHandle(invoiceWorkflowId(companyId, number));
   const within = <T>(ms: number, fn: () => Promise<T>) => temporal.connection.withDeadline(Date.now() + ms, fn);
   const answerMs = deps.workerAnswerMs ?? 10_000;
 
@@ -67,13 +66,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   }
 
   /** Runs an invoice Update to completion and maps its refusals to problem documents. */
-  async function update<Ret, Arg>(
-    companyId: string,
-    number: string,
-    def: UpdateDefinition<Ret, [Arg]>,
-    arg: Arg,
-    idemKey: string | undefined,
-  ): Promise<Ret> {
+  async function update<Ret, Arg>(companyId: string, number: string, def: UpdateDefinition<Ret, [Arg]>, arg: Arg, idemKey: string | undefined): Promise<Ret> {
     const waitMs = deps.updateWaitMs ?? 20_000;
     try {
       return await retryAborted(
@@ -188,11 +181,17 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       if (!isDeepStrictEqual(await createdFrom(c.id, b.number), draft)) {
         throw new HttpProblem(409, 'invoice-exists', `invoice ${b.number} already exists for company ${c.id}`, 'number');
       }
-      res.status(200).location(location).json(await view(await stateOf(draft)));
+      res
+        .status(200)
+        .location(location)
+        .json(await view(await stateOf(draft)));
       return;
     }
     // The invoice exists from here on: its answer says so even when no worker answers the Query.
-    res.status(201).location(location).json(await view(await stateOf(draft)));
+    res
+      .status(201)
+      .location(location)
+      .json(await view(await stateOf(draft)));
   });
 
   r.get('/v1/invoices', mw.erpAuth, async (req, res) => {
@@ -245,9 +244,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       throw e;
     });
     const documentId = state.pdf?.documentId;
-    const [doc] = documentId
-      ? await sql<{ bytes: Buffer; sha256: string }[]>`SELECT bytes, sha256 FROM documents WHERE company_id = ${companyId} AND id = ${documentId}`
-      : [];
+    const [doc] = documentId ? await sql<{ bytes: Buffer; sha256: string }[]>`SELECT bytes, sha256 FROM documents WHERE company_id = ${companyId} AND id = ${documentId}` : [];
     if (saved) res.set(STATE_HEADER, 'saved');
     if (!doc) throw new HttpProblem(404, 'not-found', `invoice ${number} has no final PDF`);
     res.type('application/pdf').set('ETag', `"${doc.sha256}"`).set('Content-Disposition', `inline; filename="invoice-${number}.pdf"`).send(doc.bytes);
@@ -260,10 +257,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
     const requestId = res.locals.requestId as string;
     const idemKey = req.get('idempotency-key');
     // Backup attachments are kept with the invoice (and emailed with it), never sent to the provider.
-    const backupDocumentIds =
-      body.status === 'Final' && !body.dryRun && body.backupAttachments?.length
-        ? await storeBackups(c.id, number, body.backupAttachments)
-        : undefined;
+    const backupDocumentIds = body.status === 'Final' && !body.dryRun && body.backupAttachments?.length ? await storeBackups(c.id, number, body.backupAttachments) : undefined;
     try {
       const update = await retryAborted(
         () =>
@@ -279,17 +273,20 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       try {
         const result = await within(waitMs(req.get('prefer'), deps.updateWaitMs ?? 20_000), () => update.result());
         mw.metrics.statusChanges.inc({ to: body.status, outcome: result.dryRun ? 'dry-run' : 'changed' });
-        res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...await view(result.invoice), plan: result.plan });
+        res.json(result.dryRun ? { dryRun: true, plan: result.plan } : { ...(await view(result.invoice)), plan: result.plan });
       } catch (e) {
         const p = toProblem(e, `invoice ${number}`);
         if (p?.type !== 'worker-unavailable') throw p ?? e;
         mw.metrics.statusChanges.inc({ to: body.status, outcome: 'in-progress' });
         // Accepted, and still working (typically waiting out a provider outage): let it finish.
-        res.status(202).location(`/v1/invoices/${encodeURIComponent(number)}`).json({
-          status: 'in-progress',
-          detail: `the change to ${body.status} was accepted and is still running; GET the invoice to see it complete`,
-          updateId: update.updateId,
-        });
+        res
+          .status(202)
+          .location(`/v1/invoices/${encodeURIComponent(number)}`)
+          .json({
+            status: 'in-progress',
+            detail: `the change to ${body.status} was accepted and is still running; GET the invoice to see it complete`,
+            updateId: update.updateId,
+          });
       }
     } catch (e) {
       // A refusal from the wait above is already a problem document.
@@ -342,7 +339,7 @@ export function invoicesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
   r.post('/v1/invoices/:number/release', mw.erpAuth, mw.idempotency, async (req, res) => {
     const arg = { by: bodyOf(req, 'Release').by, requestId: res.locals.requestId as string };
     const result = await update(companyOf(res).id, String(req.params.number), releaseUpdate, arg, req.get('idempotency-key'));
-    res.json({ ...await view(result.invoice), plan: result.plan });
+    res.json({ ...(await view(result.invoice)), plan: result.plan });
   });
 
   r.post('/v1/invoices/:number/quick-pay', mw.erpAuth, mw.idempotency, async (req, res) => {

@@ -51,13 +51,23 @@ export function payRouter(deps: ApiDeps): Router {
         res.redirect(303, outcome.url);
         return;
       case 'paid':
-        res.status(200).type('html').send(page(`${what} is paid in full`, 'Paid in full: there is nothing left to pay. Thank you.'));
+        res
+          .status(200)
+          .type('html')
+          .send(page(`${what} is paid in full`, 'Paid in full: there is nothing left to pay. Thank you.'));
         return;
       case 'withdrawn':
-        res.status(410).type('html').send(page(`${what} was withdrawn`, 'This payment link no longer works: the invoice was taken back to draft. When it is issued again it comes with a new link.'));
+        res
+          .status(410)
+          .type('html')
+          .send(page(`${what} was withdrawn`, 'This payment link no longer works: the invoice was taken back to draft. When it is issued again it comes with a new link.'));
         return;
       case 'unavailable':
-        res.status(503).set('Retry-After', '30').type('html').send(page(`${what} cannot be paid online right now`, 'Its payment page is being prepared. Please try again in a minute.'));
+        res
+          .status(503)
+          .set('Retry-After', '30')
+          .type('html')
+          .send(page(`${what} cannot be paid online right now`, 'Its payment page is being prepared. Please try again in a minute.'));
         return;
     }
   });

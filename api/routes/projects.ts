@@ -33,7 +33,10 @@ export function projectsRouter({ sql }: ApiDeps, mw: ApiMiddleware): Router {
         SELECT company_id FROM projects WHERE id = ${b.id} AND (company_id = ${company.id} OR organisation_id = ${company.organisationId}) LIMIT 1`;
       throw new HttpProblem(409, 'project-exists', `project ${b.id} already exists in company ${owner?.company_id ?? company.id}`, 'id');
     }
-    res.status(201).location(`/v1/projects/${encodeURIComponent(b.id)}`).json(rows[0]);
+    res
+      .status(201)
+      .location(`/v1/projects/${encodeURIComponent(b.id)}`)
+      .json(rows[0]);
   });
 
   r.get('/v1/projects', mw.erpAuth, async (req, res) => {

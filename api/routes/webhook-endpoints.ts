@@ -69,7 +69,10 @@ export function webhookEndpointsRouter({ sql, secrets }: ApiDeps, mw: ApiMiddlew
       INSERT INTO webhook_endpoints (id, company_id, url, description, events, secret)
       VALUES (${id}, ${c.id}, ${b.url}, ${b.description ?? null}, ${b.events ?? null}, ${sealEndpointSecret(secrets, 'secret', id, secret)})
       RETURNING *`;
-    res.status(201).location(`/v1/webhook-endpoints/${id}`).json({ ...view(row!), secret });
+    res
+      .status(201)
+      .location(`/v1/webhook-endpoints/${id}`)
+      .json({ ...view(row!), secret });
   });
 
   r.get('/v1/webhook-endpoints', mw.erpAuth, async (_req, res) => {

@@ -57,7 +57,12 @@ function authenticate(sql: Sql): RequestHandler {
     const bearer = /^Bearer\s+(\S+)$/i.exec(header)?.[1];
     const basic = /^Basic\s+(\S+)$/i.exec(header)?.[1];
     const key = bearer ?? (basic ? Buffer.from(basic, 'base64').toString().split(':')[0] : undefined);
-    if (!key) throw new StripeError(401, 'invalid_request_error', 'You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. \'Authorization: Bearer YOUR_SECRET_KEY\').');
+    if (!key)
+      throw new StripeError(
+        401,
+        'invalid_request_error',
+        "You did not provide an API key. You need to provide your API key in the Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+      );
     const [row] = await sql<AccountRow[]>`SELECT * FROM accounts WHERE api_key = ${key}`;
     if (!row) throw new StripeError(401, 'invalid_request_error', `Invalid API Key provided: ${key.slice(0, 8)}${'*'.repeat(Math.max(0, key.length - 12))}${key.slice(-4)}`);
     const version = req.get('stripe-version');
@@ -84,7 +89,11 @@ async function page<T extends StripeObject>(db: Db, account: AccountRow, object:
     WHERE account_id = ${account.id} AND object = ${object} AND data @> ${db.json(filter as never)}
       ${after === undefined ? db`` : db`AND seq < (SELECT seq FROM stripe_objects WHERE account_id = ${account.id} AND id = ${after})`}
     ORDER BY seq DESC LIMIT ${limit + 1}`;
-  return listOf(url, rows.slice(0, limit).map((r) => r.data), rows.length > limit);
+  return listOf(
+    url,
+    rows.slice(0, limit).map((r) => r.data),
+    rows.length > limit,
+  );
 }
 
 /**
@@ -390,7 +399,14 @@ export function stripeApiRouter(deps: StripeApiDeps): express.Router {
       const inv = await load(tx, account, 'invoice', String(req.params.invoice), { lock: true });
       if (inv.status !== 'open') throw invalid(`Invoice is already ${inv.status}: only open invoices can be paid.`, undefined, 'invoice_not_editable');
       // Charging a payment method needs one on file; the sandbox's payers pay on the hosted page.
-      if (!outOfBand) throw new StripeError(402, 'card_error', 'This customer has no attached payment source or default payment method; the sandbox pays invoices only out of band (paid_out_of_band=true) or on the hosted page.', undefined, 'invoice_no_payment_method_types');
+      if (!outOfBand)
+        throw new StripeError(
+          402,
+          'card_error',
+          'This customer has no attached payment source or default payment method; the sandbox pays invoices only out of band (paid_out_of_band=true) or on the hosted page.',
+          undefined,
+          'invoice_no_payment_method_types',
+        );
       const next = markPaid({ ...inv, amount_paid: inv.amount_paid + inv.amount_remaining, amount_paid_off_stripe: inv.amount_paid_off_stripe + inv.amount_remaining });
       await save(tx, next);
       await emit(tx, account, 'invoice.paid', next, ctx.idempotencyKey);
@@ -430,7 +446,10 @@ export function stripeApiRouter(deps: StripeApiDeps): express.Router {
       const post = amount - pre;
       if (pre < 0) throw invalid('out_of_band_amount cannot be more than the credit note amount.', 'out_of_band_amount');
       if (post !== outOfBand) {
-        throw invalid(`The credit note amount (${amount}) exceeds what is still due (${inv.amount_remaining}): the part already paid must be given as refund_amount, credit_amount or out_of_band_amount.`, 'amount');
+        throw invalid(
+          `The credit note amount (${amount}) exceeds what is still due (${inv.amount_remaining}): the part already paid must be given as refund_amount, credit_amount or out_of_band_amount.`,
+          'amount',
+        );
       }
       if (post > inv.amount_paid - inv.post_payment_credit_notes_amount) {
         throw invalid(`The post-payment credit (${post}) exceeds what was paid and not yet credited (${inv.amount_paid - inv.post_payment_credit_notes_amount}).`, 'out_of_band_amount');
@@ -450,7 +469,24 @@ export function stripeApiRouter(deps: StripeApiDeps): express.Router {
         invoice: inv.id,
         lines: {
           object: 'list',
-          data: [{ id: stripeId('cnli'), object: 'credit_note_line_item', amount, description: memo ?? 'Credit', discount_amount: 0, discount_amounts: [], livemode: false, metadata: {}, pretax_credit_amounts: [], quantity: 1, tax_rates: [], type: 'custom_line_item', unit_amount: amount, unit_amount_decimal: String(amount) }],
+          data: [
+            {
+              id: stripeId('cnli'),
+              object: 'credit_note_line_item',
+              amount,
+              description: memo ?? 'Credit',
+              discount_amount: 0,
+              discount_amounts: [],
+              livemode: false,
+              metadata: {},
+              pretax_credit_amounts: [],
+              quantity: 1,
+              tax_rates: [],
+              type: 'custom_line_item',
+              unit_amount: amount,
+              unit_amount_decimal: String(amount),
+            },
+          ],
           has_more: false,
           url: `/v1/credit_notes/${id}/lines`,
         },
@@ -510,7 +546,8 @@ export function stripeApiRouter(deps: StripeApiDeps): express.Router {
         post_payment_credit_notes_amount: inv.post_payment_credit_notes_amount - note.post_payment_amount,
       });
       // Owing again: the invoice is open again.
-      const next: Invoice = restored.status === 'paid' && restored.amount_remaining > 0 ? { ...restored, status: 'open', status_transitions: { ...restored.status_transitions, paid_at: null } } : restored;
+      const next: Invoice =
+        restored.status === 'paid' && restored.amount_remaining > 0 ? { ...restored, status: 'open', status_transitions: { ...restored.status_transitions, paid_at: null } } : restored;
       const voided: CreditNote = { ...note, status: 'void', voided_at: now() };
       await save(tx, next);
       await save(tx, voided);
@@ -672,4 +709,3 @@ function addLine(inv: Invoice, item: InvoiceItem): Invoice {
 export function markPaid(inv: Invoice): Invoice {
   return { ...inv, amount_remaining: 0, status: 'paid', status_transitions: { ...inv.status_transitions, paid_at: now() } };
 }
-

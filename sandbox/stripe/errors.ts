@@ -26,7 +26,7 @@ export const invalid = (message: string, param?: string, code?: string) => new S
 /** Stripe's wording for an id it does not know in this account. */
 export const missing = (what: string, id: string, param = 'id') => new StripeError(404, 'invalid_request_error', `No such ${what}: '${id}'`, param, 'resource_missing');
 
-export function errorBody(e: StripeError) {
+function errorBody(e: StripeError) {
   return {
     error: {
       type: e.type,

@@ -7,11 +7,10 @@
 import type { AccountRow, Db } from '../model.js';
 import { insert, now, STRIPE_SANDBOX_API_VERSION, stripeId, type StripeEvent, type StripeObject, type WebhookEndpoint } from './store.js';
 
-export const STRIPE_SIGNATURE_HEADER = 'Stripe-Signature';
+const STRIPE_SIGNATURE_HEADER = 'Stripe-Signature';
 
 /** The event types this mode sends. */
-export const EVENT_TYPES = ['invoice.finalized', 'invoice.paid', 'invoice.voided', 'invoice.deleted', 'invoice_payment.paid', 'credit_note.created', 'credit_note.voided'] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
+export type EventType = 'invoice.finalized' | 'invoice.paid' | 'invoice.voided' | 'invoice.deleted' | 'invoice_payment.paid' | 'credit_note.created' | 'credit_note.voided';
 
 export async function emit(db: Db, account: AccountRow, type: EventType, object: StripeObject, idempotencyKey: string | null): Promise<StripeEvent> {
   const endpoints = (

@@ -22,7 +22,7 @@ export function stripeId(prefix: string): string {
 
 export const now = () => Math.floor(Date.now() / 1000);
 
-export type Metadata = Record<string, string>;
+type Metadata = Record<string, string>;
 
 export interface Customer {
   id: string;
@@ -73,7 +73,7 @@ export interface InvoiceItem {
   quantity_decimal: string;
 }
 
-export type InvoiceStatus = 'draft' | 'open' | 'paid' | 'uncollectible' | 'void';
+type InvoiceStatus = 'draft' | 'open' | 'paid' | 'uncollectible' | 'void';
 
 export interface Invoice {
   id: string;
@@ -165,7 +165,7 @@ export interface InvoicePayment {
 }
 
 /** What the hosted page's card payment was, as Stripe keeps it: its charge is `latest_charge`. */
-export interface PaymentIntent {
+interface PaymentIntent {
   id: string;
   object: 'payment_intent';
   amount: number;
@@ -180,7 +180,7 @@ export interface PaymentIntent {
   status: 'succeeded';
 }
 
-export interface Charge {
+interface Charge {
   id: string;
   object: 'charge';
   amount: number;
@@ -202,7 +202,7 @@ export interface Charge {
 }
 
 /** The charge in the account's balance: what Stripe kept as its processing fee, and the net. */
-export interface BalanceTransaction {
+interface BalanceTransaction {
   id: string;
   object: 'balance_transaction';
   amount: number;
@@ -226,7 +226,7 @@ export interface BalanceTransaction {
  * card pricing (2.9% + 30), rounded half up. A real account's pricing varies; billflow reads
  * whatever the balance transaction says.
  */
-export function processingFee(amount: number): number {
+function processingFee(amount: number): number {
   return Math.round((amount * 29) / 1000) + 30;
 }
 
