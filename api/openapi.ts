@@ -135,6 +135,12 @@ const CompanyPatch = Obj(
       Obj(
         {
           enabled: Optional(providerAccount.enabled()),
+          kind: Optional(
+            StringEnum(PROVIDER_KINDS, {
+              description:
+                "Another kind moves the company to that provider: give its whole account (Stripe: apiKey, url by default Stripe's; Bill & Pay: url, accountId, apiKey, webhookSecret), nothing of the old one is kept. Its open Final invoices get a record there at the next reconciliation (POST /v1/reconciliations for at once); their Pay Now links stay.",
+            }),
+          ),
           url: Optional(providerAccount.url()),
           accountId: Optional(providerAccount.accountId()),
           apiKey: Optional(providerAccount.apiKey()),

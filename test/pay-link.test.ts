@@ -231,6 +231,50 @@ describe("billflow's Pay Now link", () => {
     expect(unknown.status).toBe(404);
   });
 
+  it('follows the company from Bill & Pay to Stripe: reconciliation makes the record there, the same link leads to it, and a payment there settles the invoice', async () => {
+    const mover = await createTenant(stack);
+    const as = <T = Invoice>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: mover.apiKey, body });
+    expect((await as('POST', '/v1/clients', { id: 'CL-MOVE', name: 'Hillside Planners', email: freshAddress() })).status).toBe(201);
+    const number = `MV-${randomUUID().slice(0, 8)}`;
+    expect((await as('POST', '/v1/invoices', { number, clientId: 'CL-MOVE', invoiceDate: '2026-11-20', dueDate: '2026-12-20', lines: [{ description: 'Planning', amount: 52_000 }] })).status).toBe(
+      201,
+    );
+    const final = await as('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+    expect(final.status, JSON.stringify(final.body)).toBe(200);
+    const link = final.body.payNowUrl!;
+    expect(final.body.providerPaymentUrl).toMatch(new RegExp(`^${stack.sandboxUrl}/pay/`));
+
+    // Only the Stripe secret key: billflow makes its webhook endpoint in the new account.
+    const stripeAccount = await http<{ apiKey: string }>(stack.sandboxUrl, 'POST', '/v1/accounts', { body: { name: 'Hillside on Stripe' } });
+    const moved = await http<{ provider: { kind: string; url: string; accountId: string | null } }>(stack.apiUrl, 'PATCH', `/v1/companies/${mover.companyId}`, {
+      key: ADMIN_KEY,
+      body: { provider: { kind: 'stripe', url: stack.stripeUrl, apiKey: stripeAccount.body.apiKey } },
+    });
+    expect(moved.status, JSON.stringify(moved.body)).toBe(200);
+    expect(moved.body.provider).toMatchObject({ kind: 'stripe', url: stack.stripeUrl, accountId: null });
+    const run = await as<Report>('POST', '/v1/reconciliations');
+    expect(run.body.findings).toContainEqual(expect.objectContaining({ kind: 'missing-at-provider', number }));
+    const repair = await eventually(async () => (await as<Report>('GET', `/v1/reconciliations/${run.body.id}`)).body.repairs.find((x) => x.invoiceNumber === number), `the repair of ${number}`);
+    expect(repair.actions.join(' | ')).toMatch(/re-created provider record/);
+
+    const after = (await as('GET', `/v1/invoices/${number}`)).body;
+    expect(after.payNowUrl).toBe(link);
+    expect(after.providerInvoiceId).toMatch(/^in_/);
+    expect(after.providerPaymentUrl).toMatch(new RegExp(`^${stack.stripeUrl}/i/`));
+    const there = await follow(link);
+    await there.page.close();
+    expect([there.status, there.landed]).toEqual([200, after.providerPaymentUrl]);
+    expect(there.text).toContain('$520.00');
+    const paymentId = await payThrough(link);
+    await eventually(async () => ((await as('GET', `/v1/invoices/${number}`)).body.outstanding === 0 ? true : undefined), 'the Stripe payment to settle the invoice');
+    const feed = await as<{ data: { kind: string; providerPaymentId: string; amount: number }[] }>('GET', '/v1/receipts?limit=200');
+    // 2.9% + 30 of 520.00: what Stripe kept.
+    expect(feed.body.data.filter((r) => r.providerPaymentId === paymentId).map((r) => [r.kind, r.amount])).toEqual([
+      ['payment', 52_000],
+      ['processing-fee', 1_538],
+    ]);
+  });
+
   it("carries the invoice's currency to the provider: its page and the PDF show it, and the payment is in it", async () => {
     const euro = await createTenant(stack, { currency: 'EUR' });
     const asEuro = <T = Invoice>(method: string, path: string, body?: unknown) => http<T>(stack.apiUrl, method, path, { key: euro.apiKey, body });

@@ -152,26 +152,32 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
           provider_webhook_secret AS "webhookSecret"
         FROM companies WHERE id = ${id} FOR UPDATE`;
       if (!found) return null;
-      const { kind, ...cur } = found;
-      const p = { ...cur, ...given };
+      const { kind: was, ...stored } = found;
+      const { kind: to, ...account } = given;
+      const kind = to ?? was;
+      // Another provider: nothing of the old account carries over (a Stripe account is its key, at Stripe's URL by default).
+      const moving = kind !== was;
+      const cur = moving ? { enabled: stored.enabled, url: kind === 'stripe' ? (deps.stripeApiUrl ?? STRIPE_API_URL) : null, accountId: null, apiKey: null, webhookSecret: null } : stored;
+      const p = { ...cur, ...account };
       requireCompleteAccount(kind, p);
-      const keyChanged = given.apiKey !== undefined && given.apiKey !== openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey);
-      if (kind === 'stripe' && p.enabled && !given.webhookSecret && (keyChanged || (given.url !== undefined && given.url !== cur.url) || !cur.webhookSecret)) {
+      const keyChanged = account.apiKey !== undefined && account.apiKey !== openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey);
+      if (kind === 'stripe' && p.enabled && !account.webhookSecret && (keyChanged || (account.url !== undefined && account.url !== cur.url) || !cur.webhookSecret)) {
         // A new account (or none yet): billflow's endpoint there, whose secret takes over like a rotated one.
-        given.webhookSecret = await stripeWebhookSecret(
-          { url: p.url!, apiKey: given.apiKey ?? openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey)! },
+        account.webhookSecret = await stripeWebhookSecret(
+          { url: p.url!, apiKey: account.apiKey ?? openOrNull(deps.secrets, 'provider_api_key', id, cur.apiKey)! },
           id,
           `${deps.publicApiUrl}/webhooks/provider/${encodeURIComponent(id)}`,
           res.locals.requestId as string,
         );
       }
-      const apiKey = given.apiKey ? seal(deps.secrets, 'provider_api_key', id, given.apiKey) : cur.apiKey;
-      const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, cur.webhookSecret);
-      if (given.webhookSecret && given.webhookSecret !== oldSecret) {
-        const previous = oldSecret && overlap > 0 ? seal(deps.secrets, 'provider_webhook_secret_previous', id, oldSecret) : null;
+      const apiKey = account.apiKey ? seal(deps.secrets, 'provider_api_key', id, account.apiKey) : cur.apiKey;
+      const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, stored.webhookSecret);
+      if (account.webhookSecret && account.webhookSecret !== oldSecret) {
+        // The old provider's webhooks are checked the new provider's way once it moves: no overlap then.
+        const previous = oldSecret && overlap > 0 && !moving ? seal(deps.secrets, 'provider_webhook_secret_previous', id, oldSecret) : null;
         await tx`
           UPDATE companies SET
-            provider_webhook_secret = ${seal(deps.secrets, 'provider_webhook_secret', id, given.webhookSecret)},
+            provider_webhook_secret = ${seal(deps.secrets, 'provider_webhook_secret', id, account.webhookSecret)},
             provider_webhook_secret_previous = ${previous},
             provider_webhook_secret_previous_expires_at = CASE WHEN ${previous}::text IS NULL THEN NULL ELSE now() + make_interval(secs => ${overlap}) END
           WHERE id = ${id}`;
@@ -182,7 +188,7 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
           payment_import_seconds = coalesce(${b.paymentImportSeconds ?? null}::int, payment_import_seconds),
           reconcile_seconds = coalesce(${b.reconcileSeconds ?? null}::int, reconcile_seconds),
           reminder_days = coalesce(${b.reminderDays ? [...b.reminderDays].sort((x, y) => x - y) : null}::int[], reminder_days),
-          provider_enabled = ${p.enabled}, provider_url = ${p.url}, provider_account_id = ${p.accountId},
+          provider_enabled = ${p.enabled}, provider_kind = ${kind}, provider_url = ${p.url}, provider_account_id = ${p.accountId},
           provider_api_key = ${apiKey}
         WHERE id = ${id}
         RETURNING id, reconcile_seconds AS "reconcileSeconds", provider_enabled AS enabled`;
