@@ -234,6 +234,37 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(await receiptsOf(paymentId)).toEqual([['payment', 20_000], ...provider.keptOf(20_000), ['prepayment', 20_000]]);
   });
 
+  it('Reissue -> Final refused after the old record was taken out of use: the ERP is told what could not be undone, and the next Final makes a new record behind the same link', async () => {
+    const inv = await finalInvoice(await newClient(), 80_000);
+    await status(inv.number, 'Reissue');
+    expect((await api('POST', `/v1/invoices/${inv.number}/revision`, { lines: [{ description: 'Engineering (corrected)', amount: 75_000 }] })).status).toBe(200);
+    const fault = (body: unknown) => http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: company.accountKey, body });
+    // The provider refuses for good to make the new record (Bill & Pay edits its record in place, so it makes none).
+    await fault({ mode: 'error', status: 422, count: 1, match: provider.kind === 'stripe' ? 'POST /v1/invoices' : 'PATCH /v1/invoices/*' });
+    try {
+      const refused = await api<{ type: string; detail: string }>('POST', `/v1/invoices/${inv.number}/status`, { status: 'Final' });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(502);
+      expect(refused.body.type).toMatch(/provider-rejected$/);
+    } finally {
+      await fault({ mode: 'none' });
+    }
+    const after = (await api<Invoice & { lastFailure: { undone: string[] } | null }>('GET', `/v1/invoices/${inv.number}`)).body;
+    expect(after.status).toBe('Reissue');
+    if (provider.kind === 'stripe') {
+      // Stripe's old invoice was voided before the refusal, and a voided invoice stays void.
+      expect(after.lastFailure!.undone).toEqual([expect.stringMatching(new RegExp(`could not restore provider record ${inv.providerInvoiceId}`))]);
+      expect(after).toMatchObject({ providerInvoiceId: null, providerPaymentUrl: null });
+      expect(await provider.remote(company, inv.providerInvoiceId!)).toMatchObject({ live: false });
+      const link = await fetch(inv.payNowUrl!, { redirect: 'manual' });
+      expect(link.status).toBe(503);
+    } else {
+      expect(after).toMatchObject({ providerInvoiceId: inv.providerInvoiceId, lastFailure: { undone: [] } });
+    }
+    const final = await status(inv.number, 'Final');
+    expect(final).toMatchObject({ status: 'Final', outstanding: 75_000, payNowUrl: inv.payNowUrl });
+    expect(await provider.remote(company, final.providerInvoiceId!)).toEqual({ live: true, outstanding: 75_000, paid: false });
+  });
+
   it('Final -> Draft -> Final: the record is taken out of use, its page says so, and the next Final has a new page', async () => {
     const inv = await finalInvoice(await newClient(), 64_000);
     const draft = await status(inv.number, 'Draft');

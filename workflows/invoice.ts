@@ -70,6 +70,9 @@ function finalsInOne(rest: Step[]): boolean {
 /** Changes made from this version on read their context, create the provider record, and render and attach the PDF in one activity each. */
 const FEWER_ROUND_TRIPS = 'fewer-round-trips';
 
+/** From this version on, a failed Final's undo leaves out what cannot be undone (a voided record), and says so. */
+const UNDO_IRREVERSIBLE_STEPS = 'undo-irreversible-steps';
+
 /** Invoices from this version on carry DueDate and Overdue, and wake when their due date is over. */
 const DUE_DATE_ATTRIBUTES = 'due-date-search-attributes';
 
@@ -695,6 +698,21 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     state.held = before.held;
     state.backupDocumentIds = before.backupDocumentIds;
     state.prepaymentApplications.forEach((a, i) => (a.providerPaymentId = before.applications[i] ?? null));
+    if (patched(UNDO_IRREVERSIBLE_STEPS)) {
+      // A record deleted or voided before the failure cannot come back (Stripe keeps a voided
+      // invoice void), nor a credit note once voided: the invoice is left without them, so its
+      // Pay Now link says there is no page right now, the next Final makes new ones, and the ERP
+      // reads what could not be undone in lastFailure.
+      if (before.providerInvoiceId && executed.some((s) => s.kind === 'delete-provider-invoice' && s.providerInvoiceId === before.providerInvoiceId)) {
+        undone.push(`could not restore provider record ${before.providerInvoiceId}, taken out of use before the failure: the next Final makes a new one`);
+        state.providerInvoiceId = null;
+        state.payNowUrl = null;
+        state.sentToProvider = false;
+      }
+      for (const s of executed) {
+        if (s.kind === 'remove-prepayment-payment') state.prepaymentApplications[s.application]!.providerPaymentId = null;
+      }
+    }
     return undone;
   }
 

@@ -27,7 +27,7 @@ import { billPdfWorkflowId } from '../../workflows/bill-run-contract.js';
 import { invoiceWorkflowId, remindersWorkflowId, searchAttributes as sa, type InvoiceDraft } from '../../workflows/contract.js';
 import { reconcileWorkflowId } from '../../workflows/reconcile-contract.js';
 import { startServers } from '../servers.js';
-import { createTenant, eventually, http, startStack, type Stack } from '../stack.js';
+import { ADMIN_KEY, createTenant, eventually, http, startStack, type Stack } from '../stack.js';
 
 const tag = process.argv[2];
 if (tag !== undefined && !/^[a-z0-9-]+$/.test(tag)) throw new Error(`the tag names files: lower-case letters, digits and dashes only (got ${tag})`);
@@ -57,6 +57,7 @@ const recordings: Record<string, () => Promise<void>> = {
   'reminders-paid-after-first': remindersOnTimeSkipping,
   'reconcile-two-repairs': reconciliation,
   'bill-run-send': billRun,
+  'invoice-final-undone': finalUndone,
 };
 
 /** Files each recording writes, when it writes more than the one named after it. */
@@ -179,6 +180,29 @@ async function reconciliation(): Promise<void> {
   const run = await must(api('POST', '/v1/reconciliations'));
   await eventually(async () => ((await api('GET', `/v1/reconciliations/${String(run.id)}`)).body.repairs as unknown[]).length === 2 || undefined, 'both repairs');
   await save('reconcile-two-repairs', reconcileWorkflowId(tenant.companyId, String(run.id)));
+}
+
+/** A Stripe company's Reissue -> Final refused after the old record was voided: undone as far as it can be, then Final again. */
+async function finalUndone(): Promise<void> {
+  const account = await must(http(stack.sandboxUrl, 'POST', '/v1/accounts', { body: { name: 'Replay on Stripe' } }));
+  const companyId = `replay-${randomUUID().slice(0, 6)}`;
+  const company = await must(
+    http(stack.apiUrl, 'POST', '/v1/companies', {
+      key: ADMIN_KEY,
+      body: { id: companyId, name: 'Replay on Stripe', currency: 'EUR', provider: { enabled: true, kind: 'stripe', url: stack.stripeUrl, apiKey: account.apiKey } },
+    }),
+  );
+  const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: String(company.apiKey), body });
+  await must(api('POST', '/v1/clients', { id: 'CL-8', name: 'Replay Client', email: 'replay@example.test' }));
+  const number = `REPLAY-${randomUUID().slice(0, 6)}`;
+  await must(api('POST', '/v1/invoices', { number, clientId: 'CL-8', invoiceDate: '2026-11-01', dueDate: '2026-12-01', lines: [{ description: 'Work', amount: 40_000 }] }));
+  await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
+  await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Reissue' }));
+  await must(http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: String(account.apiKey), body: { mode: 'error', status: 422, count: 1, match: 'POST /v1/invoices' } }));
+  const refused = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+  if (refused.status !== 502) throw new Error(`expected the Final refused: ${refused.status} ${JSON.stringify(refused.body)}`);
+  await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
+  await save('invoice-final-undone', invoiceWorkflowId(companyId, number));
 }
 
 async function billRun(): Promise<void> {
