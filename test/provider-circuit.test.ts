@@ -114,6 +114,20 @@ describe('a circuit after its cool-down', () => {
 
   it('probes the provider with one call, opens again while it still fails, and closes when it answers; every change then completes once', async () => {
     const numbers = await finalsDuringOutage(s, 3);
+    // The stuck changes are one visibility query away (the runbook's), and leave it when done.
+    const waiting = (query: string) =>
+      eventually(async () => {
+        const found: string[] = [];
+        for await (const w of s.stack.temporal.workflow.list({ query: `CompanyId = "${s.tenant.companyId}" AND ${query}` })) found.push(w.workflowId);
+        return found.sort().join() ===
+          numbers
+            .map((n) => invoiceWorkflowId(s.tenant.companyId, n))
+            .sort()
+            .join()
+          ? found
+          : undefined;
+      }, `every invoice found by ${query}`);
+    await waiting('PendingChange = "Final"');
     // A probe that meets the outage opens the circuit again.
     const reopened = await eventually(
       async () => {
@@ -137,6 +151,7 @@ describe('a circuit after its cool-down', () => {
       );
     }
     expect(await circuitOf(s)).toMatchObject({ state: 'closed', failures: 0 });
+    await waiting('PendingChange IS NULL AND InvoiceStatus = "Final"');
     // One provider record each: the refused and probing retries made nothing twice.
     for (const number of numbers) {
       const records = await sandbox<{ data: unknown[] }>(s, 'GET', `/v1/invoices?number=${number}`);

@@ -56,6 +56,8 @@ export const searchAttributes = {
   dueDate: defineSearchAttributeKey('DueDate', SearchAttributeType.DATETIME),
   /** Final, owed, and past its due date; false again once paid or no longer Final. */
   overdue: defineSearchAttributeKey('Overdue', SearchAttributeType.BOOL),
+  /** The status a change still running is taking the invoice to (unset when none runs), so a stuck one is one query away. */
+  pendingChange: defineSearchAttributeKey('PendingChange', SearchAttributeType.KEYWORD),
 } as const;
 
 const CLI_TYPES: Partial<Record<SearchAttributeType, string>> = {

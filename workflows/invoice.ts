@@ -73,6 +73,9 @@ const FEWER_ROUND_TRIPS = 'fewer-round-trips';
 /** From this version on, a failed Final's undo leaves out what cannot be undone (a voided record), and says so. */
 const UNDO_IRREVERSIBLE_STEPS = 'undo-irreversible-steps';
 
+/** Invoices from this version on carry PendingChange while a status change runs. */
+const PENDING_CHANGE_ATTRIBUTE = 'pending-change-attribute';
+
 /** Invoices from this version on carry DueDate and Overdue, and wake when their due date is over. */
 const DUE_DATE_ATTRIBUTES = 'due-date-search-attributes';
 
@@ -276,6 +279,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
             { key: sa.overdue, value: isOverdue(state, Date.now()) },
           ]
         : []),
+      ...(patched(PENDING_CHANGE_ATTRIBUTE) ? [{ key: sa.pendingChange, value: state.pendingChange?.to ?? null }] : []),
     ]);
     if (patched(RECORD_AFTER_ANSWER)) unrecorded = [...(unrecorded ?? []), ...(lifecycle ? [lifecycle] : [])];
     else if (lifecycle) await db().recordChange({ invoice: state, lifecycle });
@@ -584,6 +588,8 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       state.held = false;
     }
     state.pendingChange = { to: req.to, requestId: req.requestId, since: new Date().toISOString() };
+    // Sent with the plan's first step: no round trip of its own.
+    if (patched(PENDING_CHANGE_ATTRIBUTE)) upsertSearchAttributes([{ key: sa.pendingChange, value: req.to }]);
     const executed = await executePlan(plan.steps, req.to, req.requestId, found, company.paymentImportSeconds, before, fewer);
     state.status = req.to;
     state.pendingChange = null;
