@@ -20,7 +20,8 @@ import { invoiceHtml } from './pdf/invoice-document.js';
 import type { PdfRenderer } from './pdf/renderer.js';
 import { companyProvider, provider } from './provider/calls.js';
 import type { CircuitSettings } from './provider/circuit.js';
-import { paymentForInvoice, ProviderError, type ProcessingFee } from './provider/provider.js';
+import { paymentForInvoice } from './provider/provider.js';
+import { markProcessingFee, settleProcessingFees } from './processing-fees.js';
 import { createBillActivities } from './bills.js';
 import { createCombinedActivities } from './combined.js';
 import { emitEvents, invoiceEvents, invoiceKey, lockEventKeys } from './events.js';
@@ -61,53 +62,6 @@ interface CompanySettings {
 function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, circuit, metrics }: ActivityDeps) {
   const providerOf = (companyId: string) => companyProvider(sql, secrets, companyId, metrics, circuit);
   const withLink = (s: InvoiceState) => linked(sql, publicApiUrl, s);
-
-  /**
-   * What the provider kept from a card payment it collected, as its own `processing-fee` receipt
-   * (only for providers whose `capabilities.fees` say so). After the payment's receipt is in the
-   * feed: an outage delays only this one (the activity retries), and a provider that refuses for
-   * good (the payment is not its to describe) leaves the payment without it, logged.
-   */
-  async function recordProcessingFee(companyId: string, number: string, p: ProviderPayment): Promise<void> {
-    if (p.method !== 'card') return;
-    const [company] = await sql<{ kind: ProviderKind; done: boolean }[]>`
-      SELECT provider_kind AS kind, EXISTS (SELECT 1 FROM receipts r WHERE r.company_id = c.id AND r.provider_payment_id = ${p.paymentId} AND r.kind = 'processing-fee') AS done
-      FROM companies c WHERE c.id = ${companyId}`;
-    if (!company || company.done || PROVIDER_CAPABILITIES[company.kind].fees !== 'processing-fee') return;
-    const api = await providerOf(companyId);
-    let fee: ProcessingFee | null;
-    try {
-      fee = await api.processingFee(p.paymentId, p.requestId);
-    } catch (e) {
-      if (!(e instanceof ProviderError) || e.retryable) throw e;
-      log.warn('no processing fee recorded: the provider refused to describe the payment', { number, paymentId: p.paymentId, error: e.message, requestId: p.requestId });
-      return;
-    }
-    if (!fee || fee.amount === 0) return;
-    const amount = fee.amount;
-    const currency = fee.currency;
-    await sql.begin(async (tx) => {
-      await insertReceipts(
-        tx,
-        [
-          {
-            companyId,
-            kind: 'processing-fee',
-            providerPaymentId: p.paymentId,
-            invoiceNumber: null,
-            amount,
-            currency,
-            allocations: p.coveredInvoices,
-            applications: [],
-            paidAt: p.paidAt,
-            requestId: p.requestId,
-          },
-        ],
-        invoiceKey(companyId, number),
-      );
-    });
-    log.info('processing fee recorded', { number, paymentId: p.paymentId, amount, currency, requestId: p.requestId });
-  }
 
   /** Sends one message; a refusal for good (SMTP 5xx) stops the activity's retries. */
   async function deliver(mail: OutgoingMail): Promise<void> {
@@ -639,7 +593,7 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
     async recordPayment(input: { companyId: string; number: string; currency: string; payment: ProviderPayment }): Promise<void> {
       const p = input.payment;
       const key = invoiceKey(input.companyId, input.number);
-      await sql.begin(async (tx) => {
+      const feePending = await sql.begin(async (tx) => {
         await lockEventKeys(tx, [key]);
         const applied = await tx`
           INSERT INTO payments (company_id, provider_payment_id, invoice_number, amount, fee, paid_at, source, request_id)
@@ -700,9 +654,19 @@ function createSingleActivities({ sql, renderer, mailer, secrets, publicApiUrl, 
           ],
           key,
         );
+        return markProcessingFee(tx, {
+          companyId: input.companyId,
+          paymentId: p.paymentId,
+          number: input.number,
+          covered: p.coveredInvoices,
+          paidAt: p.paidAt,
+          requestId: p.requestId,
+          method: p.method,
+        });
       });
       log.info('payment applied', { number: input.number, paymentId: p.paymentId, amount: p.amount, requestId: p.requestId });
-      await recordProcessingFee(input.companyId, input.number, p);
+      // One try now, after the payment's receipt; what the provider cannot answer waits for the next reconciliation.
+      if (feePending) await settleProcessingFees(sql, providerOf, input.companyId, p.paymentId);
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Sql } from '../lib/db.js';
 import type { WorkerMetrics } from '../lib/metrics.js';
 import type { Keyring } from '../lib/secrets.js';
 import { emitEvents } from './events.js';
+import { settleProcessingFees } from './processing-fees.js';
 import { companyProvider, provider } from './provider/calls.js';
 import type { CircuitSettings } from './provider/circuit.js';
 
@@ -19,6 +20,8 @@ export function createReconcileActivities({ sql, secrets, metrics, circuit }: { 
         VALUES (${reconciliationId}, ${companyId}, ${requestId}, 0, 0, '[]') ON CONFLICT (id) DO NOTHING`;
       const api = await companyProvider(sql, secrets, companyId, metrics, circuit);
       const records = await provider('list provider invoices', () => api.listInvoices(requestId));
+      // Fees the provider could not describe when their payment came in are read again here.
+      await settleProcessingFees(sql, () => Promise.resolve(api), companyId);
       const engine = await sql<EngineInvoice[]>`
         SELECT number, status, provider_invoice_id AS "providerInvoiceId", total, outstanding, held FROM invoices WHERE company_id = ${companyId}`;
       const findings: Finding[] = findDrift(engine, records);

@@ -138,7 +138,7 @@ const CompanyPatch = Obj(
           kind: Optional(
             StringEnum(PROVIDER_KINDS, {
               description:
-                "Another kind moves the company to that provider: give its whole account (Stripe: apiKey, url by default Stripe's; Bill & Pay: url, accountId, apiKey, webhookSecret), nothing of the old one is kept. Its open Final invoices get a record there at the next reconciliation (POST /v1/reconciliations for at once); their Pay Now links stay.",
+                "Another kind moves the company to that provider: give its whole account (Stripe: apiKey, url by default Stripe's; Bill & Pay: url, accountId, apiKey, webhookSecret), nothing of the old one is kept. The move runs the company's reconciliation at once, which makes each open Final invoice's record there; their Pay Now links stay. Reconcile before moving: payments are only imported from the current account.",
             }),
           ),
           url: Optional(providerAccount.url()),

@@ -224,6 +224,29 @@ describe('a change that fails partway', () => {
     expect(final.providerInvoiceId).not.toBe(created);
     expect((await provider('GET', `/v1/invoices/${final.providerInvoiceId}`)).body).toMatchObject({ number, outstanding: 60_000 });
   });
+
+  it('reports an undo the provider refuses too, so the failed change still ends and says what is left at the provider', async () => {
+    const number = await draft(await newClient(), 61_000);
+    // Both the PDF's attach and the undo's delete of the record are refused.
+    expect((await provider('POST', '/v1/sandbox/faults', { mode: 'error', status: 422, match: '* /v1/invoices/*' })).status).toBe(200);
+    try {
+      const refused = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(502);
+    } finally {
+      await provider('POST', '/v1/sandbox/faults', { mode: 'none' });
+    }
+    const after = (await api('GET', `/v1/invoices/${number}`)).body;
+    expect(after).toMatchObject({ status: 'Draft', pendingChange: null, providerInvoiceId: null, sentToProvider: false });
+    expect(after.lastFailure?.undone).toEqual([expect.stringMatching(/^could not delete provider record \S+: .*422/)]);
+    const left = /could not delete provider record (\S+):/.exec(after.lastFailure!.undone[0]!)![1];
+    expect((await provider('GET', `/v1/invoices/${left}`)).status).toBe(200);
+    // The record left behind holds the number at the provider until reconciliation takes it out of use; then the Final goes through.
+    const run = await api<{ findings: { kind: string; number: string }[] }>('POST', '/v1/reconciliations');
+    expect(run.body.findings).toContainEqual(expect.objectContaining({ number }));
+    await eventually(async () => ((await provider('GET', `/v1/invoices/${left}`)).status === 404 ? true : undefined), 'the record left behind deleted by the repair');
+    const final = await status(number, 'Final');
+    expect(final.providerInvoiceId).not.toBe(left);
+  });
 });
 
 describe('held bills', () => {

@@ -322,6 +322,28 @@ describe.each(PROVIDERS)('lifecycles with $kind', (provider) => {
     expect(await receiptsOf(paymentId)).toEqual([['payment', 12_000], ...provider.keptOf(12_000), ['prepayment', 12_000]]);
   });
 
+  it.runIf(provider.kind === 'stripe')('keeps a fee Stripe could not describe when its payment came in pending, and reads it at the next reconciliation', async () => {
+    const inv = await finalInvoice(await newClient(), 40_000);
+    const fault = (body: unknown) => http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: company.accountKey, body });
+    await fault({ mode: 'error', status: 503, match: 'GET /v1/payment_intents/*' });
+    let paymentId: string;
+    try {
+      paymentId = await payInBrowser(inv.payNowUrl!);
+      // The payment is applied and in the feed whatever happens to its fee.
+      await owing(inv.number, 0);
+      expect(await receiptsOf(paymentId)).toEqual([['payment', 40_000]]);
+      const [pending] = await stack.sql<{ tries: number; last_error: string }[]>`
+        SELECT tries, last_error FROM processing_fees_pending WHERE company_id = ${company.companyId} AND provider_payment_id = ${paymentId}`;
+      expect(pending).toMatchObject({ tries: 1, last_error: expect.stringMatching(/503/) });
+    } finally {
+      await fault({ mode: 'none' });
+    }
+    const run = await api<{ id: string }>('POST', '/v1/reconciliations');
+    expect(run.status, JSON.stringify(run.body)).toBe(201);
+    expect(await receiptsOf(paymentId)).toEqual([['payment', 40_000], ...provider.keptOf(40_000)]);
+    expect(await stack.sql`SELECT 1 FROM processing_fees_pending WHERE company_id = ${company.companyId}`).toHaveLength(0);
+  });
+
   it('Quick Pay after a partial payment, then Reissue -> Final with both applied again, and Draft', async () => {
     const clientId = await newClient();
     const inv = await finalInvoice(clientId, 90_000);

@@ -73,6 +73,9 @@ const FEWER_ROUND_TRIPS = 'fewer-round-trips';
 /** From this version on, a failed Final's undo leaves out what cannot be undone (a voided record), and says so. */
 const UNDO_IRREVERSIBLE_STEPS = 'undo-irreversible-steps';
 
+/** From this version on, an undo step the provider refuses is reported in lastFailure instead of failing the change. */
+const UNDO_FAILURE_REPORTED = 'undo-failure-reported';
+
 /** Invoices from this version on carry PendingChange while a status change runs. */
 const PENDING_CHANGE_ATTRIBUTE = 'pending-change-attribute';
 
@@ -674,6 +677,20 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
     }
   }
 
+  /**
+   * One step of an undo. The provider refusing it for good (an outage is waited out) is reported
+   * with the rest, so the failed change still ends and the invoice says what is left at the
+   * provider (reconciliation finds such a record); runs before this version failed the change.
+   */
+  async function undoing(what: string, undone: string[], fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (isCancellation(e) || !patched(UNDO_FAILURE_REPORTED)) throw e;
+      undone.push(`could not ${what}: ${failureMessage(e)}`);
+    }
+  }
+
   /** Takes back, newest first, what a failed change to Final did at the provider. */
   async function undoFinal(executed: Step[], before: ReturnType<typeof recordSnapshot>, requestId: string): Promise<string[]> {
     const { companyId, number } = state;
@@ -682,17 +699,18 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
       if (step.kind === 'recreate-prepayment-payment') {
         const a = state.prepaymentApplications[step.application]!;
         if (a.providerPaymentId && a.providerPaymentId !== before.applications[step.application]) {
-          await acts.removeProviderPayment({ companyId, paymentId: a.providerPaymentId, number, requestId });
-          undone.push(`removed the prepayment's provider payment ${a.providerPaymentId}`);
+          const paymentId = a.providerPaymentId;
+          await undoing(`remove the prepayment's provider payment ${paymentId}`, undone, async () => {
+            await acts.removeProviderPayment({ companyId, paymentId, number, requestId });
+            undone.push(`removed the prepayment's provider payment ${paymentId}`);
+          });
         }
       } else if (step.kind === 'create-provider-invoice' && state.providerInvoiceId && state.providerInvoiceId !== before.providerInvoiceId) {
-        await acts.deleteProviderInvoice({
-          companyId,
-          providerInvoiceId: state.providerInvoiceId,
-          idempotencyKey: revisionKey('undo-create-invoice'),
-          requestId,
+        const providerInvoiceId = state.providerInvoiceId;
+        await undoing(`delete provider record ${providerInvoiceId}`, undone, async () => {
+          await acts.deleteProviderInvoice({ companyId, providerInvoiceId, idempotencyKey: revisionKey('undo-create-invoice'), requestId });
+          undone.push(`deleted provider record ${providerInvoiceId} (its Pay Now URL no longer works)`);
         });
-        undone.push(`deleted provider record ${state.providerInvoiceId} (its Pay Now URL no longer works)`);
       }
     }
     state.providerInvoiceId = before.providerInvoiceId;
@@ -714,6 +732,7 @@ export async function invoiceWorkflow(input: InvoiceWorkflowInput): Promise<void
         state.providerInvoiceId = null;
         state.payNowUrl = null;
         state.sentToProvider = false;
+        state.paymentImportSeconds = null;
       }
       for (const s of executed) {
         if (s.kind === 'remove-prepayment-payment') state.prepaymentApplications[s.application]!.providerPaymentId = null;

@@ -96,9 +96,10 @@ export interface PaymentProvider {
   removePayment(paymentId: string, idempotencyKey: string, requestId: string): Promise<void>;
   /**
    * What the provider kept from a payment it collected (only when `capabilities.fees` is
-   * `processing-fee`), in its balance's currency; null for a payment it did not collect.
+   * `processing-fee`), in its balance's currency; null for a payment it did not collect (or
+   * collected without a fee billflow can read), 'pending' while its balance does not show it yet.
    */
-  processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | null>;
+  processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | 'pending' | null>;
 }
 
 export interface ProcessingFee {

@@ -325,7 +325,7 @@ export class StripeProvider implements PaymentProvider {
    * intent's latest charge, expanded in one call). Out-of-band marks and billflow's credit notes
    * moved no money through Stripe: no fee.
    */
-  async processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | null> {
+  async processingFee(paymentId: string, requestId: string): Promise<ProcessingFee | 'pending' | null> {
     if (!paymentId.startsWith('inpay_')) return null;
     const p = await this.call(`GET invoice payment ${paymentId}`, () => this.stripe.invoicePayments.retrieve(paymentId, {}, this.opts(requestId)));
     const intent = p.payment.type === 'payment_intent' ? idOf(p.payment.payment_intent) : '';
@@ -333,8 +333,8 @@ export class StripeProvider implements PaymentProvider {
     const pi = await this.call(`GET payment intent ${intent}`, () => this.stripe.paymentIntents.retrieve(intent, { expand: ['latest_charge.balance_transaction'] }, this.opts(requestId)));
     const charge = pi.latest_charge;
     const txn = charge && typeof charge !== 'string' ? charge.balance_transaction : null;
-    // Stripe adds the balance transaction when the charge settles into the balance: retried until then.
-    if (!txn || typeof txn === 'string') throw new ProviderError(`Stripe has no balance transaction for payment intent ${intent} yet`, null, 'balance-transaction-pending');
+    // Stripe adds the balance transaction when the charge settles into the balance: read again until then.
+    if (!txn || typeof txn === 'string') return 'pending';
     return { amount: txn.fee, currency: txn.currency.toUpperCase() };
   }
 }

@@ -172,12 +172,12 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
       }
       const apiKey = account.apiKey ? seal(deps.secrets, 'provider_api_key', id, account.apiKey) : cur.apiKey;
       const oldSecret = openOrNull(deps.secrets, 'provider_webhook_secret', id, stored.webhookSecret);
-      if (account.webhookSecret && account.webhookSecret !== oldSecret) {
-        // The old provider's webhooks are checked the new provider's way once it moves: no overlap then.
+      if (moving || (account.webhookSecret && account.webhookSecret !== oldSecret)) {
+        // A move keeps no secret of the old provider (its webhooks would be checked the new one's way): no overlap then.
         const previous = oldSecret && overlap > 0 && !moving ? seal(deps.secrets, 'provider_webhook_secret_previous', id, oldSecret) : null;
         await tx`
           UPDATE companies SET
-            provider_webhook_secret = ${seal(deps.secrets, 'provider_webhook_secret', id, account.webhookSecret)},
+            provider_webhook_secret = ${account.webhookSecret ? seal(deps.secrets, 'provider_webhook_secret', id, account.webhookSecret) : null},
             provider_webhook_secret_previous = ${previous},
             provider_webhook_secret_previous_expires_at = CASE WHEN ${previous}::text IS NULL THEN NULL ELSE now() + make_interval(secs => ${overlap}) END
           WHERE id = ${id}`;
@@ -192,11 +192,14 @@ export function companiesRouter(deps: ApiDeps, mw: ApiMiddleware): Router {
           provider_api_key = ${apiKey}
         WHERE id = ${id}
         RETURNING id, reconcile_seconds AS "reconcileSeconds", provider_enabled AS enabled`;
-      return row!;
+      return { ...row!, moving };
     });
     if (!updated) throw new HttpProblem(404, 'not-found', `company ${id} not found`);
-    if (updated.enabled) await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id, reconcileSeconds: updated.reconcileSeconds });
-    else await removeReconcileSchedule(deps.temporal, id);
+    if (updated.enabled) {
+      const scheduled = await ensureReconcileSchedule(deps.temporal, deps.taskQueue, { id, reconcileSeconds: updated.reconcileSeconds });
+      // Moved: its open invoices' records are the old provider's until a reconciliation makes them at the new one, so one runs now.
+      if (updated.moving && scheduled) await deps.temporal.schedule.getHandle(reconcileScheduleId(id)).trigger();
+    } else await removeReconcileSchedule(deps.temporal, id);
     res.json((await companyViews([id]))[0]);
   });
 

@@ -58,6 +58,7 @@ const recordings: Record<string, () => Promise<void>> = {
   'reconcile-two-repairs': reconciliation,
   'bill-run-send': billRun,
   'invoice-final-undone': finalUndone,
+  'invoice-undo-refused': undoRefused,
 };
 
 /** Files each recording writes, when it writes more than the one named after it. */
@@ -203,6 +204,23 @@ async function finalUndone(): Promise<void> {
   if (refused.status !== 502) throw new Error(`expected the Final refused: ${refused.status} ${JSON.stringify(refused.body)}`);
   await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
   await save('invoice-final-undone', invoiceWorkflowId(companyId, number));
+}
+
+/** A Final whose PDF attach and whose undo are both refused by the provider: reported, then Final once reconciliation cleared the record. */
+async function undoRefused(): Promise<void> {
+  const tenant = await createTenant(stack);
+  const api = (method: string, p: string, body?: unknown) => http<Record<string, unknown>>(stack.apiUrl, method, p, { key: tenant.apiKey, body });
+  await must(api('POST', '/v1/clients', { id: 'CL-9', name: 'Replay Client', email: 'replay@example.test' }));
+  const number = `REPLAY-${randomUUID().slice(0, 6)}`;
+  await must(api('POST', '/v1/invoices', { number, clientId: 'CL-9', invoiceDate: '2026-11-01', dueDate: '2026-12-01', lines: [{ description: 'Work', amount: 45_000 }] }));
+  await must(http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: tenant.account.apiKey, body: { mode: 'error', status: 422, match: '* /v1/invoices/*' } }));
+  const refused = await api('POST', `/v1/invoices/${number}/status`, { status: 'Final' });
+  if (refused.status !== 502) throw new Error(`expected the Final refused: ${refused.status} ${JSON.stringify(refused.body)}`);
+  await must(http(stack.sandboxUrl, 'POST', '/v1/sandbox/faults', { key: tenant.account.apiKey, body: { mode: 'none' } }));
+  const run = await must(api('POST', '/v1/reconciliations'));
+  await eventually(async () => ((await api('GET', `/v1/reconciliations/${String(run.id)}`)).body.repairs as unknown[]).length === 1 || undefined, 'the repair');
+  await must(api('POST', `/v1/invoices/${number}/status`, { status: 'Final' }));
+  await save('invoice-undo-refused', invoiceWorkflowId(tenant.companyId, number));
 }
 
 async function billRun(): Promise<void> {
