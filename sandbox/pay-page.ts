@@ -120,27 +120,21 @@ const PAGE_HEADERS = {
 
 export function layout(title: string, company: string | null, body: Html, withScript = false): Html {
   return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title}</title>
-        <style>
-          ${new Html(CSS)}
-        </style>
-      </head>
-      <body>
-        <header class="bar"><span class="company">${company ?? 'Bill & Pay'}</span><span class="badge">Sandbox</span></header>
-        <main>${body}</main>
-        ${
-          withScript
-            ? html`<script>
-                ${new Html(SCRIPT)};
-              </script>`
-            : ''
-        }
-      </body>
-    </html>`;
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title}</title>
+<style>${new Html(CSS)}</style>
+</head>
+<body>
+<header class="bar"><span class="company">${company ?? 'Bill & Pay'}</span><span class="badge">Sandbox</span></header>
+<main>
+${body}
+</main>
+${withScript ? html`<script>${new Html(SCRIPT)}</script>` : ''}
+</body>
+</html>`;
 }
 
 export function sendPage(res: Response, status: number, page: Html): void {
@@ -300,24 +294,12 @@ function feeRuleText(inv: PageInvoice): string {
 function invoiceFacts(inv: PageInvoice): Html {
   const money = moneyIn(inv.currency);
   return html`<dl class="facts">
-      <div>
-        <dt>From</dt>
-        <dd id="company-name">${inv.account_name}</dd>
-      </div>
-      <div>
-        <dt>Invoice number</dt>
-        <dd id="invoice-number">${inv.number}</dd>
-      </div>
-      <div>
-        <dt>Invoice date</dt>
-        <dd id="invoice-date">${dateText(inv.invoice_date)}</dd>
-      </div>
-      <div>
-        <dt>Outstanding balance</dt>
-        <dd id="outstanding">${money(inv.outstanding)}</dd>
-      </div>
-    </dl>
-    ${inv.has_pdf ? html`<p><a id="invoice-pdf" href="/pay/${inv.pay_token}/pdf">View the invoice (PDF)</a></p>` : ''}`;
+  <div><dt>From</dt><dd id="company-name">${inv.account_name}</dd></div>
+  <div><dt>Invoice number</dt><dd id="invoice-number">${inv.number}</dd></div>
+  <div><dt>Invoice date</dt><dd id="invoice-date">${dateText(inv.invoice_date)}</dd></div>
+  <div><dt>Outstanding balance</dt><dd id="outstanding">${money(inv.outstanding)}</dd></div>
+</dl>
+${inv.has_pdf ? html`<p><a id="invoice-pdf" href="/pay/${inv.pay_token}/pdf">View the invoice (PDF)</a></p>` : ''}`;
 }
 
 interface FormView {
@@ -333,23 +315,24 @@ export function field(view: Pick<FormView, 'input' | 'problems'>, name: Exclude<
   const value = name === 'cardNumber' || name === 'cvc' ? '' : view.input[name];
   const describedBy = [hint ? `${name}-hint` : null, problem ? `${name}-error` : null].filter(Boolean).join(' ');
   return html`<div class="field">
-    <label for="${name}">${label}</label>
-    <input id="${name}" name="${name}" value="${value}" ${attrs}${problem ? html` aria-invalid="true"` : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''} />
-    ${hint ? html`<p class="hint" id="${name}-hint">${hint}</p>` : ''} ${problem ? html`<p class="error" id="${name}-error">${problem.message}</p>` : ''}
-  </div>`;
+  <label for="${name}">${label}</label>
+  <input id="${name}" name="${name}" value="${value}" ${attrs}${problem ? html` aria-invalid="true"` : ''}${describedBy ? html` aria-describedby="${describedBy}"` : ''}>
+  ${hint ? html`<p class="hint" id="${name}-hint">${hint}</p>` : ''}
+  ${problem ? html`<p class="error" id="${name}-error">${problem.message}</p>` : ''}
+</div>`;
 }
 
 /** The card's fields, as every payment page of the sandbox asks for them. */
 export function cardFields(view: Pick<FormView, 'input' | 'problems'>): Html {
-  return html`<fieldset>
-    <legend>Card</legend>
-    ${field(view, 'payerName', 'Name on card', html`type="text" autocomplete="cc-name" required`)} ${field(view, 'payerEmail', 'Email', html`type="email" autocomplete="email" required`)}
-    ${field(view, 'cardNumber', 'Card number', html`type="text" inputmode="numeric" autocomplete="cc-number" required`)}
-    <div class="row">
-      ${field(view, 'expiry', 'Expiry (MM/YY)', html`type="text" inputmode="numeric" autocomplete="cc-exp" placeholder="MM/YY" required`)}
-      ${field(view, 'cvc', 'Security code (CVC)', html`type="text" inputmode="numeric" autocomplete="cc-csc" required`)}
-    </div>
-  </fieldset>`;
+  return html`<fieldset><legend>Card</legend>
+${field(view, 'payerName', 'Name on card', html`type="text" autocomplete="cc-name" required`)}
+${field(view, 'payerEmail', 'Email', html`type="email" autocomplete="email" required`)}
+${field(view, 'cardNumber', 'Card number', html`type="text" inputmode="numeric" autocomplete="cc-number" required`)}
+<div class="row">
+${field(view, 'expiry', 'Expiry (MM/YY)', html`type="text" inputmode="numeric" autocomplete="cc-exp" placeholder="MM/YY" required`)}
+${field(view, 'cvc', 'Security code (CVC)', html`type="text" inputmode="numeric" autocomplete="cc-csc" required`)}
+</div>
+</fieldset>`;
 }
 
 function formPage(view: FormView): Html {
@@ -358,59 +341,39 @@ function formPage(view: FormView): Html {
   const q = quote(inv, others, input.amount, input.invoices);
   const invoiceProblem = problems.find((p) => p.field === 'invoice');
   const body = html`<h1>Pay invoice ${inv.number}</h1>
-    ${invoiceFacts(inv)}
-    ${
-      problems.length
-        ? html`<div id="errors" class="errors" role="alert">
-            <h2>The payment was not made</h2>
-            <ul>
-              ${problems.map((p) => html`<li>${p.field ? html`<a href="#${p.field === 'invoice' ? 'invoice-error' : p.field}">${p.message}</a>` : p.message}</li>`)}
-            </ul>
-          </div>`
-        : ''
-    }
-    <form id="pay-form" method="post" action="/pay/${inv.pay_token}" data-quote="/pay/${inv.pay_token}/quote" novalidate>
-      <input type="hidden" name="formToken" value="${inv.form_token}" />
-      <fieldset>
-        <legend>Payment</legend>
-        ${field(view, 'amount', `Amount to pay (${inv.currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${money(inv.outstanding)}; you may pay part of the balance.`)}
-        ${
-          others.length
-            ? html`<fieldset>
-                <legend>Also pay other open invoices (in full)</legend>
-                ${others.map(
-                  (o) =>
-                    html`<div class="check">
-                      <input type="checkbox" id="invoice-${o.id}" name="invoice" value="${o.id}" ${input.invoices.includes(o.id) ? html` checked` : ''} />
-                      <label for="invoice-${o.id}">Invoice ${o.number} of ${dateText(o.invoice_date)}: ${money(o.outstanding)}</label>
-                    </div>`,
-                )}
-                ${invoiceProblem ? html`<p class="error" id="invoice-error">${invoiceProblem.message}</p>` : ''}
-              </fieldset>`
-            : ''
-        }
-      </fieldset>
-      ${cardFields(view)}
-      <section class="summary" aria-live="polite">
-        <dl>
-          <div>
-            <dt>Payment</dt>
-            <dd id="summary-payment">${q ? money(q.payment) : '—'}</dd>
-          </div>
-          <div>
-            <dt>Convenience fee</dt>
-            <dd id="summary-fee">${q ? money(q.fee) : '—'}</dd>
-          </div>
-          <div class="total">
-            <dt>Total charged</dt>
-            <dd id="summary-total">${q ? money(q.total) : '—'}</dd>
-          </div>
-        </dl>
-        <p class="hint" id="fee-rule">${feeRuleText(inv)}</p>
-      </section>
-      <button type="submit">Pay</button>
-    </form>
-    <p class="note">Sandbox test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined; any future expiry and any CVC.</p>`;
+${invoiceFacts(inv)}
+${
+  problems.length
+    ? html`<div id="errors" class="errors" role="alert"><h2>The payment was not made</h2><ul>${problems.map(
+        (p) => html`<li>${p.field ? html`<a href="#${p.field === 'invoice' ? 'invoice-error' : p.field}">${p.message}</a>` : p.message}</li>`,
+      )}</ul></div>`
+    : ''
+}
+<form id="pay-form" method="post" action="/pay/${inv.pay_token}" data-quote="/pay/${inv.pay_token}/quote" novalidate>
+<input type="hidden" name="formToken" value="${inv.form_token}">
+<fieldset><legend>Payment</legend>
+${field(view, 'amount', `Amount to pay (${inv.currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${money(inv.outstanding)}; you may pay part of the balance.`)}
+${
+  others.length
+    ? html`<fieldset><legend>Also pay other open invoices (in full)</legend>
+${others.map(
+  (o) => html`<div class="check"><input type="checkbox" id="invoice-${o.id}" name="invoice" value="${o.id}"${input.invoices.includes(o.id) ? html` checked` : ''}>
+<label for="invoice-${o.id}">Invoice ${o.number} of ${dateText(o.invoice_date)}: ${money(o.outstanding)}</label></div>`,
+)}
+${invoiceProblem ? html`<p class="error" id="invoice-error">${invoiceProblem.message}</p>` : ''}
+</fieldset>`
+    : ''
+}
+</fieldset>
+${cardFields(view)}
+<section class="summary" aria-live="polite"><dl>
+  <div><dt>Payment</dt><dd id="summary-payment">${q ? money(q.payment) : '—'}</dd></div>
+  <div><dt>Convenience fee</dt><dd id="summary-fee">${q ? money(q.fee) : '—'}</dd></div>
+  <div class="total"><dt>Total charged</dt><dd id="summary-total">${q ? money(q.total) : '—'}</dd></div>
+</dl><p class="hint" id="fee-rule">${feeRuleText(inv)}</p></section>
+<button type="submit">Pay</button>
+</form>
+<p class="note">Sandbox test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined; any future expiry and any CVC.</p>`;
   return layout(`Pay invoice ${inv.number} · ${inv.account_name}`, inv.account_name, body, true);
 }
 
@@ -419,9 +382,9 @@ function paidPage(inv: PageInvoice): Html {
     `Invoice ${inv.number} · ${inv.account_name}`,
     inv.account_name,
     html`<h1>Invoice ${inv.number}</h1>
-      <p class="paid" id="paid-in-full">Paid in full</p>
-      ${invoiceFacts(inv)}
-      <p class="note">Nothing is left to pay on this invoice. Thank you.</p>`,
+<p class="paid" id="paid-in-full">Paid in full</p>
+${invoiceFacts(inv)}
+<p class="note">Nothing is left to pay on this invoice. Thank you.</p>`,
   );
 }
 
@@ -431,61 +394,26 @@ function confirmationPage(inv: PageInvoice, p: PaymentRow): Html {
     `Payment received · ${inv.account_name}`,
     inv.account_name,
     html`<h1>Payment received</h1>
-      <p>Thank you${p.payer_name ? html`, ${p.payer_name}` : ''}. Your payment to ${inv.account_name} was successful.</p>
-      <dl class="facts">
-        <div>
-          <dt>Payment id</dt>
-          <dd><code id="payment-id">${p.id}</code></dd>
-        </div>
-        <div>
-          <dt>Paid on</dt>
-          <dd>${new Intl.DateTimeFormat('en-US', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' }).format(p.paid_at)} UTC</dd>
-        </div>
-        ${
-          p.card_last4
-            ? html`<div>
-                <dt>Card</dt>
-                <dd>ending in ${p.card_last4}</dd>
-              </div>`
-            : ''
-        }
-      </dl>
-      <table>
-        <thead>
-          <tr>
-            <th>Invoice</th>
-            <th>Paid</th>
-          </tr>
-        </thead>
-        <tbody>
-          ${p.allocations.map(
-            (a) =>
-              html`<tr>
-                <td>${a.invoiceNumber}</td>
-                <td>${money(a.amount)}</td>
-              </tr>`,
-          )}
-          <tr>
-            <td>Convenience fee</td>
-            <td id="fee-charged">${money(p.fee)}</td>
-          </tr>
-          <tr>
-            <th>Total charged</th>
-            <th id="total-charged">${money(p.amount + p.fee)}</th>
-          </tr>
-        </tbody>
-      </table>
-      <p><a href="/pay/${inv.pay_token}">Back to the invoice</a></p>`,
+<p>Thank you${p.payer_name ? html`, ${p.payer_name}` : ''}. Your payment to ${inv.account_name} was successful.</p>
+<dl class="facts">
+  <div><dt>Payment id</dt><dd><code id="payment-id">${p.id}</code></dd></div>
+  <div><dt>Paid on</dt><dd>${new Intl.DateTimeFormat('en-US', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' }).format(p.paid_at)} UTC</dd></div>
+  ${p.card_last4 ? html`<div><dt>Card</dt><dd>ending in ${p.card_last4}</dd></div>` : ''}
+</dl>
+<table>
+<thead><tr><th>Invoice</th><th>Paid</th></tr></thead>
+<tbody>
+${p.allocations.map((a) => html`<tr><td>${a.invoiceNumber}</td><td>${money(a.amount)}</td></tr>`)}
+<tr><td>Convenience fee</td><td id="fee-charged">${money(p.fee)}</td></tr>
+<tr><th>Total charged</th><th id="total-charged">${money(p.amount + p.fee)}</th></tr>
+</tbody>
+</table>
+<p><a href="/pay/${inv.pay_token}">Back to the invoice</a></p>`,
   );
 }
 
 export function messagePage(title: string, message: string, company: string | null): Html {
-  return layout(
-    title,
-    company,
-    html`<h1>${title}</h1>
-      <p>${message}</p>`,
-  );
+  return layout(title, company, html`<h1>${title}</h1><p>${message}</p>`);
 }
 
 // --- routes -----------------------------------------------------------------------------------------

@@ -37,35 +37,12 @@ const day = (unix: number) => new Date(unix * 1000).toISOString().slice(0, 10);
 function facts(inv: Invoice): Html {
   const money = (m: number) => formatMoney(m, inv.currency.toUpperCase());
   return html`<dl class="facts">
-    <div>
-      <dt>From</dt>
-      <dd id="company-name">${inv.account_name}</dd>
-    </div>
-    <div>
-      <dt>Invoice number</dt>
-      <dd id="invoice-number">${inv.number ?? inv.id}</dd>
-    </div>
-    ${
-      inv.metadata.billflow_number
-        ? html`<div>
-            <dt>Reference</dt>
-            <dd id="reference">${inv.metadata.billflow_number}</dd>
-          </div>`
-        : ''
-    }
-    ${
-      inv.due_date
-        ? html`<div>
-            <dt>Due</dt>
-            <dd id="due-date">${dateText(day(inv.due_date))}</dd>
-          </div>`
-        : ''
-    }
-    <div>
-      <dt>Amount due</dt>
-      <dd id="amount-due">${money(inv.amount_remaining)}</dd>
-    </div>
-  </dl>`;
+  <div><dt>From</dt><dd id="company-name">${inv.account_name}</dd></div>
+  <div><dt>Invoice number</dt><dd id="invoice-number">${inv.number ?? inv.id}</dd></div>
+  ${inv.metadata.billflow_number ? html`<div><dt>Reference</dt><dd id="reference">${inv.metadata.billflow_number}</dd></div>` : ''}
+  ${inv.due_date ? html`<div><dt>Due</dt><dd id="due-date">${dateText(day(inv.due_date))}</dd></div>` : ''}
+  <div><dt>Amount due</dt><dd id="amount-due">${money(inv.amount_remaining)}</dd></div>
+</dl>`;
 }
 
 type Input = ReturnType<typeof readForm>;
@@ -75,27 +52,17 @@ function formPage(found: Found, input: Omit<Input, 'cardNumber' | 'cvc' | 'formT
   const currency = inv.currency.toUpperCase();
   const view = { input, problems };
   const body = html`<h1>Pay invoice ${inv.number ?? inv.id}</h1>
-    ${facts(inv)}
-    ${
-      problems.length
-        ? html`<div id="errors" class="errors" role="alert">
-            <h2>The payment was not made</h2>
-            <ul>
-              ${problems.map((p) => html`<li>${p.message}</li>`)}
-            </ul>
-          </div>`
-        : ''
-    }
-    <form id="pay-form" method="post" novalidate>
-      <input type="hidden" name="formToken" value="${found.formToken}" />
-      <fieldset>
-        <legend>Payment</legend>
-        ${field(view, 'amount', `Amount to pay (${currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${formatMoney(inv.amount_remaining, currency)}; you may pay part of it.`)}
-      </fieldset>
-      ${cardFields(view)}
-      <button type="submit">Pay</button>
-    </form>
-    <p class="note">Stripe test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined; any future expiry and any CVC.</p>`;
+${facts(inv)}
+${problems.length ? html`<div id="errors" class="errors" role="alert"><h2>The payment was not made</h2><ul>${problems.map((p) => html`<li>${p.message}</li>`)}</ul></div>` : ''}
+<form id="pay-form" method="post" novalidate>
+<input type="hidden" name="formToken" value="${found.formToken}">
+<fieldset><legend>Payment</legend>
+${field(view, 'amount', `Amount to pay (${currency})`, html`type="text" inputmode="decimal" autocomplete="off" required`, `Up to ${formatMoney(inv.amount_remaining, currency)}; you may pay part of it.`)}
+</fieldset>
+${cardFields(view)}
+<button type="submit">Pay</button>
+</form>
+<p class="note">Stripe test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined; any future expiry and any CVC.</p>`;
   return layout(`Pay invoice ${inv.number ?? inv.id} · ${inv.account_name}`, inv.account_name, body);
 }
 
@@ -105,10 +72,9 @@ function statusPage(inv: Invoice): Html {
     `Invoice ${inv.number ?? inv.id} · ${inv.account_name}`,
     inv.account_name,
     html`<h1>Invoice ${inv.number ?? inv.id}</h1>
-      ${paid ? html`<p class="paid" id="paid-in-full">Paid</p>` : html`<p class="paid" id="invoice-void">This invoice is void</p>`} ${facts(inv)}
-      <p class="note">
-        ${paid ? 'Nothing is left to pay on this invoice. Thank you.' : `${inv.account_name} has voided this invoice: nothing can be paid on it. If you received a newer invoice, use the link in it.`}
-      </p>`,
+${paid ? html`<p class="paid" id="paid-in-full">Paid</p>` : html`<p class="paid" id="invoice-void">This invoice is void</p>`}
+${facts(inv)}
+<p class="note">${paid ? 'Nothing is left to pay on this invoice. Thank you.' : `${inv.account_name} has voided this invoice: nothing can be paid on it. If you received a newer invoice, use the link in it.`}</p>`,
   );
 }
 
@@ -118,22 +84,13 @@ function confirmationPage(inv: Invoice, p: InvoicePayment, payer: string): Html 
     `Payment received · ${inv.account_name}`,
     inv.account_name,
     html`<h1>Payment received</h1>
-      <p>Thank you, ${payer}. Your payment to ${inv.account_name} was successful.</p>
-      <dl class="facts">
-        <div>
-          <dt>Payment id</dt>
-          <dd><code id="payment-id">${p.id}</code></dd>
-        </div>
-        <div>
-          <dt>Invoice</dt>
-          <dd>${inv.number ?? inv.id}</dd>
-        </div>
-        <div>
-          <dt>Total charged</dt>
-          <dd id="total-charged">${money(p.amount_paid ?? 0)}</dd>
-        </div>
-      </dl>
-      <p><a href="${new URL(inv.hosted_invoice_url!).pathname}">Back to the invoice</a></p>`,
+<p>Thank you, ${payer}. Your payment to ${inv.account_name} was successful.</p>
+<dl class="facts">
+  <div><dt>Payment id</dt><dd><code id="payment-id">${p.id}</code></dd></div>
+  <div><dt>Invoice</dt><dd>${inv.number ?? inv.id}</dd></div>
+  <div><dt>Total charged</dt><dd id="total-charged">${money(p.amount_paid ?? 0)}</dd></div>
+</dl>
+<p><a href="${new URL(inv.hosted_invoice_url!).pathname}">Back to the invoice</a></p>`,
   );
 }
 
