@@ -800,7 +800,11 @@ describe('chaos faults', () => {
       expect(first!.id).toBe(second!.id);
       expect(first!.data.payment.id).toBe(paid.body.id);
       for (const c of hook.calls) expect(verifySignature(a.webhookSecret, c.body, c.headers[SIGNATURE_HEADER.toLowerCase()] as string)).toBeNull();
-      const [d] = (await a.api('GET', `/v1/sandbox/webhook-deliveries?paymentId=${paid.body.id}`)).body.data as Json[];
+      // The receiver can have both calls before the sandbox has recorded the attempt.
+      const d = await eventually(async () => {
+        const [row] = (await a.api('GET', `/v1/sandbox/webhook-deliveries?paymentId=${paid.body.id}`)).body.data as Json[];
+        return row?.deliveredAt ? row : undefined;
+      }, 'the delivery recorded');
       expect(d).toMatchObject({ fault: 'duplicated', attempts: 1, eventId: first!.id });
       expect(d!.deliveredAt).not.toBeNull();
     } finally {
