@@ -47,9 +47,12 @@ export async function settleProcessingFees(sql: Sql, providerOf: (companyId: str
     FROM processing_fees_pending WHERE company_id = ${companyId} ${paymentId ? sql`AND provider_payment_id = ${paymentId}` : sql``}
     ORDER BY created_at`;
   let left = 0;
+  // The account is read (and its key opened) once, and only when something is pending.
+  let api: PaymentProvider | undefined;
   for (const f of pending) {
     try {
-      const fee = await (await providerOf(companyId)).processingFee(f.paymentId, f.requestId);
+      api ??= await providerOf(companyId);
+      const fee = await api.processingFee(f.paymentId, f.requestId);
       if (fee === 'pending') throw new Error('the provider has not settled the charge into its balance yet');
       await sql.begin(async (tx) => {
         if (fee && fee.amount > 0) {
